@@ -1,0 +1,64 @@
+"""napari-virtual-aperture: virtual apertures for 4D/5D-STEM, from crowded agglomerates to solved structures.
+
+The library is Qt-free; everything public is importable from here and loaded lazily, so
+``import virtual_aperture`` is fast and pulls in neither napari nor Qt (the napari widgets
+live in :mod:`virtual_aperture._napari`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (relative to this package)
+_LAZY: dict[str, str] = {
+    # data model
+    "Dataset": ".model.dataset",
+    "Calibration": ".model.calibration",
+    "electron_wavelength": ".model.calibration",
+    # io
+    "open_dataset": ".io",
+    "open_tilt_series": ".io",
+    "ReadError": ".io.errors",
+    # built-in sample
+    "simulate_agglomerate": ".sample",
+    "load_structure": ".sample",
+    "builtin_structures": ".sample",
+    # compute engine
+    "virtual_image": ".compute",
+    "aperture_sums": ".compute",
+    "ApertureSum": ".compute",
+    "VirtualImageUpdater": ".compute",
+    "detectors": ".compute.detectors",
+    "get_client": ".compute",
+    # crystallography
+    "find_bragg_peaks": ".crystal",
+    "index_tilt_series": ".crystal",
+    "index_zone_axis": ".crystal",
+    "integrate_reflections": ".crystal",
+    "merge_reflections": ".crystal",
+    "charge_flip": ".crystal",
+    "solve_structure": ".crystal",
+    # crowded agglomerates
+    "propose_grains": ".grains",
+    "cluster_vectors": ".grains",
+    "track_grains": ".grains",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'virtual_aperture' has no attribute {name!r}")
+    mod = importlib.import_module(module, __name__)
+    value = mod if name == module.rsplit(".", 1)[-1] and not hasattr(mod, name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

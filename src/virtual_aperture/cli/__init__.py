@@ -1,0 +1,49 @@
+"""Command line: ``virtual-aperture <command> ...``.
+
+Every module ``cmd_<name>.py`` in this package is one sub-command; it defines
+``register(subparsers)`` that adds its parser and sets ``func`` (called with the parsed
+arguments, returning an exit code). Errors derived from ``ValueError``/``OSError`` are
+printed as one line and give exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from virtual_aperture import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="virtual-aperture",
+        description="Virtual apertures for 4D/5D-STEM: from crowded agglomerates to solved structures.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("virtual-aperture: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, KeyError, IndexError, RuntimeError) as exc:
+        print(f"virtual-aperture {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
