@@ -1,0 +1,317 @@
+"""The workspace controller: links the napari layers, the diffraction view and the model.
+
+Main viewer: the navigator (from the reader), a ``grains`` Labels layer (one label = one
+virtual aperture; ``(tilt, y, x)`` for tilt series) and the virtual images. Diffraction
+viewer (a second :class:`~napari.components.ViewerModel`): the pattern under the cursor, the
+summed pattern of the selected grain and a ``detectors`` Labels layer (see
+:mod:`.detector_control`).
+
+Every paint event of the grains layer is diffed against a shadow copy on the GUI thread (cheap)
+and the changed positions are moved between :class:`ApertureSum` accumulators on a worker
+thread, so the selected grain's summed pattern follows the brush live and exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from ..live import GrainTracker, as_tilt_stack
+from ..model import WorkspaceModel, workspace_for
+from ..reader import META_KEY
+from .runner import LatestRunner, SerialRunner
+
+PAINT_MODES = {"paint", "erase", "fill", "polygon"}
+
+
+def find_dataset_layer(viewer: Any) -> Any:
+    """The newest layer whose metadata carries a virtual-aperture dataset (navigator role)."""
+    for layer in reversed(list(viewer.layers)):
+        info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
+        if info and info.get("role") == "navigator" and info.get("dataset") is not None:
+            return layer
+    return None
+
+
+class WorkspaceController(QObject):
+    """Owns the live machinery of one workspace (one per napari viewer)."""
+
+    dataset_ready = Signal()
+    grains_edited = Signal()  # the grains label image changed (throttled by listeners)
+    grain_pattern_changed = Signal()
+    cursor_pattern_changed = Signal()
+
+    def __init__(self, viewer: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        from napari.components import ViewerModel
+
+        self.viewer = viewer
+        self.model: WorkspaceModel = workspace_for(viewer)
+        self.diffraction = ViewerModel(title="diffraction")
+        self.dataset: Any = None
+        self.navigator: Any = None
+        self.grains: Any = None
+        self.tracker: GrainTracker | None = None
+        self.total: np.ndarray | None = None  # (n_tilts, sy, sx) total intensity per position
+        self.cursor_layer = self.grain_layer = None
+        self.grain_sum: np.ndarray | None = None
+        self.grain_count = 0
+        self.grain_key: tuple[int, int] | None = None
+        self.cursor_pattern: np.ndarray | None = None
+        self.cursor_position: tuple[int, int, int] | None = None
+        self.paint_latency: list[float] = []
+        self.hover = LatestRunner("hover", self)
+        self.sums = SerialRunner("grain sums", self)
+        self._edit_t0: float | None = None
+        self.model.selected_changed.connect(self._on_selected)
+        self.model.tilt_changed.connect(self._on_tilt)
+        self.model.display_changed.connect(self._redisplay)
+        viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        viewer.dims.events.current_step.connect(self._on_dims)
+        viewer.mouse_move_callbacks.append(self._on_mouse_move)
+        viewer.mouse_drag_callbacks.append(self._on_mouse_click)
+        self._edit_timer = QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(150)
+        self._edit_timer.timeout.connect(self.grains_edited.emit)
+        layer = find_dataset_layer(viewer)
+        if layer is not None:
+            self.attach(layer)
+
+    # ---- dataset ---------------------------------------------------------------------------------
+    def _on_layer_inserted(self, event: Any) -> None:
+        layer = event.value
+        info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
+        if info and info.get("role") == "navigator" and info.get("dataset") is not self.dataset:
+            QTimer.singleShot(0, lambda: self.attach(layer))
+
+    def attach(self, navigator: Any, grains: np.ndarray | None = None) -> None:
+        """Work on the dataset of ``navigator``; ``grains`` restores a label image (sessions)."""
+        ds = navigator.metadata[META_KEY]["dataset"]
+        self.dataset, self.navigator = ds, navigator
+        self.model.dataset = ds
+        shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else tuple(ds.scan_shape)
+        data = np.zeros(shape, np.int32) if grains is None else np.array(grains, dtype=np.int32)
+        if data.shape != shape:
+            raise ValueError(f"grain labels of shape {data.shape} do not fit the scan {shape}")
+        nav = np.asarray(navigator.data, dtype=np.float64)
+        self.total = as_tilt_stack(nav)
+        if self.grains is not None and self.grains in self.viewer.layers:
+            self.viewer.layers.remove(self.grains)
+        self.grains = self.viewer.add_labels(
+            data,
+            name="grains",
+            scale=navigator.scale,
+            axis_labels=navigator.axis_labels,
+            units=navigator.units,
+            opacity=0.5,
+            metadata={META_KEY: {"role": "grains", "dataset": ds, "grain_names": self.model.grain_names}},
+        )
+        self.grains.brush_size = 3
+        self.tracker = GrainTracker(ds, data)
+        self.sums.submit(lambda: self.tracker.drop())
+        ev = self.grains.events
+        ev.labels_update.connect(lambda e: self._on_grains_edit(current_tilt_only=True))
+        ev.paint.connect(lambda e: self._on_grains_edit())
+        ev.data.connect(lambda e: self._on_grains_edit())
+        ev.set_data.connect(lambda e: self._on_grains_edit())
+        ev.selected_label.connect(lambda e: setattr(self.model, "selected", self.grains.selected_label))
+        self._setup_diffraction(ds)
+        self.model.set_grain_names({int(v): f"grain {int(v)}" for v in np.unique(data) if v})
+        self.model.selected = self.grains.selected_label
+        self.viewer.layers.selection.active = self.grains
+        self._request_grain()
+        self.dataset_ready.emit()
+
+    def _setup_diffraction(self, ds: Any) -> None:
+        dv = self.diffraction
+        for layer in list(dv.layers):
+            if layer.name in ("cursor pattern", "grain sum"):
+                dv.layers.remove(layer)
+        blank = np.zeros(ds.detector_shape, np.float32)
+        px = ds.calibration.pixel_size or 1.0
+        self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", scale=(px, px))
+        self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", scale=(px, px), visible=False)
+        dv.reset_view()
+
+    @property
+    def grain_labels(self) -> np.ndarray | None:
+        return None if self.grains is None else self.grains.data
+
+    # ---- grains: live sums -------------------------------------------------------------------
+    def _on_grains_edit(self, current_tilt_only: bool = False) -> None:
+        if self.tracker is None:
+            return
+        t0 = time.perf_counter()
+        tilt = self.model.tilt if current_tilt_only else None
+        changes = self.tracker.diff(self.grains.data, tilt=tilt)
+        if not changes:
+            return
+        self.model.mark_dirty()
+        new = {c.new for c in changes if c.new > 0 and c.new not in self.model.grain_names}
+        for label in sorted(new):
+            self.model.add_grain(label)
+        key = (self.model.tilt, self.model.selected)
+        mask = self.tracker.mask(*key)
+        tracker = self.tracker
+        if self._edit_t0 is None:
+            self._edit_t0 = t0
+
+        def work() -> tuple:
+            tracker.apply(changes)
+            acc = tracker.ensure(*key, mask)
+            return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
+
+        self.sums.submit(work, self._grain_result)
+        self.grain_layer.visible = True
+        self._edit_timer.start()
+
+    def _request_grain(self) -> None:
+        if self.tracker is None:
+            return
+        key = (self.model.tilt, self.model.selected)
+        if key[1] <= 0:
+            self.grain_key, self.grain_sum, self.grain_count = key, None, 0
+            return
+        mask = self.tracker.mask(*key)
+        tracker = self.tracker
+
+        def work() -> tuple:
+            acc = tracker.ensure(*key, mask)
+            return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
+
+        self.sums.submit(work, self._grain_result)
+
+    def _grain_result(self, result: tuple) -> None:
+        key, total, count = result
+        if key != (self.model.tilt, self.model.selected):
+            return
+        self.grain_key, self.grain_sum, self.grain_count = key, total, count
+        if self._edit_t0 is not None and not self.sums.busy:
+            self.paint_latency.append(time.perf_counter() - self._edit_t0)
+            self._edit_t0 = None
+        name = self.model.grain_names.get(key[1], f"grain {key[1]}")
+        self.grain_layer.name = "grain sum"
+        self.grain_layer.metadata["title"] = f"{name}: {count} positions"
+        self._show(self.grain_layer, total)
+        self.grain_pattern_changed.emit()
+
+    def _on_selected(self, label: int) -> None:
+        if self.grains is not None and self.grains.selected_label != label and label > 0:
+            self.grains.selected_label = label
+        self._request_grain()
+
+    # ---- tilt ---------------------------------------------------------------------------------
+    def _on_dims(self, event: Any = None) -> None:
+        if self.dataset is None or not self.dataset.is_tilt_series or self.navigator is None:
+            return
+        axis = self.viewer.dims.ndim - 3  # the tilt axis is the first of the 3 navigator axes
+        self.model.tilt = int(self.viewer.dims.current_step[axis])
+
+    def _on_tilt(self, tilt: int) -> None:
+        if self.dataset is not None and self.dataset.is_tilt_series:
+            axis = self.viewer.dims.ndim - 3
+            if self.viewer.dims.current_step[axis] != tilt:
+                self.viewer.dims.set_current_step(axis, tilt)
+        self._request_grain()
+        if self.cursor_position is not None:
+            _, y, x = self.cursor_position
+            self.request_pattern(y, x)
+
+    def step_tilt(self, delta: int) -> None:
+        self.model.tilt = self.model.tilt + delta
+
+    # ---- cursor pattern ---------------------------------------------------------------------
+    def _scan_position(self, world: Any) -> tuple[int, int] | None:
+        if self.navigator is None:
+            return None
+        data = self.navigator.world_to_data(world)
+        y, x = int(round(data[-2])), int(round(data[-1]))
+        sy, sx = self.dataset.scan_shape
+        return (y, x) if (0 <= y < sy and 0 <= x < sx) else None
+
+    def _on_mouse_move(self, viewer: Any, event: Any) -> None:
+        pos = self._scan_position(event.position)
+        if pos is not None and not getattr(self, "pinned", False):
+            self.request_pattern(*pos)
+
+    def _on_mouse_click(self, viewer: Any, event: Any) -> None:
+        layer = viewer.layers.selection.active
+        if layer is self.grains and getattr(layer, "mode", "") in PAINT_MODES:
+            return
+        pos = self._scan_position(event.position)
+        if pos is not None:
+            self.pinned = "Alt" not in {getattr(m, "name", str(m)) for m in event.modifiers}
+            self.request_pattern(*pos)
+
+    def request_pattern(self, y: int, x: int) -> None:
+        """Show the pattern at scan position (y, x) of the current tilt (computed off-thread)."""
+        from virtual_aperture.compute import pattern_at
+
+        ds = self.dataset
+        key = (self.model.tilt, int(y), int(x))
+
+        def fetch(k: tuple) -> np.ndarray:
+            return np.asarray(pattern_at(ds.data, k[1], k[2], tilt=k[0]))
+
+        self.hover.request(key, fetch, self._cursor_result)
+
+    def _cursor_result(self, key: tuple, pattern: np.ndarray) -> None:
+        self.cursor_position, self.cursor_pattern = key, pattern
+        t, y, x = key
+        self.cursor_layer.metadata["title"] = f"pattern at (y={y}, x={x}), tilt {t}"
+        self._show(self.cursor_layer, pattern)
+        self.cursor_pattern_changed.emit()
+
+    # ---- display ------------------------------------------------------------------------------
+    def _show(self, layer: Any, raw: np.ndarray) -> None:
+        disp = self.model.display
+        shown = disp.transform(raw)
+        layer.data = shown
+        layer.contrast_limits = disp.contrast_limits(shown)
+        layer.gamma = disp.gamma
+
+    def _redisplay(self, *_: Any) -> None:
+        if self.cursor_pattern is not None:
+            self._show(self.cursor_layer, self.cursor_pattern)
+        if self.grain_sum is not None:
+            self._show(self.grain_layer, self.grain_sum)
+
+    # ---- helpers for widgets and tests ----------------------------------------------------------
+    def grain_stats(self) -> dict[int, tuple[int, float]]:
+        """label -> (pixel count, total counts) at the current tilt."""
+        if self.grains is None:
+            return {}
+        labels = as_tilt_stack(self.grains.data)[self.model.tilt].ravel().astype(np.int64)
+        n = int(labels.max(initial=0)) + 1
+        pix = np.bincount(labels, minlength=n)
+        tot = np.bincount(labels, weights=self.total[self.model.tilt].ravel(), minlength=n)
+        return {k: (int(pix[k]), float(tot[k])) for k in range(1, n) if pix[k] > 0}
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Process events until the live runners are idle (tests, benchmarks, shutdown)."""
+        from qtpy.QtWidgets import QApplication
+
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            QApplication.processEvents()
+            if not (self.sums.busy or self.hover.busy or any(r.busy for r in self.extra_runners())):
+                QApplication.processEvents()
+                return
+            time.sleep(0.001)
+        raise TimeoutError("virtual-aperture workers did not finish")
+
+    def extra_runners(self) -> list:
+        return [r for r in getattr(self, "_extra_runners", [])]
+
+    def close(self) -> None:
+        for r in (self.hover, self.sums, *self.extra_runners()):
+            r.close()
+        try:
+            self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
+            self.viewer.mouse_drag_callbacks.remove(self._on_mouse_click)
+        except ValueError:
+            pass

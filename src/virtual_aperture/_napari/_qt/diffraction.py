@@ -1,0 +1,98 @@
+"""The diffraction view: a second napari canvas docked beside the main one.
+
+napari's ``multiple_viewer_widget`` pattern: a :class:`~napari.components.ViewerModel` (owned by
+the controller) shown by its own ``QtViewer``, with that viewer's layer controls so the
+``detectors`` Labels layer can be painted with napari's own tools. Display controls (log, gamma,
+percentiles) write :class:`~virtual_aperture._napari.model.DisplaySettings` to the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+from qtpy.QtCore import Qt
+
+
+class DiffractionView(QWidget):
+    """Canvas + layer controls + display settings of the diffraction viewer."""
+
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from napari.qt import QtViewer
+
+        self.controller = controller
+        self.model = controller.model
+        self.qt_viewer = QtViewer(controller.diffraction)
+        self.title = QLabel("hover over the navigator to see patterns")
+        self.title.setWordWrap(True)
+
+        self.log = QCheckBox("log")
+        self.gamma = QDoubleSpinBox(minimum=0.1, maximum=5.0, singleStep=0.1, decimals=2)
+        self.low = QDoubleSpinBox(minimum=0.0, maximum=99.0, singleStep=0.5, decimals=1)
+        self.high = QDoubleSpinBox(minimum=1.0, maximum=100.0, singleStep=0.1, decimals=2)
+        self._load_display(self.model.display)
+        row = QHBoxLayout()
+        for label, w in (("", self.log), ("γ", self.gamma), ("low %", self.low), ("high %", self.high)):
+            if label:
+                row.addWidget(QLabel(label))
+            row.addWidget(w)
+        for w in (self.gamma, self.low, self.high):
+            w.valueChanged.connect(self._store_display)
+        self.log.toggled.connect(self._store_display)
+        self.model.display_changed.connect(self._load_display)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.qt_viewer)
+        splitter.addWidget(self.qt_viewer.controls)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.title)
+        lay.addLayout(row)
+        lay.addWidget(splitter, 1)
+        controller.cursor_pattern_changed.connect(lambda: self._title(controller.cursor_layer))
+        controller.grain_pattern_changed.connect(lambda: self._title(controller.grain_layer))
+        self.setMinimumWidth(320)
+
+    def _title(self, layer: Any) -> None:
+        texts = []
+        for lyr in (self.controller.cursor_layer, self.controller.grain_layer):
+            if lyr is not None and lyr.visible and lyr.metadata.get("title"):
+                texts.append(f"{lyr.name}: {lyr.metadata['title']}")
+        self.title.setText("\n".join(texts))
+
+    def _load_display(self, d: Any) -> None:
+        for w, v in ((self.log, d.log), (self.gamma, d.gamma), (self.low, d.percentile_low), (self.high, d.percentile_high)):
+            w.blockSignals(True)
+            w.setChecked(v) if isinstance(w, QCheckBox) else w.setValue(v)
+            w.blockSignals(False)
+
+    def _store_display(self, *_: Any) -> None:
+        low, high = self.low.value(), self.high.value()
+        if low >= high:
+            return
+        self.model.display = dataclasses.replace(
+            self.model.display, log=self.log.isChecked(), gamma=self.gamma.value(), percentile_low=low, percentile_high=high
+        )
+
+    def toggle_log(self) -> None:
+        self.log.setChecked(not self.log.isChecked())
+
+    def close_viewer(self) -> None:
+        """Close the embedded QtViewer (it is a napari QtViewer and must be closed explicitly)."""
+        try:
+            self.qt_viewer.close()
+        except RuntimeError:
+            pass

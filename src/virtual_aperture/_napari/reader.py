@@ -1,0 +1,75 @@
+"""napari reader: open a 4D/5D-STEM file as a real-space navigator image.
+
+The navigator is the total-intensity virtual image (the sum over the whole detector at every scan
+position) computed on the compute engine; for a 5D tilt series it has a leading tilt axis. The
+:class:`~virtual_aperture.Dataset` rides along in ``layer.metadata["virtual_aperture"]`` so the
+workspace widgets can find it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+META_KEY = "virtual_aperture"
+
+
+def _as_path(path: Any) -> str | None:
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    return os.fspath(path)
+
+
+def get_reader(path: Any) -> Callable[[Any], list] | None:
+    """napari ``get_reader`` hook: a reader function for supported files, else None."""
+    p = _as_path(path)
+    if p is None:
+        return None
+    try:
+        from virtual_aperture import io
+
+        if not io.can_read(p):
+            return None
+        ds = io.open_dataset(p)
+    except Exception:  # noqa: BLE001 - napari asks every plugin; failing to open = not ours
+        return None
+
+    def _read(_path: Any) -> list:
+        return navigator_layers(ds)
+
+    return _read
+
+
+def total_intensity(ds: Any) -> np.ndarray:
+    """Sum over the detector at every scan position: ``(sy, sx)`` or ``(tilt, sy, sx)``."""
+    from virtual_aperture.compute import virtual_image
+
+    mask = np.ones(ds.detector_shape, dtype=bool)
+    if not ds.is_tilt_series:
+        return np.asarray(virtual_image(ds.data, mask), dtype=np.float32)
+    return np.stack([np.asarray(virtual_image(ds.data[t], mask), dtype=np.float32) for t in range(ds.n_tilts)])
+
+
+def navigator_layers(ds: Any, *, name: str | None = None) -> list[tuple[Any, dict, str]]:
+    """LayerData tuples for a dataset: one navigator image carrying the dataset in its metadata."""
+    image = total_intensity(ds)
+    step = float(ds.calibration.scan_step_nm)
+    scale = (step, step) if image.ndim == 2 else (1.0, step, step)
+    axis_labels = ("scan_y", "scan_x") if image.ndim == 2 else ("tilt", "scan_y", "scan_x")
+    units = ("nm", "nm") if image.ndim == 2 else ("pixel", "nm", "nm")
+    base = name or (os.path.basename(ds.source.rstrip("/\\")) if ds.source else "dataset")
+    meta = {
+        "name": f"{base} · total intensity",
+        "colormap": "gray",
+        "scale": scale,
+        "axis_labels": axis_labels,
+        "units": units,
+        "metadata": {META_KEY: {"dataset": ds, "role": "navigator"}},
+    }
+    return [(image, meta, "image")]
