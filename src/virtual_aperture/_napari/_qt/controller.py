@@ -77,7 +77,10 @@ class WorkspaceController(QObject):
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(150)
         self._edit_timer.timeout.connect(self.grains_edited.emit)
-        layer = find_dataset_layer(viewer)
+
+    def start(self) -> None:
+        """Attach to the newest dataset already open in the viewer (call once listeners exist)."""
+        layer = find_dataset_layer(self.viewer)
         if layer is not None:
             self.attach(layer)
 

@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-PANELS: list = []
+from .detector_control import DetectorPanel
+
+PANELS: list = [
+    ("detectors", "Detectors", DetectorPanel),
+]

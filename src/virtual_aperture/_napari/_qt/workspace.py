@@ -66,8 +66,9 @@ class WorkspaceWidget(QWidget):
         self.controller.dataset_ready.connect(self._update_status)
         self.model.tilt_changed.connect(lambda *_: self._update_status())
         self._bind_keys()
-        self._update_status()
         self.destroyed.connect(self.controller.close)
+        self.controller.start()
+        self._update_status()
 
     def _add_optional_panels(self) -> None:
         from .panels import PANELS
