@@ -1,0 +1,253 @@
+"""Automatic grain proposals: spatially coherent segmentation by diffraction similarity.
+
+Workflow (after the unsupervised 4D-STEM clustering of Lee, Ribet, …, Ophus, arXiv 2601.17262,
+py4DSTEM ``process/utils/cluster.py``, re-implemented here):
+
+1. compress every pattern to Bragg-spot features on a binned detector (dask, one pass);
+2. denoise by projecting onto the leading ``n_components`` singular vectors (truncated SVD,
+   uncentred so that vacuum stays near zero);
+3. seeded region growing on the scan grid: seeds are positions most similar to their
+   neighbours, a region absorbs a neighbour whose cosine with the region's mean ≥ ``threshold``;
+4. regions smaller than ``min_size`` are dropped (vacuum/amorphous never form coherent regions,
+   so they stay 0), enclosed holes are filled, ids are ordered by size;
+5. per grain: confidence (mean correlation of members with the grain mean, as
+   :func:`grain_coherence`) and the mean diffraction pattern at full detector resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from scipy import ndimage
+
+from ._common import (
+    as_dataset,
+    central_mask,
+    check_bin,
+    check_cancel,
+    compute_rows,
+    feature_array,
+    normalise_rows,
+    report,
+    tilt_array,
+)
+from ._kernels import grow_regions, seed_scores
+
+
+@dataclass
+class GrainProposal:
+    """Proposed grains of one scan or of every tilt of a series.
+
+    Attributes
+    ----------
+    labels
+        int32 ``(scan_y, scan_x)`` or ``(n_tilts, scan_y, scan_x)``; 0 = no grain.
+    confidence
+        Per tilt, ``{grain id: mean correlation (0…1) of member patterns with the grain mean}``.
+    sizes
+        Per tilt, ``{grain id: number of scan positions}``.
+    mean_patterns
+        Per tilt, ``{grain id: mean diffraction pattern (k_y, k_x) float64}`` (empty when
+        ``mean_patterns=False`` was asked for).
+    tilts
+        The tilt index of each entry of the per-tilt lists.
+    """
+
+    labels: np.ndarray
+    confidence: list[dict[int, float]]
+    sizes: list[dict[int, int]]
+    mean_patterns: list[dict[int, np.ndarray]] = field(default_factory=list)
+    tilts: list[int] = field(default_factory=list)
+
+    @property
+    def n_grains(self) -> int:
+        return int(len(np.unique(self.labels[self.labels > 0])))
+
+    def table(self) -> list[tuple[int, int, int, float]]:
+        """Rows ``(tilt, grain id, size, confidence)`` sorted by tilt then id."""
+        rows = []
+        for t, conf, size in zip(self.tilts, self.confidence, self.sizes):
+            for gid in sorted(conf):
+                rows.append((t, gid, size[gid], conf[gid]))
+        return rows
+
+
+def _check_params(min_size: Any, threshold: Any, n_components: Any) -> None:
+    if not isinstance(min_size, (int, np.integer)) or isinstance(min_size, bool) or min_size < 1:
+        raise ValueError(f"min_size must be an integer ≥ 1 (scan positions), got {min_size!r}")
+    if not isinstance(threshold, (int, float)) or not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must be a correlation strictly between 0 and 1, got {threshold!r}")
+    if not isinstance(n_components, (int, np.integer)) or isinstance(n_components, bool) or n_components < 1:
+        raise ValueError(f"n_components must be an integer ≥ 1, got {n_components!r}")
+
+
+def _reduce(x: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors of the rows of ``x`` projected on its leading right singular vectors."""
+    n, m = x.shape
+    k = min(n_components, m, n)
+    if k < min(m, n):
+        from sklearn.utils.extmath import randomized_svd
+
+        _, _, vt = randomized_svd(x, k, n_iter=4, random_state=seed)
+        z = x @ vt.T
+    else:
+        z = x
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    return np.where(norm > 0, z / np.where(norm > 0, norm, 1), 0).astype(np.float32)
+
+
+def segment_features(
+    feats: np.ndarray, *, min_size: int, threshold: float, n_components: int
+) -> tuple[np.ndarray, dict[int, float], dict[int, int]]:
+    """Region-grow grains on in-memory spot features ``(scan_y, scan_x, m)``.
+
+    Returns ``(labels, confidence, sizes)`` with ids 1..n ordered by decreasing size.
+    """
+    sy, sx, m = feats.shape
+    x = feats.reshape(sy * sx, m)
+    u = _reduce(x, n_components).reshape(sy, sx, -1)
+    scores = seed_scores(u)
+    order = np.argsort(-scores, axis=None, kind="stable").astype(np.int64)
+    raw = grow_regions(u, order, scores, float(threshold))
+    ids, counts = np.unique(raw[raw > 0], return_counts=True)
+    keep = ids[counts >= min_size]
+    keep = keep[np.argsort(-counts[counts >= min_size], kind="stable")]
+    labels = np.zeros((sy, sx), np.int32)
+    for new, old in enumerate(keep, start=1):
+        region = ndimage.binary_fill_holes(raw == old) & ((labels == 0) & ((raw == 0) | (raw == old)))
+        labels[region] = new
+    confidence: dict[int, float] = {}
+    sizes: dict[int, int] = {}
+    for gid in range(1, len(keep) + 1):
+        members = x[(labels == gid).ravel()]
+        mean = members.mean(axis=0)
+        confidence[gid] = float(np.mean(normalise_rows(members) @ normalise_rows(mean[None])[0]))
+        sizes[gid] = int(len(members))
+    return labels, confidence, sizes
+
+
+def _label_sums(frames: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Sum of frames per label 1..n for one block: (n, ky, kx) float64."""
+    out = np.zeros((n,) + frames.shape[-2:], np.float64)
+    flat = labels.ravel()
+    fr = frames.reshape((-1,) + frames.shape[-2:])
+    for gid in np.unique(flat[flat > 0]):
+        out[gid - 1] = fr[flat == gid].sum(axis=0, dtype=np.float64)
+    return out
+
+
+def _mean_patterns(arr, labels: np.ndarray, sizes: dict[int, int], client, cancel) -> dict[int, np.ndarray]:
+    """Mean full-resolution pattern of every grain: one dask pass over the scan chunks."""
+    import dask
+
+    n = len(sizes)
+    if n == 0:
+        return {}
+    ybounds = np.cumsum((0,) + arr.chunks[0])
+    xbounds = np.cumsum((0,) + arr.chunks[1])
+    blocks = arr.to_delayed()
+    tasks = []
+    for i in range(len(arr.chunks[0])):
+        for j in range(len(arr.chunks[1])):
+            lab = labels[ybounds[i] : ybounds[i + 1], xbounds[j] : xbounds[j + 1]]
+            if lab.any():
+                tasks.append(dask.delayed(_label_sums)(blocks[i, j, 0, 0], lab, n))
+    total = np.zeros((n,) + tuple(arr.shape[-2:]), np.float64)
+    for k in range(0, len(tasks), 4):
+        check_cancel(cancel)
+        batch = tasks[k : k + 4]
+        parts = client.gather(client.compute(batch)) if client is not None else dask.compute(*batch)
+        for part in parts:
+            total += part
+    return {gid: total[gid - 1] / sizes[gid] for gid in range(1, n + 1)}
+
+
+def propose_grains(
+    dataset: Any,
+    *,
+    min_size: int = 20,
+    threshold: float = 0.5,
+    n_components: int = 32,
+    bin: int | None = None,
+    tilt: int | None = None,
+    mean_patterns: bool = True,
+    track: bool = True,
+    client: Any = None,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Any = None,
+) -> GrainProposal:
+    """Propose grains: spatially coherent regions of similar diffraction patterns.
+
+    Parameters
+    ----------
+    dataset
+        :class:`~virtual_aperture.Dataset` (4D or 5D) or a 4D/5D array.
+    min_size
+        Smallest grain kept, in scan positions (≥ 1).
+    threshold
+        Cosine similarity (0…1, on denoised spot features) a position needs with a growing
+        grain's mean to join it; higher splits more, lower merges more.
+    n_components
+        Number of singular vectors kept to denoise the compressed patterns.
+    bin
+        Detector binning factor; ``None`` bins to ≤ 32×32 pixels.
+    tilt
+        For 5D data: one tilt index, or ``None`` for every tilt (labels ``(n_tilts, sy, sx)``).
+    mean_patterns
+        Also compute each grain's mean pattern at full detector resolution (a second pass).
+    track
+        For a whole series, make ids consistent across tilts with :func:`track_grains`.
+    client
+        Optional ``dask.distributed`` client.
+    progress
+        ``progress(done, total)`` callable.
+    cancel
+        Cancel token (``.cancelled``/``is_set()``/callable); raises when set.
+
+    Returns
+    -------
+    GrainProposal
+    """
+    _check_params(min_size, threshold, n_components)
+    ds = as_dataset(dataset, name="dataset")
+    b = check_bin(bin, ds.detector_shape)
+    if ds.is_tilt_series and tilt is None:
+        tilts = list(range(ds.n_tilts))
+    else:
+        tilt_array(ds, 0 if tilt is None else tilt)  # validates the tilt index
+        tilts = [0 if tilt is None else int(tilt) % ds.n_tilts]
+    sy = ds.scan_shape[0]
+    passes = 2 if mean_patterns else 1
+    total = len(tilts) * (sy + 1) * passes
+    all_labels, confs, sizes, patterns = [], [], [], []
+    done = 0
+    for t in tilts:
+        arr = tilt_array(ds, t)
+        cm = central_mask(arr, b, center=ds.calibration.center)
+        feats = compute_rows(feature_array(arr, b, cm), client=client, progress=progress, cancel=cancel,
+                             offset=done, total=total)
+        done += sy
+        f = feats.reshape(feats.shape[0], feats.shape[1], -1)
+        labels, conf, size = segment_features(f, min_size=min_size, threshold=threshold, n_components=n_components)
+        done += 1
+        report(progress, done, total)
+        if mean_patterns:
+            patterns.append(_mean_patterns(arr, labels, size, client, cancel))
+            done += sy + 1
+            report(progress, done, total)
+        all_labels.append(labels)
+        confs.append(conf)
+        sizes.append(size)
+    check_cancel(cancel)
+    if len(tilts) == 1 and not (ds.is_tilt_series and tilt is None):
+        return GrainProposal(all_labels[0], confs, sizes, patterns, tilts)
+    stack = np.stack(all_labels)
+    proposal = GrainProposal(stack, confs, sizes, patterns, tilts)
+    if track and len(tilts) > 1:
+        from .tracking import track_grains
+
+        tracks = track_grains(stack, ds, cancel=cancel)
+        proposal = tracks.apply_to(proposal)
+    return proposal
