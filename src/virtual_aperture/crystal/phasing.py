@@ -1,0 +1,445 @@
+"""Ab initio phasing by charge flipping (Oszlányi & Sütő, Acta Cryst. A60 (2004) 134; A61 (2005) 147).
+
+The merged data are expanded to P1 (gemmi's symmetry operations plus Friedel mates) and phased
+from random starts, each one iterating
+
+1. ρ = FT⁻¹[F]  on a grid sized for the space group (gemmi rules, spacing ``d_min/grid_factor``);
+2. δ = k·σ(ρ); every point with ρ < δ has its sign flipped (the "charge flip");
+3. G = FT[ρ']; strong observed reflections get |E_obs|·G/|G|; weak ones (the lowest
+   ``weak_fraction`` of |E_obs|) keep |G| with the phase shifted by π/2 (Oszlányi & Sütő 2005);
+   unobserved reflections inside the resolution sphere evolve freely (or are held at 0);
+   everything beyond it is set to 0; F(000) evolves freely.
+
+The agreement ``R_CF = Σ| |E_obs| − c|G| | / Σ|E_obs|`` (c a scale) over the strong reflections
+first stays on a plateau, then drops and settles when the phases lock in. A start is *converged*
+when the mean R_CF over the last 30 iterations is below ``(1 − drop)`` × its early plateau and
+its spread over that window is < 5 % of the mean. Starts run in parallel as dask tasks (threads
+by default, a ``dask.distributed`` client when given). The best start is the converged one with
+the lowest final R_CF. Its origin is then located by the symmetry agreement of the P1 map
+(Palatinus & van der Lee 2008 / Palatinus & Chapuis 2007): for every operation (R, τ) the
+correlation c(u) = Σ ρ(y)ρ(Ry + u) is one FFT of Φ(k)·Φ*(Rᵀk), and the origin shift t maximising
+the mean of c(τ + (I−R)t)/c(0) over the operations is chosen; the shifted map is averaged over the
+space group (gemmi ``symmetrize_avg``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import scipy.fft as sfft
+
+POLISH = 20
+from .geometry import reciprocal_basis
+from .reflections import Reflections, check_cancel, is_cancelled, parse_space_group
+
+__all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
+
+
+@dataclass
+class PhasingResult:
+    """Outcome of :func:`charge_flip`.
+
+    ``potential`` is the symmetrised electrostatic-potential map on the unit cell (grid axes along
+    a, b, c, origin at index 0, in units of its r.m.s.), computed from |F_obs| with the solution's
+    phases. ``hkl``/``phases`` (radians, crystallographic sign, e^{+2πi h·x} convention) are the
+    P1-expanded reflections used.
+    """
+
+    converged: bool
+    potential: np.ndarray
+    cell: tuple
+    space_group: str
+    r_cf: float
+    symmetry_agreement: float | None
+    origin_shift: tuple[float, float, float]
+    delta_factor: float
+    grid: tuple[int, int, int]
+    d_min: float
+    hkl: np.ndarray
+    amplitudes: np.ndarray
+    phases: np.ndarray
+    best_start: int | None
+    starts: list[dict] = field(default_factory=list)
+    r_history: list[float] = field(default_factory=list)
+    flipped_charge: float = float("nan")
+    message: str = ""
+
+    def figures_of_merit(self) -> dict:
+        """Every figure of merit as plain JSON-able values."""
+        return {
+            "converged": bool(self.converged),
+            "r_cf": float(self.r_cf),
+            "symmetry_agreement": None if self.symmetry_agreement is None else float(self.symmetry_agreement),
+            "origin_shift": [float(v) for v in self.origin_shift],
+            "delta_factor": float(self.delta_factor),
+            "grid": list(self.grid),
+            "d_min": float(self.d_min),
+            "best_start": self.best_start,
+            "n_starts": len(self.starts),
+            "n_converged_starts": int(sum(s["converged"] for s in self.starts)),
+            "starts": self.starts,
+            "flipped_charge": float(self.flipped_charge),
+            "message": self.message,
+        }
+
+
+def expand_to_p1(hkl: np.ndarray, values: np.ndarray, space_group) -> tuple[np.ndarray, np.ndarray]:
+    """All symmetry equivalents and Friedel mates of ``hkl`` with their ``values`` (unique rows)."""
+    sg = parse_space_group(space_group)
+    h = np.asarray(hkl, dtype=np.int64)
+    rots = [np.array(op.rot, dtype=np.int64) // op.DEN for op in sg.operations().sym_ops]
+    all_h = np.concatenate([h @ r for r in rots] + [-(h @ r) for r in rots])
+    all_v = np.concatenate([np.asarray(values)] * (2 * len(rots)))
+    uniq, idx = np.unique(all_h, axis=0, return_index=True)
+    keep = np.any(uniq != 0, axis=1)
+    return uniq[keep], all_v[idx][keep]
+
+
+def phasing_grid(cell, space_group, d_min: float, grid_factor: float = 2.5) -> tuple[int, int, int]:
+    """Grid for the cell: spacing ≈ d_min/grid_factor, sizes FFT-friendly and symmetry-compatible."""
+    import gemmi
+
+    g = gemmi.FloatGrid()
+    g.spacegroup = parse_space_group(space_group)
+    g.set_unit_cell(gemmi.UnitCell(*cell))
+    g.set_size_from_spacing(d_min / grid_factor, gemmi.GridSizeRounding.Up)
+    return tuple(int(v) for v in g.shape)
+
+
+def _normalise(hkl: np.ndarray, amp: np.ndarray, cell, sg, n_shells: int = 12) -> np.ndarray:
+    """Quasi-normalised |E| = |F| / sqrt(ε <|F|²>_shell) in shells of equal count in s²."""
+    s2 = np.sum((hkl @ reciprocal_basis(cell).T) ** 2, axis=1)
+    eps = sg.operations().epsilon_factor_without_centering_array(hkl.astype(np.int32)).astype(float)
+    order = np.argsort(s2)
+    e = np.empty_like(amp, dtype=float)
+    for chunk in np.array_split(order, max(1, min(n_shells, len(order) // 20))):
+        mean = np.mean(amp[chunk] ** 2 / eps[chunk])
+        e[chunk] = amp[chunk] / np.sqrt(eps[chunk] * max(mean, 1e-30))
+    return e
+
+
+class _Problem:
+    """Arrays shared by all starts: grid indices of observed reflections and the resolution mask."""
+
+    def __init__(self, hkl_p1, e_p1, f_p1, cell, shape, d_min, weak_fraction, unobserved):
+        self.shape = shape
+        nx, ny, nz = shape
+        keep = hkl_p1[:, 2] >= 0
+        h = hkl_p1[keep]
+        self.hkl = h
+        self.e = e_p1[keep].astype(np.float32)
+        self.f = f_p1[keep]
+        self.idx = (h[:, 0] % nx, h[:, 1] % ny, h[:, 2])
+        # +1 for the canonical member of a Friedel pair, −1 for its mate (both stored when l = 0)
+        canon = (h[:, 2] > 0) | ((h[:, 2] == 0) & ((h[:, 1] > 0) | ((h[:, 1] == 0) & (h[:, 0] > 0))))
+        self.sign = np.where(canon, 1.0, -1.0).astype(np.float32)
+        cut = np.quantile(self.e, weak_fraction) if weak_fraction > 0 else -1.0
+        self.weak = self.e <= cut
+        self.strong = ~self.weak
+        fx = np.fft.fftfreq(nx, 1.0 / nx)
+        fy = np.fft.fftfreq(ny, 1.0 / ny)
+        fz = np.arange(nz // 2 + 1)
+        B = reciprocal_basis(cell)
+        H = np.stack(np.meshgrid(fx, fy, fz, indexing="ij"), axis=-1)
+        s = np.linalg.norm(H @ B.T, axis=-1)
+        self.free = s <= 1.0 / d_min + 1e-9  # evolve freely (unobserved inside the sphere)
+        if unobserved == "zero":
+            self.free[:] = False
+        self.free[0, 0, 0] = True  # F(000) free
+        self.free[self.idx] = False
+
+
+def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop: float,
+               tick: Callable[[], None], cancel: Any) -> dict:
+    rng = np.random.default_rng(seed)
+    shape = p.shape
+    F = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), np.complex64)
+    # random start: random phases via the transform of a random map (Friedel-consistent)
+    G0 = sfft.rfftn(rng.random(shape).astype(np.float32))
+    ph = G0[p.idx] / np.maximum(np.abs(G0[p.idx]), 1e-30)
+    F[p.idx] = p.e * ph
+    hist: list[float] = []
+    converged_at = None
+    rot = np.exp(0.5j * np.pi * p.sign).astype(np.complex64)
+    win = 30
+    for it in range(max_iter):
+        if is_cancelled(cancel):
+            break
+        rho = sfft.irfftn(F, s=shape, workers=1)
+        delta = delta_factor * rho.std()
+        flipped = np.where(rho < delta, -rho, rho)
+        G = sfft.rfftn(flipped, workers=1)
+        g = G[p.idx]
+        ag = np.abs(g)
+        st = p.strong
+        c = float(p.e[st] @ ag[st]) / max(float(ag[st] @ ag[st]), 1e-30)
+        hist.append(float(np.abs(p.e[st] - c * ag[st]).sum() / p.e[st].sum()))
+        Fn = np.where(p.free, G, 0).astype(np.complex64)
+        unit = g / np.maximum(ag, 1e-30)
+        Fn[p.idx] = np.where(p.weak, g * rot, p.e * unit)
+        F = Fn
+        tick()
+        if converged_at is None and it >= 60:
+            plateau = float(np.median(hist[5:35]))
+            w = np.asarray(hist[-win:])
+            if w.mean() < (1 - drop) * plateau and (w.max() - w.min()) < 0.05 * w.mean():
+                converged_at = it
+        if converged_at is not None and it >= converged_at + POLISH:
+            break
+    rho = sfft.irfftn(F, s=shape, workers=1)
+    delta = delta_factor * rho.std()
+    below = rho < delta
+    flipped_charge = float(np.abs(rho[below]).sum() / max(np.abs(rho).sum(), 1e-30))
+    return {
+        "seed": int(seed),
+        "converged": converged_at is not None,
+        "iterations": len(hist),
+        "converged_at": converged_at,
+        "r_cf": float(np.mean(hist[-10:])) if hist else float("nan"),
+        "r_plateau": float(np.median(hist[5:35])) if len(hist) > 35 else float("nan"),
+        "flipped_charge": flipped_charge,
+        "history": hist,
+        "phases": np.angle(F[p.idx]),
+    }
+
+
+def _symmetry_agreement(rho: np.ndarray, sg) -> tuple[np.ndarray, float, list[float]]:
+    """Origin shift (grid index) maximising the mean symmetry correlation, its value, per-op values."""
+    shape = np.array(rho.shape)
+    ops = [op for op in sg.operations().sym_ops]
+    if len(ops) <= 1:
+        return np.zeros(3, int), 1.0, []
+    r = rho - rho.mean()
+    phi = np.fft.fftn(r)
+    c0 = float((r * r).sum())
+    k = np.stack(np.meshgrid(*[np.fft.fftfreq(n, 1.0 / n).astype(np.int64) for n in shape], indexing="ij"), -1)
+    j = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
+    total = np.zeros(j.shape[0])
+    corr_maps = []
+    for op in ops:
+        R = np.array(op.rot) // op.DEN
+        if np.array_equal(R, np.eye(3, dtype=int)) and not any(op.tran):
+            continue
+        kr = (k @ R) % shape  # Rᵀk as row vectors
+        a = phi * np.conj(phi[kr[..., 0], kr[..., 1], kr[..., 2]])
+        c = np.real(np.fft.ifftn(a)) / c0
+        tau = np.array(op.tran) / op.DEN
+        # u = τ + (I − R) t, in grid units
+        t = j / shape
+        u = tau + t - t @ R.T
+        ui = np.rint(u * shape).astype(np.int64) % shape
+        vals = c[ui[:, 0], ui[:, 1], ui[:, 2]]
+        total += vals
+        corr_maps.append(vals)
+    best = int(np.argmax(total))
+    per_op = [float(v[best]) for v in corr_maps]
+    return j[best], float(total[best] / len(corr_maps)), per_op
+
+
+def _refine_origin(hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray) -> tuple[np.ndarray, float, list[float]]:
+    """Refine the origin shift t off the grid by maximising the mean symmetry correlation.
+
+    ``hkl`` (n, 3) is a P1 set closed under the point group and Friedel, ``phi`` its complex
+    (numpy-convention) coefficients. S(t) = mean over operations of
+    Re Σ_k Φ(k) Φ*(kR) e^{2πi k·(τ + t − Rt)} / Σ|Φ|² (L-BFGS with the analytic gradient).
+    """
+    from scipy.optimize import minimize
+
+    ops = [op for op in sg.operations().sym_ops
+           if not (np.array_equal(np.array(op.rot) // op.DEN, np.eye(3, dtype=int)) and not any(op.tran))]
+    if not ops:
+        return np.zeros(3), 1.0, []
+    h = np.asarray(hkl, np.int64)
+    span = int(np.abs(h).max()) + 1
+    m = 2 * span + 1
+
+    def key(x: np.ndarray) -> np.ndarray:
+        return ((x[:, 0] + span) * m + (x[:, 1] + span)) * m + (x[:, 2] + span)
+
+    keys = key(h)
+    order = np.argsort(keys)
+    norm = float(np.sum(np.abs(phi) ** 2))
+    terms = []
+    for op in ops:
+        R = np.array(op.rot, np.int64) // op.DEN
+        kr = h @ R
+        pos = np.searchsorted(keys[order], key(kr))
+        pos = np.clip(pos, 0, len(keys) - 1)
+        found = keys[order][pos] == key(kr)
+        partner = order[pos]
+        a = np.where(found, phi * np.conj(phi[partner]), 0)
+        tau = np.array(op.tran) / op.DEN
+        terms.append((a, h @ tau, (h - kr).astype(float)))
+
+    def fun(t: np.ndarray) -> tuple[float, np.ndarray]:
+        val, grad = 0.0, np.zeros(3)
+        for a, ht, dk in terms:
+            z = a * np.exp(2j * np.pi * (ht + dk @ t))
+            val += float(z.real.sum())
+            grad += -2 * np.pi * (z.imag @ dk)
+        return -val / (norm * len(terms)), -grad / (norm * len(terms))
+
+    res = minimize(fun, np.asarray(t0, float), jac=True, method="L-BFGS-B")
+    t = res.x % 1.0
+    per_op = [float(np.real(a * np.exp(2j * np.pi * (ht + dk @ t))).sum() / norm) for a, ht, dk in terms]
+    return t, float(np.mean(per_op)), per_op
+
+
+def _symmetrise(rho: np.ndarray, cell, sg) -> np.ndarray:
+    import gemmi
+
+    g = gemmi.FloatGrid(np.ascontiguousarray(rho, dtype=np.float32), gemmi.UnitCell(*cell), sg)
+    g.symmetrize_avg()
+    return np.array(g, copy=True)
+
+
+def charge_flip(
+    reflections: Reflections,
+    *,
+    d_min: float | None = None,
+    starts: int = 4,
+    delta_factor: float = 1.2,
+    weak_fraction: float = 0.2,
+    unobserved: str = "free",
+    max_iterations: int = 1500,
+    drop: float = 0.10,
+    grid_factor: float = 2.5,
+    seed: int | None = None,
+    client: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Any = None,
+) -> PhasingResult:
+    """Phase merged reflections ab initio by charge flipping (see the module docstring).
+
+    Parameters
+    ----------
+    reflections
+        Merged :class:`Reflections` (unique reflections, intensities ≥ 0 on any scale) with the
+        cell and space group.
+    d_min
+        Resolution cut in Å (default: all data).
+    starts
+        Number of random starts, run in parallel.
+    delta_factor
+        k in δ = k·σ(ρ) (1.0–1.3 typical).
+    weak_fraction
+        Fraction of the weakest observed reflections whose phases are shifted by π/2.
+    unobserved
+        ``"free"`` (evolve with the flipped map) or ``"zero"`` for unobserved reflections inside
+        the resolution sphere (e.g. the missing wedge).
+    max_iterations
+        Per start.
+    drop
+        Relative R_CF drop from its early plateau that counts as convergence.
+    seed
+        Seed of the random starts (start i uses ``seed + i``).
+    client
+        A ``dask.distributed.Client`` to run the starts on; default: dask threads.
+    progress, cancel
+        ``progress(done, total)`` in iterations; a cancel token (raises ``Cancelled``).
+    """
+    import dask
+
+    if not isinstance(reflections, Reflections):
+        raise ValueError(f"reflections must be a Reflections table, got {type(reflections).__name__}")
+    if not (0.5 <= delta_factor <= 2.0):
+        raise ValueError(f"delta_factor must be in [0.5, 2.0], got {delta_factor}")
+    if not (0 <= weak_fraction < 0.6):
+        raise ValueError(f"weak_fraction must be in [0, 0.6), got {weak_fraction}")
+    if unobserved not in ("free", "zero"):
+        raise ValueError(f"unobserved must be 'free' or 'zero', got {unobserved!r}")
+    if int(starts) < 1:
+        raise ValueError(f"starts must be ≥ 1, got {starts}")
+    refl = reflections if d_min is None else reflections.resolution_cut(d_min)
+    sg = parse_space_group(refl.space_group)
+    absent = sg.operations().systematic_absences(refl.hkl.astype(np.int32)) if len(refl) else np.zeros(0, bool)
+    refl = refl.select(~absent)
+    if len(refl) < 20:
+        raise ValueError(f"too few reflections to phase ({len(refl)}; need at least 20)")
+    dmin = float(refl.d.min())
+    amp = np.sqrt(np.clip(refl.intensity, 0, None))
+    e = _normalise(refl.hkl, amp, refl.cell, sg)
+    hkl_p1, vals = expand_to_p1(refl.hkl, np.stack([e, amp], 1), sg)
+    shape = phasing_grid(refl.cell, sg, dmin, grid_factor)
+    hmax = np.abs(hkl_p1).max(axis=0)
+    if np.any(2 * hmax >= np.array(shape)):
+        raise ValueError(f"grid {shape} too small for indices up to {tuple(hmax)}")
+    p = _Problem(hkl_p1, vals[:, 0], vals[:, 1], refl.cell, shape, dmin, weak_fraction, unobserved)
+    base = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
+    total = int(starts) * max_iterations
+    done = [0]
+    lock = threading.Lock()
+
+    def tick() -> None:
+        with lock:
+            done[0] += 1
+            if progress is not None and done[0] % 10 == 0:
+                progress(min(done[0], total), total)
+
+    tasks = [dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
+             for i in range(int(starts))]
+    if client is not None:
+        runs = client.gather(client.compute(tasks))
+    else:
+        runs = dask.compute(*tasks, scheduler="threads")
+    check_cancel(cancel)
+    if progress is not None:
+        progress(total, total)
+    summary = [{k: v for k, v in r.items() if k not in ("history", "phases")} for r in runs]
+    conv = [i for i, r in enumerate(runs) if r["converged"]]
+    pick = min(conv or range(len(runs)), key=lambda i: runs[i]["r_cf"])
+    best = runs[pick]
+    # map from the best start with |E| (sharp) for the origin search
+    Fe = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), complex)
+    Fe[p.idx] = p.e * np.exp(1j * best["phases"])
+    rho_e = sfft.irfftn(Fe, s=shape)
+    shift0, _, _ = _symmetry_agreement(rho_e, sg)
+    # refine the origin off the grid on the full P1 set (both Friedel mates), |F| weights
+    full_h = np.concatenate([p.hkl, -p.hkl[p.hkl[:, 2] > 0]])
+    ph_full = np.concatenate([best["phases"], -best["phases"][p.hkl[:, 2] > 0]])
+    f_full = np.concatenate([p.f, p.f[p.hkl[:, 2] > 0]])
+    top = np.argsort(f_full)[::-1][:40000]
+    shift, agreement, per_op = _refine_origin(full_h[top], (f_full * np.exp(1j * ph_full))[top], sg,
+                                              shift0 / np.array(shape))
+    # potential from |F_obs| with the solution's phases, shifted to the found origin, symmetrised
+    Ff = np.zeros_like(Fe)
+    Ff[p.idx] = p.f * np.exp(1j * (best["phases"] + 2 * np.pi * (p.hkl @ shift)))
+    rho = sfft.irfftn(Ff, s=shape)
+    rho = _symmetrise(rho, refl.cell, sg)
+    rho = (rho - rho.mean()) / max(float(rho.std()), 1e-30)
+    # phases of the final map in the crystallographic convention (F = Σρ e^{+2πi h·x})
+    G = sfft.rfftn(rho)
+    phases = -np.angle(G[p.idx])
+    converged = bool(conv)
+    sym_ok = agreement is None or len(per_op) == 0 or agreement >= 0.5
+    msg = ""
+    if not converged:
+        msg = (f"charge flipping did not converge in {len(runs)} start(s) of up to {max_iterations} "
+               f"iterations (R_CF stayed at {best['r_cf']:.3f})")
+    elif not sym_ok:
+        msg = f"the P1 solution does not fit the symmetry of {sg.hm} (agreement {agreement:.2f} < 0.5)"
+        converged = False
+    return PhasingResult(
+        converged=converged,
+        potential=rho.astype(np.float32),
+        cell=refl.cell,
+        space_group=sg.hm,
+        r_cf=best["r_cf"],
+        symmetry_agreement=None if not per_op else agreement,
+        origin_shift=tuple(float(v) for v in shift),
+        delta_factor=float(delta_factor),
+        grid=shape,
+        d_min=dmin,
+        hkl=p.hkl,
+        amplitudes=p.f,
+        phases=phases,
+        best_start=pick,
+        starts=summary,
+        r_history=best["history"],
+        flipped_charge=best["flipped_charge"],
+        message=msg,
+    )
