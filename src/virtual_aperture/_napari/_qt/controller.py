@@ -22,6 +22,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from ..live import GrainTracker, as_tilt_stack
 from ..model import WorkspaceModel, workspace_for
 from ..reader import META_KEY
+from .jobs import JobRunner
 from .runner import LatestRunner, SerialRunner
 
 PAINT_MODES = {"paint", "erase", "fill", "polygon"}
@@ -65,6 +66,8 @@ class WorkspaceController(QObject):
         self.paint_latency: list[float] = []
         self.hover = LatestRunner("hover", self)
         self.sums = SerialRunner("grain sums", self)
+        self.jobs = JobRunner(self)
+        self.panels: dict[str, Any] = {}
         self._edit_t0: float | None = None
         self.model.selected_changed.connect(self._on_selected)
         self.model.tilt_changed.connect(self._on_tilt)
@@ -219,6 +222,8 @@ class WorkspaceController(QObject):
             axis = self.viewer.dims.ndim - 3
             if self.viewer.dims.current_step[axis] != tilt:
                 self.viewer.dims.set_current_step(axis, tilt)
+        if self.diffraction.dims.ndim == 3:
+            self.diffraction.dims.set_current_step(0, tilt)
         self._request_grain()
         if self.cursor_position is not None:
             _, y, x = self.cursor_position
@@ -306,6 +311,9 @@ class WorkspaceController(QObject):
                 return
             time.sleep(0.001)
         raise TimeoutError("virtual-aperture workers did not finish")
+
+    def extra_panel(self, key: str) -> Any:
+        return self.panels.get(key)
 
     def extra_runners(self) -> list:
         return [r for r in getattr(self, "_extra_runners", [])]

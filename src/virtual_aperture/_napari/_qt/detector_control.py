@@ -163,6 +163,24 @@ class DetectorPanel(QWidget):
         return {self.names.get(k, f"detector {k}"): self.layer.data == k for k in sorted(self.names)
                 if (self.layer.data == k).any()}
 
+    def load_masks(self, masks: dict[str, np.ndarray]) -> None:
+        """Replace all detectors by named boolean masks (sessions); labels 1, 2, … in order."""
+        data = np.zeros(self.controller.dataset.detector_shape, np.int32)
+        names = {}
+        for i, (name, mask) in enumerate(masks.items(), start=1):
+            m = np.asarray(mask, dtype=bool)
+            if m.shape != data.shape:
+                raise ValueError(f"detector {name!r} has shape {m.shape}, the detector is {data.shape}")
+            data[m] = i
+            names[i] = name
+        for k in set(self.names) - set(names):
+            layer = self.vi_layers.pop(k, None)
+            if layer is not None and layer in self.controller.viewer.layers:
+                self.controller.viewer.layers.remove(layer)
+        self.names = names
+        self.layer.data = data
+        self._on_edit()
+
     def _on_edit(self, event: Any = None) -> None:
         if self.layer is None:
             return
@@ -231,6 +249,7 @@ class DetectorPanel(QWidget):
         if layer is None or layer not in self.controller.viewer.layers:
             shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else ds.scan_shape
             data = np.zeros(shape, np.float32)
+            active = self.controller.viewer.layers.selection.active
             layer = self.controller.viewer.add_image(
                 data, name=name, scale=nav.scale, units=nav.units, axis_labels=nav.axis_labels, colormap="gray",
                 visible=label == 2, metadata={META_KEY: {"role": "virtual_image", "detector": label}},
@@ -240,6 +259,8 @@ class DetectorPanel(QWidget):
             if idx > grains_idx:
                 self.controller.viewer.layers.move(idx, grains_idx)
             self.vi_layers[label] = layer
+            if active is not None:
+                self.controller.viewer.layers.selection.active = active
         layer.name = name
         if ds.is_tilt_series:
             layer.data[tilt] = image

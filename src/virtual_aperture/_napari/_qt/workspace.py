@@ -76,6 +76,7 @@ class WorkspaceWidget(QWidget):
         for key, title, cls in PANELS:
             panel = cls(self.controller)
             self.panels[key] = panel
+            self.controller.panels[key] = panel
             self.tabs.addTab(panel, title)
 
     def _update_status(self) -> None:

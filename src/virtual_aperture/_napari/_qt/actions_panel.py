@@ -1,0 +1,196 @@
+"""Actions tab: sum all grains over all tilts, save the summed patterns, hand a grain on.
+
+Everything heavy runs in a napari worker (:class:`.jobs.JobRunner`) with a progress bar and a
+working Cancel; layers are touched only in the ``returned`` callbacks. The dask scheduler
+address from the settings (empty = local threads) is used for the sums.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..export import safe_name, save_pattern_stack
+from ..live import as_tilt_stack
+from ..reader import META_KEY
+from .jobs import check_cancel
+
+
+def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, address: str = "",
+               progress: Callable | None = None, cancel: Any = None) -> tuple[dict, dict]:
+    """Summed pattern ``(n_tilts, k_y, k_x)`` and position count ``(n_tilts,)`` of every grain.
+
+    ``labels`` is the grain label image (2D, or 3D per tilt); ``only`` restricts to one label.
+    Runs :func:`virtual_aperture.compute.aperture_sums` tilt by tilt.
+    """
+    import contextlib
+
+    import dask
+
+    from virtual_aperture.compute import aperture_sums
+
+    stack = as_tilt_stack(labels)
+    if only is not None:
+        stack = np.where(stack == only, only, 0).astype(stack.dtype)
+    n = stack.shape[0]
+    ids = sorted(int(v) for v in np.unique(stack) if v > 0)
+    det = tuple(dataset.detector_shape)
+    sums = {k: np.zeros((n, *det), np.float64) for k in ids}
+    counts = {k: np.zeros(n, np.int64) for k in ids}
+    ctx: Any = contextlib.nullcontext()
+    if address:
+        from virtual_aperture.compute import get_client
+
+        ctx = dask.config.set(scheduler=get_client(address))
+    with ctx:
+        for t in range(n):
+            check_cancel(cancel)
+            if not stack[t].any():
+                continue
+            data = dataset.tilt(t) if dataset.is_tilt_series else dataset
+
+            def prog(done: int, total: int, t: int = t) -> None:
+                if progress is not None:
+                    progress(t * max(total, 1) + done, n * max(total, 1))
+
+            result = aperture_sums(data, stack[t], progress=prog, cancel=cancel)
+            for k, r in result.items():
+                sums[int(k)][t] = np.asarray(r.sum, dtype=np.float64)
+                counts[int(k)][t] = int(r.count)
+    if progress is not None:
+        progress(1, 1)
+    return sums, counts
+
+
+class ActionsPanel(QWidget):
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.model = controller.model
+        self.sum_btn = QPushButton("Sum all grains (all tilts)")
+        self.sum_btn.clicked.connect(lambda: self.sum_all())
+        self.fmt = QComboBox()
+        self.fmt.addItems([".tif", ".mrc"])
+        self.save_btn = QPushButton("Save summed patterns…")
+        self.save_btn.clicked.connect(lambda: self.save_sums())
+        self.hand_btn = QPushButton("Hand selected grain to indexing / solving")
+        self.hand_btn.clicked.connect(lambda: self.hand_off())
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(controller.jobs.cancel)
+        self.address = QLineEdit()
+        self.address.setPlaceholderText("empty = local threads, e.g. tcp://10.0.0.5:8786")
+        self.address.editingFinished.connect(lambda: setattr(self.model, "scheduler_address", self.address.text()))
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("stack format", self.fmt)
+        form.addRow("dask scheduler", self.address)
+        lay = QVBoxLayout(self)
+        for w in (self.sum_btn, self.save_btn, self.hand_btn, self.cancel_btn):
+            lay.addWidget(w)
+        lay.addLayout(form)
+        lay.addWidget(self.message)
+        lay.addStretch(1)
+        controller.jobs.busy_changed.connect(self.cancel_btn.setEnabled)
+        controller.jobs.message.connect(self.message.setText)
+        self.last_saved: list[str] = []
+
+    # ---- sum all -----------------------------------------------------------------------------------
+    def sum_all(self, then: Callable[[], None] | None = None) -> Any:
+        c = self.controller
+        if c.grains is None:
+            return None
+        labels, ds, address = np.array(c.grains.data, copy=True), c.dataset, self.model.scheduler_address
+
+        def work(progress: Callable, cancel: Any) -> tuple:
+            return sum_grains(ds, labels, address=address, progress=progress, cancel=cancel)
+
+        def done(result: tuple) -> None:
+            sums, counts = result
+            self.model.set_sums(sums, counts)
+            self._show_sums()
+            if then is not None:
+                then()
+
+        return c.jobs.start("sum all grains", work, done)
+
+    def _show_sums(self) -> None:
+        dv, ds = self.controller.diffraction, self.controller.dataset
+        px = ds.calibration.pixel_size or 1.0
+        for layer in [lyr for lyr in dv.layers if lyr.name.startswith("sum: ")]:
+            dv.layers.remove(layer)
+        disp = self.model.display
+        for k, stack in sorted(self.model.grain_sums.items()):
+            name = self.model.grain_names.get(k, f"grain {k}")
+            data = disp.transform(stack if ds.is_tilt_series else stack[0])
+            dv.add_image(data, name=f"sum: {name}", colormap="magma", visible=k == self.model.selected,
+                         contrast_limits=disp.contrast_limits(data), gamma=disp.gamma,
+                         scale=(1.0, px, px) if data.ndim == 3 else (px, px),
+                         metadata={META_KEY: {"role": "grain_sum", "label": k}})
+        if ds.is_tilt_series:
+            dv.dims.set_current_step(0, self.model.tilt)
+
+    # ---- save --------------------------------------------------------------------------------------
+    def save_sums(self, directory: str | None = None, fmt: str | None = None) -> Any:
+        if directory is None:
+            directory = QFileDialog.getExistingDirectory(self, "Save summed patterns to")
+            if not directory:
+                return None
+        fmt = fmt or self.fmt.currentText()
+        if not self.model.grain_sums:
+            return self.sum_all(then=lambda: self.save_sums(directory, fmt))
+        ds = self.controller.dataset
+        items = [(self.model.grain_names.get(k, f"grain {k}"), s, self.model.grain_counts[k])
+                 for k, s in sorted(self.model.grain_sums.items())]
+        cal, angles = ds.calibration, self.model.tilt_angles
+
+        def work(progress: Callable, cancel: Any) -> list[str]:
+            paths = []
+            for i, (name, stack, counts) in enumerate(items):
+                check_cancel(cancel)
+                path = os.path.join(directory, safe_name(name) + fmt)
+                save_pattern_stack(path, stack, calibration=cal, tilt_angles=angles, counts=counts, name=name)
+                paths.append(path)
+                progress(i + 1, len(items))
+            return paths
+
+        def done(paths: list[str]) -> None:
+            self.last_saved = paths
+            self.message.setText(f"saved {len(paths)} stacks to {directory}")
+
+        return self.controller.jobs.start("save summed patterns", work, done)
+
+    # ---- hand off ------------------------------------------------------------------------------------
+    def hand_off(self, label: int | None = None) -> Any:
+        c = self.controller
+        label = label or self.model.selected
+        if c.grains is None or label <= 0 or not (np.asarray(c.grains.data) == label).any():
+            c.viewer.status = "select a painted grain first"
+            return None
+        labels, ds, address = np.array(c.grains.data, copy=True), c.dataset, self.model.scheduler_address
+
+        def work(progress: Callable, cancel: Any) -> tuple:
+            sums, counts = sum_grains(ds, labels, only=label, address=address, progress=progress, cancel=cancel)
+            return sums[label], counts[label]
+
+        def done(result: tuple) -> None:
+            patterns, counts = result
+            grain = self.model.hand_off(label, patterns, counts)
+            from napari.utils.notifications import show_info
+
+            show_info(f"{grain.name} handed to indexing/solving: {patterns.shape[0]} summed pattern(s)")
+
+        return c.jobs.start(f"hand grain {label} on", work, done)
