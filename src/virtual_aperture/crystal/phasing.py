@@ -32,11 +32,12 @@ from typing import Any, Callable
 import numpy as np
 import scipy.fft as sfft
 
-POLISH = 20
 from .geometry import reciprocal_basis
 from .reflections import Reflections, check_cancel, is_cancelled, parse_space_group
 
 __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
+
+POLISH = 20  # iterations run after convergence is detected
 
 
 @dataclass

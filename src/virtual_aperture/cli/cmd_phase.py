@@ -1,0 +1,151 @@
+"""``virtual-aperture phase``: ab initio structure solution from merged reflections.
+
+    virtual-aperture phase DATA.hkl --cell A B C AL BE GA --space-group SG [--composition F] --out DIR
+    virtual-aperture phase NAME.ins [--out DIR]      (reads NAME.hkl beside it, SHELXT-style)
+
+Writes DIR/structure.cif, DIR/potential.ccp4, DIR/structure.ins, DIR/structure.res and
+DIR/report.json (cell, space_group, converged, r1, atoms and every figure of merit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "phase",
+        help="solve a structure ab initio (charge flipping) from merged reflections",
+        description="Charge flipping → potential map → atoms → R1; writes CIF, CCP4 map, SHELX .ins/.res and a "
+        "JSON report. Give a SHELX HKLF 4 file with --cell and --space-group, or a .ins file (its .hkl beside it).",
+    )
+    p.add_argument("reflections", help="HKLF 4 .hkl file, or a SHELX .ins file with NAME.hkl beside it")
+    p.add_argument("--cell", nargs=6, type=float, metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
+                   help="unit cell in Å and degrees (required with a .hkl file)")
+    p.add_argument("--space-group", help="space-group symbol or number, e.g. 'P 21 21 21' or Fm-3m")
+    p.add_argument("--composition", help="cell contents or formula unit, e.g. 'Zr6 O32 C48'")
+    p.add_argument("--wavelength", type=float, default=None, help="electron wavelength in Å (for the .ins)")
+    p.add_argument("--d-min", type=float, default=None, help="resolution cut in Å")
+    p.add_argument("--starts", type=int, default=4, help="random starts of charge flipping (default 4)")
+    p.add_argument("--delta", type=float, default=1.2, help="δ = k·σ(ρ): the factor k (default 1.2)")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: threads)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--out", default=None, help="output directory (default: beside the input, NAME_phase)")
+    p.set_defaults(func=run)
+
+
+def _load(args):
+    from virtual_aperture.crystal.export import read_hkl, read_ins
+
+    path = Path(args.reflections)
+    if not path.is_file():
+        raise ValueError(f"reflections file {path} does not exist")
+    composition = args.composition
+    wavelength = args.wavelength
+    if path.suffix.lower() in (".ins", ".res"):
+        info = read_ins(path)
+        hkl_path = path.with_suffix(".hkl")
+        if not hkl_path.is_file():
+            raise ValueError(f"{path} needs its reflections in {hkl_path}, which does not exist")
+        cell = tuple(args.cell) if args.cell else info["cell"]
+        sg = args.space_group or info["space_group"]
+        if composition is None and info["unit"]:
+            composition = " ".join(f"{e}{n:g}" for e, n in info["unit"].items())
+        wavelength = wavelength or info["wavelength"]
+        refl = read_hkl(hkl_path, cell=cell, space_group=sg, wavelength=wavelength)
+    else:
+        if not args.cell or not args.space_group:
+            raise ValueError("--cell and --space-group are required with a .hkl file")
+        refl = read_hkl(path, cell=tuple(args.cell), space_group=args.space_group, wavelength=wavelength)
+    return path, refl, composition
+
+
+def _check_data(refl) -> None:
+    import numpy as np
+
+    from virtual_aperture.crystal.reflections import check_cell_matches_space_group
+
+    check_cell_matches_space_group(refl.cell, refl.space_group)
+    ops = refl.gemmi_space_group.operations()
+    absent = ops.systematic_absences(refl.hkl.astype(np.int32))
+    # lattice centring: reflections that violate it must be absent in real data
+    cen = [np.array(t) / 24.0 for t in ops.cen_ops if any(t)]
+    if cen:
+        bad = np.zeros(len(refl), bool)
+        for t in cen:
+            bad |= np.abs(np.round(refl.hkl @ t) - refl.hkl @ t) > 1e-6
+        strong = refl.intensity > 3 * np.maximum(refl.sigma, 1e-12)
+        frac = (bad & strong).sum() / max(strong.sum(), 1)
+        if frac > 0.05:
+            raise ValueError(f"{100 * frac:.0f} % of the strong reflections violate the {refl.space_group} "
+                             "lattice centring: the space group does not fit the data")
+    if (~absent).sum() < 50:
+        raise ValueError(f"too few reflections ({int((~absent).sum())}) to solve a structure (need ≥ 50)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from virtual_aperture.crystal.export import (
+        write_ccp4_map, write_ins, write_report, write_structure_cif,
+    )
+    from virtual_aperture.crystal.atoms import parse_formula
+    from virtual_aperture.crystal.solve import solve_structure
+
+    path, refl, composition = _load(args)
+    _check_data(refl)
+    if composition is not None:
+        parse_formula(composition)  # clear error before the long run
+    out = Path(args.out) if args.out else path.parent / f"{path.stem}_phase"
+    out.mkdir(parents=True, exist_ok=True)
+    names = ["structure.cif", "potential.ccp4", "report.json", "structure.ins", "structure.res"]
+    if not args.overwrite:
+        for n in names:
+            if (out / n).exists():
+                raise FileExistsError(f"{out / n} already exists (use --overwrite)")
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    bar = tqdm(total=1, desc="charge flipping", unit="it", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        sol = solve_structure(refl, composition=composition, d_min=args.d_min, starts=args.starts,
+                              delta_factor=args.delta, seed=args.seed, client=client, progress=progress)
+    finally:
+        bar.close()
+        if client is not None:
+            client.close()
+    report = sol.report()
+    report["input"] = str(path)
+    ow = args.overwrite
+    write_ccp4_map(out / "potential.ccp4", sol.potential, cell=sol.cell, space_group=sol.space_group, overwrite=ow)
+    unit = {}
+    for a in sol.atoms:
+        unit[a.element] = unit.get(a.element, 0) + a.multiplicity
+    if not unit:
+        unit = {e: n for e, n in (parse_formula(composition).items() if composition else [("C", 1)])}
+    unit = {("C" if e == "X" else e): n for e, n in unit.items()}
+    atoms = [a if a.element != "X" else type(a)(a.label, "C", a.x, a.y, a.z, a.height, a.multiplicity)
+             for a in sol.atoms]
+    r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
+    for name in ("structure.ins", "structure.res"):
+        write_ins(out / name, cell=sol.cell, space_group=sol.space_group, wavelength=refl.wavelength, unit=unit,
+                  atoms=atoms if name.endswith(".res") or sol.converged else [],
+                  title=f"virtual-aperture charge flipping, R1 {r1}", overwrite=ow)
+    write_structure_cif(out / "structure.cif", atoms, cell=sol.cell, space_group=sol.space_group,
+                        wavelength=refl.wavelength, extra={} if sol.r1 is None else {"_refine_ls_R_factor_gt": sol.r1},
+                        overwrite=ow)
+    write_report(out / "report.json", report, overwrite=ow)
+    status = "solved" if sol.converged else "no solution"
+    print(f"{status}: {sol.message}; {len(sol.atoms)} atoms; R1 {r1}; wrote {out}")
+    return 0 if sol.converged else 3
