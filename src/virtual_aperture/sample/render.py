@@ -7,7 +7,8 @@ sparse-matrix product of per-position reflection intensities with the stamps. Th
 support adds a smooth radial background (falloff plus a broad halo). Patterns are rendered
 on a canvas padded by the largest descan shift and cropped per scan position with a
 bilinear sub-pixel shift, then Poisson noise is drawn with a generator seeded by
-``(seed, tilt, scan_y, scan_x)``, so every frame is the same however the array is chunked.
+``(seed, tilt, scan_y, scan_x)``, so every frame is the same however the array is chunked
+(``kernels.frames_kernel``; ``FrameRenderer.shift_crop`` is its numpy reference).
 """
 
 from __future__ import annotations
@@ -18,34 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .kernels import frames_kernel, position_seeds
 from .scattering import rocking_intensity
 
 NOISE_SALT = 0x5A3D1E
-
-
-def poisson_frame(rng: np.random.Generator, lam: np.ndarray) -> np.ndarray:
-    """Independent Poisson counts with means ``lam`` (any shape).
-
-    For low total counts, draws the number of electrons N ~ Poisson(Σλ) and drops each on a
-    pixel with probability λ_i / Σλ (the same distribution as per-pixel Poisson draws, at a
-    cost that scales with N instead of the number of pixels); per-pixel draws otherwise.
-    """
-    lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
-    flat = lam.ravel()
-    if float(flat.sum()) > 2.0 * flat.size:
-        return rng.poisson(lam).astype(np.float32)
-    hi = np.flatnonzero(flat > 1.0)  # bright pixels (disks): direct draws
-    out = np.zeros(flat.size, dtype=np.float32)
-    out[hi] = rng.poisson(flat[hi])
-    low = flat.copy()
-    low[hi] = 0.0
-    cdf = np.cumsum(low)
-    total = float(cdf[-1])
-    n = int(rng.poisson(total)) if total > 0 else 0
-    if n:
-        idx = np.searchsorted(cdf, np.sort(rng.random(n)) * total, side="right")
-        out += np.bincount(np.minimum(idx, flat.size - 1), minlength=flat.size).astype(np.float32)
-    return out.reshape(lam.shape)
 
 
 @dataclass
@@ -162,8 +139,11 @@ class FrameRenderer:
                     tab.stamps_t = det.disk_stamps(canvas_pos).T.tocsr()
 
     # ---- expected counts ---------------------------------------------------------------
-    def expected_canvas(self, ti: int, ys: slice, xs: slice) -> np.ndarray:
-        """Expected electrons per canvas pixel, (n_positions, n_canvas_pixels), undistorted by descan."""
+    def bragg_canvas(self, ti: int, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Bragg-disk canvases (n_positions, n_canvas_pixels) and central-disk weights (n_positions,).
+
+        Both are fractions of the incident beam (multiply by the dose for electrons).
+        """
         th = self.thickness_a[:, ti, ys, xs]
         npos = th.shape[1] * th.shape[2]
         canvas = np.zeros((npos, self.central.size), dtype=np.float32)
@@ -177,8 +157,13 @@ class FrameRenderer:
             w = rocking_intensity(tab.kappa[None, :], tab.s[None, :], t[act, None])  # (n_act, n_refl)
             total[act] += w.sum(axis=1)
             canvas[act] += np.asarray(tab.stamps_t @ w.T.astype(np.float32)).T
-        central = np.clip(1.0 - self.background_level - total, 0.0, None).astype(np.float32)
-        canvas += central[:, None] * self.central[None, :]
+        central_w = np.clip(1.0 - self.background_level - total, 0.0, None).astype(np.float32)
+        return canvas, central_w
+
+    def expected_canvas(self, ti: int, ys: slice, xs: slice) -> np.ndarray:
+        """Expected electrons per canvas pixel (n_positions, n_canvas_pixels), before the descan shift."""
+        canvas, central_w = self.bragg_canvas(ti, ys, xs)
+        canvas += central_w[:, None] * self.central[None, :]
         canvas += np.float32(self.background_level) * self.bg[None, :]
         canvas *= np.float32(self.scale)
         return canvas
@@ -206,21 +191,20 @@ class FrameRenderer:
     def render(self, ti: int, ys: slice, xs: slice) -> np.ndarray:
         """Frames (ny, nx, k_y, k_x) of scan rows ``ys`` and columns ``xs`` at tilt ``ti``."""
         ny, nx = ys.stop - ys.start, xs.stop - xs.start
-        canvas = self.expected_canvas(ti, ys, xs)
-        frames = self.shift_crop(canvas, self.descan[ys, xs].reshape(-1, 2))
-        if self.dose is not None:
-            counts = np.empty(frames.shape, dtype=np.float32)
-            k = 0
-            for y in range(ys.start, ys.stop):
-                for x in range(xs.start, xs.stop):
-                    rng = np.random.default_rng([self.seed, NOISE_SALT, ti, y, x])
-                    counts[k] = poisson_frame(rng, frames[k])
-                    k += 1
-            frames = counts
+        ky, kx = self.det.detector_shape
+        canvas, central_w = self.bragg_canvas(ti, ys, xs)
+        yy, xx = np.meshgrid(np.arange(ys.start, ys.stop), np.arange(xs.start, xs.stop), indexing="ij")
+        seeds = position_seeds(self.seed, NOISE_SALT, ti, yy.ravel(), xx.ravel())
+        shifts = np.ascontiguousarray(self.descan[ys, xs].reshape(-1, 2), dtype=np.float64)
+        frames = np.empty((ny * nx, ky, kx), dtype=np.float32)
+        frames_kernel(
+            canvas, central_w, self.central, self.bg, np.float32(self.background_level), np.float32(self.scale),
+            shifts, self.det.pad, self.det.canvas_shape[1], ky, kx, seeds, self.dose is not None, frames,
+        )
         if self.dtype.kind in "ui":
             info = np.iinfo(self.dtype)
-            frames = np.clip(np.rint(frames), 0, info.max)
-        return frames.astype(self.dtype, copy=False).reshape(ny, nx, *self.det.detector_shape)
+            np.clip(np.rint(frames, out=frames), 0, info.max, out=frames)
+        return frames.astype(self.dtype, copy=False).reshape(ny, nx, ky, kx)
 
     def __call__(self, block_info=None) -> np.ndarray:
         loc = block_info[None]["array-location"]

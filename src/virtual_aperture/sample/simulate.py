@@ -95,6 +95,19 @@ def _shape2(name: str, v: Any, minimum: int) -> tuple[int, int]:
     return (a, b)
 
 
+def _check_orientations(orientations: Any, n_grains: int) -> np.ndarray:
+    try:
+        U = np.array(orientations, dtype=float)
+    except (TypeError, ValueError):
+        raise _bad("orientations must be an (n_grains, 3, 3) array of rotation matrices") from None
+    if U.shape != (n_grains, 3, 3):
+        raise _bad(f"orientations must have shape ({n_grains}, 3, 3), got {U.shape}")
+    eye = np.einsum("nij,nkj->nik", U, U)
+    if not np.allclose(eye, np.eye(3), atol=1e-6) or not np.allclose(np.linalg.det(U), 1.0, atol=1e-6):
+        raise _bad("orientations must be proper rotation matrices (orthonormal, determinant +1)")
+    return U
+
+
 def parse_tilts(tilts: Any) -> np.ndarray | None:
     """``None`` → 4D; a tuple of three numbers → (start, stop, step) inclusive; else the angles."""
     if tilts is None:
@@ -140,6 +153,7 @@ def simulate_agglomerate(
     background: float = 0.05,
     overlap: bool = True,
     zone_axis_fraction: float = 0.5,
+    orientations: np.ndarray | None = None,
     seed: int = 0,
     dtype: Any = np.uint16,
 ) -> tuple[Dataset, Truth]:
@@ -186,6 +200,9 @@ def simulate_agglomerate(
         Let grains overlap in projection (else they only come close).
     zone_axis_fraction
         Fraction of grains oriented within 1° of a low-index zone axis (rest random).
+    orientations
+        Optional ``(n_grains, 3, 3)`` orientation matrices U (crystal Cartesian → lab at zero
+        tilt, the ``crystal.geometry`` convention) instead of random ones.
     seed
         Seeds everything (grains, orientations, drift, descan, noise).
     dtype
@@ -258,6 +275,8 @@ def simulate_agglomerate(
     r_shape, r_orient, r_drift, r_descan = (np.random.default_rng(s) for s in ss.spawn(4))
     shapes = gr.place_grains(r_shape, n_grains, field_nm=field, size_nm=size, thickness_nm=thick, overlap=bool(overlap))
     U = gr.random_orientations(r_orient, n_grains, summ.cell, zone_axis_fraction=zone_axis_fraction)
+    if orientations is not None:
+        U = _check_orientations(orientations, n_grains)
     drift = gr.stage_drift(r_drift, angles_arr) if five_d else np.zeros((1, 2))
     descan_map = gr.descan_map(r_descan, scan_shape, descan)
     X, Y = gr.scan_coordinates(scan_shape, step)
