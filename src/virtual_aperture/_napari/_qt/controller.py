@@ -129,7 +129,10 @@ class WorkspaceController(QObject):
         self.model.set_grain_names({int(v): f"grain {int(v)}" for v in np.unique(data) if v})
         self.model.selected = self.grains.selected_label
         self.viewer.layers.selection.active = self.grains
+        self.viewer.reset_view()
         self._request_grain()
+        sy, sx = ds.scan_shape
+        self.request_pattern(sy // 2, sx // 2)
         self.dataset_ready.emit()
 
     def _setup_diffraction(self, ds: Any) -> None:

@@ -94,7 +94,13 @@ class DiffractionView(QWidget):
 
     def close_viewer(self) -> None:
         """Close the embedded QtViewer (it is a napari QtViewer and must be closed explicitly)."""
+        qtv, self.qt_viewer = self.qt_viewer, None
+        if qtv is None:
+            return
         try:
-            self.qt_viewer.close()
+            qtv.controls.setParent(None)
+            qtv.close()
+            qtv.setParent(None)
+            qtv.deleteLater()
         except RuntimeError:
             pass

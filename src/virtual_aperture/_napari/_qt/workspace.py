@@ -46,6 +46,7 @@ class WorkspaceWidget(QWidget):
         self.diffraction_dock = napari_viewer.window.add_dock_widget(
             self.diffraction, name="Diffraction", area="right", tabify=False
         )
+        self._size_docks()
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.tabs = QTabWidget()
@@ -69,6 +70,13 @@ class WorkspaceWidget(QWidget):
         self.destroyed.connect(self.controller.close)
         self.controller.start()
         self._update_status()
+
+    def _size_docks(self) -> None:
+        try:
+            win = self.viewer.window._qt_window
+            win.resizeDocks([self.diffraction_dock], [480], Qt.Orientation.Horizontal)
+        except (AttributeError, RuntimeError):
+            pass
 
     def _add_optional_panels(self) -> None:
         from .panels import PANELS
