@@ -1,0 +1,112 @@
+"""Readers through rosettasciio (``lazy=True``): Merlin, blockfile, DigitalMicrograph, EMPAD, MRC,
+TVIPS, HyperSpy ``.hspy``/``.zspy``, NeXus and Berkeley/Velox/DE EMD."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .binary import check_empad, mib_hdr_frames, parse_mib_header
+from .errors import ReadError, fail
+from .formats import Raw
+from .units import beam_energy_from_metadata, calibration_from_axes
+
+#: our format name → rosettasciio plugin module
+RSCIIO_MODULES = {
+    "mib": "rsciio.quantumdetector",
+    "blockfile": "rsciio.blockfile",
+    "dm": "rsciio.digitalmicrograph",
+    "empad": "rsciio.empad",
+    "mrc": "rsciio.mrc",
+    "tvips": "rsciio.tvips",
+    "hspy": "rsciio.hspy",
+    "zspy": "rsciio.zspy",
+    "nexus": "rsciio.nexus",
+    "emd": "rsciio.emd",
+}
+
+
+def _pick_signal(path: Path, signals: list[dict[str, Any]]) -> dict[str, Any]:
+    if not signals:
+        raise fail(path, "the file holds no data")
+    for want in (4, 5):
+        for s in signals:
+            if getattr(s.get("data"), "ndim", 0) == want:
+                return s
+    return max(signals, key=lambda s: int(np.prod(getattr(s.get("data"), "shape", (0,)))))
+
+
+def _mib_options(path: Path, scan_shape: tuple[int, int] | None) -> dict[str, Any]:
+    info = parse_mib_header(path)
+    n = info["n_frames"]
+    if scan_shape is not None:
+        need = scan_shape[0] * scan_shape[1]
+        if need != n:
+            raise fail(path, f"scan_shape {scan_shape} needs {need} frames but the file holds {n} "
+                             f"{info['height']}×{info['width']} frames")
+        return {"navigation_shape": (scan_shape[1], scan_shape[0])}
+    hdr = mib_hdr_frames(path)
+    if hdr is not None:
+        per_trigger, total = hdr
+        if total > n:
+            raise fail(path, f"truncated: the .hdr file says {total} frames but the file holds {n} "
+                             "(pass scan_shape=(ny, nx) to read part of an interrupted scan)")
+        if total < n:
+            raise fail(path, f"inconsistent header: the .hdr file says {total} frames but the file holds {n}")
+        if per_trigger > 1 and total % per_trigger:
+            raise fail(path, f"inconsistent header: {total} frames is not a whole number of "
+                             f"{per_trigger}-frame scan lines")
+    return {}
+
+
+def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = None,
+                module: str | None = None, **options: Any) -> Raw:
+    """Read ``path`` with the rosettasciio plugin for ``fmt`` (lazily when the plugin can)."""
+    kwargs: dict[str, Any] = dict(options)
+    if fmt == "mib":
+        kwargs.update(_mib_options(path, scan_shape))
+    elif fmt == "empad":
+        check_empad(path)
+    elif fmt == "tvips" and scan_shape is not None:
+        kwargs["scan_shape"] = tuple(scan_shape)
+    modname = module or RSCIIO_MODULES[fmt]
+    reader = importlib.import_module(modname).file_reader
+    lazy = True
+    log = logging.getLogger("rsciio")
+    old_level = log.level
+    log.setLevel(logging.ERROR)  # rosettasciio logs warnings we turn into our own messages
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                signals = reader(str(path), lazy=True, **kwargs)
+            except NotImplementedError:
+                lazy = False
+                signals = reader(str(path), lazy=False, **kwargs)
+    except ReadError:
+        raise
+    except Exception as exc:  # rosettasciio raises anything; wrap it with the file name
+        raise fail(path, f"cannot be read as {fmt} ({type(exc).__name__}: {exc})") from exc
+    finally:
+        log.setLevel(old_level)
+    sig = _pick_signal(path, signals)
+    data = sig["data"]
+    if not isinstance(data, da.Array):
+        lazy = lazy and isinstance(data, np.memmap)
+        data = da.from_array(data, chunks="auto", asarray=False)
+    md = sig.get("metadata") or {}
+    found = calibration_from_axes(list(sig.get("axes") or []), data.ndim)
+    kv = beam_energy_from_metadata(md)
+    if kv is not None:
+        found["beam_energy_kv"] = kv
+    meta = {"metadata": md, "original_metadata": sig.get("original_metadata") or {},
+            "axes": [dict(a) for a in sig.get("axes") or []], "reader": modname}
+    if fmt == "mib":
+        meta["note"] = "rosettasciio flips Merlin frames vertically (row 0 = last row stored in the file)"
+    return Raw(data, fmt, found=found, metadata=meta, lazy=lazy)
