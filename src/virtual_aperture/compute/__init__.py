@@ -1,0 +1,28 @@
+"""Compute engine: virtual images, aperture sums, incremental updates and hover fetches.
+
+Everything runs on in-memory numpy blocks with numba kernels at memory bandwidth, or streams
+file-backed data chunk by chunk as dask graphs (local threads, or a ``dask.distributed``
+client) under a bounded memory budget. See ``docs/compute.md``.
+"""
+
+from . import detectors
+from .executor import CancelToken, Cancelled, get_client, parse_memory_budget
+from .fetch import pattern_at, region_mean
+from .incremental import ApertureSum, VirtualImageUpdater
+from .sums import ApertureSumResult, aperture_sums
+from .virtual import virtual_image
+
+__all__ = [
+    "ApertureSum",
+    "ApertureSumResult",
+    "CancelToken",
+    "Cancelled",
+    "VirtualImageUpdater",
+    "aperture_sums",
+    "detectors",
+    "get_client",
+    "parse_memory_budget",
+    "pattern_at",
+    "region_mean",
+    "virtual_image",
+]

@@ -1,0 +1,218 @@
+"""Where the work runs: dask on local threads (default) or a ``dask.distributed`` cluster.
+
+Every streamed computation is a list of small dask graphs, one per data chunk (read the chunk,
+reduce it with a numba kernel). :func:`stream` runs them with a bounded number in flight, so
+memory stays under the budget, hands each result to an ``accumulate`` callback in the calling
+thread as it arrives, reports ``progress(done, total)`` and stops early on a :class:`CancelToken`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Sequence
+
+import dask
+
+ProgressFn = Callable[[int, int], Any]
+
+#: default memory budget for streamed (file-backed) data when none is given
+DEFAULT_BUDGET = 1 * 2**30
+
+
+class Cancelled(RuntimeError):
+    """Raised by a computation whose :class:`CancelToken` was cancelled."""
+
+
+class CancelToken:
+    """A thread-safe flag a GUI (or anything) sets to stop a running computation.
+
+    Computations check it between chunks and raise :class:`Cancelled`.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the computation(s) holding this token to stop."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("computation cancelled")
+
+    def __repr__(self) -> str:
+        return f"CancelToken(cancelled={self.cancelled})"
+
+
+def check_cancel(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("computation cancelled")
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory_budget(budget: int | float | str | None) -> int:
+    """Bytes from ``budget``: a number of bytes or a string like ``"2GB"``, ``"512 MiB"``.
+
+    ``None`` gives :data:`DEFAULT_BUDGET` (1 GiB). Raises ``ValueError`` for anything not positive.
+    """
+    if budget is None:
+        return DEFAULT_BUDGET
+    if isinstance(budget, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-zA-Z]*)\s*", budget)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"memory budget {budget!r} is not a size like '2GB' or '512MiB'")
+        value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
+        value = float(budget)
+    else:
+        raise ValueError(f"memory budget must be bytes or a string like '2GB', got {budget!r}")
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"memory budget must be a positive size, got {budget!r}")
+    return int(value)
+
+
+def get_client(address_or_client: Any = None, *, n_workers: int = 2, threads_per_worker: int = 1,
+               memory_limit: str | int = "auto") -> Any:
+    """A ``dask.distributed`` client to run computations on, or ``None`` for local threads.
+
+    Parameters
+    ----------
+    address_or_client
+        ``None`` → ``None`` (in-process threads, the default everywhere); ``"local"`` → a new
+        ``LocalCluster`` with ``n_workers`` worker processes; any other string → a client connected
+        to that scheduler address (e.g. ``"tcp://10.0.0.5:8786"``); an existing ``Client`` is
+        checked (it must not be closed) and returned.
+    n_workers, threads_per_worker, memory_limit
+        Used only for ``"local"``.
+    """
+    if address_or_client is None:
+        return None
+    if isinstance(address_or_client, str):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - distributed is a dependency of [all]
+            raise ValueError("a scheduler address needs dask.distributed: pip install distributed") from exc
+        if address_or_client.strip().lower() == "local":
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                   memory_limit=memory_limit, dashboard_address=None, processes=True)
+            return Client(cluster)
+        try:
+            return Client(address_or_client, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"cannot connect to dask scheduler {address_or_client!r}: {exc}") from exc
+    return check_client(address_or_client)
+
+
+def check_client(client: Any) -> Any:
+    """Validate a client argument: ``None`` or a running ``distributed.Client``."""
+    if client is None:
+        return None
+    if isinstance(client, str):
+        return get_client(client)
+    status = getattr(client, "status", None)
+    if status is None or not hasattr(client, "compute"):
+        raise ValueError(f"client must be a dask.distributed Client or an address, got {type(client).__name__}")
+    if status != "running":
+        raise ValueError(f"the dask.distributed client is not usable (status {status!r}); create a new one")
+    return client
+
+
+def local_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def stream(tasks: Sequence[Any], accumulate: Callable[[int, Any], None], *, client: Any = None,
+           in_flight: int | None = None, progress: ProgressFn | None = None,
+           cancel: CancelToken | None = None) -> None:
+    """Compute dask ``tasks`` (one chunk each), feeding results to ``accumulate(i, result)``.
+
+    At most ``in_flight`` tasks are running or waiting to be accumulated at once (default: the
+    number of workers + 1), which bounds memory. ``accumulate`` runs in the calling thread.
+    """
+    total = len(tasks)
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    if total == 0:
+        return
+    client = check_client(client)
+    if client is not None:
+        _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel)
+        return
+    workers = local_workers()
+    window = max(1, in_flight or workers + 1)
+    with ThreadPoolExecutor(max_workers=min(workers, window), thread_name_prefix="va-compute") as pool:
+        pending: dict[Future, int] = {}
+        next_i = 0
+        try:
+            while next_i < total or pending:
+                check_cancel(cancel)
+                while next_i < total and len(pending) < window:
+                    pending[pool.submit(_compute_sync, tasks[next_i])] = next_i
+                    next_i += 1
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    i = pending.pop(fut)
+                    accumulate(i, fut.result())
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _compute_sync(task: Any) -> Any:
+    (result,) = dask.compute(task, scheduler="sync")
+    return result
+
+
+def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) -> None:
+    from distributed import as_completed
+
+    total = len(tasks)
+    try:
+        n_threads = sum(client.nthreads().values())
+    except Exception:  # noqa: BLE001 - a client that cannot answer gets a small window
+        n_threads = 2
+    window = max(1, in_flight or 2 * n_threads)
+    index: dict[Any, int] = {}
+    next_i = 0
+    done = 0
+
+    def submit(i: int):
+        fut = client.compute(tasks[i])
+        index[fut.key] = i
+        return fut
+
+    first = [submit(i) for i in range(min(window, total))]
+    next_i = len(first)
+    ac = as_completed(first)
+    try:
+        for fut in ac:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("computation cancelled")
+            result = fut.result()
+            accumulate(index.pop(fut.key), result)
+            fut.release()
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            if next_i < total:
+                ac.add(submit(next_i))
+                next_i += 1
+    except BaseException:
+        for f in list(ac.futures):
+            f.cancel()
+        raise

@@ -1,0 +1,246 @@
+"""numba kernels of the compute engine (each has a plain-numpy reference in the tests).
+
+All kernels are ``parallel=True, cache=True, nogil=True``. They are called either directly on
+in-memory numpy blocks (all cores) or inside dask tasks, where :func:`single_thread` makes the
+calling worker thread use one numba thread so dask's own threads provide the parallelism.
+
+Data blocks are C-contiguous ``frames`` arrays ``(n_positions, k_y, k_x)`` (or flattened
+``(n_positions, k_y * k_x)``) of any numeric dtype; accumulation is always float64, which is
+exact for integer data up to 2**53 (e.g. 2**37 uint16 frames).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+_FAST = {"reassoc", "contract", "nsz", "arcp"}  # lets reductions vectorise; keeps NaN/inf semantics
+_OPTS = dict(parallel=True, cache=True, nogil=True, fastmath=_FAST)
+
+#: detector pixels per work item in the gather kernels (fits L1 as float64 accumulators)
+KBLOCK = 1024
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run numba kernels called from this thread on one numba thread (thread-local setting)."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+_PARALLEL_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def all_threads():
+    """Serialise whole-machine kernel launches from different Python threads (GUI workers)."""
+    with _PARALLEL_LOCK:
+        yield
+
+
+# ---- element conversion -----------------------------------------------------------------------
+def as_f64(x):  # pragma: no cover - replaced by the overload inside kernels
+    return np.float64(x)
+
+
+@overload(as_f64)
+def _as_f64_overload(x):
+    # small integers go through int32: LLVM vectorises i32 -> f64 but scalarises u16 -> f64
+    if isinstance(x, types.Integer) and x.bitwidth <= 16:
+        return lambda x: np.float64(np.int32(x))
+    return lambda x: np.float64(x)
+
+
+# NB: inner loops index slices with range() counters only (no offsets), which lets LLVM drop the
+# negative-index wraparound checks and vectorise; ``row[x0 + c]`` is 3-4x slower.
+
+# ---- virtual image --------------------------------------------------------------------------
+@njit(**_OPTS)
+def vi_dense(frames, weights, y0, x0, out):
+    """``out[m, p] = sum_{r,c} frames[p, y0 + r, x0 + c] * weights[m, r, c]``.
+
+    ``frames`` (N, ky, kx); ``weights`` (n, h, w) float64, the masks cut to their bounding box at
+    (y0, x0); ``out`` (n, N) float64, overwritten.
+    """
+    n_pos = frames.shape[0]
+    n_mask, h, w = weights.shape
+    for p in prange(n_pos):
+        for m in range(n_mask):
+            acc = 0.0
+            for r in range(h):
+                row = frames[p, y0 + r, x0 : x0 + w]
+                wr = weights[m, r]
+                for c in range(w):
+                    acc += as_f64(row[c]) * wr[c]
+            out[m, p] = acc
+
+
+@njit(**_OPTS)
+def vi_shifted(frames, padded, y0, x0, shifts, out):
+    """Virtual image with the mask moved by a per-position shift (bilinear weights).
+
+    ``padded`` (n, h + 2, w + 2) float64: the masks cut to their bounding box at (y0, x0) with a
+    one-pixel zero border. For position p with shift (sy, sx) the applied mask is
+    ``M'(r, c) = M(r - sy, c - sx)``, ``M`` bilinearly interpolated and zero outside.
+    ``shifts`` (N, 2) float64 (finite); ``out`` (n, N) float64, overwritten.
+    """
+    n_pos, ky, kx = frames.shape
+    n_mask = padded.shape[0]
+    h = padded.shape[1] - 2
+    w = padded.shape[2] - 2
+    for p in prange(n_pos):
+        sy = shifts[p, 0]
+        sx = shifts[p, 1]
+        fy0 = np.floor(sy)
+        fx0 = np.floor(sx)
+        fy = sy - fy0
+        fx = sx - fx0
+        # clamp: a mask moved off the detector contributes nothing anyway
+        iy = int(min(max(fy0, -(h + ky + 2.0)), h + ky + 2.0))
+        ix = int(min(max(fx0, -(w + kx + 2.0)), w + kx + 2.0))
+        w00 = (1.0 - fy) * (1.0 - fx)
+        w01 = (1.0 - fy) * fx
+        w10 = fy * (1.0 - fx)
+        w11 = fy * fx
+        r0 = max(0, y0 + iy)
+        r1 = min(ky, y0 + h + iy + 1)
+        c0 = max(0, x0 + ix)
+        c1 = min(kx, x0 + w + ix + 1)
+        nc = c1 - c0
+        b0 = c0 - ix - x0 + 1  # padded column of M(c0 - ix); column b0 - 1 is M(c0 - ix - 1)
+        for m in range(n_mask):
+            acc = 0.0
+            for r in range(r0, r1):
+                a = r - iy - y0 + 1  # padded row of M(r - iy); row a - 1 is M(r - iy - 1)
+                if nc <= 0:
+                    break
+                pa = padded[m, a, b0 : b0 + nc]
+                pa1 = padded[m, a, b0 - 1 : b0 - 1 + nc]
+                pb = padded[m, a - 1, b0 : b0 + nc]
+                pb1 = padded[m, a - 1, b0 - 1 : b0 - 1 + nc]
+                row = frames[p, r, c0:c1]
+                for c in range(nc):
+                    wgt = w00 * pa[c] + w01 * pa1[c] + w10 * pb[c] + w11 * pb1[c]
+                    acc += as_f64(row[c]) * wgt
+            out[m, p] = acc
+
+
+# ---- gathered sums ---------------------------------------------------------------------------
+@njit(**_OPTS)
+def gather_sum(frames, pos, lab, wt, out):
+    """``out[lab[t], :] += wt[t] * frames[pos[t], :]`` for every t; flat ``frames`` (N, K).
+
+    Parallel over blocks of detector pixels, so the cost does not depend on the number of labels
+    and no per-thread copies of ``out`` (L, K) float64 are needed.
+    """
+    n_k = frames.shape[1]
+    n_blocks = (n_k + KBLOCK - 1) // KBLOCK
+    n_t = pos.shape[0]
+    for b in prange(n_blocks):
+        k0 = b * KBLOCK
+        k1 = min(n_k, k0 + KBLOCK)
+        for t in range(n_t):
+            f = frames[pos[t], k0:k1]
+            o = out[lab[t], k0:k1]
+            s = wt[t]
+            for k in range(k1 - k0):
+                o[k] += s * as_f64(f[k])
+
+
+@njit(**_OPTS)
+def column_update(tframes, index, dw, image):
+    """Detector-major update: ``image[p] += sum_j dw[j] * tframes[index[j], p]``.
+
+    ``tframes`` (K, N) is the detector-major copy; cost ∝ len(index) * N, contiguous reads.
+    """
+    n_pos = tframes.shape[1]
+    n_blocks = (n_pos + 4095) // 4096
+    for b in prange(n_blocks):
+        p0 = b * 4096
+        p1 = min(n_pos, p0 + 4096)
+        img = image[p0:p1]
+        for j in range(index.shape[0]):
+            col = tframes[index[j], p0:p1]
+            d = dw[j]
+            for p in range(p1 - p0):
+                img[p] += d * as_f64(col[p])
+
+
+@njit(**_OPTS)
+def strided_update(frames, index, dw, image):
+    """Scan-major fallback of :func:`column_update`: ``image[p] += sum_j dw[j] * frames[p, index[j]]``."""
+    n_pos = frames.shape[0]
+    for p in prange(n_pos):
+        f = frames[p]
+        acc = 0.0
+        for j in range(index.shape[0]):
+            acc += dw[j] * as_f64(f[index[j]])
+        image[p] += acc
+
+
+@njit(**_OPTS)
+def transpose_into(frames, p0, tframes):
+    """Copy flat ``frames`` (n, K) into columns ``p0 : p0 + n`` of ``tframes`` (K, N), tiled."""
+    n, n_k = frames.shape
+    tile = 64
+    n_kb = (n_k + tile - 1) // tile
+    for kb in prange(n_kb):
+        k0 = kb * tile
+        k1 = min(n_k, k0 + tile)
+        for q0 in range(0, n, tile):
+            q1 = min(n, q0 + tile)
+            for k in range(k0, k1):
+                for q in range(q0, q1):
+                    tframes[k, p0 + q] = frames[q, k]
+
+
+@njit(**_OPTS)
+def read_ceiling(frames):
+    """One pass that reads every byte of flat ``frames`` (N, K) once; returns the sum of all values.
+
+    Unsigned 8/16-bit data accumulate per frame in uint32 lanes (exact for frames of <= 65536 uint16
+    pixels) and in float64 otherwise: the fastest honest full read the machine can do.
+    """
+    n_pos = frames.shape[0]
+    total = 0.0
+    for p in prange(n_pos):
+        total += _frame_total(frames[p])
+    return total
+
+
+def _frame_total(f):  # pragma: no cover - replaced by the overload inside kernels
+    return float(f.sum())
+
+
+@overload(_frame_total)
+def _frame_total_overload(f):
+    if isinstance(f.dtype, types.Integer) and not f.dtype.signed and f.dtype.bitwidth <= 16:
+
+        def impl(f):
+            acc = np.uint64(0)
+            for k0 in range(0, f.shape[0], 65536):
+                part = f[k0 : k0 + 65536]
+                a32 = np.uint32(0)
+                for k in range(part.shape[0]):
+                    a32 += np.uint32(part[k])
+                acc += a32
+            return np.float64(acc)
+
+        return impl
+
+    def impl_f(f):
+        acc = 0.0
+        for k in range(f.shape[0]):
+            acc += np.float64(f[k])
+        return acc
+
+    return impl_f

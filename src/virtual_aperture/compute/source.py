@@ -1,0 +1,195 @@
+"""One view of the input data for every compute function: 4D/5D, numpy blocks or a dask array.
+
+Everything is handled internally as 5D ``(tilt, scan_y, scan_x, k_y, k_x)`` (one tilt for 4D).
+In-memory data (numpy arrays, memory maps, and dask arrays whose graph only holds numpy chunks)
+is reached as numpy blocks without dask so kernels run at memory bandwidth; anything else
+(zarr, HDF5, lazy graphs) is streamed chunk by chunk through :mod:`.executor`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import dask.array as da
+import numpy as np
+
+from ..model.dataset import scan_chunks
+
+#: rows of scan per in-memory slab are chosen so a slab holds about this many bytes
+SLAB_BYTES = 64 * 2**20
+
+
+@dataclass
+class Block:
+    """An in-memory numpy chunk ``array`` (ct, cy, cx, ky, kx) at offset (t0, y0, x0)."""
+
+    t0: int
+    y0: int
+    x0: int
+    array: np.ndarray
+
+
+class Source:
+    """Normalised input data. ``data``: ``Dataset``, dask array or numpy array, 4D or 5D."""
+
+    def __init__(self, data) -> None:
+        arr = getattr(data, "data", data) if not isinstance(data, (np.ndarray, da.Array)) else data
+        if not isinstance(arr, (np.ndarray, da.Array)):
+            if hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__array__"):
+                arr = np.asarray(arr)
+            else:
+                raise ValueError(f"data must be a Dataset, dask array or numpy array, got {type(data).__name__}")
+        if arr.ndim not in (4, 5):
+            raise ValueError(f"data must be 4D (scan_y, scan_x, k_y, k_x) or 5D (tilt, ...), got shape {arr.shape}")
+        if any(int(s) == 0 for s in arr.shape):
+            raise ValueError(f"data has an empty axis: shape {tuple(arr.shape)}")
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)) or arr.dtype == bool:
+            raise ValueError(f"data must be integer or float, got dtype {arr.dtype}")
+        self.is5d = arr.ndim == 5
+        self.array5 = arr if self.is5d else arr[None]
+        self.shape5 = tuple(int(s) for s in self.array5.shape)
+        self.n_tilt, self.sy, self.sx, self.ky, self.kx = self.shape5
+        self.dtype = np.dtype(arr.dtype)
+        self.blocks: list[Block] | None = _numpy_blocks(arr)
+
+    # ---- shapes ------------------------------------------------------------------------------
+    @property
+    def scan_shape(self) -> tuple[int, int]:
+        return (self.sy, self.sx)
+
+    @property
+    def det_shape(self) -> tuple[int, int]:
+        return (self.ky, self.kx)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.blocks is not None
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.ky * self.kx * self.dtype.itemsize
+
+    def check_tilt(self, tilt: int) -> int:
+        if not isinstance(tilt, (int, np.integer)) or isinstance(tilt, bool):
+            raise ValueError(f"tilt must be an integer, got {tilt!r}")
+        if not -self.n_tilt <= tilt < self.n_tilt:
+            raise ValueError(f"tilt {tilt} out of range for data with {self.n_tilt} tilt(s)")
+        return int(tilt) % self.n_tilt
+
+    # ---- dask view ---------------------------------------------------------------------------
+    def dask5(self, max_chunk_bytes: int | None = None) -> da.Array:
+        """The data as a 5D dask array chunked over scan positions (one tilt per chunk)."""
+        arr = self.array5
+        if isinstance(arr, np.ndarray):
+            target = min(max_chunk_bytes or 2**62, 128 * 2**20)
+            arr = da.from_array(arr, chunks=scan_chunks(self.shape5, self.dtype.itemsize, target_bytes=target))
+        whole = (len(arr.chunks[3]) == 1 and len(arr.chunks[4]) == 1 and max(arr.chunks[0]) == 1)
+        too_big = max_chunk_bytes is not None and _max_chunk_bytes(arr) > max_chunk_bytes
+        if not whole or too_big:
+            target = max_chunk_bytes or 128 * 2**20
+            arr = arr.rechunk(_scan_chunks_at_most(self.shape5, self.dtype.itemsize, target))
+        return arr
+
+    # ---- in-memory access --------------------------------------------------------------------
+    def slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        """In-memory pieces ``(t, y0, x0, array (ny, nx, ky, kx))``, each at most ~64 MB."""
+        assert self.blocks is not None
+        for b in self.blocks:
+            ct, cy, cx = b.array.shape[:3]
+            row_bytes = cx * self.frame_bytes
+            rows = max(1, SLAB_BYTES // max(row_bytes, 1))
+            for t in range(ct):
+                for r0 in range(0, cy, rows):
+                    yield b.t0 + t, b.y0 + r0, b.x0, b.array[t, r0 : r0 + rows]
+
+    def frames_groups(self, t: int, ys: np.ndarray, xs: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Group scan positions (ys, xs) of tilt ``t`` by the block holding them.
+
+        Yields ``(flat_frames (N, K), local_index (m,), selector (m,))``: row ``local_index[i]`` of
+        ``flat_frames`` is the frame of position ``selector[i]`` of the input. For data not in
+        memory the frames are read through dask (cost ∝ the chunks touched).
+        """
+        ys = np.asarray(ys, dtype=np.int64)
+        xs = np.asarray(xs, dtype=np.int64)
+        if ys.size == 0:
+            return
+        if self.blocks is None:
+            arr = self.array5[t]
+            for s0 in range(0, ys.size, 512):
+                sel = np.arange(s0, min(ys.size, s0 + 512))
+                frames = np.asarray(arr.vindex[ys[sel], xs[sel]].compute())
+                yield frames.reshape(sel.size, -1), np.arange(sel.size, dtype=np.int64), sel
+            return
+        for b in self.blocks:
+            ct, cy, cx = b.array.shape[:3]
+            if not b.t0 <= t < b.t0 + ct:
+                continue
+            inside = (ys >= b.y0) & (ys < b.y0 + cy) & (xs >= b.x0) & (xs < b.x0 + cx)
+            sel = np.flatnonzero(inside)
+            if sel.size == 0:
+                continue
+            flat = _flat(b.array[t - b.t0])
+            yield flat, ((ys[sel] - b.y0) * cx + (xs[sel] - b.x0)).astype(np.int64), sel
+
+
+def _flat(block4: np.ndarray) -> np.ndarray:
+    """(cy, cx, ky, kx) → (cy*cx, ky*kx) without copying when the block is contiguous."""
+    cy, cx, ky, kx = block4.shape
+    if not block4.flags.c_contiguous:
+        block4 = np.ascontiguousarray(block4)
+    return block4.reshape(cy * cx, ky * kx)
+
+
+def _max_chunk_bytes(arr: da.Array) -> int:
+    return int(math.prod(max(c) for c in arr.chunks) * arr.dtype.itemsize)
+
+
+def _scan_chunks_at_most(shape5, itemsize: int, target: int) -> tuple[int, ...]:
+    _, sy, sx, ky, kx = shape5
+    frame = ky * kx * itemsize
+    frames = max(1, target // max(frame, 1))
+    if frames >= sx:
+        return (1, max(1, min(sy, frames // sx)), sx, ky, kx)
+    return (1, 1, max(1, frames), ky, kx)
+
+
+def _numpy_blocks(arr) -> list[Block] | None:
+    """Numpy blocks (as 5D) of an in-memory 4D/5D array, or None when the data must be streamed."""
+    lead = arr.ndim == 4
+    if isinstance(arr, np.ndarray):
+        return [Block(0, 0, 0, arr[None] if lead else arr)]
+    hlg = arr.__dask_graph__()
+    graph = dict(hlg)
+    keys = list(_iter_keys(arr.__dask_keys__()))
+    if len(arr.chunks[-1]) != 1 or len(arr.chunks[-2]) != 1:
+        return None
+    if len(graph) == len(keys) and all(isinstance(graph.get(k), np.ndarray) for k in keys):
+        # one layer of plain numpy chunks (da.from_array / da.asarray of an in-memory array)
+        bounds = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in arr.chunks]
+        blocks = []
+        for key in keys:
+            idx = key[1:]
+            chunk = graph[key]
+            if lead:
+                blocks.append(Block(0, int(bounds[0][idx[0]]), int(bounds[1][idx[1]]), chunk[None]))
+            else:
+                blocks.append(Block(int(bounds[0][idx[0]]), int(bounds[1][idx[1]]), int(bounds[2][idx[2]]), chunk))
+        return blocks
+    layers = getattr(hlg, "layers", {})
+    if len(layers) == 2 and len(graph) == len(keys) + 1:
+        # da.from_array(memmap or ndarray) with getter tasks over one "original-array"
+        originals = [v for k, v in graph.items() if k not in set(keys) and isinstance(v, np.ndarray)]
+        if len(originals) == 1 and originals[0].shape == arr.shape and originals[0].dtype == arr.dtype:
+            orig = originals[0]
+            return [Block(0, 0, 0, orig[None] if lead else orig)]
+    return None
+
+
+def _iter_keys(keys):
+    if isinstance(keys, tuple):
+        yield keys
+        return
+    for k in keys:
+        yield from _iter_keys(k)

@@ -1,0 +1,133 @@
+"""Virtual images: any detector mask (or a stack of masks) applied to every scan position."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+from .executor import CancelToken, ProgressFn, check_cancel, check_client, local_workers, parse_memory_budget, stream
+from .source import Source
+from .validate import Masks, prepare_masks, prepare_shifts
+
+
+def virtual_image(data, mask, *, shifts=None, client=None, progress: ProgressFn | None = None,
+                  cancel: CancelToken | None = None, memory_budget: int | str | None = None) -> np.ndarray:
+    """Virtual detector image: ``image[y, x] = sum_k data[y, x, k] * mask[k]``.
+
+    Parameters
+    ----------
+    data
+        ``Dataset``, dask or numpy array, 4D ``(sy, sx, ky, kx)`` or 5D ``(n_tilt, sy, sx, ky, kx)``.
+    mask
+        Detector mask ``(ky, kx)``: bool (pixel in/out) or real weights (e.g. from
+        :mod:`virtual_aperture.detectors`), or a stack ``(n, ky, kx)`` computed in the same pass.
+        NaN/inf weights and all-zero masks are rejected.
+    shifts
+        Optional per-position origin shift ``(sy, sx, 2)`` (or ``(n_tilt, sy, sx, 2)``) in detector
+        pixels ``(dk_y, dk_x)``: at each position the mask is applied as if moved by the shift,
+        ``mask'(k) = mask(k - shift)`` (descan compensation: pass the measured beam position minus
+        the reference). Fractional shifts use bilinear weights; parts moved off the detector count 0.
+    client
+        ``None`` (local threads) or a ``dask.distributed`` client / scheduler address.
+    progress
+        ``progress(done, total)`` called after every chunk.
+    cancel
+        A :class:`CancelToken`; :class:`Cancelled` is raised soon after it is cancelled.
+    memory_budget
+        Bytes (or ``"2GB"``) of data read but not yet reduced at once, for streamed (file-backed)
+        data; default 1 GiB. In-memory data needs no extra memory.
+
+    Returns
+    -------
+    numpy.ndarray, float64
+        4D data: ``(sy, sx)``, or ``(n, sy, sx)`` for a mask stack.
+        5D data: ``(n_tilt, sy, sx)``, or ``(n, n_tilt, sy, sx)`` for a mask stack.
+        Values are in the data's units (counts) times the weights; float64 accumulation is exact
+        for integer data with bool/integer masks.
+    """
+    src = Source(data)
+    masks = prepare_masks(mask, src.det_shape)
+    sh = prepare_shifts(shifts, src.n_tilt, src.scan_shape, src.is5d)
+    client = check_client(client)
+    budget = parse_memory_budget(memory_budget)
+    out = np.zeros((masks.n, src.n_tilt, src.sy, src.sx))
+    if client is None and src.in_memory:
+        _in_memory(src, masks, sh, out, progress, cancel)
+    else:
+        _streamed(src, masks, sh, out, client, budget, progress, cancel)
+    if not src.is5d:
+        out = out[:, 0]
+    return out if masks.stacked else out[0]
+
+
+def apply_kernel(frames3: np.ndarray, masks: Masks, shifts2: np.ndarray | None, padded: np.ndarray | None) -> np.ndarray:
+    """Virtual-image values (n, N) of frames (N, ky, kx) (the kernel's caller threads apply)."""
+    res = np.empty((masks.n, frames3.shape[0]))
+    if shifts2 is None:
+        kernels.vi_dense(frames3, masks.weights, masks.y0, masks.x0, res)
+    else:
+        kernels.vi_shifted(frames3, padded, masks.y0, masks.x0, shifts2, res)
+    return res
+
+
+def _frames3(block4: np.ndarray) -> np.ndarray:
+    ny, nx, ky, kx = block4.shape
+    return np.ascontiguousarray(block4).reshape(ny * nx, ky, kx)
+
+
+def _in_memory(src: Source, masks: Masks, sh, out, progress, cancel) -> None:
+    slabs = list(src.slabs())
+    padded = masks.padded() if sh is not None else None
+    if progress is not None:
+        progress(0, len(slabs))
+    for i, (t, y0, x0, slab) in enumerate(slabs):
+        check_cancel(cancel)
+        ny, nx = slab.shape[:2]
+        s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
+        with kernels.all_threads():
+            res = apply_kernel(_frames3(slab), masks, s2, padded)
+        out[:, t, y0 : y0 + ny, x0 : x0 + nx] = res.reshape(masks.n, ny, nx)
+        if progress is not None:
+            progress(i + 1, len(slabs))
+
+
+def _vi_task(block5: np.ndarray, weights: np.ndarray, y0: int, x0: int, shifts4) -> np.ndarray:
+    """One dask task: (1, cy, cx, ky, kx) block → (n, cy, cx) on one numba thread."""
+    masks = Masks(weights, y0, x0, True)
+    _, cy, cx = block5.shape[:3]
+    s2 = None if shifts4 is None else np.ascontiguousarray(shifts4.reshape(-1, 2))
+    with kernels.single_thread():
+        res = apply_kernel(_frames3(block5[0]), masks, s2, masks.padded() if s2 is not None else None)
+    return res.reshape(masks.n, cy, cx)
+
+
+def block_plan(src: Source, client, budget: int):
+    """The 5D dask array (chunks sized to the budget) and its chunk offsets."""
+    workers = local_workers() if client is None else max(1, sum(client.nthreads().values()))
+    # each task holds its chunk plus a decompression buffer of about the same size
+    max_chunk = max(src.frame_bytes, budget // (2 * (workers + 1)))
+    arr = src.dask5(max_chunk)
+    bounds = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in arr.chunks[:3]]
+    return arr, bounds, workers
+
+
+def _streamed(src: Source, masks: Masks, sh, out, client, budget, progress, cancel) -> None:
+    from dask import delayed
+
+    arr, (tb, yb, xb), _ = block_plan(src, client, budget)
+    blocks = arr.to_delayed()
+    weights = delayed(masks.weights, pure=True)  # one graph key shared by every task
+    tasks, where = [], []
+    for t in range(len(tb) - 1):
+        for i in range(len(yb) - 1):
+            for j in range(len(xb) - 1):
+                ys, xs = slice(yb[i], yb[i + 1]), slice(xb[j], xb[j + 1])
+                s4 = None if sh is None else sh[tb[t], ys, xs]
+                tasks.append(delayed(_vi_task, pure=True)(blocks[t, i, j, 0, 0], weights, masks.y0, masks.x0, s4))
+                where.append((tb[t], ys, xs))
+
+    def accumulate(k: int, res: np.ndarray) -> None:
+        t, ys, xs = where[k]
+        out[:, t, ys, xs] = res
+
+    stream(tasks, accumulate, client=client, progress=progress, cancel=cancel)
