@@ -130,6 +130,52 @@ def _systems(lens: np.ndarray, angs: np.ndarray):
 _ALLOWED = {"c": "PIF", "t": "PI", "o": "PCIF", "h": "PR", "m": "PC"}
 
 
+def _triplets(R: np.ndarray):
+    """All right-sized triplets of short lattice vectors (integer combos −2…2 of the reduced basis).
+
+    Returns ``(N (m, 3, 3) coefficient matrices with vectors as columns, lengths (m, 3),
+    angles α β γ (m, 3) in degrees, |det N| (m,))``.
+    """
+    coeffs = np.array([m for m in itertools.product(range(-2, 3), repeat=3) if m > (0, 0, 0)])
+    vecs = coeffs @ R.T
+    lens = np.linalg.norm(vecs, axis=1)
+    keep = lens <= 2.5 * np.linalg.norm(R, axis=0).max()
+    coeffs, vecs, lens = coeffs[keep], vecs[keep], lens[keep]
+    n = len(coeffs)
+    I, J, K = (g.ravel() for g in np.meshgrid(np.arange(n), np.arange(n), np.arange(n), indexing="ij"))
+    Ns = np.stack([coeffs[I], coeffs[J], coeffs[K]], axis=2)
+    det = np.abs(np.round(np.linalg.det(Ns))).astype(int)
+    sel = np.isin(det, (1, 2, 3, 4)) & (I != J) & (J != K) & (I != K)
+    I, J, K, Ns, det = I[sel], J[sel], K[sel], Ns[sel], det[sel]
+    L = np.stack([lens[I], lens[J], lens[K]], axis=1)
+    cos = lambda p, q: np.einsum("ij,ij->i", vecs[p], vecs[q]) / (lens[p] * lens[q])  # noqa: E731
+    ang = np.degrees(np.arccos(np.clip(np.stack([cos(J, K), cos(I, K), cos(I, J)], axis=1), -1, 1)))
+    return Ns, L, ang, det
+
+
+def match_cell(basis: np.ndarray, cell, *, max_angle_dev: float = 3.0, max_length_dev: float = 0.03):
+    """Find the setting of a (primitive) lattice basis that best matches a known cell.
+
+    Returns ``(N, measured cell, angle deviation°, relative length deviation)`` with
+    ``matching basis = reduced basis @ N`` and ``reduced = niggli_reduce_basis(basis)[0]``;
+    raises ValueError if no setting matches within the tolerances.
+    """
+    R, _ = niggli_reduce_basis(basis)
+    Ns, L, ang, det = _triplets(R)
+    target = np.asarray(cell, dtype=float)
+    # allow the mirror-image angle choice (negating one vector), then fix handedness
+    adev = np.abs(ang - target[3:]).max(1)
+    ldev = (np.abs(L - target[:3]) / target[:3]).max(1)
+    ok = np.nonzero((adev <= max_angle_dev) & (ldev <= max_length_dev))[0]
+    if ok.size == 0:
+        raise ValueError(f"the lattice does not match the given cell {tuple(np.round(target, 3))}")
+    i = ok[np.argmin(np.maximum(adev[ok], np.degrees(ldev[ok])))]
+    N = Ns[i].astype(float)
+    if np.linalg.det(N) < 0:
+        N = -N  # inversion keeps all angles and lengths
+    return N, cell_from_basis(R @ N), float(adev[i]), float(ldev[i])
+
+
 def bravais_candidates(
     basis: np.ndarray, *, max_angle_dev: float = 3.0, max_length_dev: float = 0.03
 ) -> list[BravaisCandidate]:
@@ -140,27 +186,15 @@ def bravais_candidates(
     (then by misfit); ``aP`` (the reduced cell itself) is always last.
     """
     R, _ = niggli_reduce_basis(basis)
-    coeffs = np.array([m for m in itertools.product(range(-2, 3), repeat=3) if m > (0, 0, 0)])
-    vecs = coeffs @ R.T
-    lens = np.linalg.norm(vecs, axis=1)
-    keep = lens <= 2.5 * np.linalg.norm(R, axis=0).max()
-    coeffs, vecs, lens = coeffs[keep], vecs[keep], lens[keep]
-    n = len(coeffs)
-    I, J, K = (g.ravel() for g in np.meshgrid(np.arange(n), np.arange(n), np.arange(n), indexing="ij"))
-    Ns = np.stack([coeffs[I], coeffs[J], coeffs[K]], axis=2)  # (m, 3 coeff, 3 vectors)
-    det = np.abs(np.round(np.linalg.det(Ns))).astype(int)
-    sel = np.isin(det, (1, 2, 3, 4)) & (I != J) & (J != K) & (I != K)
-    I, J, K, Ns, det = I[sel], J[sel], K[sel], Ns[sel], det[sel]
-    L = np.stack([lens[I], lens[J], lens[K]], axis=1)
-    cos = lambda p, q: np.einsum("ij,ij->i", vecs[p], vecs[q]) / (lens[p] * lens[q])  # noqa: E731
-    ang = np.degrees(np.arccos(np.clip(np.stack([cos(J, K), cos(I, K), cos(I, J)], axis=1), -1, 1)))
+    Ns, L, ang, det = _triplets(R)
     found: dict[str, BravaisCandidate] = {}
     for system, (adev, ldev) in _systems(L, ang).items():
         ok = np.nonzero((adev <= max_angle_dev) & (ldev <= max_length_dev))[0]
         if ok.size == 0:
             continue
         # best fit first; among equal fits the smaller cell
-        order = ok[np.lexsort((L[ok].sum(1), det[ok], np.round(np.maximum(adev[ok], np.degrees(ldev[ok])), 3)))]
+        # among good fits (misfit binned by 0.5°) the smallest cell with the shortest vectors
+        order = ok[np.lexsort((L[ok].sum(1), det[ok], np.floor(np.maximum(adev[ok], np.degrees(ldev[ok])) / 0.5)))]
         for i in order[:4000]:
             N = Ns[i].astype(float)  # columns = coefficient vectors of a, b, c
             if system == "h" and ang[i, 2] < 90:
@@ -193,6 +227,10 @@ def centring_allowed(hkl: np.ndarray, centring: str) -> np.ndarray:
         return np.ones(len(h), bool)
     if centring == "C":
         return (H + K) % 2 == 0
+    if centring == "A":
+        return (K + L) % 2 == 0
+    if centring == "B":
+        return (H + L) % 2 == 0
     if centring == "I":
         return (H + K + L) % 2 == 0
     if centring == "F":

@@ -1,0 +1,380 @@
+"""Indexing: unit cell, Bravais lattice and orientation from Bragg peaks of a tilt series.
+
+:func:`index_tilt_series` maps the peaks of every tilt into one 3D reciprocal space
+(:func:`crystal.geometry.detector_to_crystal_frame`), finds the lattice with no prior knowledge
+(difference-vector search, :mod:`crystal.lattice_search`), Niggli-reduces it (gemmi), lists the
+Bravais lattices it fits (:mod:`crystal.lattice`) and refines cell, orientation and tilt axis by
+least squares on the detector positions (:mod:`crystal.refine`). :func:`index_zone_axis` handles a
+single pattern (see :mod:`crystal.zoneaxis`). Failures raise :class:`IndexingError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import geometry
+from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
+from .lattice_search import indexed_mask, search_lattice
+from .peaks import PeakList
+from .refine import nearest_rotation, predict_positions, refine_cell, refine_ub, tilt_rotations
+from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
+
+__all__ = ["IndexingError", "IndexingResult", "ZoneAxisResult", "index_tilt_series", "index_zone_axis",
+           "peaks_to_reciprocal_space"]
+
+
+@dataclass
+class IndexingResult:
+    """A unit cell and orientation that explain the peaks of a tilt series.
+
+    ``cell`` (Å, °) is the conventional cell of ``lattice`` (e.g. ``'oP'``); ``UB = U @ B`` maps its
+    Miller indices to lab-frame reciprocal vectors at zero tilt (crystal.geometry convention);
+    ``hkl`` has one row per peak of ``peaks`` (``indexed`` says which are valid; the others are 0);
+    ``rmsd_px``/``rmsd_inv_A`` are the positional residuals of indexed peaks; ``tilt_axis_deg`` is
+    the refined tilt-axis direction; ``excitation_tolerance`` (Å⁻¹) the largest |s| among indexed
+    peaks, used by :meth:`predict`.
+    """
+
+    cell: tuple[float, float, float, float, float, float]
+    UB: np.ndarray
+    U: np.ndarray
+    B: np.ndarray
+    lattice: str
+    bravais_candidates: list
+    tilt_axis_deg: float
+    indexed_fraction: float
+    hkl: np.ndarray
+    indexed: np.ndarray
+    rmsd_px: float
+    rmsd_inv_A: float
+    peaks: PeakList
+    calibration: Any
+    excitation_tolerance: float
+    cell_esd: tuple = ()
+    reduced_cell: tuple = ()
+    info: dict = field(default_factory=dict)
+
+    @property
+    def centring(self) -> str:
+        return self.lattice[1]
+
+    def tilt_angle(self, tilt: int) -> float:
+        return float(self.calibration.tilt_angles_deg[tilt])
+
+    def predict(self, tilt: int | None = None, *, angle: float | None = None, d_min: float = 1.0,
+                s_max: float | None = None, detector_shape: tuple[int, int] | None = None) -> dict:
+        """Predicted spots at one tilt (by index into the series, or any ``angle`` in degrees).
+
+        Returns a dict of arrays ``hkl (n, 3)``, ``positions (n, 2)`` (k_y, k_x px), ``s (n,)`` Å⁻¹,
+        keeping reflections with d ≥ ``d_min`` Å, allowed by the centring, with
+        |s| ≤ ``s_max`` (default: the excitation tolerance) and on the detector if its shape is given.
+        """
+        if (tilt is None) == (angle is None):
+            raise ValueError("give either a tilt index or an angle")
+        if angle is None:
+            n = len(self.calibration.tilt_angles_deg)
+            if not -n <= int(tilt) < n:
+                raise ValueError(f"tilt {tilt} out of range for {n} tilts")
+            angle = self.tilt_angle(int(tilt))
+            center = self.info.get("centers", {}).get(int(tilt) % n)
+        else:
+            center = None
+        cal = self.calibration
+        if center is None:
+            center = cal.center if cal.center is not None else self.peaks.center
+        hkl = geometry.miller_indices_within(self.cell, d_min)
+        hkl = hkl[centring_allowed(hkl, self.centring)]
+        pos, s, _ = geometry.predict_reflections(
+            self.UB, hkl, tilt_deg=angle, tilt_axis_deg=self.tilt_axis_deg, wavelength=cal.wavelength,
+            pixel_size=cal.pixel_size, center=center, ellipticity=cal.ellipticity)
+        keep = np.abs(s) <= (self.excitation_tolerance if s_max is None else s_max)
+        if detector_shape is not None:
+            keep &= (pos[:, 0] >= 0) & (pos[:, 1] >= 0) & (pos[:, 0] <= detector_shape[0] - 1) & (
+                pos[:, 1] <= detector_shape[1] - 1)
+        return {"hkl": hkl[keep], "positions": pos[keep], "s": s[keep]}
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no per-peak arrays except hkl)."""
+        return {
+            "cell": [round(v, 5) for v in self.cell],
+            "cell_esd": [float(v) for v in self.cell_esd],
+            "reduced_cell": [round(v, 5) for v in self.reduced_cell],
+            "lattice": self.lattice,
+            "bravais_candidates": [c.to_dict() for c in self.bravais_candidates],
+            "UB": np.asarray(self.UB).tolist(), "U": np.asarray(self.U).tolist(), "B": np.asarray(self.B).tolist(),
+            "tilt_axis_deg": self.tilt_axis_deg,
+            "indexed_fraction": self.indexed_fraction,
+            "n_peaks": int(len(self.peaks)), "n_indexed": int(self.indexed.sum()),
+            "rmsd_px": self.rmsd_px, "rmsd_inv_A": self.rmsd_inv_A,
+            "excitation_tolerance": self.excitation_tolerance,
+            "calibration": self.calibration.to_dict(),
+        }
+
+    def summary(self) -> str:
+        a, b, c, al, be, ga = self.cell
+        return (f"{self.lattice}  a={a:.4f} b={b:.4f} c={c:.4f} Å  α={al:.3f} β={be:.3f} γ={ga:.3f}°  "
+                f"indexed {100 * self.indexed_fraction:.1f}% of {len(self.peaks)} peaks, "
+                f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°")
+
+
+def _as_peaklist(peaks_per_tilt) -> PeakList:
+    if isinstance(peaks_per_tilt, PeakList):
+        return peaks_per_tilt
+    lists = []
+    for t, p in enumerate(peaks_per_tilt):
+        if isinstance(p, PeakList):
+            lists.append(replace(p, tilt=np.full(len(p), t, dtype=int)))
+        else:
+            lists.append(PeakList.from_positions(np.asarray(p, dtype=float).reshape(-1, 2), tilt=t))
+    return PeakList.concatenate(lists)
+
+
+def _peak_centers(peaks: PeakList, calibration, centers) -> np.ndarray:
+    """Beam centre (n, 2) of every peak: per-tilt ``centers``, the calibration's, or the peaks'."""
+    n_t = len(calibration.tilt_angles_deg)
+    if centers is not None:
+        c = np.asarray(centers, dtype=float)
+        c = np.broadcast_to(c, (n_t, 2)) if c.ndim == 1 else c
+        if c.shape != (n_t, 2):
+            raise ValueError(f"centers must be (k_y, k_x) or one per tilt ({n_t}, 2), got {c.shape}")
+        return c[peaks.tilt]
+    if calibration.center is not None:
+        return np.broadcast_to(np.asarray(calibration.center), (len(peaks), 2)).copy()
+    if all(math.isfinite(v) for v in peaks.center):
+        return np.broadcast_to(np.asarray(peaks.center), (len(peaks), 2)).copy()
+    raise IndexingError("cannot index: no beam centre (set calibration.center or pass centers=)")
+
+
+def peaks_to_reciprocal_space(peaks: PeakList, calibration, centers: np.ndarray) -> np.ndarray:
+    """(n, 3) reciprocal vectors (Å⁻¹) of the peaks in the specimen frame at zero tilt."""
+    G = np.zeros((len(peaks), 3))
+    for t in np.unique(peaks.tilt):
+        m = peaks.tilt == t
+        G[m] = geometry.detector_to_crystal_frame(
+            peaks.positions[m], tilt_deg=calibration.tilt_angles_deg[t], tilt_axis_deg=calibration.tilt_axis_deg,
+            wavelength=calibration.wavelength, pixel_size=calibration.pixel_size, center=centers[m][0],
+            ellipticity=calibration.ellipticity)
+    return G
+
+
+def _assign(UB, peaks, tilts, centers, cal, axis, tol_px, G, allowed=None):
+    """Miller indices per peak: nearest lattice points around the 3D estimate, best |s| among those
+    whose predicted position is within ``tol_px``. Returns (hkl, indexed mask, residual px)."""
+    H0 = np.rint(G @ np.linalg.inv(UB).T).astype(int)
+    steps = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
+    best_h = H0.copy()
+    best_key = np.full(len(G), np.inf)
+    best_res = np.full(len(G), np.inf)
+    for st in steps:
+        h = H0 + st
+        ok_c = centring_allowed(h, allowed) if allowed else np.ones(len(h), bool)
+        pred, s = predict_positions(UB, h, tilts, tilt_axis_deg=axis, pixel_size=cal.pixel_size,
+                                    centers=centers, ellipticity=cal.ellipticity, wavelength=cal.wavelength)
+        res = np.linalg.norm(pred - peaks.positions, axis=1)
+        key = np.where((res <= tol_px) & ok_c & (np.abs(h).sum(1) > 0), np.abs(s) + 1e-4 * res, np.inf)
+        better = key < best_key
+        best_h[better], best_key[better], best_res[better] = h[better], key[better], res[better]
+    ok = np.isfinite(best_key)
+    best_h[~ok] = 0
+    return best_h, ok, best_res
+
+
+def index_tilt_series(
+    peaks_per_tilt: PeakList | Sequence[PeakList] | Sequence[np.ndarray],
+    *,
+    calibration,
+    d_min: float | None = None,
+    known_cell: Sequence[float] | str | None = None,
+    centring: str = "P",
+    lattice: str | None = None,
+    centers: np.ndarray | None = None,
+    tolerance: float | None = None,
+    tolerance_px: float = 3.0,
+    lattice_tolerance_deg: float = 0.5,
+    refine_axis: bool = True,
+    min_indexed: float = 0.5,
+    progress: Callable[[int, int], None] | None = None,
+) -> IndexingResult:
+    """Find the unit cell and orientation of a crystal from the Bragg peaks of a tilt series.
+
+    Parameters
+    ----------
+    peaks_per_tilt
+        One :class:`PeakList` per tilt (or one with a ``tilt`` column, or arrays of (k_y, k_x)).
+    calibration
+        Tilt angles, tilt axis, beam energy, pixel size (Å⁻¹/px), centre and ellipticity.
+    d_min
+        Ignore peaks beyond 1/d_min Å⁻¹ (Å) for the lattice search.
+    known_cell
+        ``(a, b, c, α, β, γ)`` or a CIF path: index in that cell (``centring`` gives its lattice
+        centring for numbers; a CIF's space group gives it otherwise) instead of choosing one.
+    lattice
+        Force a Bravais lattice from the candidates (e.g. ``'mP'``); default: the most symmetric
+        one fitting within ``lattice_tolerance_deg``.
+    tolerance
+        3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.012, 3 · pixel_size)``).
+    tolerance_px
+        A peak is indexed if its refined prediction lies within this many pixels.
+    min_indexed
+        Refuse (IndexingError) when less than this fraction of the peaks can be indexed.
+
+    Raises
+    ------
+    IndexingError
+        ``"cannot index: <reason>"`` when there are too few peaks or tilts, or no lattice explains them.
+    """
+    cal = calibration
+    if cal is None or cal.pixel_size is None:
+        raise IndexingError("cannot index: the calibration has no pixel size (Å⁻¹/px)")
+    if not cal.tilt_angles_deg:
+        raise IndexingError("cannot index: the calibration has no tilt angles")
+    peaks = _as_peaklist(peaks_per_tilt)
+    n_t = len(cal.tilt_angles_deg)
+    if len(peaks) and (peaks.tilt.min() < 0 or peaks.tilt.max() >= n_t):
+        raise IndexingError(f"cannot index: peaks refer to tilt {int(peaks.tilt.max())} but only {n_t} tilt angles are given")
+    report = progress or (lambda d, t: None)
+    pc = _peak_centers(peaks, cal, centers)
+    G_all = peaks_to_reciprocal_space(peaks, cal, pc)
+    use = np.ones(len(peaks), bool)
+    if d_min is not None:
+        use &= np.linalg.norm(G_all, axis=1) <= 1.0 / d_min
+    tilts_used = np.unique(peaks.tilt[use])
+    if use.sum() < 12:
+        raise IndexingError(f"cannot index: too few peaks ({int(use.sum())}; need at least 12)")
+    if len(tilts_used) < 2:
+        raise IndexingError("cannot index: peaks from one tilt only; use index_zone_axis for a single pattern")
+    span = np.ptp(np.asarray(cal.tilt_angles_deg)[tilts_used])
+    tol = tolerance if tolerance is not None else max(0.012, 3.0 * cal.pixel_size)
+    G = G_all[use]
+    report(1, 5)
+    max_len = min(0.9 * float(np.linalg.norm(G, axis=1).max()), 0.7)
+    B, frac, info = search_lattice(G, tolerance=tol, max_length=max_len)
+    if B is None:
+        raise IndexingError(f"cannot index: no lattice found among {len(G)} peaks (no repeated difference vectors: noise?)")
+    if frac < min_indexed:
+        raise IndexingError(f"cannot index: the best lattice explains only {100 * frac:.0f}% of the peaks")
+    report(2, 5)
+    # Niggli-reduce the primitive lattice (direct basis = inverse transpose of the reciprocal one)
+    R, _ = niggli_reduce_basis(np.linalg.inv(B).T)
+    UB = np.linalg.inv(R).T
+    tilts = np.asarray(cal.tilt_angles_deg)[peaks.tilt]
+    axis = cal.tilt_axis_deg
+    H, ok3 = indexed_mask(G_all, UB, tol)
+    s_sigma = None
+    for _ in range(3):
+        UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
+                                  pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
+                                  refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma)
+        H, ok3, _ = _assign(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+        s_sigma = _s_spread(UB, H[ok3], tilts[ok3], axis, cal)
+    report(3, 5)
+    direct = np.linalg.inv(UB).T  # lab-frame direct basis of the reduced cell
+    reduced_cell = geometry.cell_from_basis(direct)
+    cands = bravais_candidates(direct)
+    # choose the setting: a known cell, a forced lattice, or the most symmetric good fit
+    if known_cell is not None:
+        kcell, centring = _known_cell(known_cell, centring)
+        prim = geometry.direct_basis(kcell)
+        R_known, _ = niggli_reduce_basis(prim, centring=centring)
+        try:
+            N_red, _, _, _ = match_cell(direct, geometry.cell_from_basis(R_known), max_angle_dev=3.0,
+                                        max_length_dev=0.05)
+        except ValueError:
+            raise IndexingError(f"cannot index: the peaks do not fit the given cell {tuple(kcell)} "
+                                f"(found reduced cell {tuple(round(v, 3) for v in reduced_cell)})") from None
+        # conventional known basis in terms of its own reduced basis, then of ours
+        _, M_known = niggli_reduce_basis(prim, centring=centring)
+        R_ours = niggli_reduce_basis(direct)[0]
+        N = N_red @ np.linalg.inv(M_known)
+        conv_direct = R_ours @ N
+        chosen = _family_of(kcell) + centring
+        chosen_cell = geometry.cell_from_basis(conv_direct)
+    else:
+        good = [c for c in cands if c.score <= lattice_tolerance_deg]
+        if lattice is not None:
+            match = [c for c in cands if c.lattice == lattice]
+            if not match:
+                raise IndexingError(f"cannot index in lattice {lattice!r}: candidates are {[c.lattice for c in cands]}")
+            pick = match[0]
+        else:
+            pick = max(good, key=lambda c: (SYMMETRY_ORDER[c.lattice], -c.score))
+        conv_direct = niggli_reduce_basis(direct)[0] @ pick.N
+        chosen, chosen_cell = pick.lattice, pick.cell
+    report(4, 5)
+    UB_conv = np.linalg.inv(conv_direct).T
+    hkl_conv = np.rint(H @ (np.linalg.inv(UB_conv) @ UB).T).astype(int)
+    family = chosen[0] if chosen != "hR" else "h"
+    U0 = nearest_rotation(UB_conv @ np.linalg.inv(geometry.reciprocal_basis(_sym(chosen_cell, family))))
+    cell, U, axis, _res, esd = refine_cell(
+        chosen_cell, U0, family, hkl_conv[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
+        pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity, refine_axis=refine_axis,
+        wavelength=cal.wavelength, s_sigma=s_sigma)
+    Bm = geometry.reciprocal_basis(cell)
+    UB_final = U @ Bm
+    G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
+    hkl, ok, res = _assign(UB_final, peaks, tilts, pc, cal, axis, tolerance_px, G_all, allowed=chosen[1])
+    if ok.mean() < min_indexed:
+        raise IndexingError(f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks")
+    _, s = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
+                             centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
+    rmsd = float(np.sqrt(np.mean(res[ok] ** 2)))
+    report(5, 5)
+    info.update({"tilt_span_deg": float(span), "search_tolerance": tol,
+                 "centers": {int(t): tuple(pc[peaks.tilt == t][0]) for t in np.unique(peaks.tilt)}})
+    return IndexingResult(
+        cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
+        tilt_axis_deg=axis, indexed_fraction=float(ok.mean()), hkl=hkl, indexed=ok, rmsd_px=rmsd,
+        rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
+        excitation_tolerance=float(np.max(np.abs(s)) * 1.05 + 1e-4), cell_esd=tuple(float(v) for v in esd),
+        reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
+
+
+def _s_spread(UB, hkl, tilts, axis, cal) -> float:
+    """Robust spread (Å⁻¹) of the excitation errors of indexed spots."""
+    g = np.einsum("nij,nj->ni", tilt_rotations(np.asarray(tilts), axis), hkl @ UB.T)
+    s = geometry.excitation_error(g, cal.wavelength)
+    return max(float(np.sqrt(np.mean(s**2))), 1e-4)
+
+
+def _sym(cell, family):
+    from .refine import symmetrize_cell
+
+    return symmetrize_cell(cell, family)
+
+
+def _family_of(cell) -> str:
+    a, b, c, al, be, ga = cell
+    eq = lambda u, v: abs(u - v) <= 1e-3 * max(u, v)  # noqa: E731
+    r = lambda x, y: abs(x - y) < 1e-3  # noqa: E731
+    if r(al, 90) and r(be, 90) and r(ga, 90):
+        return "c" if eq(a, b) and eq(b, c) else "t" if eq(a, b) else "o"
+    if r(al, 90) and r(be, 90) and r(ga, 120) and eq(a, b):
+        return "h"
+    if r(al, 90) and r(ga, 90):
+        return "m"
+    return "a"
+
+
+def _known_cell(known, centring: str):
+    """(cell tuple, centring letter) from numbers or a CIF (gemmi)."""
+    if isinstance(known, str):
+        import gemmi
+
+        try:
+            st = gemmi.read_small_structure(known)
+        except Exception as exc:
+            raise IndexingError(f"cannot index: cannot read cell from {known}: {exc}") from None
+        c = st.cell
+        sg = st.find_spacegroup()
+        letter = sg.hm[0] if sg is not None else centring
+        return (c.a, c.b, c.c, c.alpha, c.beta, c.gamma), letter
+    cell = tuple(float(v) for v in known)
+    if len(cell) != 6:
+        raise IndexingError(f"cannot index: known_cell must be (a, b, c, α, β, γ), got {known!r}")
+    if centring not in ("P", "A", "B", "C", "I", "F", "R"):
+        raise IndexingError(f"cannot index: unknown centring {centring!r}")
+    return cell, centring
