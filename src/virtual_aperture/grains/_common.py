@@ -139,14 +139,16 @@ def central_mask(data4d: da.Array, bin: int, *, center: tuple[float, float] | No
     lab, _ = ndimage.label(bright)
     if lab[cy, cx] == 0:
         return np.zeros(mean.shape, bool)
-    return ndimage.binary_dilation(lab == lab[cy, cx], iterations=1)
+    # margin for descan shifts of the disk across the scan (a few detector pixels)
+    return ndimage.binary_dilation(lab == lab[cy, cx], iterations=1 + math.ceil(3 / bin))
 
 
 def spot_features(frames: np.ndarray, bin: int, cmask: np.ndarray, *, window: int = 5) -> np.ndarray:
     """Bragg-spot features of patterns ``(..., k_y, k_x)`` → ``(..., k_y//bin, k_x//bin)`` float32.
 
-    sqrt of the binned counts minus its local mean over ``window``×``window`` binned pixels,
-    negative parts clipped, central disk (``cmask``) zeroed.
+    sqrt of the binned counts minus its local mean over ``window``×``window`` binned pixels
+    (a linear high-pass: a smooth background, like vacuum or amorphous rings, leaves zero-mean
+    noise that does not correlate between positions), central disk (``cmask``) zeroed.
     """
     b = bin_frames(frames, bin)
     np.maximum(b, 0, out=b)
@@ -154,7 +156,6 @@ def spot_features(frames: np.ndarray, bin: int, cmask: np.ndarray, *, window: in
     size = (1,) * (b.ndim - 2) + (window, window)
     bg = ndimage.uniform_filter(b, size=size, mode="nearest")
     b -= bg
-    np.maximum(b, 0, out=b)
     if cmask.any():
         b[..., cmask] = 0
     return b

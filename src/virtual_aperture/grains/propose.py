@@ -98,6 +98,46 @@ def _reduce(x: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
     return np.where(norm > 0, z / np.where(norm > 0, norm, 1), 0).astype(np.float32)
 
 
+def _fill_edges(labels: np.ndarray, u: np.ndarray, relaxed: float, iterations: int = 2) -> np.ndarray:
+    """Let grains absorb unassigned edge positions that match the grain's *final* mean.
+
+    Thin grain edges (weak, partly covered patterns) fail the growing threshold against the
+    running mean; a relaxed test against the final mean, for up to ``iterations`` rings of
+    neighbours, recovers them without reaching into vacuum (cosine ≈ 0 there).
+    """
+    n = int(labels.max())
+    if n == 0:
+        return labels
+    k = u.shape[-1]
+    flat = labels.ravel()
+    sums = np.zeros((n + 1, k), np.float64)
+    np.add.at(sums, flat, u.reshape(-1, k))
+    sums[0] = 0
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    means = np.where(norms > 0, sums / np.where(norms > 0, norms, 1), 0).astype(np.float32)
+    out = labels.copy()
+    for _ in range(iterations):
+        best = np.full(out.shape, relaxed, np.float32)
+        choice = np.zeros(out.shape, np.int32)
+        for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
+            nb = np.roll(out, shift, axis=axis)
+            edge = [slice(None)] * 2
+            edge[axis] = 0 if shift == 1 else -1
+            nb[tuple(edge)] = 0
+            cand = (out == 0) & (nb > 0)
+            if not cand.any():
+                continue
+            cos = np.zeros(out.shape, np.float32)
+            cos[cand] = np.einsum("ij,ij->i", u[cand], means[nb[cand]])
+            better = cand & (cos > best)
+            best[better] = cos[better]
+            choice[better] = nb[better]
+        if not choice.any():
+            break
+        out = np.where(choice > 0, choice, out)
+    return out
+
+
 def segment_features(
     feats: np.ndarray, *, min_size: int, threshold: float, n_components: int
 ) -> tuple[np.ndarray, dict[int, float], dict[int, int]]:
@@ -107,7 +147,7 @@ def segment_features(
     """
     sy, sx, m = feats.shape
     x = feats.reshape(sy * sx, m)
-    u = _reduce(x, n_components).reshape(sy, sx, -1)
+    u = _reduce(normalise_rows(x), n_components).reshape(sy, sx, -1)
     scores = seed_scores(u)
     order = np.argsort(-scores, axis=None, kind="stable").astype(np.int64)
     raw = grow_regions(u, order, scores, float(threshold))
@@ -118,6 +158,7 @@ def segment_features(
     for new, old in enumerate(keep, start=1):
         region = ndimage.binary_fill_holes(raw == old) & ((labels == 0) & ((raw == 0) | (raw == old)))
         labels[region] = new
+    labels = _fill_edges(labels, u, 0.5 * float(threshold))
     confidence: dict[int, float] = {}
     sizes: dict[int, int] = {}
     for gid in range(1, len(keep) + 1):
@@ -168,7 +209,7 @@ def propose_grains(
     dataset: Any,
     *,
     min_size: int = 20,
-    threshold: float = 0.5,
+    threshold: float = 0.6,
     n_components: int = 32,
     bin: int | None = None,
     tilt: int | None = None,
