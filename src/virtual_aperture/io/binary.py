@@ -105,13 +105,20 @@ def mib_hdr_frames(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def _raw_name(root: ET.Element) -> str | None:
+    node = root.find("raw_file")
+    if node is None:
+        return None
+    return node.get("filename") or node.findtext("filename")
+
+
 def check_empad(xml_path: Path) -> Path:
     """Check an EMPAD ``.xml`` and its ``.raw``: the raw file exists and has the size the XML says."""
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as exc:
         raise fail(xml_path, f"not a valid EMPAD .xml file ({exc})") from exc
-    raw_name = root.findtext("raw_file/filename")
+    raw_name = _raw_name(root)
     if not raw_name:
         raise fail(xml_path, "not an EMPAD .xml file (no <raw_file><filename>)")
     raw = xml_path.parent / raw_name.strip()
@@ -132,7 +139,7 @@ def empad_xml_for_raw(raw: Path) -> Path:
     """The EMPAD ``.xml`` that names ``raw`` (EMPAD data is opened through its XML)."""
     for xml in sorted(raw.parent.glob("*.xml")):
         try:
-            if (ET.parse(xml).getroot().findtext("raw_file/filename") or "").strip() == raw.name:
+            if (_raw_name(ET.parse(xml).getroot()) or "").strip() == raw.name:
                 return xml
         except ET.ParseError:
             continue

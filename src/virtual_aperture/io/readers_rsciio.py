@@ -102,6 +102,9 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
         data = da.from_array(data, chunks="auto", asarray=False)
     md = sig.get("metadata") or {}
     found = calibration_from_axes(list(sig.get("axes") or []), data.ndim)
+    if fmt in ("tvips", "mrc"):  # these store no scan step: their 1 nm scan axes are placeholders
+        found.pop("scan_step_nm", None)
+        found.pop("scan_step_nm_yx", None)
     kv = beam_energy_from_metadata(md)
     if kv is not None:
         found["beam_energy_kv"] = kv
