@@ -51,9 +51,9 @@ def total_intensity(ds: Any) -> np.ndarray:
     from virtual_aperture.compute import virtual_image
 
     mask = np.ones(ds.detector_shape, dtype=bool)
-    if not ds.is_tilt_series:
-        return np.asarray(virtual_image(ds.data, mask), dtype=np.float32)
-    return np.stack([np.asarray(virtual_image(ds.data[t], mask), dtype=np.float32) for t in range(ds.n_tilts)])
+    image = np.asarray(virtual_image(ds, mask), dtype=np.float32)
+    shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else tuple(ds.scan_shape)
+    return image.reshape(shape)
 
 
 def navigator_layers(ds: Any, *, name: str | None = None) -> list[tuple[Any, dict, str]]:

@@ -33,44 +33,20 @@ def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, add
     """Summed pattern ``(n_tilts, k_y, k_x)`` and position count ``(n_tilts,)`` of every grain.
 
     ``labels`` is the grain label image (2D, or 3D per tilt); ``only`` restricts to one label.
-    Runs :func:`virtual_aperture.compute.aperture_sums` tilt by tilt.
+    One pass of :func:`virtual_aperture.compute.aperture_sums` over the data (on the dask
+    scheduler at ``address`` when given).
     """
-    import contextlib
-
-    import dask
-
-    from virtual_aperture.compute import aperture_sums
+    from virtual_aperture.compute import aperture_sums, get_client
 
     stack = as_tilt_stack(labels)
     if only is not None:
         stack = np.where(stack == only, only, 0).astype(stack.dtype)
+    client = get_client(address) if address else None
+    result = aperture_sums(dataset, stack if dataset.is_tilt_series else stack[0], client=client,
+                           progress=progress, cancel=cancel)
     n = stack.shape[0]
-    ids = sorted(int(v) for v in np.unique(stack) if v > 0)
-    det = tuple(dataset.detector_shape)
-    sums = {k: np.zeros((n, *det), np.float64) for k in ids}
-    counts = {k: np.zeros(n, np.int64) for k in ids}
-    ctx: Any = contextlib.nullcontext()
-    if address:
-        from virtual_aperture.compute import get_client
-
-        ctx = dask.config.set(scheduler=get_client(address))
-    with ctx:
-        for t in range(n):
-            check_cancel(cancel)
-            if not stack[t].any():
-                continue
-            data = dataset.tilt(t) if dataset.is_tilt_series else dataset
-
-            def prog(done: int, total: int, t: int = t) -> None:
-                if progress is not None:
-                    progress(t * max(total, 1) + done, n * max(total, 1))
-
-            result = aperture_sums(data, stack[t], progress=prog, cancel=cancel)
-            for k, r in result.items():
-                sums[int(k)][t] = np.asarray(r.sum, dtype=np.float64)
-                counts[int(k)][t] = int(r.count)
-    if progress is not None:
-        progress(1, 1)
+    sums = {int(k): np.asarray(r.sum, dtype=np.float64).reshape(n, *dataset.detector_shape) for k, r in result.items()}
+    counts = {int(k): np.asarray(r.count, dtype=np.int64).reshape(n) for k, r in result.items()}
     return sums, counts
 
 

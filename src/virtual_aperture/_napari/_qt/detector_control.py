@@ -29,16 +29,22 @@ from .runner import SerialRunner
 PRESETS = ("bright field", "annular dark field", "ring")
 
 
-def central_disk(mean_pattern: np.ndarray) -> tuple[tuple[float, float], float]:
-    """Centre ``(k_y, k_x)`` and radius (pixels) of the bright-field disk of a mean pattern."""
+#: memory one live virtual-image updater may use for its detector-major copy of a tilt
+UPDATER_BUDGET = 768 * 2**20
+
+
+def central_disk(dataset: Any, *, tilt: int = 0) -> tuple[tuple[float, float], float]:
+    """Centre ``(k_y, k_x)`` and radius (pixels) of the measured bright-field disk.
+
+    Falls back to the calibrated centre and 1/16 of the detector when no disk stands out.
+    """
     from virtual_aperture.compute import detectors
 
-    mask = np.asarray(detectors.bright_field(mean_pattern), dtype=bool)
-    if not mask.any():
-        h, w = mean_pattern.shape
-        return ((h - 1) / 2, (w - 1) / 2), max(2.0, min(h, w) / 16)
-    ys, xs = np.nonzero(mask)
-    return (float(ys.mean()), float(xs.mean())), float(np.sqrt(mask.sum() / np.pi))
+    try:
+        return detectors.measure_central_disk(dataset, tilt=tilt)
+    except ValueError:
+        h, w = dataset.detector_shape
+        return dataset.calibration.detector_center((h, w)), max(2.0, min(h, w) / 16)
 
 
 def preset_mask(kind: str, shape: tuple[int, int], center: tuple[float, float], inner: float, outer: float) -> np.ndarray:
@@ -46,11 +52,11 @@ def preset_mask(kind: str, shape: tuple[int, int], center: tuple[float, float], 
     from virtual_aperture.compute import detectors
 
     if kind == "bright field":
-        return np.asarray(detectors.disk(shape, center=center, radius=outer), dtype=bool)
+        return np.asarray(detectors.disk(shape, center, outer), dtype=bool)
     if kind in ("annular dark field", "ring"):
         if not inner < outer:
             raise ValueError(f"{kind}: inner radius {inner} must be smaller than outer radius {outer}")
-        return np.asarray(detectors.annulus(shape, center=center, inner=inner, outer=outer), dtype=bool)
+        return np.asarray(detectors.annulus(shape, center, inner, outer), dtype=bool)
     raise ValueError(f"unknown detector preset {kind!r}; choose one of {', '.join(PRESETS)}")
 
 
@@ -111,11 +117,7 @@ class DetectorPanel(QWidget):
         ev = self.layer.events
         for e in (ev.labels_update, ev.paint, ev.data, ev.set_data):
             e.connect(self._on_edit)
-        def measure() -> tuple:
-            mean = np.asarray(ds.data[..., ::4, ::4, :, :].mean(axis=tuple(range(ds.data.ndim - 2))).compute())
-            return central_disk(mean)
-
-        self.runner.submit(measure, self._measured)
+        self.runner.submit(lambda: central_disk(ds, tilt=0), self._measured)
 
     def _measured(self, result: tuple) -> None:
         self.center, self.disk_radius = result
@@ -219,8 +221,10 @@ class DetectorPanel(QWidget):
             for k, mask in jobs.items():
                 up = updaters.get((k, tilt))
                 if up is None:
-                    up = updaters[(k, tilt)] = VirtualImageUpdater(ds.data, mask, tilt=tilt)
-                    out[k] = np.asarray(up.image if hasattr(up, "image") else up.set_mask(mask), dtype=np.float32)
+                    for key in [key for key in updaters if key[1] != tilt]:
+                        del updaters[key]  # one tilt's updaters at a time bounds the memory
+                    up = updaters[(k, tilt)] = VirtualImageUpdater(ds, mask, tilt=tilt, memory_budget=UPDATER_BUDGET)
+                    out[k] = np.asarray(up.image, dtype=np.float32)
                 else:
                     out[k] = np.asarray(up.set_mask(mask), dtype=np.float32)
             return {"tilt": tilt, "images": out}
