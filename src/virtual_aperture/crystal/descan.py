@@ -15,18 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import dask
-import dask.array as da
 import numpy as np
-
-
-def _com_block(block: np.ndarray, yy: np.ndarray, xx: np.ndarray, window: np.ndarray) -> np.ndarray:
-    b = block.astype(np.float64, copy=False) * window
-    s = b.sum(axis=(-2, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cy = (b * yy).sum(axis=(-2, -1)) / s
-        cx = (b * xx).sum(axis=(-2, -1)) / s
-    return np.stack([cy, cx, s], axis=-1)[..., None, :]  # keep a dummy axis for map_blocks
 
 
 def center_of_mass_map(
@@ -36,24 +25,27 @@ def center_of_mass_map(
     radius: float | None = None,
     tilt: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    cancel=None,
 ) -> np.ndarray:
     """Centre of mass ``(k_y, k_x)`` of each frame inside a disk window, ``(scan_y, scan_x, 2)``.
 
     ``data`` is a :class:`~virtual_aperture.Dataset` or a 4D/5D array; for 5D one ``tilt`` is used.
     ``radius=None`` uses the whole frame (the plain COM used for DPC); otherwise only pixels within
-    ``radius`` of ``center`` (default: the geometric detector centre) count.
-    Positions with no counts in the window are NaN.
+    ``radius`` of ``center`` (default: the geometric detector centre) count. Computed in one pass
+    of the compute engine (:func:`virtual_aperture.virtual_image` with the mask stack
+    ``[w, k_y·w, k_x·w]``). Positions with no counts in the window are NaN.
     """
+    from ..compute import virtual_image
+
     arr = getattr(data, "data", data)
-    if not isinstance(arr, da.Array):
-        arr = da.asarray(arr)
-    if arr.ndim == 5:
-        if not -arr.shape[0] <= tilt < arr.shape[0]:
-            raise ValueError(f"tilt {tilt} out of range for {arr.shape[0]} tilts")
+    shape = tuple(arr.shape)
+    if len(shape) == 5:
+        if not -shape[0] <= tilt < shape[0]:
+            raise ValueError(f"tilt {tilt} out of range for {shape[0]} tilts")
         arr = arr[tilt]
-    if arr.ndim != 4:
-        raise ValueError(f"expected 4D (scan_y, scan_x, k_y, k_x) data, got shape {arr.shape}")
-    ky, kx = arr.shape[-2:]
+    elif len(shape) != 4:
+        raise ValueError(f"expected 4D (scan_y, scan_x, k_y, k_x) or 5D data, got shape {shape}")
+    ky, kx = shape[-2:]
     yy, xx = np.mgrid[0:ky, 0:kx].astype(np.float64)
     if radius is None:
         window = np.ones((ky, kx))
@@ -62,28 +54,14 @@ def center_of_mass_map(
             raise ValueError(f"window radius must be positive, got {radius}")
         c = center if center is not None else ((ky - 1) / 2, (kx - 1) / 2)
         window = (np.hypot(yy - c[0], xx - c[1]) <= radius).astype(np.float64)
-    arr = arr.rechunk({2: -1, 3: -1})
-    res = arr.map_blocks(_com_block, yy, xx, window, dtype=np.float64,
-                         chunks=arr.chunks[:2] + ((1,), (3,)))
-    out = res.compute() if progress is None else _compute_with_progress(res, progress)
-    out = out[:, :, 0, :]
-    com = out[..., :2].copy()
-    com[out[..., 2] <= 0] = np.nan
+        if not window.any():
+            raise ValueError(f"the COM window (centre {c}, radius {radius}) lies off the detector")
+    imgs = virtual_image(arr, np.stack([window, yy * window, xx * window]), progress=progress, cancel=cancel)
+    s, my, mx = imgs
+    with np.errstate(invalid="ignore", divide="ignore"):
+        com = np.stack([my / s, mx / s], axis=-1)
+    com[s <= 0] = np.nan
     return com
-
-
-def _compute_with_progress(res: da.Array, progress: Callable[[int, int], None]) -> np.ndarray:
-    blocks = list(np.ndindex(*res.numblocks[:2]))
-    total = len(blocks)
-    done = 0
-    out = np.empty(res.shape)
-    for by, bx in blocks:
-        sl_y = slice(sum(res.chunks[0][:by]), sum(res.chunks[0][: by + 1]))
-        sl_x = slice(sum(res.chunks[1][:bx]), sum(res.chunks[1][: bx + 1]))
-        out[sl_y, sl_x] = res.blocks[by, bx].compute()
-        done += 1
-        progress(done, total)
-    return out
 
 
 def beam_centers(
@@ -96,25 +74,21 @@ def beam_centers(
 ) -> np.ndarray:
     """Unscattered-beam centre ``(k_y, k_x)`` at every scan position, ``(scan_y, scan_x, 2)`` pixels.
 
-    Two passes of a windowed centre of mass: first the brightest region of the mean pattern is
-    located, then each frame's COM is taken inside a disk of ``radius`` pixels (default: a third
-    of the smaller detector side) around it, which keeps most Bragg spots out of the estimate.
+    Two passes of a windowed centre of mass: the central disk of the mean pattern is located
+    (``compute.detectors.measure_central_disk``), then each frame's COM is taken inside a disk of
+    ``radius`` pixels (default: 2.5 disk radii, at least radius + 3 px) around it, which keeps
+    Bragg spots out of the estimate.
     """
     arr = getattr(data, "data", data)
-    if not isinstance(arr, da.Array):
-        arr = da.asarray(arr)
-    frames = arr[tilt] if arr.ndim == 5 else arr
-    if frames.ndim != 4:
+    if arr.ndim not in (4, 5):
         raise ValueError(f"expected 4D or 5D data, got shape {arr.shape}")
-    ky, kx = frames.shape[-2:]
-    if radius is None:
-        radius = min(ky, kx) / 6.0
-    if center is None:
-        mean = np.asarray(frames.mean(axis=(0, 1)).compute(), dtype=float)
-        from scipy import ndimage
+    frames = arr[tilt] if arr.ndim == 5 else arr
+    if radius is None or center is None:
+        from ..compute.detectors import measure_central_disk
 
-        sm = ndimage.gaussian_filter(mean, 2.0)
-        center = tuple(float(v) for v in np.unravel_index(np.argmax(sm), sm.shape))
+        c0, r_disk = measure_central_disk(frames)
+        radius = max(2.5 * r_disk, r_disk + 3.0) if radius is None else radius
+        center = c0 if center is None else center
     com = center_of_mass_map(frames, center=center, radius=radius, progress=progress)
     # second pass: re-centre the window on the median position (the disk may sit off-centre)
     c2 = tuple(float(v) for v in np.nanmedian(com.reshape(-1, 2), axis=0))
@@ -156,9 +130,14 @@ def _design(scan_shape: tuple[int, int], order: int) -> np.ndarray:
 
 
 def fit_descan(
-    centers: np.ndarray, *, order: int = 1, reference: tuple[float, float] | None = None, n_sigma: float = 3.0
+    centers: np.ndarray, *, order: int = 3, reference: tuple[float, float] | None = None, n_sigma: float = 3.0,
+    min_reject_px: float = 0.5, smooth_sigma: float | None = 2.0,
 ) -> DescanFit:
     """Fit a 2D polynomial of ``order`` (1 = plane) to a beam-centre map, rejecting outliers.
+
+    With ``smooth_sigma`` (scan pixels) the polynomial's residual over the inlier positions is
+    low-pass filtered (normalised Gaussian) and added, so smooth non-polynomial descan (e.g. a
+    sinusoidal term) is followed while per-position noise is not; ``None`` = polynomial only.
 
     ``reference`` is the centre the shifts are measured from (default: the fitted centre at the
     middle of the scan).
@@ -178,11 +157,20 @@ def fit_descan(
         cx, *_ = np.linalg.lstsq(A[ok], x[ok], rcond=None)
         r = np.hypot(A @ cy - y, A @ cx - x)
         s = 1.4826 * np.median(r[ok]) + 1e-9
-        new = np.isfinite(r) & (r <= max(n_sigma * s, 1e-6))
+        new = np.isfinite(r) & (r <= max(n_sigma * s, min_reject_px))
         if new.sum() < A.shape[1] + 1 or np.array_equal(new, ok):
             break
         ok = new
     fitted = np.stack([(A @ cy).reshape(c.shape[:2]), (A @ cx).reshape(c.shape[:2])], axis=-1)
+    if smooth_sigma:
+        from scipy import ndimage
+
+        w = ok.reshape(c.shape[:2]).astype(float)
+        norm = ndimage.gaussian_filter(w, smooth_sigma, mode="nearest")
+        for k in range(2):
+            resid = np.where(w > 0, np.nan_to_num(c[..., k] - fitted[..., k]), 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fitted[..., k] += np.where(norm > 1e-6, ndimage.gaussian_filter(resid, smooth_sigma, mode="nearest") / norm, 0)
     if reference is None:
         mid = _design((1, 1), int(order))  # scan centre = normalised (0, 0)
         reference = (float(mid @ cy), float(mid @ cx))
@@ -191,15 +179,19 @@ def fit_descan(
     return DescanFit(c, fitted, fitted - ref, (float(ref[0]), float(ref[1])), int(order), cy, cx, rms)
 
 
-def calibrate_descan(dataset, *, order: int = 1, radius: float | None = None, tilt: int = 0,
+def calibrate_descan(dataset, *, order: int = 3, radius: float | None = None, tilt: int = 0,
+                     reference: tuple[float, float] | None = None,
                      progress: Callable[[int, int], None] | None = None):
     """Measure and fit the descan of a dataset; returns ``(new Calibration, DescanFit)``.
 
-    The new calibration has ``center`` = the reference centre and the fit stored in
-    ``extra["descan"]`` (rebuild the shift map with :func:`descan_shifts`).
+    Shifts are measured from ``reference`` (default: the calibration's beam centre, or the
+    fitted centre at the middle of the scan when it has none). The new calibration has
+    ``center`` = the reference and the fit stored in ``extra["descan"]`` (rebuild the shift
+    map with :func:`descan_shifts`, pass it as ``shifts=`` to ``virtual_image``).
     """
-    fit = fit_descan(beam_centers(dataset, radius=radius, tilt=tilt, progress=progress), order=order)
     cal = dataset.calibration
+    ref = reference if reference is not None else cal.center
+    fit = fit_descan(beam_centers(dataset, radius=radius, tilt=tilt, progress=progress), order=order, reference=ref)
     return cal.replace(center=fit.reference, extra={**cal.extra, "descan": fit.to_dict()}), fit
 
 

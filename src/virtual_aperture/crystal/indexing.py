@@ -121,20 +121,24 @@ class IndexingResult:
                 f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°")
 
 
-def _as_peaklist(peaks_per_tilt) -> PeakList:
+def _as_peaklist(peaks_per_tilt) -> tuple[PeakList, dict]:
+    """One PeakList with a tilt column, and the beam centre each per-tilt PeakList carried."""
     if isinstance(peaks_per_tilt, PeakList):
-        return peaks_per_tilt
-    lists = []
+        return peaks_per_tilt, {}
+    lists, centers = [], {}
     for t, p in enumerate(peaks_per_tilt):
         if isinstance(p, PeakList):
             lists.append(replace(p, tilt=np.full(len(p), t, dtype=int)))
+            if all(math.isfinite(v) for v in p.center):
+                centers[t] = tuple(p.center)
         else:
             lists.append(PeakList.from_positions(np.asarray(p, dtype=float).reshape(-1, 2), tilt=t))
-    return PeakList.concatenate(lists)
+    return PeakList.concatenate(lists), centers
 
 
-def _peak_centers(peaks: PeakList, calibration, centers) -> np.ndarray:
-    """Beam centre (n, 2) of every peak: per-tilt ``centers``, the calibration's, or the peaks'."""
+def _peak_centers(peaks: PeakList, calibration, centers, list_centers: dict) -> np.ndarray:
+    """Beam centre (n, 2) of every peak: ``centers`` given here, else the centre each tilt's
+    PeakList was found with, else the calibration's."""
     n_t = len(calibration.tilt_angles_deg)
     if centers is not None:
         c = np.asarray(centers, dtype=float)
@@ -142,11 +146,16 @@ def _peak_centers(peaks: PeakList, calibration, centers) -> np.ndarray:
         if c.shape != (n_t, 2):
             raise ValueError(f"centers must be (k_y, k_x) or one per tilt ({n_t}, 2), got {c.shape}")
         return c[peaks.tilt]
-    if calibration.center is not None:
-        return np.broadcast_to(np.asarray(calibration.center), (len(peaks), 2)).copy()
-    if all(math.isfinite(v) for v in peaks.center):
-        return np.broadcast_to(np.asarray(peaks.center), (len(peaks), 2)).copy()
-    raise IndexingError("cannot index: no beam centre (set calibration.center or pass centers=)")
+    fallback = calibration.center
+    if fallback is None and all(math.isfinite(v) for v in peaks.center):
+        fallback = peaks.center
+    out = np.empty((len(peaks), 2))
+    for t in np.unique(peaks.tilt):
+        c = list_centers.get(int(t), fallback)
+        if c is None:
+            raise IndexingError("cannot index: no beam centre (set calibration.center or pass centers=)")
+        out[peaks.tilt == t] = c
+    return out
 
 
 def peaks_to_reciprocal_space(peaks: PeakList, calibration, centers: np.ndarray) -> np.ndarray:
@@ -232,12 +241,12 @@ def index_tilt_series(
         raise IndexingError("cannot index: the calibration has no pixel size (Å⁻¹/px)")
     if not cal.tilt_angles_deg:
         raise IndexingError("cannot index: the calibration has no tilt angles")
-    peaks = _as_peaklist(peaks_per_tilt)
+    peaks, list_centers = _as_peaklist(peaks_per_tilt)
     n_t = len(cal.tilt_angles_deg)
     if len(peaks) and (peaks.tilt.min() < 0 or peaks.tilt.max() >= n_t):
         raise IndexingError(f"cannot index: peaks refer to tilt {int(peaks.tilt.max())} but only {n_t} tilt angles are given")
     report = progress or (lambda d, t: None)
-    pc = _peak_centers(peaks, cal, centers)
+    pc = _peak_centers(peaks, cal, centers, list_centers)
     G_all = peaks_to_reciprocal_space(peaks, cal, pc)
     use = np.ones(len(peaks), bool)
     if d_min is not None:

@@ -147,6 +147,24 @@ def _template(template, shape) -> tuple[np.ndarray, float]:
     return t / t.sum(), max(radius, 1.0)
 
 
+def beam_center(pattern: np.ndarray, *, guess: tuple[float, float] | None = None, radius: float = 6.0,
+                n_iter: int = 3) -> tuple[float, float]:
+    """Position ``(k_y, k_x)`` of the unscattered beam in one pattern: iterated centre of mass of
+    the background-subtracted intensity within ``radius`` pixels of the brightest spot near ``guess``."""
+    img = np.asarray(pattern, dtype=float)
+    if img.ndim != 2:
+        raise ValueError(f"pattern must be 2D, got shape {img.shape}")
+    sm = ndimage.gaussian_filter(img, 1.0)
+    if guess is None:
+        cy, cx = np.unravel_index(np.argmax(sm), sm.shape)
+    else:  # brightest pixel within 2 radii of the guess
+        yy, xx = np.indices(img.shape)
+        near = np.hypot(yy - guess[0], xx - guess[1]) <= 2 * radius
+        cy, cx = np.unravel_index(np.argmax(np.where(near, sm, -np.inf)), sm.shape)
+    y, x = _subpixel_com(img - np.median(img), np.array([cy]), np.array([cx]), radius, n_iter=n_iter)
+    return float(y[0]), float(x[0])
+
+
 def _center(calibration, center, shape) -> tuple[float, float] | None:
     if center is not None:
         c = tuple(float(v) for v in center)
@@ -238,7 +256,13 @@ def _one_pattern(
     else:
         img = raw - np.median(raw)
     corr = signal.fftconvolve(img, tmpl[::-1, ::-1], mode="same")
-    c = _center(calibration, center, raw.shape)
+    if isinstance(center, str):
+        if center != "beam":
+            raise ValueError(f"center must be (k_y, k_x), None or 'beam', got {center!r}")
+        guess = calibration.detector_center(raw.shape) if calibration is not None else None
+        c = beam_center(raw, guess=guess, radius=max(3.0, 2.0 * radius))
+    else:
+        c = _center(calibration, center, raw.shape)
     yy, xx = np.indices(raw.shape)
     rad = np.hypot(yy - c[0], xx - c[1])
     region = rad > exclude_center_radius if exclude_center_radius else np.ones(raw.shape, bool)
@@ -292,7 +316,7 @@ def find_bragg_peaks(
     exclude_center_radius: float = 0.0,
     subpixel: bool | str = True,
     calibration=None,
-    center: tuple[float, float] | None = None,
+    center: tuple[float, float] | str | None = None,
     max_peaks: int | None = None,
     min_intensity: float | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -323,7 +347,9 @@ def find_bragg_peaks(
         A :class:`~virtual_aperture.Calibration`; gives the beam centre, ellipticity and pixel size
         (then ``g_y, g_x, g`` are filled in Å⁻¹).
     center
-        Beam centre ``(k_y, k_x)`` overriding the calibration's.
+        Beam centre ``(k_y, k_x)`` overriding the calibration's, or ``"beam"`` to measure the
+        unscattered beam in each pattern (:func:`beam_center`; recommended for summed patterns,
+        whose centre moves with the descan under the aperture). Stored as ``PeakList.center``.
     max_peaks, min_intensity
         Keep at most the ``max_peaks`` strongest peaks / only peaks with at least this intensity.
     progress, cancel
