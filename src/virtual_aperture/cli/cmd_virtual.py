@@ -1,0 +1,97 @@
+"""``virtual-aperture virtual PATH --detector bf|adf|annulus:R1,R2|disk:R|mask.tif --out img.tif``.
+
+Computes a virtual image (one per tilt for a tilt series) and writes it as a float64 TIFF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .cmd_info import _add_open_options, open_from_args
+
+
+def parse_detector(spec: str, ds) -> np.ndarray:
+    """A detector mask from a CLI spec (see ``--detector``) for dataset ``ds``."""
+    from virtual_aperture.compute import detectors
+
+    shape = ds.detector_shape
+    center = ds.calibration.detector_center(shape)
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    try:
+        if kind == "bf" and not rest:
+            return detectors.bright_field(ds)
+        if kind == "adf" and not rest:
+            return detectors.annular_dark_field(ds)
+        if kind == "annulus":
+            r1, r2 = (float(v) for v in rest.split(","))
+            return detectors.annulus(shape, center, r1, r2)
+        if kind == "disk":
+            return detectors.disk(shape, center, float(rest))
+    except ValueError as exc:
+        raise ValueError(f"--detector {spec!r}: {exc}") from exc
+    if spec.lower().endswith((".tif", ".tiff")):
+        import tifffile
+
+        try:
+            mask = tifffile.imread(spec)
+        except FileNotFoundError as exc:
+            raise ValueError(f"--detector mask file {spec!r} not found") from exc
+        if mask.shape != tuple(shape):
+            raise ValueError(f"--detector mask {spec!r} has shape {mask.shape}, the detector is {tuple(shape)}")
+        return mask
+    raise ValueError(f"--detector {spec!r} is not bf, adf, annulus:R1,R2, disk:R or a .tif mask")
+
+
+def cli_progress(label: str):
+    """A ``progress(done, total)`` callback printing to stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{label}: {done}/{total} chunks", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def open_client(address: str | None):
+    from virtual_aperture.compute import get_client
+
+    return get_client(address) if address else None
+
+
+def run(args: argparse.Namespace) -> int:
+    import tifffile
+
+    from virtual_aperture.compute import virtual_image
+
+    ds = open_from_args(args)
+    mask = parse_detector(args.detector, ds)
+    client = open_client(args.scheduler)
+    try:
+        img = virtual_image(ds, mask, client=client, memory_budget=args.memory_budget,
+                            progress=cli_progress("virtual image"))
+    finally:
+        if client is not None:
+            client.close()
+    tifffile.imwrite(args.out, img, metadata={"detector": args.detector, "axes": "TYX" if img.ndim == 3 else "YX"})
+    print(f"wrote {args.out}: virtual image {img.shape} float64, min {img.min():.6g}, max {img.max():.6g}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("virtual", help="compute a virtual detector image",
+                              description="Virtual image of a 4D scan (or one per tilt of a 5D series).")
+    p.add_argument("path", nargs="+", help="dataset file(s) or folder")
+    _add_open_options(p)
+    p.add_argument("--detector", required=True,
+                   help="bf | adf | annulus:R1,R2 | disk:R (pixels, around the calibrated centre) | mask.tif")
+    p.add_argument("--out", required=True, help="output TIFF (float64)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask.distributed scheduler address, or 'local' for a LocalCluster (default: threads)")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="memory for streamed file data, e.g. 2GB (default 1 GiB)")
+    p.set_defaults(func=run)

@@ -1,0 +1,94 @@
+"""Detector masks and the ``virtual`` / ``sum`` CLI commands."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from virtual_aperture.cli import main
+from virtual_aperture.compute import detectors, virtual_image
+
+
+def fake_scan(sy=6, sx=5, k=32, center=(15.0, 17.0), r=5.0):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:k, :k]
+    disk = (np.hypot(yy - center[0], xx - center[1]) <= r) * 1000
+    return (disk + rng.integers(0, 20, (sy, sx, k, k))).astype(np.uint16)
+
+
+def test_shapes_and_geometry():
+    d = detectors.disk((9, 11), (4, 5), 2)
+    assert d.dtype == bool and d.shape == (9, 11) and d.sum() == 13 and d[4, 5] and not d[4, 8]
+    a = detectors.annulus((20, 20), (10, 10), 3, 5)
+    r = np.hypot(*np.mgrid[:20, :20] - 10.0)
+    np.testing.assert_array_equal(a, (r >= 3) & (r <= 5))
+    rect = detectors.rectangle((5, 6), (1, 2), (3, 5))
+    assert rect.sum() == 6 and rect[1, 2] and not rect[3, 2]
+    for call, match in [
+        (lambda: detectors.disk((5, 5), (2, 2), 0), "radius"),
+        (lambda: detectors.disk((0, 5), (2, 2), 1), "shape"),
+        (lambda: detectors.annulus((5, 5), (2, 2), 3, 2), "larger"),
+        (lambda: detectors.rectangle((5, 5), (3, 3), (3, 4)), "empty"),
+        (lambda: detectors.disk((5, 5), (np.nan, 2), 1), "finite"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_bright_field_and_adf_from_measured_disk():
+    data = fake_scan()
+    (cy, cx), r = detectors.measure_central_disk(data)
+    assert abs(cy - 15) < 0.3 and abs(cx - 17) < 0.3 and abs(r - 5) < 0.6
+    bf = detectors.bright_field(data)
+    assert bf[15, 17] and not bf[15, 24] and bf.shape == (32, 32)
+    assert detectors.bright_field(data.mean((0, 1))).sum() == bf.sum()
+    adf = detectors.annular_dark_field(data, inner=1.5, outer=2.5)
+    assert not adf[15, 17] and adf[15, 17 + 10] and not adf[15, 17 + 14]
+    with pytest.raises(ValueError, match="flat"):
+        detectors.bright_field(np.ones((8, 8)))
+
+
+def test_cli_virtual_and_sum(tmp_path, capsys):
+    data = fake_scan()
+    np.save(tmp_path / "scan.npy", data)
+    out = tmp_path / "vi.tif"
+    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", "annulus:4,9", "--out", str(out)]) == 0
+    img = tifffile.imread(out)
+    mask = detectors.annulus((32, 32), (15.5, 15.5), 4, 9)
+    np.testing.assert_array_equal(img, virtual_image(data, mask))
+    maskfile = tmp_path / "mask.tif"
+    tifffile.imwrite(maskfile, mask.astype(np.float32) * 0.5)
+    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", str(maskfile), "--out", str(out),
+                 "--memory-budget", "64MB"]) == 0
+    np.testing.assert_allclose(tifffile.imread(out), virtual_image(data, mask) * 0.5)
+    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", "bf", "--out", str(out)]) == 0
+    labels = np.zeros((6, 5), np.int32)
+    labels[:2] = 3
+    labels[4, 4] = 7
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    capsys.readouterr()
+    assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"),
+                 "--out", str(tmp_path / "sums.tif")]) == 0
+    counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert counts == {"3": 10, "7": 1}
+    sums = tifffile.imread(tmp_path / "sums.tif")
+    np.testing.assert_array_equal(sums[0], data[:2].reshape(-1, 32, 32).sum(0))
+    np.testing.assert_array_equal(sums[1], data[4, 4])
+
+
+@pytest.mark.parametrize("spec, msg", [("annulus:9,4", "larger"), ("ring:3", "is not bf"),
+                                       ("nothere.tif", "not found"), ("disk:x", "--detector")])
+def test_cli_bad_detector(tmp_path, capsys, spec, msg):
+    np.save(tmp_path / "scan.npy", fake_scan())
+    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", spec, "--out", str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_bad_labels(tmp_path, capsys):
+    np.save(tmp_path / "scan.npy", fake_scan())
+    tifffile.imwrite(tmp_path / "labels.tif", np.ones((7, 5), np.int32))
+    assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"),
+                 "--out", str(tmp_path / "s.tif")]) == 2
+    assert "does not match the scan" in capsys.readouterr().err
