@@ -229,22 +229,46 @@ def test_poisson_noise_mean_and_variance():
 
 
 def test_frames_kernel_matches_numpy_reference():
+    import scipy.sparse as sp
+
     rng = np.random.default_rng(1)
     pad, ky, kx = 4, 20, 24
     H, W = ky + 2 * pad, kx + 2 * pad
-    npos = 6
-    bragg = rng.random((npos, H * W)).astype(np.float32)
+    npos, nref = 6, 9
+    stamps = sp.random(nref, H * W, density=0.05, format="csr", random_state=3, dtype=np.float32)
+    weights = rng.random((npos, nref)).astype(np.float32)
+    weights[:, ::3] = 0.0
     central = rng.random(H * W).astype(np.float32)
     bg = rng.random(H * W).astype(np.float32)
     cw = rng.random(npos).astype(np.float32)
     shifts = rng.uniform(-2.4, 2.4, (npos, 2))
     seeds = position_seeds(0, 1, 0, np.arange(npos), np.zeros(npos, int))
-    out = frames_kernel(bragg, cw, central, bg, np.float32(0.2), np.float32(3.0), shifts, pad, W, ky, kx, seeds,
-                        False, np.empty((npos, ky, kx), np.float32))
+    cidx = np.flatnonzero(central).astype(np.int64)
+    out = frames_kernel(weights, stamps.indptr.astype(np.int64), stamps.indices.astype(np.int64), stamps.data, cw,
+                        cidx, central[cidx], bg, np.float32(0.2), np.float32(3.0), shifts, pad, W, ky, kx, seeds,
+                        False, False, np.inf, np.empty((npos, ky, kx), np.float32))
     for p in range(npos):
-        canvas = (bragg[p] + cw[p] * central + 0.2 * bg).reshape(H, W).astype(np.float64) * 3.0
+        canvas = (stamps.T @ weights[p] + cw[p] * central + 0.2 * bg).reshape(H, W).astype(np.float64) * 3.0
         ref = ndimage.shift(canvas, shifts[p], order=1)[pad : pad + ky, pad : pad + kx]
         np.testing.assert_allclose(out[p], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_renderer_matches_its_numpy_reference(monkeypatch):
+    import virtual_aperture.sample.simulate as sim
+
+    made = []
+
+    class Recording(sim.FrameRenderer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            made.append(self)
+
+    monkeypatch.setattr(sim, "FrameRenderer", Recording)
+    ds, truth = simulate_agglomerate(**SMALL, dose=None, dtype=np.float32, descan_shift_px=1.7)
+    (r,) = made
+    ys, xs = slice(8, 16), slice(0, 32)
+    ref = r.shift_crop(r.expected_canvas(0, ys, xs), truth.descan_shift[ys, xs].reshape(-1, 2))
+    np.testing.assert_allclose(ds.data[ys, xs].compute().reshape(ref.shape), ref, rtol=1e-4, atol=1e-3)
 
 
 # ---- determinism, 5D, dtype -------------------------------------------------------------------

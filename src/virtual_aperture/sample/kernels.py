@@ -1,8 +1,8 @@
 """Numba kernel that turns rendered canvases into detector frames (shift, crop, noise).
 
-For each scan position: the expected counts on the detector are the canvas (Bragg disks +
-weighted central disk + amorphous background) moved by the descan shift with bilinear
-interpolation and cropped; Poisson counts are drawn by walking a unit-rate Poisson process
+For each scan position: the expected counts on the detector are the canvas (Bragg disks
+scattered from sparse stamps with the position's reflection intensities + weighted central
+disk + amorphous background) moved by the descan shift with bilinear interpolation and cropped; Poisson counts are drawn by walking a unit-rate Poisson process
 along the cumulative expected counts (exact, cost ∝ pixels + electrons), with direct Poisson
 draws for bright pixels (λ > 10). The generator is re-seeded per position, so a frame does not
 depend on how the scan is chunked or which thread renders it. ``render.FrameRenderer.shift_crop``
@@ -32,9 +32,19 @@ def position_seeds(seed: int, salt: int, tilt: int, ys: np.ndarray, xs: np.ndarr
 
 
 @numba.njit(parallel=True, cache=True)
-def frames_kernel(bragg, central_w, central, bg, bg_level, scale, shifts, pad, W, ky, kx, seeds, noisy, out):
-    """Fill ``out`` (n, ky, kx) float32 from canvases ``bragg`` (n, H*W) (see module doc)."""
-    n = bragg.shape[0]
+def frames_kernel(weights, indptr, indices, values, central_w, central_idx, central_val, bg, bg_level, scale, shifts,
+                  pad, W, ky, kx, seeds, noisy, rounded, top, out):
+    """Fill ``out`` (n, ky, kx) float32 (see the module docstring).
+
+    ``weights`` (n, n_refl) are reflection intensities per position; ``indptr``, ``indices``,
+    ``values`` the CSR disk stamps (n_refl rows over the flattened canvas of width ``W``);
+    ``central_idx``/``central_val`` the sparse central-disk stamp (weight ``central_w[p]``),
+    ``bg`` the background canvas (weight ``bg_level``); everything is multiplied by ``scale``
+    (electrons per pattern). Values are clipped to ``top``; ``rounded`` rounds noiseless values
+    (for integer ``out``).
+    """
+    n = weights.shape[0]
+    n_refl = weights.shape[1]
     for p in numba.prange(n):
         dy = shifts[p, 0]
         dx = shifts[p, 1]
@@ -54,26 +64,48 @@ def frames_kernel(bragg, central_w, central, bg, bg_level, scale, shifts, pad, W
             nxt = -math.log(1.0 - np.random.random())
         # expected counts on the (ky + 1) × (kx + 1) canvas window this frame reads
         win = np.empty((ky + 1, kx + 1), dtype=np.float32)
+        bscale = bg_level * scale
         for a in range(ky + 1):
             base = (y0 - 1 + a) * W + (x0 - 1)
             for b in range(kx + 1):
-                q = base + b
-                win[a, b] = (bragg[p, q] + cw * central[q] + bg_level * bg[q]) * scale
+                win[a, b] = bg[base + b] * bscale
+        cscale = cw * scale
+        for k in range(central_idx.shape[0]):
+            q = central_idx[k]
+            a = q // W - (y0 - 1)
+            b = q % W - (x0 - 1)
+            if 0 <= a <= ky and 0 <= b <= kx:
+                win[a, b] += cscale * central_val[k]
+        for r in range(n_refl):
+            wr = weights[p, r]
+            if wr == 0.0:
+                continue
+            wr *= scale
+            for k in range(indptr[r], indptr[r + 1]):
+                q = indices[k]
+                a = q // W - (y0 - 1)
+                b = q % W - (x0 - 1)
+                if 0 <= a <= ky and 0 <= b <= kx:
+                    win[a, b] += wr * values[k]
         edge = 0.0
         for i in range(ky):
             for j in range(kx):
                 v = w00 * win[i + 1, j + 1] + w01 * win[i + 1, j] + w10 * win[i, j + 1] + w11 * win[i, j]
                 if v < 0.0:
                     v = 0.0
-                if not noisy:
-                    out[p, i, j] = v
-                elif v > 10.0:
-                    out[p, i, j] = np.random.poisson(v)
-                else:
-                    edge += v
-                    c = 0
-                    while nxt < edge:
-                        c += 1
-                        nxt += -math.log(1.0 - np.random.random())
-                    out[p, i, j] = c
+                if noisy:
+                    if v > 10.0:
+                        v = np.random.poisson(v)
+                    else:
+                        edge += v
+                        c = 0
+                        while nxt < edge:
+                            c += 1
+                            nxt += -math.log(1.0 - np.random.random())
+                        v = c
+                elif rounded:
+                    v = math.floor(v + 0.5)
+                if v > top:
+                    v = top
+                out[p, i, j] = v
     return out

@@ -99,7 +99,7 @@ class ReflectionTable:
     kappa: np.ndarray  # (n,) Å⁻¹
     s: np.ndarray  # (n,) excitation error, Å⁻¹
     positions: np.ndarray  # (n, 2) detector (k_y, k_x) pixels, nominal centre, no descan
-    stamps_t: sp.csc_matrix | None = None  # (n_canvas_pixels, n) transposed stamps
+    stamps: sp.csr_matrix | None = None  # (n, n_canvas_pixels) unit-sum disk stamps
 
 
 class FrameRenderer:
@@ -131,34 +131,54 @@ class FrameRenderer:
         self.five_d = five_d
         c = np.array([det.center])
         self.central = np.asarray(det.disk_stamps(c).todense()).ravel()
+        self.central_idx = np.flatnonzero(self.central).astype(np.int64)
+        self.central_val = self.central[self.central_idx].astype(np.float32)
         self.bg = det.background()
-        for per_grain in tables:
-            for tab in per_grain:
-                if tab.stamps_t is None:
-                    canvas_pos = tab.positions + det.pad
-                    tab.stamps_t = det.disk_stamps(canvas_pos).T.tocsr()
+        # per tilt, built on first use: all grains' stamps stacked (rows = reflections of grain 0, then grain 1, ...)
+        self._stacked: dict[int, tuple[sp.csr_matrix, np.ndarray]] = {}
 
-    # ---- expected counts ---------------------------------------------------------------
-    def bragg_canvas(self, ti: int, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
-        """Bragg-disk canvases (n_positions, n_canvas_pixels) and central-disk weights (n_positions,).
+    def stacked_stamps(self, ti: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        """All grains' stamps at tilt ``ti`` as one CSR matrix, and each grain's first row."""
+        hit = self._stacked.get(ti)
+        if hit is None:
+            for per_grain in self.tables:
+                tab = per_grain[ti]
+                if tab.stamps is None:
+                    tab.stamps = self.det.disk_stamps(tab.positions + self.det.pad)
+            mats = [per_grain[ti].stamps for per_grain in self.tables]
+            offsets = np.cumsum([0] + [m.shape[0] for m in mats])
+            stacked = sp.vstack(mats, format="csr") if offsets[-1] else sp.csr_matrix((0, self.central.size))
+            stacked.sort_indices()
+            hit = (stacked.astype(np.float32), offsets)
+            self._stacked[ti] = hit
+        return hit
+
+    def reflection_weights(self, ti: int, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Intensities (n_positions, n_reflections of all grains) and central-disk weights (n_positions,).
 
         Both are fractions of the incident beam (multiply by the dose for electrons).
         """
         th = self.thickness_a[:, ti, ys, xs]
         npos = th.shape[1] * th.shape[2]
-        canvas = np.zeros((npos, self.central.size), dtype=np.float32)
-        total = np.zeros(npos)
+        _, offsets = self.stacked_stamps(ti)
+        w = np.zeros((npos, int(offsets[-1])), dtype=np.float32)
         for g in range(th.shape[0]):
             t = th[g].ravel()
             act = np.nonzero(t > 0)[0]
             tab = self.tables[g][ti]
             if act.size == 0 or tab.hkl.shape[0] == 0:
                 continue
-            w = rocking_intensity(tab.kappa[None, :], tab.s[None, :], t[act, None])  # (n_act, n_refl)
-            total[act] += w.sum(axis=1)
-            canvas[act] += np.asarray(tab.stamps_t @ w.T.astype(np.float32)).T
+            w[act, offsets[g] : offsets[g + 1]] = rocking_intensity(tab.kappa[None, :], tab.s[None, :], t[act, None])
+        total = w.sum(axis=1, dtype=np.float64)
         central_w = np.clip(1.0 - self.background_level - total, 0.0, None).astype(np.float32)
-        return canvas, central_w
+        return w, central_w
+
+    # ---- expected counts ---------------------------------------------------------------
+    def bragg_canvas(self, ti: int, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Bragg-disk canvases (n_positions, n_canvas_pixels) and central-disk weights (numpy reference)."""
+        w, central_w = self.reflection_weights(ti, ys, xs)
+        stamps, _ = self.stacked_stamps(ti)
+        return np.asarray(stamps.T @ w.T).T.astype(np.float32), central_w
 
     def expected_canvas(self, ti: int, ys: slice, xs: slice) -> np.ndarray:
         """Expected electrons per canvas pixel (n_positions, n_canvas_pixels), before the descan shift."""
@@ -192,18 +212,20 @@ class FrameRenderer:
         """Frames (ny, nx, k_y, k_x) of scan rows ``ys`` and columns ``xs`` at tilt ``ti``."""
         ny, nx = ys.stop - ys.start, xs.stop - xs.start
         ky, kx = self.det.detector_shape
-        canvas, central_w = self.bragg_canvas(ti, ys, xs)
+        w, central_w = self.reflection_weights(ti, ys, xs)
+        stamps, _ = self.stacked_stamps(ti)
         yy, xx = np.meshgrid(np.arange(ys.start, ys.stop), np.arange(xs.start, xs.stop), indexing="ij")
         seeds = position_seeds(self.seed, NOISE_SALT, ti, yy.ravel(), xx.ravel())
         shifts = np.ascontiguousarray(self.descan[ys, xs].reshape(-1, 2), dtype=np.float64)
-        frames = np.empty((ny * nx, ky, kx), dtype=np.float32)
+        out_dtype = self.dtype if self.dtype.kind in "uif" and self.dtype.itemsize <= 8 else np.dtype(np.float64)
+        frames = np.empty((ny * nx, ky, kx), dtype=out_dtype)
+        top = float(np.iinfo(out_dtype).max) if out_dtype.kind in "ui" else np.inf
         frames_kernel(
-            canvas, central_w, self.central, self.bg, np.float32(self.background_level), np.float32(self.scale),
-            shifts, self.det.pad, self.det.canvas_shape[1], ky, kx, seeds, self.dose is not None, frames,
+            w, stamps.indptr.astype(np.int64), stamps.indices.astype(np.int64), stamps.data, central_w,
+            self.central_idx, self.central_val, self.bg, np.float32(self.background_level), np.float32(self.scale),
+            shifts, self.det.pad, self.det.canvas_shape[1], ky, kx, seeds, self.dose is not None,
+            out_dtype.kind in "ui", top, frames,
         )
-        if self.dtype.kind in "ui":
-            info = np.iinfo(self.dtype)
-            np.clip(np.rint(frames, out=frames), 0, info.max, out=frames)
         return frames.astype(self.dtype, copy=False).reshape(ny, nx, ky, kx)
 
     def __call__(self, block_info=None) -> np.ndarray:

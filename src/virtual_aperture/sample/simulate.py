@@ -54,7 +54,7 @@ NOISELESS_DOSE = 1.0e4
 MAX_TILT_DEG = 80.0
 #: keep reflections with |s| below this many inverse grain thicknesses (sinc² < 1e-3 of its peak)
 S_CUTOFF_THICKNESSES = 12.0
-CHUNK_BYTES = 16 * 2**20
+CHUNK_BYTES = 4 * 2**20
 
 
 def _bad(msg: str) -> ValueError:
