@@ -12,7 +12,8 @@ from random starts, each one iterating
 
 The agreement ``R_CF = Σ| |E_obs| − c|G| | / Σ|E_obs|`` (c a scale) over the strong reflections
 first stays on a plateau, then drops and settles when the phases lock in. A start is *converged*
-when the mean R_CF over the last 30 iterations is below ``(1 − drop)`` × its early plateau and
+when the mean R_CF over the last 30 iterations is below ``(1 − drop)`` × its random-phase plateau
+(the larger median of iterations 2–8 and 5–35) and
 its spread over that window is < 5 % of the mean. Starts run in parallel as dask tasks (threads
 by default, a ``dask.distributed`` client when given). The best start is the converged one with
 the lowest final R_CF. Its origin is then located by the symmetry agreement of the P1 map
@@ -38,6 +39,7 @@ from .reflections import Reflections, check_cancel, is_cancelled, parse_space_gr
 __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
 
 POLISH = 20  # iterations run after convergence is detected
+SYMMETRY_CONVERGED = 0.6  # symmetry agreement that marks a start as converged
 
 
 @dataclass
@@ -154,6 +156,12 @@ class _Problem:
         self.free[self.idx] = False
 
 
+def _plateau(hist: list[float]) -> float:
+    """R_CF of the random-phase stage: the larger of the medians of iterations 2–8 and 5–35
+    (small structures can lock in within the first 30 iterations)."""
+    return max(float(np.median(hist[2:8])), float(np.median(hist[5:35])))
+
+
 def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop: float,
                tick: Callable[[], None], cancel: Any) -> dict:
     rng = np.random.default_rng(seed)
@@ -185,7 +193,7 @@ def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop:
         F = Fn
         tick()
         if converged_at is None and it >= 60:
-            plateau = float(np.median(hist[5:35]))
+            plateau = _plateau(hist)
             w = np.asarray(hist[-win:])
             if w.mean() < (1 - drop) * plateau and (w.max() - w.min()) < 0.05 * w.mean():
                 converged_at = it
@@ -201,7 +209,7 @@ def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop:
         "iterations": len(hist),
         "converged_at": converged_at,
         "r_cf": float(np.mean(hist[-10:])) if hist else float("nan"),
-        "r_plateau": float(np.median(hist[5:35])) if len(hist) > 35 else float("nan"),
+        "r_plateau": _plateau(hist) if len(hist) > 35 else float("nan"),
         "flipped_charge": flipped_charge,
         "history": hist,
         "phases": np.angle(F[p.idx]),
@@ -288,6 +296,19 @@ def _refine_origin(hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray) -> tupl
     t = res.x % 1.0
     per_op = [float(np.real(a * np.exp(2j * np.pi * (ht + dk @ t))).sum() / norm) for a, ht, dk in terms]
     return t, float(np.mean(per_op)), per_op
+
+
+def _locate_origin(p: _Problem, phases: np.ndarray, shape, sg) -> tuple[np.ndarray, float, list[float]]:
+    """Origin shift of one start: grid search on its |E| map, then off-grid refinement with |F|."""
+    Fe = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), complex)
+    Fe[p.idx] = p.e * np.exp(1j * phases)
+    shift0, _, _ = _symmetry_agreement(sfft.irfftn(Fe, s=shape), sg)
+    pos = p.hkl[:, 2] > 0
+    full_h = np.concatenate([p.hkl, -p.hkl[pos]])
+    ph_full = np.concatenate([phases, -phases[pos]])
+    f_full = np.concatenate([p.f, p.f[pos]])
+    top = np.argsort(f_full)[::-1][:40000]
+    return _refine_origin(full_h[top], (f_full * np.exp(1j * ph_full))[top], sg, shift0 / np.array(shape))
 
 
 def _symmetrise(rho: np.ndarray, cell, sg) -> np.ndarray:
@@ -391,23 +412,27 @@ def charge_flip(
     if progress is not None:
         progress(total, total)
     summary = [{k: v for k, v in r.items() if k not in ("history", "phases")} for r in runs]
-    conv = [i for i, r in enumerate(runs) if r["converged"]]
-    pick = min(conv or range(len(runs)), key=lambda i: runs[i]["r_cf"])
+    # symmetry agreement of every start's P1 map at its best origin (Palatinus & van der Lee 2008)
+    n_sym = len(sg.operations().sym_ops)
+    origins = []
+    for r, summ in zip(runs, summary):
+        check_cancel(cancel)
+        origins.append(_locate_origin(p, r["phases"], shape, sg))
+        summ["symmetry_agreement"] = origins[-1][1] if n_sym > 1 else None
+        # a start whose map fits the space group well has converged even without a marked R drop
+        # (tiny structures lock in within the first iterations)
+        summ["converged_by"] = ("r_drop" if r["converged"] else
+                                "symmetry" if n_sym > 1 and origins[-1][1] >= SYMMETRY_CONVERGED else None)
+        summ["converged"] = summ["converged_by"] is not None
+    conv = [i for i, s_ in enumerate(summary) if s_["converged"]]
+    if n_sym > 1:  # best: highest symmetry agreement among converged starts
+        pick = max(conv or range(len(runs)), key=lambda i: summary[i]["symmetry_agreement"])
+    else:  # P1: lowest R_CF
+        pick = min(conv or range(len(runs)), key=lambda i: runs[i]["r_cf"])
     best = runs[pick]
-    # map from the best start with |E| (sharp) for the origin search
-    Fe = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), complex)
-    Fe[p.idx] = p.e * np.exp(1j * best["phases"])
-    rho_e = sfft.irfftn(Fe, s=shape)
-    shift0, _, _ = _symmetry_agreement(rho_e, sg)
-    # refine the origin off the grid on the full P1 set (both Friedel mates), |F| weights
-    full_h = np.concatenate([p.hkl, -p.hkl[p.hkl[:, 2] > 0]])
-    ph_full = np.concatenate([best["phases"], -best["phases"][p.hkl[:, 2] > 0]])
-    f_full = np.concatenate([p.f, p.f[p.hkl[:, 2] > 0]])
-    top = np.argsort(f_full)[::-1][:40000]
-    shift, agreement, per_op = _refine_origin(full_h[top], (f_full * np.exp(1j * ph_full))[top], sg,
-                                              shift0 / np.array(shape))
+    shift, agreement, per_op = origins[pick]
     # potential from |F_obs| with the solution's phases, shifted to the found origin, symmetrised
-    Ff = np.zeros_like(Fe)
+    Ff = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), complex)
     Ff[p.idx] = p.f * np.exp(1j * (best["phases"] + 2 * np.pi * (p.hkl @ shift)))
     rho = sfft.irfftn(Ff, s=shape)
     rho = _symmetrise(rho, refl.cell, sg)
