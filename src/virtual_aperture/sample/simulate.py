@@ -343,7 +343,7 @@ def simulate_agglomerate(
         background=background, overlap=bool(overlap), zone_axis_fraction=zone_axis_fraction, seed=int(seed),
         dtype=str(dtype), disk_radius_px=disk_r, wavelength=wavelength,
     )
-    name = "simulate-agglomerate-" + tokenize(params, summ.atoms, summ.cell)
+    name = "simulate-agglomerate-" + tokenize(params, summ.atoms, summ.cell, U)
     data = da.map_blocks(renderer, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(shape), dtype), name=name)
     cal = Calibration(
         scan_step_nm=step, pixel_size=pixel_size, beam_energy_kv=beam_energy_kv,
