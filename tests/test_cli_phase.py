@@ -1,0 +1,100 @@
+"""`virtual-aperture phase` end to end on a small simulated data set."""
+
+import json
+import subprocess
+import sys
+
+import gemmi
+import numpy as np
+import pytest
+
+from virtual_aperture.cli import main
+from virtual_aperture.crystal.export import write_hkl, write_ins
+from virtual_aperture.crystal.solve import simulate_reflections
+
+CELL = (7.1, 9.3, 11.2, 90, 90, 90)
+SITES = [
+    ("S1", "S", (0.511822, 0.950464, 0.144160)), ("O2", "O", (0.948649, 0.311831, 0.423326)),
+    ("O3", "O", (0.827703, 0.409199, 0.549594)), ("N4", "N", (0.027559, 0.753513, 0.538143)),
+    ("C5", "C", (0.329732, 0.788429, 0.303195)), ("C6", "C", (0.280409, 0.485191, 0.980737)),
+    ("C7", "C", (0.276891, 0.160652, 0.969925)), ("C8", "C", (0.776683, 0.613003, 0.917298)),
+]
+
+
+@pytest.fixture(scope="module")
+def hkl_file(tmp_path_factory):
+    st = gemmi.SmallStructure()
+    st.cell = gemmi.UnitCell(*CELL)
+    st.spacegroup = gemmi.SpaceGroup("P 21 21 21")
+    for label, el, xyz in SITES:
+        s = gemmi.SmallStructure.Site()
+        s.label, s.element, s.occ, s.u_iso = label, gemmi.Element(el), 1.0, 0.0127
+        s.fract = gemmi.Fractional(*xyz)
+        st.add_site(s)
+    refl = simulate_reflections(st, d_min=0.8, tilt_range_deg=35, noise=0.05, seed=2)
+    d = tmp_path_factory.mktemp("data")
+    write_hkl(d / "org.hkl", refl)
+    write_ins(d / "org.ins", cell=CELL, space_group="P 21 21 21", wavelength=0.0251,
+              unit={"S": 4, "O": 8, "N": 4, "C": 16})
+    return d / "org.hkl"
+
+
+def test_phase_hkl_writes_outputs(hkl_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["phase", str(hkl_file), "--cell", *map(str, CELL), "--space-group", "P212121",
+                 "--composition", "S O2 N C4", "--starts", "3", "--seed", "0", "--out", str(out)])
+    assert code == 0
+    rep = json.loads((out / "report.json").read_text())
+    for key in ("cell", "space_group", "converged", "r1", "atoms", "phasing"):
+        assert key in rep
+    assert rep["converged"] and rep["r1"] < 0.25
+    assert {"label", "element", "x", "y", "z", "height"} <= set(rep["atoms"][0])
+    st = gemmi.read_small_structure(str(out / "structure.cif"))
+    assert len(st.sites) == len(rep["atoms"]) == 8
+    m = gemmi.read_ccp4_map(str(out / "potential.ccp4"))
+    assert m.grid.unit_cell.a == pytest.approx(7.1)
+    assert "HKLF 4" in (out / "structure.res").read_text()
+    # refuses to overwrite without --overwrite
+    code = main(["phase", str(hkl_file), "--cell", *map(str, CELL), "--space-group", "P212121", "--out", str(out)])
+    assert code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_phase_ins_reads_cell_symmetry_and_unit(hkl_file, tmp_path):
+    out = tmp_path / "ins_out"
+    code = main(["phase", str(hkl_file.with_suffix(".ins")), "--starts", "3", "--seed", "1", "--out", str(out)])
+    assert code == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["space_group"] == "P 21 21 21" and rep["converged"]
+    assert rep["composition"].startswith("S4")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cell", "7.1", "9.3", "11.2", "90", "90", "90"], "required"),
+    (["--cell", "7.1", "9.3", "11.2", "90", "90", "90", "--space-group", "P 4 2 2"], "does not fit"),
+    (["--cell", "7.1", "9.3", "11.2", "90", "90", "90", "--space-group", "F 2 2 2"], "centring"),
+    (["--cell", "7.1", "9.3", "11.2", "90", "90", "90", "--space-group", "Q 9"], "unknown space group"),
+    (["--cell", "7.1", "9.3", "11.2", "90", "90", "90", "--space-group", "P212121", "--composition", "Xq2"],
+     "unknown element"),
+])
+def test_phase_bad_input_exits_nonzero(hkl_file, tmp_path, capsys, args, message):
+    code = main(["phase", str(hkl_file), *args, "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_phase_unreadable_and_too_few(tmp_path, capsys):
+    bad = tmp_path / "bad.hkl"
+    bad.write_bytes(b"\x00\xff garbage")
+    assert main(["phase", str(bad), "--cell", *map(str, CELL), "--space-group", "P1"]) == 2
+    assert "bad.hkl" in capsys.readouterr().err
+    few = tmp_path / "few.hkl"
+    few.write_text("   1   0   0  100.00    1.00\n   0   1   1   50.00    1.00\n   0   0   0    0.00    0.00\n")
+    assert main(["phase", str(few), "--cell", *map(str, CELL), "--space-group", "P1"]) == 2
+    assert "too few" in capsys.readouterr().err
+    assert main(["phase", str(tmp_path / "nope.hkl"), "--cell", *map(str, CELL), "--space-group", "P1"]) == 2
+
+
+def test_console_entry_point_help():
+    res = subprocess.run([sys.executable, "-m", "virtual_aperture.cli", "phase", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and "--space-group" in res.stdout and "--scheduler" in res.stdout
