@@ -217,14 +217,15 @@ class FrameRenderer:
         yy, xx = np.meshgrid(np.arange(ys.start, ys.stop), np.arange(xs.start, xs.stop), indexing="ij")
         seeds = position_seeds(self.seed, NOISE_SALT, ti, yy.ravel(), xx.ravel())
         shifts = np.ascontiguousarray(self.descan[ys, xs].reshape(-1, 2), dtype=np.float64)
-        out_dtype = self.dtype if self.dtype.kind in "uif" and self.dtype.itemsize <= 8 else np.dtype(np.float64)
-        frames = np.empty((ny * nx, ky, kx), dtype=out_dtype)
-        top = float(np.iinfo(out_dtype).max) if out_dtype.kind in "ui" else np.inf
+        # one compiled kernel signature: float32 out, rounded and clipped for integer dtypes
+        frames = np.empty((ny * nx, ky, kx), dtype=np.float32)
+        integer = self.dtype.kind in "ui"
+        top = float(np.iinfo(self.dtype).max) if integer else np.inf
         frames_kernel(
             w, stamps.indptr.astype(np.int64), stamps.indices.astype(np.int64), stamps.data, central_w,
             self.central_idx, self.central_val, self.bg, np.float32(self.background_level), np.float32(self.scale),
             shifts, self.det.pad, self.det.canvas_shape[1], ky, kx, seeds, self.dose is not None,
-            out_dtype.kind in "ui", top, frames,
+            integer, top, frames,
         )
         return frames.astype(self.dtype, copy=False).reshape(ny, nx, ky, kx)
 
