@@ -1,0 +1,111 @@
+"""Laue class and space-group suggestions from merging statistics and systematic absences.
+
+Laue class: the data are merged in each Laue group allowed by the cell metric (P lattice,
+gemmi ASU mapping). A group is accepted when its Rint stays within
+``max(1.5·Rint(-1), Rint(-1) + 0.05)`` of the triclinic value (Friedel pairs only) and its CC½
+is ≥ 0.8 of the triclinic one; the accepted group of highest order is suggested.
+
+Space groups: the lattice centring is the one (P, A, B, C, I, F, R) whose forbidden reflections
+are weakest among those with ≤ 3 % strong violations; then every space group in the ITA
+reference setting (gemmi ``spacegroup_table_itb``) with that Laue class and centring is scored
+by the reflections it declares systematically absent (``GroupOps.systematic_absences``): a group
+is consistent when those have mean I/σ < 3, and consistent groups explaining more absences rank
+first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .merge import merge_reflections
+from .reflections import Reflections, check_cell_matches_space_group
+
+__all__ = ["suggest_laue_class", "suggest_space_groups", "lattice_centring"]
+
+_LAUE_REPR = {
+    "-1": "P -1", "2/m": "P 1 2/m 1", "mmm": "P m m m", "4/m": "P 4/m", "4/mmm": "P 4/m m m",
+    "-3": "P -3", "-3m": "P -3 m 1", "6/m": "P 6/m", "6/mmm": "P 6/m m m", "m-3": "P m -3", "m-3m": "P m -3 m",
+}
+
+_CENTRING = {
+    "A": [(0, 0.5, 0.5)], "B": [(0.5, 0, 0.5)], "C": [(0.5, 0.5, 0)], "I": [(0.5, 0.5, 0.5)],
+    "F": [(0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)], "R": [(2 / 3, 1 / 3, 1 / 3), (1 / 3, 2 / 3, 2 / 3)],
+}
+
+
+def _ios(r: Reflections) -> np.ndarray:
+    return r.intensity / np.maximum(r.sigma, 1e-12)
+
+
+def suggest_laue_class(reflections: Reflections) -> tuple[str, list[dict]]:
+    """The suggested Laue class and a table (one dict per candidate: laue, r_int, cc_half, order, accepted)."""
+    import gemmi
+
+    rows = []
+    for laue, symbol in _LAUE_REPR.items():
+        try:
+            check_cell_matches_space_group(reflections.cell, symbol)
+        except ValueError:
+            continue
+        _, st = merge_reflections(reflections.replace(space_group="P 1"), space_group=symbol, n_shells=1)
+        order = len(gemmi.SpaceGroup(symbol).operations().sym_ops)
+        rows.append({"laue": laue, "r_int": st.overall["r_int"], "cc_half": st.overall["cc_half"], "order": order})
+    base = next(r for r in rows if r["laue"] == "-1")
+    r0 = base["r_int"] if np.isfinite(base["r_int"]) else 0.0
+    c0 = base["cc_half"] if np.isfinite(base["cc_half"]) else 1.0
+    for r in rows:
+        ok_r = np.isfinite(r["r_int"]) and r["r_int"] <= max(1.5 * r0, r0 + 0.05)
+        ok_c = not np.isfinite(r["cc_half"]) or r["cc_half"] >= 0.8 * c0
+        r["accepted"] = bool(r["laue"] == "-1" or (ok_r and ok_c))
+    best = max((r for r in rows if r["accepted"]), key=lambda r: r["order"])
+    return best["laue"], rows
+
+
+def lattice_centring(reflections: Reflections) -> tuple[str, dict]:
+    """The lattice centring suggested by the absences, and per type the mean I/σ of forbidden reflections."""
+    h = reflections.hkl.astype(float)
+    ios = _ios(reflections)
+    strong = ios > 3
+    stats = {}
+    for c, vecs in _CENTRING.items():
+        bad = np.zeros(len(h), bool)
+        for t in vecs:
+            x = h @ np.array(t)
+            bad |= np.abs(x - np.round(x)) > 1e-6
+        if bad.sum() < 5:
+            continue
+        stats[c] = {"n_forbidden": int(bad.sum()), "mean_i_over_sigma": float(ios[bad].mean()),
+                    "strong_fraction": float((bad & strong).sum() / max(bad.sum(), 1))}
+    ok = [c for c, s in stats.items() if s["strong_fraction"] <= 0.03]
+    if not ok:
+        return "P", stats
+    # the centring forbidding the most reflections while they stay weak
+    return max(ok, key=lambda c: stats[c]["n_forbidden"]), stats
+
+
+def suggest_space_groups(reflections: Reflections, *, laue: str | None = None, max_results: int = 10) -> list[dict]:
+    """Ranked space-group suggestions (dicts: space_group, number, laue, centring, n_absent,
+    absent_mean_i_over_sigma, consistent)."""
+    import gemmi
+
+    if len(reflections) < 10:
+        raise ValueError(f"too few reflections ({len(reflections)}) to suggest a space group")
+    if laue is None:
+        laue, _ = suggest_laue_class(reflections)
+    centring, _ = lattice_centring(reflections)
+    hkl = reflections.hkl.astype(np.int32)
+    ios = _ios(reflections)
+    out = []
+    for sg in gemmi.spacegroup_table_itb():
+        if sg.laue_str() != laue or sg.centring_type() != centring or not sg.is_reference_setting():
+            continue
+        try:
+            check_cell_matches_space_group(reflections.cell, sg)
+        except ValueError:
+            continue
+        absent = sg.operations().systematic_absences(hkl)
+        m = float(ios[absent].mean()) if absent.any() else 0.0
+        out.append({"space_group": sg.hm, "number": sg.number, "laue": laue, "centring": centring,
+                    "n_absent": int(absent.sum()), "absent_mean_i_over_sigma": m, "consistent": m < 3.0})
+    out.sort(key=lambda d: (not d["consistent"], -d["n_absent"], d["number"]))
+    return out[:max_results]

@@ -1,0 +1,80 @@
+"""Merging statistics and symmetry suggestions on simulated unmerged data."""
+
+import gemmi
+import numpy as np
+import pytest
+
+from virtual_aperture.crystal.geometry import miller_indices_within
+from virtual_aperture.crystal.merge import merge_reflections, to_asu
+from virtual_aperture.crystal.reflections import Reflections
+from virtual_aperture.crystal.symmetry import lattice_centring, suggest_laue_class, suggest_space_groups
+
+SITES = [("S1", "S", (0.511822, 0.950464, 0.144160)), ("O2", "O", (0.948649, 0.311831, 0.423326)),
+         ("N4", "N", (0.027559, 0.753513, 0.538143)), ("C5", "C", (0.329732, 0.788429, 0.303195))]
+
+
+def _unmerged(cell, sg, d_min=1.0, noise=0.03, seed=0, mult=3):
+    st = gemmi.SmallStructure()
+    st.cell = gemmi.UnitCell(*cell)
+    st.spacegroup = gemmi.SpaceGroup(sg)
+    for label, el, xyz in SITES:
+        s = gemmi.SmallStructure.Site()
+        s.label, s.element, s.occ, s.u_iso = label, gemmi.Element(el), 1.0, 0.01
+        s.fract = gemmi.Fractional(*xyz)
+        st.add_site(s)
+    st.setup_cell_images()
+    calc = gemmi.StructureFactorCalculatorE(st.cell)
+    rng = np.random.default_rng(seed)
+    hkl = miller_indices_within(cell, d_min)
+    hkl = hkl[rng.random(len(hkl)) < 0.8]
+    hkl = np.repeat(hkl, rng.integers(1, mult + 1, len(hkl)), axis=0)
+    i = np.array([abs(calc.calculate_sf_from_small_structure(st, list(map(int, h)))) ** 2 for h in hkl])
+    sig = noise * i + 0.01 * i.mean()
+    return Reflections(hkl, i + rng.normal(size=len(i)) * sig, sig, cell=cell, space_group="P 1"), i
+
+
+def test_merge_statistics():
+    refl, true_i = _unmerged((7.1, 9.3, 11.2, 90, 90, 90), "P 21 21 21")
+    merged, stats = merge_reflections(refl, space_group="P 21 21 21")
+    assert merged.merged and merged.space_group == "P 21 21 21"
+    assert len(set(map(tuple, merged.hkl.tolist()))) == len(merged)
+    assert np.all(to_asu(merged.hkl, "P 21 21 21") == merged.hkl)
+    o = stats.overall
+    assert 0 < o["r_int"] < 0.15 and o["cc_half"] > 0.95
+    assert 0.95 < o["completeness"] <= 1.0  # 80 % random pick is recovered by the 8-fold symmetry
+    assert len(stats.shells) == 10 and all(0 <= s["completeness"] <= 1 for s in stats.shells)
+    assert "CC1/2" in stats.table()
+    # wrong (too high) symmetry gives a much worse Rint
+    _, bad = merge_reflections(refl.replace(cell=(9.3, 9.3, 11.2, 90, 90, 90)), space_group="P 4 2 2")
+    assert bad.overall["r_int"] > 3 * o["r_int"]
+
+
+def test_laue_and_space_group_suggestions():
+    refl, _ = _unmerged((7.1, 9.3, 11.2, 90, 90, 90), "P 21 21 21", seed=1)
+    laue, table = suggest_laue_class(refl)
+    assert laue == "mmm"
+    assert {r["laue"] for r in table} == {"-1", "2/m", "mmm"}  # the cell metric rules out the rest
+    # absences: remove nothing here — the kinematic P212121 intensities are absent at h00 odd etc.
+    top = suggest_space_groups(refl)
+    assert top[0]["space_group"] == "P 21 21 21"
+    assert top[0]["consistent"]
+
+
+def test_centring_detected():
+    refl, _ = _unmerged((8.0, 9.0, 10.0, 90, 90, 90), "P 21 21 21", seed=2)
+    odd = (refl.hkl.sum(axis=1) % 2) == 1  # I-centred extinctions: measured, but only noise
+    noise = np.random.default_rng(0).normal(size=odd.sum()) * refl.sigma[odd]
+    c, stats = lattice_centring(refl.replace(intensity=np.where(odd, 0.0, refl.intensity).astype(float)
+                                             + np.where(odd, 1, 0) * np.bincount(np.flatnonzero(odd), noise,
+                                                                                 len(refl))))
+    assert c == "I"
+    c2, _ = lattice_centring(refl)
+    assert c2 == "P"
+
+
+def test_merge_bad_input():
+    with pytest.raises(ValueError, match="Reflections"):
+        merge_reflections(np.zeros(3))
+    r = Reflections(np.array([[1, 0, 0]]), [1.0], [1.0], cell=(5, 5, 5, 90, 90, 90), space_group="P 21 21 21")
+    with pytest.raises(ValueError, match="absent"):
+        merge_reflections(r)
