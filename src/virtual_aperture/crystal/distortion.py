@@ -171,16 +171,26 @@ def radial_profile(
 
 
 def center_from_friedel_pairs(
-    positions: np.ndarray, *, center: tuple[float, float], tolerance: float = 3.0, n_iter: int = 5
+    positions: np.ndarray, *, center: tuple[float, float], tolerance: float = 3.0, search: float = 10.0,
+    n_iter: int = 5,
 ) -> tuple[tuple[float, float], int]:
     """Beam centre from Friedel pairs: peaks ``p`` with a partner near ``2c − p``.
 
-    Starting from the guess ``center``, pairs are matched within ``tolerance`` pixels and the centre
-    is updated to the mean of their midpoints. Returns ``(center, number of pairs)``; raises
-    ValueError if fewer than 2 pairs are found.
+    The midpoints of all peak pairs within ``search`` pixels of the guess ``center`` vote; the
+    densest cluster of midpoints starts the iteration, which matches pairs within ``tolerance``
+    pixels and moves the centre to the mean of their midpoints. Returns ``(center, number of
+    pairs)``; raises ValueError if fewer than 2 pairs are found.
     """
     p = np.asarray(positions, dtype=float).reshape(-1, 2)
     c = np.asarray(center, dtype=float)
+    i, j = np.triu_indices(len(p), 1)
+    mids = (p[i] + p[j]) / 2
+    mids = mids[np.linalg.norm(mids - c, axis=1) <= search]
+    if len(mids):
+        votes = (np.linalg.norm(mids[:, None] - mids[None], axis=-1) <= tolerance / 2).sum(1)
+        best = votes == votes.max()
+        if votes.max() >= 2:
+            c = mids[best].mean(0) if best.sum() > 1 and np.ptp(mids[best], axis=0).max() < tolerance else mids[np.argmax(votes)]
     n_pairs = 0
     for _ in range(n_iter):
         mirror = 2 * c - p

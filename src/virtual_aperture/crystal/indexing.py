@@ -225,7 +225,7 @@ def index_tilt_series(
         Force a Bravais lattice from the candidates (e.g. ``'mP'``); default: the most symmetric
         one fitting within ``lattice_tolerance_deg``.
     tolerance
-        3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.012, 3 · pixel_size)``).
+        3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.01, 0.8 · pixel_size)``).
     tolerance_px
         A peak is indexed if its refined prediction lies within this many pixels.
     min_indexed
@@ -257,7 +257,7 @@ def index_tilt_series(
     if len(tilts_used) < 2:
         raise IndexingError("cannot index: peaks from one tilt only; use index_zone_axis for a single pattern")
     span = np.ptp(np.asarray(cal.tilt_angles_deg)[tilts_used])
-    tol = tolerance if tolerance is not None else max(0.012, 3.0 * cal.pixel_size)
+    tol = tolerance if tolerance is not None else max(0.01, 0.8 * cal.pixel_size)
     G = G_all[use]
     report(1, 5)
     max_len = min(0.9 * float(np.linalg.norm(G, axis=1).max()), 0.7)
@@ -274,10 +274,12 @@ def index_tilt_series(
     axis = cal.tilt_axis_deg
     H, ok3 = indexed_mask(G_all, UB, tol)
     s_sigma = None
+    sw = _s_weights(peaks)
     for _ in range(3):
         UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
                                   pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
-                                  refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma)
+                                  refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma,
+                                  s_weights=sw[ok3])
         H, ok3, _ = _assign(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
         s_sigma = _s_spread(UB, H[ok3], tilts[ok3], axis, cal)
     report(3, 5)
@@ -321,7 +323,7 @@ def index_tilt_series(
     cell, U, axis, _res, esd = refine_cell(
         chosen_cell, U0, family, hkl_conv[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
         pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity, refine_axis=refine_axis,
-        wavelength=cal.wavelength, s_sigma=s_sigma)
+        wavelength=cal.wavelength, s_sigma=s_sigma, s_weights=sw[ok3])
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
@@ -340,6 +342,16 @@ def index_tilt_series(
         rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
         excitation_tolerance=float(np.max(np.abs(s)) * 1.05 + 1e-4), cell_esd=tuple(float(v) for v in esd),
         reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
+
+
+def _s_weights(peaks: PeakList) -> np.ndarray:
+    """Weights of the excitation-error restraint: strong spots lie closer to the Ewald sphere
+    (sinc² rocking curve), so they count more (√(I / median I), clipped to 0.3…3; 1 without I)."""
+    inten = np.asarray(peaks.intensity, dtype=float)
+    if not np.isfinite(inten).any():
+        return np.ones(len(peaks))
+    med = np.nanmedian(inten[inten > 0]) if (inten > 0).any() else 1.0
+    return np.clip(np.sqrt(np.nan_to_num(np.clip(inten, 0, None) / med, nan=1.0)), 0.3, 3.0)
 
 
 def _s_spread(UB, hkl, tilts, axis, cal) -> float:

@@ -67,6 +67,7 @@ def refine_ub(
     UB: np.ndarray, hkl: np.ndarray, positions: np.ndarray, tilts_deg: np.ndarray, *, tilt_axis_deg: float,
     pixel_size: float, centers: np.ndarray, ellipticity=(1.0, 0.0), refine_axis: bool = True,
     f_scale: float = 1.0, wavelength: float | None = None, s_sigma: float | None = None,
+    s_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Refine an unconstrained UB (and the tilt axis) on detector positions.
 
@@ -84,13 +85,14 @@ def refine_ub(
         return p[:9].reshape(3, 3), (p[9] if refine_axis else tilt_axis_deg)
 
     use_s = s_sigma is not None and wavelength is not None
+    sw = 1.0 if s_weights is None else np.asarray(s_weights, dtype=float)
 
     def fun(p):
         ub, ax = unpack(p)
         pred, s = predict_positions(ub, hkl, tilts_deg, tilt_axis_deg=ax, pixel_size=pixel_size,
                                     centers=centers, ellipticity=ellipticity, wavelength=wavelength)
         r = (pred - pos).ravel()
-        return np.concatenate([r, s / s_sigma]) if use_s else r
+        return np.concatenate([r, sw * s / s_sigma]) if use_s else r
 
     p0 = np.concatenate([np.asarray(UB, float).ravel(), [tilt_axis_deg] if refine_axis else []])
     res = least_squares(fun, p0, loss="soft_l1", f_scale=f_scale, x_scale="jac")
@@ -109,6 +111,7 @@ def refine_cell(
     cell, U: np.ndarray, family: str, hkl: np.ndarray, positions: np.ndarray, tilts_deg: np.ndarray, *,
     tilt_axis_deg: float, pixel_size: float, centers: np.ndarray, ellipticity=(1.0, 0.0),
     refine_axis: bool = True, f_scale: float = 1.0, wavelength: float | None = None, s_sigma: float | None = None,
+    s_weights: np.ndarray | None = None,
 ):
     """Refine a symmetry-constrained cell, orientation U and tilt axis on detector positions.
 
@@ -130,6 +133,7 @@ def refine_cell(
         return c, rot, ax
 
     use_s = s_sigma is not None and wavelength is not None
+    sw = 1.0 if s_weights is None else np.asarray(s_weights, dtype=float)
 
     def fun(p):
         c, rot, ax = unpack(p)
@@ -140,7 +144,7 @@ def refine_cell(
         pred, s = predict_positions(rot @ B, hkl, tilts_deg, tilt_axis_deg=ax, pixel_size=pixel_size,
                                     centers=centers, ellipticity=ellipticity, wavelength=wavelength)
         r = (pred - pos).ravel()
-        return np.concatenate([r, s / s_sigma]) if use_s else r
+        return np.concatenate([r, sw * s / s_sigma]) if use_s else r
 
     p0 = np.concatenate([c0, np.zeros(3), [tilt_axis_deg] if refine_axis else []])
     res = least_squares(fun, p0, loss="soft_l1", f_scale=f_scale, x_scale="jac")
