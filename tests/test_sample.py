@@ -136,6 +136,30 @@ def test_thin_crystal_intensities_are_kinematic_gemmi_f_squared():
     np.testing.assert_allclose(refl["f_squared"], f**2, rtol=1e-9)
 
 
+def test_overlapping_grains_add_with_their_local_thickness():
+    ds, truth = simulate_agglomerate(structure="gold", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128),
+                                     grain_size_nm=(26.0, 30.0), thickness_nm=(8.0, 12.0), zone_axis_fraction=1.0,
+                                     dose=None, dtype=np.float64, background=0.0, descan_shift_px=0.0, seed=5)
+    both = np.argwhere(truth.footprints.all(axis=0) & (truth.thickness.min(axis=0) > 3.0))
+    assert len(both) > 0
+    y, x = both[len(both) // 2]
+    frame = ds.pattern(int(y), int(x)) / NOISELESS_DOSE
+    r_disk = 0.5e-3 / (ds.calibration.wavelength * 0.015)
+    local = [truth.grain_reflections(g, thickness_nm=float(truth.thickness[g, y, x]), min_intensity=0.0) for g in (0, 1)]
+    pos = np.concatenate([r["positions"] for r in local])
+    inten = np.concatenate([r["intensity"] for r in local])
+    checked = set()
+    for g in (0, 1):
+        for p, i in zip(local[g]["positions"][:6], local[g]["intensity"][:6]):
+            d = np.hypot(*(pos - p).T)
+            if np.any((d > 0.5) & (d < 2 * r_disk + 4) & (inten > 1e-3 * i)) or np.any((p < 6) | (p > 121)):
+                continue  # overlapping another disk or cut by the detector edge
+            expected = inten[d <= 0.5].sum()
+            assert disk_sum(frame, p, r_disk + 1.5) == pytest.approx(expected, rel=0.01)
+            checked.add(g)
+    assert checked == {0, 1}  # both grains' reflections, each at its own local thickness
+
+
 def test_zone_axis_pattern_has_friedel_symmetry_and_tilting_breaks_it():
     kw = dict(n_grains=1, scan_shape=(12, 12), detector_shape=(64, 64), pixel_size=0.02, grain_size_nm=20.0,
               thickness_nm=25.0, dose=None, dtype=np.float64, descan_shift_px=0.0)
