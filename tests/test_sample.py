@@ -371,6 +371,7 @@ def test_uint16_default_fits_and_overflow_is_clipped_with_a_warning():
         (dict(dtype="U8"), "dtype"),
         (dict(orientations=np.ones((4, 3, 3))), "rotation"),
         (dict(n_grains=40, grain_size_nm=(60, 80)), "cannot place"),
+        (dict(d_min=0.1), "too many"),
     ],
 )
 def test_bad_parameters_raise_clear_value_errors(kw, match):

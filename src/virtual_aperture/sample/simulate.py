@@ -55,6 +55,12 @@ MAX_TILT_DEG = 80.0
 #: keep reflections with |s| below this many inverse grain thicknesses (sinc² < 1e-3 of its peak)
 S_CUTOFF_THICKNESSES = 12.0
 CHUNK_BYTES = 4 * 2**20
+#: refuse structures/resolutions needing more reflections than this (memory and gemmi time)
+MAX_REFLECTIONS = 1_000_000
+
+
+def sname_hint(structure: Any, st: gemmi.SmallStructure) -> str:
+    return f"structure {structure_name(structure, st)!r}"
 
 
 def _bad(msg: str) -> ValueError:
@@ -293,6 +299,12 @@ def simulate_agglomerate(
     if d_min is None:
         corner = math.hypot(ky / 2 + pad, kx / 2 + pad) * pixel_size * max(ell[0], 1.0) + alpha * 1e-3 / wavelength
         d_min = 1.0 / corner
+    n_est = st.cell.volume * 4.0 / 3.0 * math.pi / d_min**3
+    if n_est > MAX_REFLECTIONS:
+        raise _bad(
+            f"{sname_hint(structure, st)}: about {n_est:.2g} reflections to d_min = {d_min:.2f} Å (unit cell "
+            f"{st.cell.volume:.0f} Å³) is too many to simulate; raise d_min or use a smaller detector/pixel_size"
+        )
     hkl_all, f_all = structure_factor_table(st, d_min)
     kappa_all = interaction_kappa(f_all, wavelength=wavelength, gamma=gamma, volume=st.cell.volume)
     B = reciprocal_basis(summ.cell)
