@@ -45,7 +45,7 @@ def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, in
         check_content(path, fmt)
     try:
         if fmt == "npy":
-            return read_npy(path, None)
+            return read_npy(path, target_bytes)
         if fmt == "zarr":
             from .store import read_zarr
 
@@ -56,7 +56,7 @@ def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, in
             return read_hdf5(path, target_bytes=target_bytes)
         from .readers_rsciio import read_rsciio
 
-        return read_rsciio(path, fmt, scan_shape=scan_shape)
+        return read_rsciio(path, fmt, scan_shape=scan_shape, target_bytes=target_bytes)
     except ReadError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -11,13 +11,28 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
+from ..model.dataset import scan_chunks
 from .errors import fail
 from .formats import Raw
 
 _MIB_DTYPES = {"U01": "u1", "U08": "u1", "U16": ">u2", "U32": ">u4", "R64": None}
 
 
-def read_npy(path: Path, chunks: tuple[int, ...] | None) -> Raw:
+class MemmapSource:
+    """Array-like view of raw bytes in a file: each ``[...]`` maps the file and copies only the
+    requested block (dask copies a whole numpy memmap handed to ``from_array``; this does not).
+    Picklable (holds the path, not the map), so it also works with a distributed client."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int, order: str = "C"):
+        self.path, self.dtype, self.shape, self.offset, self.order = str(path), np.dtype(dtype), shape, offset, order
+        self.ndim = len(shape)
+
+    def __getitem__(self, key):
+        mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order)
+        return np.array(mm[key])
+
+
+def read_npy(path: Path, target_bytes: int) -> Raw:
     """A ``.npy`` file as a dask array over a read-only memory map (nothing is read on open)."""
     with open(path, "rb") as f:
         try:
@@ -37,10 +52,12 @@ def read_npy(path: Path, chunks: tuple[int, ...] | None) -> Raw:
     if have < need:
         raise fail(path, f"truncated: the header says shape {tuple(shape)} {dtype} ({need} bytes) "
                          f"but the file has {have} bytes")
-    mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
-                   order="F" if fortran else "C")
-    data = da.from_array(mm, chunks=chunks if chunks and len(chunks) == mm.ndim else "auto",
-                         asarray=False, fancy=False, name=f"npy-{path.name}-{have}-{path.stat().st_mtime_ns}")
+    source = MemmapSource(path, dtype, tuple(shape), offset, "F" if fortran else "C")
+    chunks = (scan_chunks(tuple(shape), dtype.itemsize, target_bytes=target_bytes)
+              if len(shape) in (4, 5) else "auto")
+    data = da.from_array(source, chunks=chunks,
+                         asarray=False, fancy=False,
+                         name=f"npy-{path.name}-{have}-{path.stat().st_mtime_ns}")
     return Raw(data, "npy", metadata={"npy": {"shape": list(shape), "dtype": str(dtype),
                                               "fortran_order": bool(fortran)}})
 

@@ -12,6 +12,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..model.dataset import DEFAULT_CHUNK_BYTES, scan_chunks
 from .binary import check_empad, mib_hdr_frames, parse_mib_header
 from .errors import ReadError, fail
 from .formats import Raw
@@ -42,15 +43,18 @@ def _pick_signal(path: Path, signals: list[dict[str, Any]]) -> dict[str, Any]:
     return max(signals, key=lambda s: int(np.prod(getattr(s.get("data"), "shape", (0,)))))
 
 
-def _mib_options(path: Path, scan_shape: tuple[int, int] | None) -> dict[str, Any]:
+def _mib_options(path: Path, scan_shape: tuple[int, int] | None, target_bytes: int) -> dict[str, Any]:
     info = parse_mib_header(path)
     n = info["n_frames"]
+    frame = (info["height"], info["width"])
+    itemsize = np.dtype(info["dtype"]).itemsize
     if scan_shape is not None:
         need = scan_shape[0] * scan_shape[1]
         if need != n:
             raise fail(path, f"scan_shape {scan_shape} needs {need} frames but the file holds {n} "
                              f"{info['height']}×{info['width']} frames")
-        return {"navigation_shape": (scan_shape[1], scan_shape[0])}
+        return {"navigation_shape": (scan_shape[1], scan_shape[0]),
+                "chunks": scan_chunks(tuple(scan_shape) + frame, itemsize, target_bytes=target_bytes)}
     hdr = mib_hdr_frames(path)
     if hdr is not None:
         per_trigger, total = hdr
@@ -62,15 +66,18 @@ def _mib_options(path: Path, scan_shape: tuple[int, int] | None) -> dict[str, An
         if per_trigger > 1 and total % per_trigger:
             raise fail(path, f"inconsistent header: {total} frames is not a whole number of "
                              f"{per_trigger}-frame scan lines")
+        if per_trigger > 1:  # rosettasciio reads the scan as (frames / per_trigger, per_trigger)
+            shape = (total // per_trigger, per_trigger) + frame
+            return {"chunks": scan_chunks(shape, itemsize, target_bytes=target_bytes)}
     return {}
 
 
 def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = None,
-                module: str | None = None, **options: Any) -> Raw:
+                module: str | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES, **options: Any) -> Raw:
     """Read ``path`` with the rosettasciio plugin for ``fmt`` (lazily when the plugin can)."""
     kwargs: dict[str, Any] = dict(options)
     if fmt == "mib":
-        kwargs.update(_mib_options(path, scan_shape))
+        kwargs.update(_mib_options(path, scan_shape, target_bytes))
     elif fmt == "empad":
         check_empad(path)
     elif fmt == "tvips" and scan_shape is not None:
