@@ -60,7 +60,7 @@ def _mib_options(path: Path, scan_shape: tuple[int, int] | None, target_bytes: i
         per_trigger, total = hdr
         if total > n:
             raise fail(path, f"truncated: the .hdr file says {total} frames but the file holds {n} "
-                             "(pass scan_shape=(ny, nx) to read part of an interrupted scan)")
+                             f"(to read the frames that are there, pass scan_shape=(ny, nx) with ny·nx = {n})")
         if total < n:
             raise fail(path, f"inconsistent header: the .hdr file says {total} frames but the file holds {n}")
         if per_trigger > 1 and total % per_trigger:
