@@ -390,3 +390,18 @@ def test_truth_pickles_and_checks_indices(noiseless):
         truth.grain_reflections(9)
     with pytest.raises(ValueError, match="tilt 1"):
         truth.grain_reflections(0, 1)
+    with pytest.raises(ValueError, match="scan position"):
+        truth.grain_reflections(0, scan_position=(40, 0))
+
+
+def test_reflections_at_a_scan_position_include_descan_and_local_thickness():
+    ds, truth = simulate_agglomerate(**SMALL, dose=None, dtype=np.float64, descan_shift_px=2.0)
+    g = 1
+    excl = truth.exclusive_footprint(g)
+    np.testing.assert_array_equal(excl, truth.footprints[g] & (truth.footprints.sum(axis=0) == 1))
+    y, x = np.argwhere(excl)[len(np.argwhere(excl)) // 2]
+    here = truth.grain_reflections(g, scan_position=(y, x), min_intensity=0.0, on_detector=False)
+    plain = truth.grain_reflections(g, thickness_nm=float(truth.thickness[g, y, x]), min_intensity=0.0,
+                                    on_detector=False)
+    np.testing.assert_allclose(here["positions"], plain["positions"] + truth.descan_shift[y, x])
+    np.testing.assert_allclose(here["intensity"], plain["intensity"])

@@ -87,6 +87,12 @@ class Truth:
         self._check(grain, tilt)
         return self.thickness[grain, tilt] if self.is_tilt_series else self.thickness[grain]
 
+    def exclusive_footprint(self, grain: int, tilt: int = 0) -> np.ndarray:
+        """Bool ``(sy, sx)`` mask of the positions that see this grain and no other one."""
+        self._check(grain, tilt)
+        fp = self.footprints[:, tilt] if self.is_tilt_series else self.footprints
+        return fp[grain] & (fp.sum(axis=0) == 1)
+
     def _check(self, grain: int, tilt: int) -> None:
         if not 0 <= grain < self.n_grains:
             raise ValueError(f"grain {grain} out of range: the sample has {self.n_grains} grains (0..{self.n_grains - 1})")
@@ -101,6 +107,7 @@ class Truth:
         thickness_nm: float | None = None,
         min_intensity: float = 1e-5,
         on_detector: bool = True,
+        scan_position: tuple[int, int] | None = None,
     ) -> dict[str, np.ndarray]:
         """The reflections of one grain excited at one tilt, strongest first.
 
@@ -115,6 +122,9 @@ class Truth:
             Keep reflections whose intensity (fraction of the incident beam) is at least this.
         on_detector
             Keep only reflections whose disk centre falls on the detector.
+        scan_position
+            ``(y, x)``: add that position's descan shift to the positions and, unless
+            ``thickness_nm`` is given, use the grain's local thickness there.
 
         Returns
         -------
@@ -126,17 +136,25 @@ class Truth:
         """
         self._check(grain, tilt)
         tab = self.reflection_tables[(grain, tilt)]
-        t_nm = float(self.grain_thickness(grain, tilt).max()) if thickness_nm is None else float(thickness_nm)
+        tmap = self.grain_thickness(grain, tilt)
+        p = tab["positions"]
+        if scan_position is not None:
+            y, x = (int(v) for v in scan_position)
+            if not (0 <= y < tmap.shape[0] and 0 <= x < tmap.shape[1]):
+                raise ValueError(f"scan position {scan_position} outside the scan {tmap.shape}")
+            p = p + self.descan_shift[y, x]
+            t_nm = float(tmap[y, x]) if thickness_nm is None else float(thickness_nm)
+        else:
+            t_nm = float(tmap.max()) if thickness_nm is None else float(thickness_nm)
         inten = rocking_intensity(tab["kappa"], tab["s"], t_nm * 10.0)
         keep = inten >= min_intensity
         if on_detector:
             ky, kx = self.calibration.extra.get("detector_shape", (np.inf, np.inf))
-            p = tab["positions"]
             keep &= (p[:, 0] >= -0.5) & (p[:, 0] <= ky - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] <= kx - 0.5)
         order = np.argsort(-inten[keep], kind="stable")
         return {
             "hkl": tab["hkl"][keep][order],
-            "positions": tab["positions"][keep][order],
+            "positions": p[keep][order],
             "s": tab["s"][keep][order],
             "intensity": inten[keep][order],
             "f_squared": (tab["f_abs"][keep][order]) ** 2,
