@@ -328,6 +328,11 @@ def index_tilt_series(
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
     hkl, ok, res = _assign(UB_final, peaks, tilts, pc, cal, axis, tolerance_px, G_all, allowed=chosen[1])
+    if ok.sum() >= 10:  # final call: within 4 robust σ of the refined predictions (≥ 1 px)
+        sigma = float(np.median(res[ok])) / 1.1774  # median of a 2D Rayleigh radius = 1.1774 σ
+        tight = min(tolerance_px, max(1.0, 4.0 * sigma))
+        hkl, ok, res = _assign(UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1])
+        info["final_tolerance_px"] = tight
     if ok.mean() < min_indexed:
         raise IndexingError(f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks")
     _, s = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
