@@ -79,6 +79,13 @@ def test_scan_shape_not_matching_frames(tmp_path):
     raises(tmp_path / "stack.npy", "needs 21 frames", scan_shape=(3, 7))
 
 
+def test_truncated_dm4(tmp_path):
+    p = F.write_dm4(tmp_path / "cut.dm4", F.cube())
+    with open(p, "r+b") as f:
+        f.truncate(p.stat().st_size - 100)
+    raises(p, "cannot be read as dm — it may be truncated")
+
+
 def test_truncated_npy(tmp_path):
     p = tmp_path / "cut.npy"
     np.save(p, F.cube())

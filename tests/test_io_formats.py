@@ -122,6 +122,19 @@ def test_merlin_mib_without_hdr_needs_scan_shape(tmp_path):
     check(ds, np.flip(stored, axis=-2), "mib")
 
 
+def test_dm4_byte_exact(tmp_path):
+    """DigitalMicrograph 4 written byte by byte from the DM4 tag-file layout (see
+    data_factories.write_dm4); beam energy and stage tilt come through rosettasciio's mapping."""
+    data = F.cube()
+    ds = open_dataset(F.write_dm4(tmp_path / "scan.dm4", data, scan_step_nm=2.0, pixel_inv_nm=0.25,
+                                  voltage_v=200e3, stage_alpha_deg=-12.5))
+    check(ds, data, "dm")
+    assert ds.calibration.scan_step_nm == pytest.approx(2.0)
+    assert ds.calibration.pixel_size == pytest.approx(0.025)
+    assert ds.calibration.beam_energy_kv == pytest.approx(200.0)
+    assert ds.metadata["stage_tilt_deg"] == pytest.approx(-12.5)
+
+
 def test_empad_byte_exact(tmp_path):
     """EMPAD .xml + .raw written byte by byte (float32 frames of 130×128 rows with 2 footer rows);
     opening the .raw finds its .xml."""

@@ -88,6 +88,15 @@ def test_angles_from_metadata(tmp_path):
     np.testing.assert_array_equal(ds.data.compute(), full.data.compute())
 
 
+def test_angles_from_dm4_stage_tilt(tmp_path):
+    """DM4 files (byte-exact writer) whose names carry no angle: the stage alpha is used."""
+    for name, alpha in [("first.dm4", 15.0), ("second.dm4", -15.0)]:
+        F.write_dm4(tmp_path / name, F.cube(seed=int(alpha + 20)), stage_alpha_deg=alpha)
+    ds = open_dataset(tmp_path)
+    assert ds.calibration.tilt_angles_deg == (-15.0, 15.0) and ds.metadata["angle_source"] == "metadata"
+    np.testing.assert_array_equal(ds.data[0].compute(), F.cube(seed=5))
+
+
 def test_save_and_open_round_trip_4d_and_5d(tmp_path):
     data = F.cube((3, 4, 5, 16, 16))
     cal = virtual_aperture.Calibration(scan_step_nm=2.5, pixel_size=0.0123, beam_energy_kv=200.0,

@@ -99,7 +99,11 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
     except ReadError:
         raise
     except Exception as exc:  # rosettasciio raises anything; wrap it with the file name
-        raise fail(path, f"cannot be read as {fmt} ({type(exc).__name__}: {exc})") from exc
+        import struct
+
+        hint = " — it may be truncated or damaged" if isinstance(exc, (struct.error, EOFError)) or \
+            "buffer" in str(exc) or "mmap length" in str(exc) else ""
+        raise fail(path, f"cannot be read as {fmt}{hint} ({type(exc).__name__}: {exc})") from exc
     finally:
         log.setLevel(old_level)
     sig = _pick_signal(path, signals)
@@ -107,7 +111,7 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
     if not isinstance(data, da.Array):
         lazy = lazy and isinstance(data, np.memmap)
         data = da.from_array(data, chunks="auto", asarray=False)
-    md = sig.get("metadata") or {}
+    md = _apply_mapping(sig.get("metadata") or {}, sig.get("original_metadata") or {}, sig.get("mapping") or {})
     found = calibration_from_axes(list(sig.get("axes") or []), data.ndim)
     if fmt in ("tvips", "mrc"):  # these store no scan step: their 1 nm scan axes are placeholders
         found.pop("scan_step_nm", None)
@@ -120,3 +124,33 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
     if fmt == "mib":
         meta["note"] = "rosettasciio flips Merlin frames vertically (row 0 = last row stored in the file)"
     return Raw(data, fmt, found=found, metadata=meta, lazy=lazy)
+
+
+def _apply_mapping(md: dict[str, Any], om: dict[str, Any], mapping: dict[str, Any]) -> dict[str, Any]:
+    """Apply a rosettasciio ``mapping`` (original-metadata path → (metadata path, function)), which
+    HyperSpy would otherwise apply when it builds a signal (e.g. DM's Microscope Info.Voltage →
+    Acquisition_instrument.TEM.beam_energy in kV)."""
+    import copy
+
+    out = copy.deepcopy(md)
+    for src, target in mapping.items():
+        node: Any = om
+        try:
+            for key in src.split("."):
+                node = node[key]
+        except (KeyError, TypeError, IndexError):
+            continue
+        try:
+            dest, func = target
+            value = func(node) if func is not None else node
+        except Exception:  # noqa: BLE001 - a mapping function may not apply to this file
+            continue
+        where = out
+        *parents, leaf = dest.split(".")
+        for key in parents:
+            where = where.setdefault(key, {})
+            if not isinstance(where, dict):
+                break
+        else:
+            where.setdefault(leaf, value)
+    return out
