@@ -22,8 +22,9 @@ from numba.extending import overload
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # lets reductions vectorise; keeps NaN/inf semantics
 _OPTS = dict(parallel=True, cache=True, nogil=True, fastmath=_FAST)
 
-#: detector pixels per work item in the gather kernels (fits L1 as float64 accumulators)
-KBLOCK = 1024
+#: below this many values a kernel runs on the calling thread: waking the other numba threads
+#: costs milliseconds on a busy machine, more than the work itself (interactive updates)
+SMALL_WORK = 2**24
 
 
 @contextlib.contextmanager
@@ -136,18 +137,12 @@ def vi_shifted(frames, padded, y0, x0, shifts, out):
 
 # ---- gathered sums ---------------------------------------------------------------------------
 @njit(**_OPTS)
-def gather_sum(frames, pos, lab, wt, out):
-    """``out[lab[t], :] += wt[t] * frames[pos[t], :]`` for every t; flat ``frames`` (N, K).
-
-    Parallel over blocks of detector pixels, so the cost does not depend on the number of labels
-    and no per-thread copies of ``out`` (L, K) float64 are needed.
-    """
-    n_k = frames.shape[1]
-    n_blocks = (n_k + KBLOCK - 1) // KBLOCK
+def _gather_sum(frames, pos, lab, wt, out, n_parts):
     n_t = pos.shape[0]
-    for b in prange(n_blocks):
-        k0 = b * KBLOCK
-        k1 = min(n_k, k0 + KBLOCK)
+    n_k = frames.shape[1]
+    for part in prange(n_parts):
+        k0 = part * n_k // n_parts
+        k1 = (part + 1) * n_k // n_parts
         for t in range(n_t):
             f = frames[pos[t], k0:k1]
             o = out[lab[t], k0:k1]
@@ -156,8 +151,45 @@ def gather_sum(frames, pos, lab, wt, out):
                 o[k] += s * as_f64(f[k])
 
 
+def gather_sum(frames, pos, lab, wt, out):
+    """``out[lab[t], :] += wt[t] * frames[pos[t], :]`` for every t; flat ``frames`` (N, K).
+
+    Positions are visited label by label (so one accumulator row stays in cache) and each
+    thread owns a contiguous part of the detector (no per-thread copies of ``out``, no races):
+    one read of the listed frames whatever the number of labels.
+    """
+    order = np.lexsort((pos, lab))
+    pos, lab, wt = pos[order], lab[order], wt[order]
+    if pos.shape[0] * frames.shape[1] < SMALL_WORK:
+        with single_thread():
+            _gather_sum(frames, pos, lab, wt, out, 1)
+    else:
+        _gather_sum(frames, pos, lab, wt, out, numba.get_num_threads())
+
+
 @njit(**_OPTS)
-def column_update(tframes, index, dw, image):
+def vi_dense_bool(frames, weights, y0, x0, out):
+    """:func:`vi_dense` for unsigned 8/16-bit data and 0/1 weights (uint32): exact integer sums.
+
+    Rows accumulate in uint32 (≤ 65535 × 65536 per row), totals in uint64.
+    """
+    n_pos = frames.shape[0]
+    n_mask, h, w = weights.shape
+    for p in prange(n_pos):
+        for m in range(n_mask):
+            acc = np.uint64(0)
+            for r in range(h):
+                row = frames[p, y0 + r, x0 : x0 + w]
+                wr = weights[m, r]
+                a32 = np.uint32(0)
+                for c in range(w):
+                    a32 += np.uint32(row[c]) * wr[c]
+                acc += a32
+            out[m, p] = np.float64(acc)
+
+
+@njit(**_OPTS)
+def _column_update(tframes, index, dw, image):
     """Detector-major update: ``image[p] += sum_j dw[j] * tframes[index[j], p]``.
 
     ``tframes`` (K, N) is the detector-major copy; cost ∝ len(index) * N, contiguous reads.
@@ -173,6 +205,15 @@ def column_update(tframes, index, dw, image):
             d = dw[j]
             for p in range(p1 - p0):
                 img[p] += d * as_f64(col[p])
+
+
+def column_update(tframes, index, dw, image):
+    """Detector-major update ``image[p] += sum_j dw[j] * tframes[index[j], p]`` (see ``_column_update``)."""
+    if index.shape[0] * tframes.shape[1] < SMALL_WORK:
+        with single_thread():
+            _column_update(tframes, index, dw, image)
+    else:
+        _column_update(tframes, index, dw, image)
 
 
 @njit(**_OPTS)

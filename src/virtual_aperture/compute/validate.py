@@ -22,6 +22,8 @@ class Masks:
     y0: int
     x0: int
     stacked: bool
+    #: the same weights as uint32 when every weight is 0 or 1 (exact integer kernel), else None
+    binary: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -68,7 +70,9 @@ def prepare_masks(mask, det_shape: tuple[int, int], *, name: str = "mask") -> Ma
     rows = np.flatnonzero(nz.any(axis=1))
     cols = np.flatnonzero(nz.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return Masks(np.ascontiguousarray(w[:, y0:y1, x0:x1]), y0, x0, stacked)
+    cut = np.ascontiguousarray(w[:, y0:y1, x0:x1])
+    binary = cut.astype(np.uint32) if np.isin(cut, (0.0, 1.0)).all() else None
+    return Masks(cut, y0, x0, stacked, binary)
 
 
 def prepare_shifts(shifts, n_tilt: int, scan_shape: tuple[int, int], is5d: bool) -> np.ndarray | None:

@@ -63,7 +63,9 @@ def virtual_image(data, mask, *, shifts=None, client=None, progress: ProgressFn 
 def apply_kernel(frames3: np.ndarray, masks: Masks, shifts2: np.ndarray | None, padded: np.ndarray | None) -> np.ndarray:
     """Virtual-image values (n, N) of frames (N, ky, kx) (the kernel's caller threads apply)."""
     res = np.empty((masks.n, frames3.shape[0]))
-    if shifts2 is None:
+    if shifts2 is None and masks.binary is not None and frames3.dtype in (np.uint8, np.uint16):
+        kernels.vi_dense_bool(frames3, masks.binary, masks.y0, masks.x0, res)
+    elif shifts2 is None:
         kernels.vi_dense(frames3, masks.weights, masks.y0, masks.x0, res)
     else:
         kernels.vi_shifted(frames3, padded, masks.y0, masks.x0, shifts2, res)
@@ -91,9 +93,10 @@ def _in_memory(src: Source, masks: Masks, sh, out, progress, cancel) -> None:
             progress(i + 1, len(slabs))
 
 
-def _vi_task(block5: np.ndarray, weights: np.ndarray, y0: int, x0: int, shifts4) -> np.ndarray:
+def _vi_task(block5: np.ndarray, weights: np.ndarray, binary, y0: int, x0: int, shifts4) -> np.ndarray:
     """One dask task: (1, cy, cx, ky, kx) block → (n, cy, cx) on one numba thread."""
     masks = Masks(weights, y0, x0, True)
+    masks.binary = binary
     _, cy, cx = block5.shape[:3]
     s2 = None if shifts4 is None else np.ascontiguousarray(shifts4.reshape(-1, 2))
     with kernels.single_thread():
@@ -117,13 +120,14 @@ def _streamed(src: Source, masks: Masks, sh, out, client, budget, progress, canc
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
     blocks = arr.to_delayed()
     weights = delayed(masks.weights, pure=True)  # one graph key shared by every task
+    binary = None if masks.binary is None else delayed(masks.binary, pure=True)
     tasks, where = [], []
     for t in range(len(tb) - 1):
         for i in range(len(yb) - 1):
             for j in range(len(xb) - 1):
                 ys, xs = slice(yb[i], yb[i + 1]), slice(xb[j], xb[j + 1])
                 s4 = None if sh is None else sh[tb[t], ys, xs]
-                tasks.append(delayed(_vi_task, pure=True)(blocks[t, i, j, 0, 0], weights, masks.y0, masks.x0, s4))
+                tasks.append(delayed(_vi_task, pure=True)(blocks[t, i, j, 0, 0], weights, binary, masks.y0, masks.x0, s4))
                 where.append((tb[t], ys, xs))
 
     def accumulate(k: int, res: np.ndarray) -> None:
