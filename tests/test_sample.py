@@ -372,6 +372,9 @@ def test_uint16_default_fits_and_overflow_is_clipped_with_a_warning():
         (dict(orientations=np.ones((4, 3, 3))), "rotation"),
         (dict(n_grains=40, grain_size_nm=(60, 80)), "cannot place"),
         (dict(d_min=0.1), "too many"),
+        (dict(seed=-1), "seed"),
+        (dict(background="lots"), "background"),
+        (dict(tilt_axis_deg=None), "tilt_axis_deg"),
     ],
 )
 def test_bad_parameters_raise_clear_value_errors(kw, match):

@@ -22,7 +22,7 @@ _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 def position_seeds(seed: int, salt: int, tilt: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Deterministic 32-bit seeds per scan position (splitmix64 of seed, salt, tilt, y, x)."""
     with np.errstate(over="ignore"):
-        z = (np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(salt)
+        z = (np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(salt)
         z = z ^ (np.uint64(tilt) * np.uint64(0xBF58476D1CE4E5B9))
         z = z ^ (ys.astype(np.uint64) * np.uint64(0x94D049BB133111EB)) ^ (xs.astype(np.uint64) << np.uint64(32))
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)

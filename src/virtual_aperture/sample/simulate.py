@@ -67,6 +67,16 @@ def _bad(msg: str) -> ValueError:
     return ValueError(msg)
 
 
+def _finite(name: str, v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise _bad(f"{name} must be a number, got {v!r}") from None
+    if not math.isfinite(f):
+        raise _bad(f"{name} must be finite, got {v!r}")
+    return f
+
+
 def _positive(name: str, v: Any) -> float:
     try:
         f = float(v)
@@ -226,9 +236,9 @@ def simulate_agglomerate(
     scan_shape = _shape2("scan_shape", scan_shape, 4)
     detector_shape = _shape2("detector_shape", detector_shape, 16)
     angles = parse_tilts(tilts)
-    tilt_axis_deg = float(tilt_axis_deg)
-    if not math.isfinite(tilt_axis_deg):
-        raise _bad(f"tilt_axis_deg must be finite, got {tilt_axis_deg!r}")
+    tilt_axis_deg = _finite("tilt_axis_deg", tilt_axis_deg)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise _bad(f"seed must be a non-negative integer, got {seed!r}")
     beam_energy_kv = _positive("beam_energy_kv", beam_energy_kv)
     pixel_size = _positive("pixel_size", pixel_size)
     alpha = _positive("probe_semiangle_mrad", probe_semiangle_mrad)
@@ -238,8 +248,8 @@ def simulate_agglomerate(
         d_min = _positive("d_min", d_min)
     if dose is not None:
         dose = _positive("dose", dose)
-    descan = float(descan_shift_px)
-    if not (math.isfinite(descan) and descan >= 0):
+    descan = _finite("descan_shift_px", descan_shift_px)
+    if descan < 0:
         raise _bad(f"descan_shift_px must be >= 0, got {descan_shift_px!r}")
     try:
         ell = (float(ellipticity[0]), float(ellipticity[1]))
@@ -247,10 +257,10 @@ def simulate_agglomerate(
         raise _bad(f"ellipticity must be (ratio, angle_deg), got {ellipticity!r}") from None
     if not (math.isfinite(ell[0]) and ell[0] > 0 and math.isfinite(ell[1])):
         raise _bad(f"ellipticity ratio must be positive, got {ellipticity!r}")
-    background = float(background)
+    background = _finite("background", background)
     if not (0 <= background < 1):
         raise _bad(f"background must be in [0, 1), got {background!r}")
-    zone_axis_fraction = float(zone_axis_fraction)
+    zone_axis_fraction = _finite("zone_axis_fraction", zone_axis_fraction)
     if not 0 <= zone_axis_fraction <= 1:
         raise _bad(f"zone_axis_fraction must be in [0, 1], got {zone_axis_fraction!r}")
     try:
