@@ -97,6 +97,21 @@ def test_angles_from_dm4_stage_tilt(tmp_path):
     np.testing.assert_array_equal(ds.data[0].compute(), F.cube(seed=5))
 
 
+def test_5d_hspy_with_tilt_axis_in_degrees(tmp_path):
+    """A 5D HyperSpy file (written by Signal2D.save) whose outer navigation axis is a tilt in
+    degrees gives the tilt angles; a single-file list opens as that file."""
+    import hyperspy.api as hs
+
+    data = F.cube((3, 4, 5, 16, 16))
+    s = hs.signals.Signal2D(data)
+    tilt = s.axes_manager.navigation_axes[2]
+    tilt.units, tilt.offset, tilt.scale = "deg", -20.0, 20.0
+    s.save(str(tmp_path / "series.hspy"))
+    ds = open_dataset([tmp_path / "series.hspy"])
+    assert ds.shape == data.shape and ds.calibration.tilt_angles_deg == (-20.0, 0.0, 20.0)
+    np.testing.assert_array_equal(ds.data.compute(), data)
+
+
 def test_save_and_open_round_trip_4d_and_5d(tmp_path):
     data = F.cube((3, 4, 5, 16, 16))
     cal = virtual_aperture.Calibration(scan_step_nm=2.5, pixel_size=0.0123, beam_energy_kv=200.0,

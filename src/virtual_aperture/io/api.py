@@ -131,9 +131,13 @@ def open_dataset(
     overrides = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
                  "tilt_axis_deg": tilt_axis_deg, "center": center}
     if isinstance(path, (list, tuple)) or (not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")):
+        paths = list(path)
+        if len(paths) == 1:  # napari hands over lists; one file is one scan
+            return open_dataset(paths[0], format=format, tilt_angles_deg=tilt_angles_deg, scan_shape=scan_shape,
+                                chunk_bytes=chunk_bytes, **overrides)
         from .tilt import open_tilt_series
 
-        return open_tilt_series(list(path), tilt_angles_deg=tilt_angles_deg, format=format,
+        return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format,
                                 scan_shape=scan_shape, chunk_bytes=chunk_bytes, **overrides)
     p = Path(os.fspath(path))
     if p.is_dir() and not is_zarr_dir(p):

@@ -63,6 +63,8 @@ def hdf5_kind(f: h5py.File, path: Path) -> str:
             return "emd1" if major is not None and int(major) >= 1 else "emd0"
         except (TypeError, ValueError):
             return "emd0"
+    if any(isinstance(g, h5py.Group) and _attr(g, "version_major") is not None for g in f.values()):
+        return "emd0"  # EMD 0.x with the version on a group (e.g. Direct Electron DE5)
     data = f.get("entry/data")
     if isinstance(data, h5py.Group) and any(k.startswith("data_") for k in data.keys()):
         return "arina"
