@@ -22,17 +22,7 @@ from ..model.dataset import Dataset
 MAX_FEATURES = 1024
 
 
-class Cancelled(RuntimeError):
-    """Raised when a grain computation is cancelled through its ``cancel`` token."""
-
-
-def _compute_cancelled_type() -> type[BaseException]:
-    try:  # prefer the engine's exception so callers can catch one type
-        from ..compute import Cancelled as EngineCancelled  # type: ignore[attr-defined]
-
-        return EngineCancelled
-    except Exception:  # noqa: BLE001 - compute layer absent or different
-        return Cancelled
+from ..compute.executor import Cancelled
 
 
 def check_cancel(cancel: Any) -> None:
@@ -52,7 +42,7 @@ def check_cancel(cancel: Any) -> None:
     else:
         flag = bool(cancel)
     if flag:
-        raise _compute_cancelled_type()("grain computation cancelled")
+        raise Cancelled("grain computation cancelled")
 
 
 def report(progress: Callable[[int, int], Any] | None, done: int, total: int) -> None:

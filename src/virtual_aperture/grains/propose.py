@@ -169,40 +169,14 @@ def segment_features(
     return labels, confidence, sizes
 
 
-def _label_sums(frames: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Sum of frames per label 1..n for one block: (n, ky, kx) float64."""
-    out = np.zeros((n,) + frames.shape[-2:], np.float64)
-    flat = labels.ravel()
-    fr = frames.reshape((-1,) + frames.shape[-2:])
-    for gid in np.unique(flat[flat > 0]):
-        out[gid - 1] = fr[flat == gid].sum(axis=0, dtype=np.float64)
-    return out
+def _mean_patterns(arr, labels: np.ndarray, client, cancel) -> dict[int, np.ndarray]:
+    """Mean full-resolution pattern of every grain, in one pass of the compute engine."""
+    from ..compute import aperture_sums
 
-
-def _mean_patterns(arr, labels: np.ndarray, sizes: dict[int, int], client, cancel) -> dict[int, np.ndarray]:
-    """Mean full-resolution pattern of every grain: one dask pass over the scan chunks."""
-    import dask
-
-    n = len(sizes)
-    if n == 0:
+    if not labels.any():
         return {}
-    ybounds = np.cumsum((0,) + arr.chunks[0])
-    xbounds = np.cumsum((0,) + arr.chunks[1])
-    blocks = arr.to_delayed()
-    tasks = []
-    for i in range(len(arr.chunks[0])):
-        for j in range(len(arr.chunks[1])):
-            lab = labels[ybounds[i] : ybounds[i + 1], xbounds[j] : xbounds[j + 1]]
-            if lab.any():
-                tasks.append(dask.delayed(_label_sums)(blocks[i, j, 0, 0], lab, n))
-    total = np.zeros((n,) + tuple(arr.shape[-2:]), np.float64)
-    for k in range(0, len(tasks), 4):
-        check_cancel(cancel)
-        batch = tasks[k : k + 4]
-        parts = client.gather(client.compute(batch)) if client is not None else dask.compute(*batch)
-        for part in parts:
-            total += part
-    return {gid: total[gid - 1] / sizes[gid] for gid in range(1, n + 1)}
+    sums = aperture_sums(arr, labels, client=client, cancel=cancel)
+    return {gid: r.mean for gid, r in sums.items()}
 
 
 def propose_grains(
@@ -275,7 +249,7 @@ def propose_grains(
         done += 1
         report(progress, done, total)
         if mean_patterns:
-            patterns.append(_mean_patterns(arr, labels, size, client, cancel))
+            patterns.append(_mean_patterns(arr, labels, client, cancel))
             done += sy + 1
             report(progress, done, total)
         all_labels.append(labels)

@@ -61,8 +61,10 @@ def grain_coherence(
     if denoise and min(f.shape) > denoise:
         # keep the leading singular directions of the members: shot noise spreads over all
         # detector pixels, the crystal(s) under the mask live in a few directions
-        u, s, vt = np.linalg.svd(f, full_matrices=False)
-        f = (u[:, :denoise] * s[:denoise]) @ vt[:denoise]
+        from sklearn.utils.extmath import randomized_svd
+
+        u, s, vt = randomized_svd(f, int(denoise), n_iter=4, random_state=0)
+        f = (u * s) @ vt
     mean = f.mean(axis=0)
     corr_members = normalise_rows(f) @ normalise_rows(mean[None])[0]
     corr = np.full(ds.scan_shape, np.nan, dtype=np.float64)

@@ -1,0 +1,397 @@
+"""Separating grains that overlap in projection, by their diffraction vectors.
+
+Two crystals stacked along the beam add their patterns, so no real-space mask separates them;
+their *reflections* do. Workflow (after Francis et al., pyxem; re-implemented here):
+
+1. :func:`find_vectors` – Bragg peaks at every scan position (numba kernel, dask over chunks)
+   → vectors ``(scan_y, scan_x, k_y, k_x, intensity)``;
+2. :func:`cluster_vectors` – DBSCAN on scaled ``(scan_y, scan_x, k_y, k_x)``: each cluster is
+   one reflection seen over one crystal's footprint; reflections whose footprints coincide
+   (Ochiai similarity, average linkage) are grouped into one crystal;
+3. :func:`vector_selective_sum` – sum a crystal's patterns over its footprint but keep only the
+   detector disks around its own reflections (plus the central disk), so the pattern of each of
+   two overlapping crystals is recovered separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import dask
+import numpy as np
+from scipy import ndimage, sparse
+
+from ._common import as_dataset, central_mask, check_cancel, report, tilt_array
+from ._kernels import find_peaks_kernel
+
+#: a crystal is present where at least this fraction of its reflection families is detected
+CORE_FRACTION = 0.25
+#: a reflection family belongs to every crystal whose footprint holds this fraction of its own
+SHARED_COVER = 0.4
+#: … or that lights up at least this fraction of the crystal's footprint
+SHARED_FILL = 0.6
+
+
+def _block_vectors(block, y0, x0, cmask, r_in, r_out, threshold, max_peaks):
+    cy, cx, ky, kx = block.shape
+    frames = np.ascontiguousarray(block.reshape(cy * cx, ky, kx), dtype=np.float32)
+    peaks, counts = find_peaks_kernel(frames, cmask, r_in, r_out, float(threshold), max_peaks)
+    idx = np.repeat(np.arange(cy * cx), counts)
+    rows = np.concatenate([peaks[i, : counts[i]] for i in range(cy * cx)]) if counts.sum() else np.zeros((0, 3), np.float32)
+    out = np.empty((len(idx), 5), np.float32)
+    out[:, 0] = y0 + idx // cx
+    out[:, 1] = x0 + idx % cx
+    out[:, 2:] = rows
+    return out
+
+
+def find_vectors(
+    dataset: Any,
+    *,
+    tilt: int = 0,
+    threshold: float = 5.0,
+    r_in: int = 1,
+    r_out: int = 4,
+    max_peaks: int = 64,
+    client: Any = None,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Any = None,
+) -> np.ndarray:
+    """Bragg peaks at every scan position, as diffraction vectors.
+
+    Each pattern is box-filtered over ``(2 r_in + 1)²`` pixels, the local background (mean of
+    the ring out to ``r_out`` pixels) subtracted; strict local maxima with a signal-to-noise
+    ratio (Poisson) ≥ ``threshold`` outside the central disk are kept, refined to sub-pixel by a
+    3×3 centroid.
+
+    Returns
+    -------
+    float32 array ``(n, 5)``: ``scan_y, scan_x`` (scan pixels), ``k_y, k_x`` (detector pixels),
+    background-subtracted intensity (counts).
+    """
+    ds = as_dataset(dataset, name="dataset")
+    arr = tilt_array(ds, tilt)
+    for name, v in (("r_in", r_in), ("r_out", r_out), ("max_peaks", max_peaks)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if r_out <= r_in:
+        raise ValueError(f"r_out ({r_out}) must be larger than r_in ({r_in})")
+    if 2 * r_out + 3 > min(ds.detector_shape):
+        raise ValueError(f"r_out={r_out} too large for the detector {ds.detector_shape}")
+    if not threshold > 0:
+        raise ValueError(f"threshold must be a positive signal-to-noise ratio, got {threshold!r}")
+    cm = central_mask(arr, 1, center=ds.calibration.center)
+    yb = np.cumsum((0,) + arr.chunks[0])
+    xb = np.cumsum((0,) + arr.chunks[1])
+    blocks = arr.to_delayed()
+    tasks = [
+        dask.delayed(_block_vectors)(blocks[i, j, 0, 0], int(yb[i]), int(xb[j]), cm, r_in, r_out, threshold, max_peaks)
+        for i in range(len(yb) - 1)
+        for j in range(len(xb) - 1)
+    ]
+    parts = []
+    for k in range(0, len(tasks), 4):
+        check_cancel(cancel)
+        batch = tasks[k : k + 4]
+        parts.extend(client.gather(client.compute(batch)) if client is not None else dask.compute(*batch))
+        report(progress, min(k + 4, len(tasks)), len(tasks))
+    return np.concatenate(parts) if parts else np.zeros((0, 5), np.float32)
+
+
+@dataclass
+class Crystal:
+    """One crystal found by vector clustering.
+
+    Attributes
+    ----------
+    reflections
+        ``(n, 2)`` detector positions ``(k_y, k_x)`` (intensity-weighted mean of each family).
+    intensities
+        ``(n,)`` summed vector intensity of each reflection family.
+    footprint
+        bool ``(scan_y, scan_x)``: where the crystal diffracts (may overlap other crystals).
+    """
+
+    reflections: np.ndarray
+    intensities: np.ndarray
+    footprint: np.ndarray
+
+
+@dataclass
+class VectorClusters:
+    """Result of :func:`cluster_vectors`: crystals ordered by footprint size (largest first)."""
+
+    crystals: list[Crystal]
+    vector_labels: np.ndarray  # per input vector: crystal index, −1 = noise/ungrouped
+    family_labels: np.ndarray  # per input vector: reflection-family index, −1 = noise
+    scan_shape: tuple[int, int] = field(default=(0, 0))
+
+    def __len__(self) -> int:
+        return len(self.crystals)
+
+    @property
+    def footprints(self) -> np.ndarray:
+        """bool ``(n_crystals, scan_y, scan_x)``."""
+        if not self.crystals:
+            return np.zeros((0,) + tuple(self.scan_shape), bool)
+        return np.stack([c.footprint for c in self.crystals])
+
+
+def _check_vectors(vectors: Any) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] < 4:
+        raise ValueError(f"vectors must be an (n, 5) array (scan_y, scan_x, k_y, k_x, intensity), got shape {v.shape}")
+    if not np.isfinite(v[:, :4]).all():
+        raise ValueError("vectors contain NaN or infinite coordinates")
+    return v
+
+
+def _absorb_fragments(groups: np.ndarray, dense: np.ndarray, min_reflections: int, nested: float) -> np.ndarray:
+    """Merge fragment groups into the crystal whose footprint holds them.
+
+    A group with fewer than ``min_reflections`` families joins the major group covering ≥ 60 %
+    of its core footprint (else it is dropped, −1); a group whose core lies ≥ ``nested``
+    inside a larger group's core joins it (reflections seen over part of a crystal only, e.g.
+    a thickness step; set ``nested=1.01`` to keep nested crystals apart).
+    """
+    out = groups.copy()
+    while True:
+        ids, counts = np.unique(out[out >= 0], return_counts=True)
+        if len(ids) == 0:
+            return out
+        cores = np.stack([dense[out == g].mean(axis=0) >= CORE_FRACTION for g in ids])
+        area = cores.sum(axis=(1, 2))
+        inter = (cores[:, None] & cores[None]).sum(axis=(2, 3))
+        cover = inter / np.maximum(area[:, None], 1)  # cover[a, b]: fraction of a inside b
+        np.fill_diagonal(cover, 0)
+        merged = False
+        for a in np.argsort(area):  # smallest first
+            small = counts[a] < min_reflections
+            cand = (area >= area[a]) & ((counts >= min_reflections) if small else True)
+            cand[a] = False
+            if not cand.any():
+                if small:
+                    out[out == ids[a]] = -1
+                    merged = True
+                    break
+                continue
+            b = int(np.argmax(np.where(cand, cover[a], -1)))
+            if cover[a, b] >= (0.6 if small else nested):
+                out[out == ids[a]] = ids[b]
+                merged = True
+                break
+            if small:
+                out[out == ids[a]] = -1
+                merged = True
+                break
+        if not merged:
+            return out
+
+
+def cluster_vectors(
+    vectors: Any,
+    *,
+    eps: float = 1.5,
+    min_samples: int = 5,
+    scale: tuple[float, float] = (1.0, 1.0),
+    min_footprint: int = 8,
+    similarity: float = 0.5,
+    grow: int = 1,
+    min_reflections: int = 3,
+    nested: float = 0.8,
+    linkage_method: str = "complete",
+    scan_shape: tuple[int, int] | None = None,
+) -> VectorClusters:
+    """Group diffraction vectors into crystals, each with its own real-space footprint.
+
+    Parameters
+    ----------
+    vectors
+        ``(n, 5)`` from :func:`find_vectors` (an intensity column is optional).
+    eps, min_samples
+        DBSCAN neighbourhood radius (in scaled units) and core-point count.
+    scale
+        ``(scan, k)``: scan pixels and detector pixels are divided by these before DBSCAN, so with
+        the defaults neighbouring scan positions (distance 1) whose peaks lie within ~1 detector
+        pixel are linked.
+    min_footprint
+        Reflection families seen at fewer scan positions are discarded.
+    similarity
+        Families whose footprints have an Ochiai similarity ``|A∩B| / sqrt(|A||B|)`` above this
+        (average linkage) belong to the same crystal.
+    grow
+        Footprints are dilated by this many scan pixels before they are compared (bridges the
+        gaps of reflections detected at only some positions, as at low dose).
+    min_reflections
+        Groups with fewer reflection families are fragments of a crystal (reflections seen over
+        part of its footprint only): they join the crystal whose footprint covers ≥ 60 % of
+        theirs, or are dropped.
+    nested
+        A crystal whose core footprint lies at least this fraction inside a larger crystal's is
+        taken as part of it (set > 1 to keep crystals fully on top of others apart).
+    linkage_method
+        scipy linkage for grouping families: ``"complete"`` (default; a family shared by two
+        touching crystals cannot chain them together) or ``"average"``.
+    scan_shape
+        ``(scan_y, scan_x)``; default the extent of the vectors (pass it: the last rows or
+        columns may hold no peaks).
+
+    Returns
+    -------
+    VectorClusters
+    """
+    from sklearn.cluster import DBSCAN
+
+    v = _check_vectors(vectors)
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps!r}")
+    if not isinstance(min_samples, (int, np.integer)) or min_samples < 1:
+        raise ValueError(f"min_samples must be a positive integer, got {min_samples!r}")
+    if len(scale) != 2 or not all(s > 0 for s in scale):
+        raise ValueError(f"scale must be two positive numbers (scan, k), got {scale!r}")
+    if not 0 < similarity < 1:
+        raise ValueError(f"similarity must be between 0 and 1, got {similarity!r}")
+    if scan_shape is None:
+        scan_shape = (int(v[:, 0].max()) + 1, int(v[:, 1].max()) + 1) if len(v) else (0, 0)
+    sy, sx = (int(s) for s in scan_shape)
+    n = len(v)
+    fam = np.full(n, -1, np.int64)
+    lab = np.full(n, -1, np.int64)
+    if n == 0:
+        return VectorClusters([], lab, fam, (sy, sx))
+    x = np.column_stack([v[:, 0] / scale[0], v[:, 1] / scale[0], v[:, 2] / scale[1], v[:, 3] / scale[1]])
+    raw = DBSCAN(eps=eps, min_samples=min_samples, algorithm="kd_tree").fit_predict(x)
+    pos = (v[:, 0].astype(np.int64) * sx + v[:, 1].astype(np.int64))
+    ok = raw >= 0
+    # footprint of each family: unique scan positions
+    fp = sparse.coo_matrix((np.ones(ok.sum()), (raw[ok], pos[ok])), shape=(raw.max() + 1, sy * sx)).tocsr()
+    fp.data[:] = 1.0
+    fp.sum_duplicates()
+    fp.data[:] = 1.0
+    sizes = np.asarray(fp.sum(axis=1)).ravel()
+    keep = np.flatnonzero(sizes >= min_footprint)
+    remap = np.full(raw.max() + 1, -1)
+    remap[keep] = np.arange(len(keep))
+    fam[ok] = remap[raw[ok]]
+    if len(keep) == 0:
+        return VectorClusters([], lab, fam, (sy, sx))
+    fpk = fp[keep]
+    # at low dose a reflection is detected at only some positions of its crystal: compare
+    # footprints after closing the gaps (dilate by ``grow`` scan pixels)
+    dense = fpk.toarray().reshape(len(keep), sy, sx).astype(bool)
+    if grow > 0:
+        st = np.zeros((1, 3, 3), bool)
+        st[0] = ndimage.generate_binary_structure(2, 1)
+        dense = ndimage.binary_dilation(dense, structure=st, iterations=int(grow))
+    dm = sparse.csr_matrix(dense.reshape(len(keep), -1).astype(np.float32))
+    inter = (dm @ dm.T).toarray()
+    sz = np.diag(inter).copy()
+    sim = inter / np.sqrt(np.outer(sz, sz))
+    if len(keep) > 1:
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
+        dist = np.clip(1.0 - sim, 0, None)
+        np.fill_diagonal(dist, 0)
+        groups = fcluster(linkage(squareform(dist, checks=False), linkage_method), 1.0 - similarity, "distance") - 1
+    else:
+        groups = np.zeros(1, np.int64)
+    groups = _absorb_fragments(groups, dense, min_reflections, nested)
+    gids = np.unique(groups[groups >= 0])
+    if len(gids) == 0:
+        return VectorClusters([], lab, fam, (sy, sx))
+    # footprints from the grouped families, then every family (also dropped fragments) joins
+    # each crystal holding ≥ SHARED_COVER of its footprint: a reflection shared by two crystals
+    # (coinciding spots) belongs to both; vector_labels keep the best one
+    feet = []
+    for g in gids:
+        members = np.flatnonzero(groups == g)
+        count = np.asarray(fpk[members].sum(axis=0)).reshape(sy, sx)
+        core = count >= max(1.0, CORE_FRACTION * len(members))
+        feet.append(ndimage.binary_fill_holes(ndimage.binary_closing(core, iterations=1) | core))
+    feet_arr = np.stack(feet)
+    inter = (dense[:, None] & feet_arr[None]).sum(axis=(2, 3))
+    cover = inter / np.maximum(dense.sum(axis=(1, 2)), 1)[:, None]  # share of the family in C
+    fills = inter / np.maximum(feet_arr.sum(axis=(1, 2)), 1)[None]  # share of C lit by the family
+    # a reflection seen over most of a crystal is that crystal's, even when it coincides with
+    # a reflection of a bigger neighbour (so most of the family lies outside)
+    cover = np.where(fills >= SHARED_FILL, np.maximum(cover, SHARED_COVER), cover)
+    order = np.argsort(-feet_arr.sum(axis=(1, 2)), kind="stable")
+    cover = cover[:, order]
+    out = []
+    for new, gi in enumerate(order):
+        members = np.flatnonzero((cover[:, new] >= SHARED_COVER) | (groups == gids[gi]))
+        refl, inten = [], []
+        for f in members:
+            sel = fam == f
+            w = np.maximum(v[sel, 4], 1e-9) if v.shape[1] > 4 else np.ones(sel.sum())
+            refl.append([np.average(v[sel, 2], weights=w), np.average(v[sel, 3], weights=w)])
+            inten.append(w.sum())
+        out.append(Crystal(np.array(refl), np.array(inten), feet_arr[gi]))
+    best = np.where(cover.max(axis=1) >= SHARED_COVER, np.argmax(cover, axis=1), -1)
+    lab[fam >= 0] = best[fam[fam >= 0]]
+    return VectorClusters(out, lab, fam, (sy, sx))
+
+
+def vector_selective_sum(
+    dataset: Any,
+    footprint: Any,
+    k_positions: Any,
+    *,
+    radius: float = 3.0,
+    tilt: int = 0,
+    central_radius: float | None = None,
+    client: Any = None,
+) -> np.ndarray:
+    """Sum one crystal's patterns over its footprint, keeping only its own reflections.
+
+    Parameters
+    ----------
+    dataset
+        :class:`~virtual_aperture.Dataset` or 4D/5D array.
+    footprint
+        bool ``(scan_y, scan_x)`` real-space footprint (e.g. ``clusters.crystals[i].footprint``).
+    k_positions
+        ``(n, 2)`` detector positions ``(k_y, k_x)`` of the crystal's reflections (pixels).
+    radius
+        Radius in detector pixels of the disk kept around each reflection.
+    tilt
+        Tilt index for 5D data.
+    central_radius
+        Radius of the central disk kept (pixels); ``None`` estimates it from the summed pattern.
+
+    Returns
+    -------
+    ``(k_y, k_x)`` float64: the summed pattern, zero outside the kept disks.
+    """
+    ds = as_dataset(dataset, name="dataset")
+    arr = tilt_array(ds, tilt)
+    fp = np.asarray(footprint)
+    if fp.shape != ds.scan_shape:
+        raise ValueError(f"footprint has shape {fp.shape}, expected the scan shape {ds.scan_shape}")
+    fp = fp.astype(bool)
+    if not fp.any():
+        raise ValueError("footprint is empty")
+    k = np.asarray(k_positions, dtype=np.float64).reshape(-1, 2) if np.size(k_positions) else np.zeros((0, 2))
+    if not radius > 0:
+        raise ValueError(f"radius must be positive, got {radius!r}")
+    from ..compute import aperture_sums
+
+    s = aperture_sums(arr, fp.astype(np.int32), client=client)[1].sum
+    ky, kx = s.shape
+    yy, xx = np.mgrid[0:ky, 0:kx]
+    keep = np.zeros((ky, kx), bool)
+    for py, px in k:
+        keep |= (yy - py) ** 2 + (xx - px) ** 2 <= radius**2
+    if ds.calibration.center is not None:
+        cy, cx = ds.calibration.center
+    else:
+        cy, cx = np.unravel_index(int(np.argmax(ndimage.uniform_filter(s, 3))), s.shape)
+    if central_radius is None:
+        bright = s > 0.5 * s[int(round(cy)), int(round(cx))]
+        lab, _ = ndimage.label(bright)
+        area = (lab == lab[int(round(cy)), int(round(cx))]).sum() if lab[int(round(cy)), int(round(cx))] else 1
+        central_radius = float(np.sqrt(area / np.pi)) + 1.5
+    keep |= (yy - cy) ** 2 + (xx - cx) ** 2 <= central_radius**2
+    return np.where(keep, s, 0.0)
