@@ -178,8 +178,9 @@ def find_atoms(
     composition
         Cell contents or formula unit (``"Zr6O32C48"``). Elements are assigned to peaks in order
         of height (heaviest element to the highest peaks, by their electron scattering weight);
-        the number of formula units Z in the cell is chosen so the expected number of atoms
-        matches the number of significant peaks. Hydrogen is ignored. Without a composition,
+        the number of formula units Z in the cell comes from the number of peaks of the
+        heaviest element when it is clearly the heaviest (weight > 1.5× the next), otherwise from
+        the number of significant peaks. Hydrogen is ignored. Without a composition,
         peaks above 30 % of the highest are returned as element ``"X"`` (unknown).
     min_distance
         Peaks closer than this (Å) to an accepted atom (or its symmetry images) are ripples.
@@ -231,9 +232,15 @@ def find_atoms(
         elems = sorted(counts, key=lambda e: -weights[e])
         wmax = weights[elems[0]]
         thresh = 0.5 * weights[elems[-1]] / wmax * hmax
-        n_sig = sum(m for _, h, m in accepted if h >= thresh)
         per_unit = sum(counts.values())
-        z = max(1, int(round(n_sig / per_unit)))
+        if len(elems) > 1 and weights[elems[0]] > 1.5 * weights[elems[1]]:
+            # a clearly heaviest element: count its peaks (above the midpoint to the next element)
+            cut = 0.5 * (1 + weights[elems[1]] / wmax) * hmax
+            n_heavy = sum(m for _, h, m in accepted if h >= cut)
+            z = max(1, int(round(n_heavy / counts[elems[0]])))
+        else:
+            n_sig = sum(m for _, h, m in accepted if h >= thresh)
+            z = max(1, int(round(n_sig / per_unit)))
         info["z"] = z
         remaining = {e: counts[e] * z for e in elems}
         chosen = []

@@ -298,17 +298,23 @@ def _refine_origin(hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray) -> tupl
     return t, float(np.mean(per_op)), per_op
 
 
-def _locate_origin(p: _Problem, phases: np.ndarray, shape, sg) -> tuple[np.ndarray, float, list[float]]:
-    """Origin shift of one start: grid search on its |E| map, then off-grid refinement with |F|."""
-    Fe = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), complex)
-    Fe[p.idx] = p.e * np.exp(1j * phases)
-    shift0, _, _ = _symmetry_agreement(sfft.irfftn(Fe, s=shape), sg)
+def _locate_origin(p: _Problem, phases: np.ndarray, shape, sg, cell) -> tuple[np.ndarray, float, list[float]]:
+    """Origin shift of one start: grid search on a coarse (≈ 2 Å) |E| map, then off-grid
+    refinement with all reflections and |F| weights."""
+    coarse = phasing_grid(cell, sg, 2.0, 2.5)
+    coarse = tuple(min(c, s_) for c, s_ in zip(coarse, shape))
+    lim = (np.array(coarse) - 1) // 2
+    sel = np.all(np.abs(p.hkl) <= lim, axis=1)
+    h = p.hkl[sel]
+    Fe = np.zeros((coarse[0], coarse[1], coarse[2] // 2 + 1), complex)
+    Fe[h[:, 0] % coarse[0], h[:, 1] % coarse[1], h[:, 2]] = p.e[sel] * np.exp(1j * phases[sel])
+    shift0, _, _ = _symmetry_agreement(sfft.irfftn(Fe, s=coarse), sg)
     pos = p.hkl[:, 2] > 0
     full_h = np.concatenate([p.hkl, -p.hkl[pos]])
     ph_full = np.concatenate([phases, -phases[pos]])
     f_full = np.concatenate([p.f, p.f[pos]])
     top = np.argsort(f_full)[::-1][:40000]
-    return _refine_origin(full_h[top], (f_full * np.exp(1j * ph_full))[top], sg, shift0 / np.array(shape))
+    return _refine_origin(full_h[top], (f_full * np.exp(1j * ph_full))[top], sg, shift0 / np.array(coarse))
 
 
 def _symmetrise(rho: np.ndarray, cell, sg) -> np.ndarray:
@@ -417,7 +423,7 @@ def charge_flip(
     origins = []
     for r, summ in zip(runs, summary):
         check_cancel(cancel)
-        origins.append(_locate_origin(p, r["phases"], shape, sg))
+        origins.append(_locate_origin(p, r["phases"], shape, sg, refl.cell))
         summ["symmetry_agreement"] = origins[-1][1] if n_sym > 1 else None
         # a start whose map fits the space group well has converged even without a marked R drop
         # (tiny structures lock in within the first iterations)

@@ -10,7 +10,7 @@ import numpy as np
 from .atoms import Atom, find_atoms, r_factor, structure_factors
 from .geometry import random_rotation, reciprocal_basis, rotation_about
 from .phasing import PhasingResult, charge_flip
-from .reflections import Reflections, check_cell_matches_space_group, parse_space_group
+from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
 
 __all__ = ["solve_structure", "Solution", "simulate_reflections"]
 
@@ -73,6 +73,7 @@ def solve_structure(
     client: Any = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Any = None,
+    recycle: int = 3,
     **flip_options: Any,
 ) -> Solution:
     """Solve a structure ab initio from merged reflections.
@@ -93,6 +94,9 @@ def solve_structure(
         Resolution cut (Å); data must reach at least 1.6 Å for atoms to be resolved.
     starts, delta_factor, seed, client, progress, cancel
         Passed to :func:`charge_flip`, as are further keyword options.
+    recycle
+        Cycles of Fourier recycling (map from |F_obs| and the phases of the current atoms →
+        new peak search), kept while R1 improves; completes models dominated by heavy atoms.
     """
     if not isinstance(reflections, Reflections):
         raise ValueError(f"reflections must be a Reflections table, got {type(reflections).__name__}")
@@ -103,7 +107,7 @@ def solve_structure(
     sg = parse_space_group(refl.space_group)
     keep = ~sg.operations().systematic_absences(refl.hkl.astype(np.int32))
     data = refl.select(keep)
-    base = dict(cell=refl.cell, space_group=sg.hm, phasing=ph, reflections=data,
+    base: dict = dict(cell=refl.cell, space_group=sg.hm, phasing=ph, reflections=data,
                 composition=composition, n_reflections=len(data))
     if ph.d_min > 1.6:
         return Solution(False, atoms=[], r1=None, message=(
@@ -116,8 +120,33 @@ def solve_structure(
         return Solution(False, atoms=[], r1=None, message="no peaks found in the potential map", **base)
     fo = np.sqrt(np.clip(data.intensity, 0, None))
     s2 = np.sum((data.hkl @ reciprocal_basis(refl.cell).T) ** 2, axis=1)
-    fc = np.abs(structure_factors(atoms, data.hkl, cell=refl.cell, space_group=sg))
-    r1, k, b = r_factor(fo, fc, s2)
+
+    def score(model: list[Atom]) -> tuple[float, float, float]:
+        fc = np.abs(structure_factors(model, data.hkl, cell=refl.cell, space_group=sg))
+        return r_factor(fo, fc, s2)
+
+    r1, k, b = score(atoms)
+    history = [r1]
+    potential = ph.potential
+    for _ in range(recycle):
+        # Fourier recycling: |F_obs| with the phases of the current atoms completes the model
+        check_cancel(cancel)
+        fc = structure_factors(atoms, ph.hkl, cell=refl.cell, space_group=sg)
+        grid = np.zeros((ph.grid[0], ph.grid[1], ph.grid[2] // 2 + 1), complex)
+        grid[ph.hkl[:, 0] % ph.grid[0], ph.hkl[:, 1] % ph.grid[1], ph.hkl[:, 2]] = ph.amplitudes * np.exp(
+            -1j * np.angle(fc))
+        m = np.fft.irfftn(grid, s=ph.grid)
+        m = (m - m.mean()) / max(float(m.std()), 1e-30)
+        new_atoms, new_info = find_atoms(m, cell=refl.cell, space_group=sg, d_min=ph.d_min, composition=composition)
+        if not new_atoms:
+            break
+        r_new, k_new, b_new = score(new_atoms)
+        history.append(r_new)
+        if r_new >= r1 - 1e-4:
+            break
+        atoms, info, r1, k, b, potential = new_atoms, new_info, r_new, k_new, b_new, m.astype(np.float32)
+    ph.potential = potential
+    base["extra"] = {"r1_recycling": history}
     if r1 > R1_LIMIT:
         return Solution(False, atoms=[], r1=r1, scale=k, b_overall=b, z=info["z"], message=(
             f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"), **base)
