@@ -308,6 +308,25 @@ def test_deterministic_and_independent_of_chunking():
     assert not np.array_equal(x1, c.data[10:14].compute())
 
 
+def test_frames_do_not_depend_on_the_render_block(monkeypatch):
+    import virtual_aperture.sample.simulate as sim
+
+    made = []
+
+    class Recording(sim.FrameRenderer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            made.append(self)
+
+    monkeypatch.setattr(sim, "FrameRenderer", Recording)
+    ds, _ = simulate_agglomerate(**SMALL)
+    (r,) = made
+    big = r.render(0, slice(10, 14), slice(0, 32))
+    small = r.render(0, slice(11, 13), slice(5, 9))
+    np.testing.assert_array_equal(big[1:3, 5:9], small)
+    np.testing.assert_array_equal(big, ds.data[10:14].compute())
+
+
 def test_tilt_series_5d():
     ds, truth = simulate_agglomerate(n_grains=3, scan_shape=(24, 24), detector_shape=(32, 32), pixel_size=0.05,
                                      tilts=(-20, 20, 10), tilt_axis_deg=35.0, dose=None, seed=4)
