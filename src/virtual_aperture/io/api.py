@@ -59,7 +59,7 @@ def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, in
         return read_rsciio(path, fmt, scan_shape=scan_shape, target_bytes=target_bytes)
     except ReadError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any library error becomes one ReadError naming the file
         raise fail(path, f"cannot be read as {fmt} ({type(exc).__name__}: {exc})") from exc
 
 

@@ -37,6 +37,47 @@ def _chunks(shape: tuple[int, ...], itemsize: int, target_bytes: int) -> tuple[i
     return "auto"
 
 
+_OPEN: dict[str, h5py.File] = {}
+
+
+class H5Source:
+    """Picklable array-like for one HDF5 dataset (file path + dataset name), so dask graphs built
+    on it also run on a ``dask.distributed`` cluster (h5py objects cannot be pickled). Each
+    process keeps one read-only handle per file."""
+
+    def __init__(self, filename: str, name: str, shape: tuple[int, ...], dtype: np.dtype):
+        self.filename, self.name, self.shape, self.dtype = str(filename), name, tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def _dataset(self) -> h5py.Dataset:
+        f = _OPEN.get(self.filename)
+        if f is None or not f.id.valid:
+            f = _OPEN[self.filename] = h5py.File(self.filename, "r")
+        return f[self.name]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self._dataset()[key]
+
+    @classmethod
+    def of(cls, ds: h5py.Dataset) -> "H5Source":
+        return cls(ds.file.filename, ds.name, ds.shape, ds.dtype)
+
+
+def picklable(data: da.Array) -> da.Array:
+    """Rebuild a dask array that reads one h5py dataset (maybe transposed, as rosettasciio does
+    for Berkeley EMD) on an :class:`H5Source`; other arrays are returned unchanged."""
+    found = [v for v in data.__dask_graph__().values() if isinstance(v, h5py.Dataset)]
+    if len({(d.file.filename, d.name) for d in found}) != 1:
+        return data
+    ds = found[0]
+    src = da.from_array(H5Source.of(ds), chunks=ds.chunks or "auto", name=f"h5src-{ds.file.filename}-{ds.name}")
+    if tuple(ds.shape) == tuple(data.shape):
+        return src
+    if tuple(ds.shape[::-1]) == tuple(data.shape):
+        return src.T
+    return data
+
+
 def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str) -> da.Array:
     if ds.ndim >= 3:  # read one frame now so a broken file or a missing filter fails on open
         try:
@@ -45,8 +86,8 @@ def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str) -> da.Arra
             raise fail(path, f"dataset {ds.name} cannot be read ({exc}); the file may be truncated "
                              "or compressed with a filter that is not installed (Arina/Dectris data "
                              "needs the hdf5plugin package)") from exc
-    return da.from_array(ds, chunks=_chunks(ds.shape, ds.dtype.itemsize, target_bytes),
-                         name=f"h5-{name}-{path.stat().st_mtime_ns}-{ds.name}")
+    return da.from_array(H5Source.of(ds), chunks=_chunks(ds.shape, ds.dtype.itemsize, target_bytes),
+                         name=f"h5-{name}-{path.stat().st_mtime_ns}-{ds.file.filename}-{ds.name}")
 
 
 def hdf5_kind(f: h5py.File, path: Path) -> str:

@@ -111,6 +111,10 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
     if not isinstance(data, da.Array):
         lazy = lazy and isinstance(data, np.memmap)
         data = da.from_array(data, chunks="auto", asarray=False)
+    if fmt in ("hspy", "nexus", "emd"):
+        from .hdf5 import picklable
+
+        data = picklable(data)
     md = _apply_mapping(sig.get("metadata") or {}, sig.get("original_metadata") or {}, sig.get("mapping") or {})
     found = calibration_from_axes(list(sig.get("axes") or []), data.ndim)
     if fmt in ("tvips", "mrc"):  # these store no scan step: their 1 nm scan axes are placeholders
