@@ -241,3 +241,12 @@ def test_runs_on_a_distributed_process_cluster(tmp_path):
             distributed.Client(cl) as client:
         total = client.compute(ds.data.sum(dtype=np.uint64)).result()
     assert int(total) == int(data.sum(dtype=np.uint64))
+
+
+def test_rewritten_hdf5_is_read_afresh(tmp_path):
+    p = tmp_path / "same.h5"
+    a, b = F.cube(seed=1), F.cube(seed=2)
+    F.write_py4dstem(p, a)
+    np.testing.assert_array_equal(open_dataset(p).data.compute(), a)
+    F.write_py4dstem(p, b)
+    np.testing.assert_array_equal(open_dataset(p).data.compute(), b)

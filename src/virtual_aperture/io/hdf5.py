@@ -4,6 +4,7 @@ Dectris Arina master files and any other HDF5 file holding one 4D/5D dataset."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def _chunks(shape: tuple[int, ...], itemsize: int, target_bytes: int) -> tuple[i
     return "auto"
 
 
-_OPEN: dict[str, h5py.File] = {}
+_OPEN: dict[tuple[str, int, int], h5py.File] = {}
 
 
 class H5Source:
@@ -50,9 +51,11 @@ class H5Source:
         self.ndim = len(self.shape)
 
     def _dataset(self) -> h5py.Dataset:
-        f = _OPEN.get(self.filename)
+        st = os.stat(self.filename)
+        key = (self.filename, st.st_mtime_ns, st.st_size)  # a rewritten file gets a fresh handle
+        f = _OPEN.get(key)
         if f is None or not f.id.valid:
-            f = _OPEN[self.filename] = h5py.File(self.filename, "r")
+            f = _OPEN[key] = h5py.File(self.filename, "r")
         return f[self.name]
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -130,11 +133,14 @@ def read_hdf5(path: Path, *, target_bytes: int) -> Raw:
         raw = read_rsciio(path, fmt)
         raw.metadata["hdf5_kind"] = kind
         return raw
-    if kind == "emd1":
-        return _read_emd1(f, path, target_bytes)
-    if kind == "arina":
-        return _read_arina(f, path, target_bytes)
-    return _read_generic(f, path, target_bytes)
+    try:
+        if kind == "emd1":
+            return _read_emd1(f, path, target_bytes)
+        if kind == "arina":
+            return _read_arina(f, path, target_bytes)
+        return _read_generic(f, path, target_bytes)
+    finally:
+        f.close()  # the dask graph reads through H5Source, which opens the file itself
 
 
 def _datasets(f: h5py.File) -> list[h5py.Dataset]:
