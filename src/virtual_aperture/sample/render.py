@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .kernels import frames_kernel, position_seeds
-from .scattering import rocking_intensity
+from .scattering import depletion, rocking_intensity
 
 NOISE_SALT = 0x5A3D1E
 
@@ -169,9 +169,9 @@ class FrameRenderer:
             if act.size == 0 or tab.hkl.shape[0] == 0:
                 continue
             w[act, offsets[g] : offsets[g + 1]] = rocking_intensity(tab.kappa[None, :], tab.s[None, :], t[act, None])
-        total = w.sum(axis=1, dtype=np.float64)
-        central_w = np.clip(1.0 - self.background_level - total, 0.0, None).astype(np.float32)
-        return w, central_w
+        scale, direct = depletion(w.sum(axis=1, dtype=np.float64), self.background_level)
+        w *= scale.astype(np.float32)[:, None]
+        return w, direct.astype(np.float32)
 
     # ---- expected counts ---------------------------------------------------------------
     def bragg_canvas(self, ti: int, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,11 @@ error ``s`` (Å⁻¹) the fraction of the incident beam scattered into the refle
 For ``t ≪ ξ = π/κ`` this is the kinematic ``(λγ|F|t/V)² sinc²(π t s)`` (proportional to
 |F|²); ``s_eff`` is the two-beam (Howie–Whelan) extinction-distance correction that keeps
 I ≤ 1 for strong reflections of heavy, thick crystals.
+
+Beam depletion: when many beams are excited at once (zone axes, thick or heavy crystals) the
+summed two-beam intensities P = Σ I can approach or exceed 1. Electrons are conserved by letting
+the direct beam decay as e^(−P) and sharing the scattered 1 − e^(−P) among the reflections in
+proportion to their I (:func:`depletion`); for P ≪ 1 this is the kinematic limit.
 """
 
 from __future__ import annotations
@@ -102,3 +107,17 @@ def rocking_intensity(kappa: np.ndarray, s: np.ndarray, thickness: np.ndarray) -
     with np.errstate(invalid="ignore", divide="ignore"):
         val = np.where(x > 0, np.sin(x * t) / np.where(x > 0, x, 1.0), t)
     return np.where(t > 0, kappa * kappa * val * val, 0.0)
+
+
+def depletion(total: np.ndarray, background: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale of the reflection intensities and direct-beam fraction for summed intensity ``total``.
+
+    Returns ``(scale, direct)``: reflection r carries ``scale · I_r`` and the central disk
+    ``direct`` of the incident beam, with ``scale = (1 − b)(1 − e^(−P))/P`` (→ 1 − b as P → 0)
+    and ``direct = (1 − b) e^(−P)``; ``b`` is the fraction scattered by the amorphous support.
+    """
+    P = np.asarray(total, dtype=np.float64)
+    keep = 1.0 - float(background)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(P > 1e-12, -np.expm1(-P) / np.where(P > 1e-12, P, 1.0), 1.0 - 0.5 * P)
+    return keep * scale, keep * np.exp(-P)

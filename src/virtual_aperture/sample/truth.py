@@ -9,7 +9,7 @@ import numpy as np
 
 from ..crystal.geometry import reciprocal_basis
 from ..model.calibration import Calibration
-from .scattering import rocking_intensity
+from .scattering import depletion, rocking_intensity
 
 
 @dataclass
@@ -123,8 +123,9 @@ class Truth:
         on_detector
             Keep only reflections whose disk centre falls on the detector.
         scan_position
-            ``(y, x)``: add that position's descan shift to the positions and, unless
-            ``thickness_nm`` is given, use the grain's local thickness there.
+            ``(y, x)``: the reflections as recorded there: positions moved by that position's
+            descan shift, the grain's local thickness (unless ``thickness_nm`` is given) and the
+            beam depletion shared with every other grain seen at that position.
 
         Returns
         -------
@@ -132,7 +133,9 @@ class Truth:
             ``hkl`` (n, 3) int; ``positions`` (n, 2) detector ``(k_y, k_x)`` pixels about the
             nominal centre (add ``descan_shift[y, x]`` for a given scan position);
             ``s`` (n,) excitation error (Å⁻¹); ``intensity`` (n,) fraction of the incident
-            beam at ``thickness_nm``; ``f_squared`` (n,) |F|² (Å²) from gemmi.
+            beam in the data (two-beam rocking curve at the thickness, times the beam-depletion
+            and support factors of ``scattering.depletion``); ``kinematic`` (n,) the rocking-curve
+            intensity alone; ``f_squared`` (n,) |F|² (Å²) from gemmi.
         """
         self._check(grain, tilt)
         tab = self.reflection_tables[(grain, tilt)]
@@ -146,7 +149,16 @@ class Truth:
             t_nm = float(tmap[y, x]) if thickness_nm is None else float(thickness_nm)
         else:
             t_nm = float(tmap.max()) if thickness_nm is None else float(thickness_nm)
-        inten = rocking_intensity(tab["kappa"], tab["s"], t_nm * 10.0)
+        kin = rocking_intensity(tab["kappa"], tab["s"], t_nm * 10.0)
+        total = kin.sum()
+        if scan_position is not None:  # other grains at this position share the depletion
+            for other in range(self.n_grains):
+                t_o = float(self.grain_thickness(other, tilt)[y, x])
+                if other != grain and t_o > 0:
+                    o = self.reflection_tables[(other, tilt)]
+                    total += rocking_intensity(o["kappa"], o["s"], t_o * 10.0).sum()
+        scale, _ = depletion(np.array([total]), float(self.parameters.get("background", 0.0)))
+        inten = kin * float(scale[0])
         keep = inten >= min_intensity
         if on_detector:
             ky, kx = self.calibration.extra.get("detector_shape", (np.inf, np.inf))
@@ -157,5 +169,6 @@ class Truth:
             "positions": p[keep][order],
             "s": tab["s"][keep][order],
             "intensity": inten[keep][order],
+            "kinematic": kin[keep][order],
             "f_squared": (tab["f_abs"][keep][order]) ** 2,
         }
