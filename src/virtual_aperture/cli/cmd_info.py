@@ -52,6 +52,7 @@ def describe(ds) -> dict:
     out = {
         "source": ds.source,
         "format": ds.metadata.get("format"),
+        "lazy": bool(ds.metadata.get("lazy", all(m.get("lazy", True) for m in ds.metadata.get("per_file", [])))),
         "dims": list(ds.dims),
         "shape": list(ds.shape),
         "dtype": str(ds.dtype),
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         f"format       {d['format']}",
         f"dims         {dims}",
         f"dtype        {d['dtype']}",
-        f"size         {_size(d['size_bytes'])} (lazy, nothing read)",
+        f"size         {_size(d['size_bytes'])}" + (" (lazy: nothing read yet)" if d["lazy"] else ""),
         f"chunks       {tuple(d['chunks'])}  ({d['n_chunks']} chunks of ≤ {_size(d['chunk_bytes'])})",
         f"scan step    {d['scan_step_nm']:g} nm{s('scan_step_nm')}",
     ]

@@ -30,7 +30,7 @@ def _norm(units: Any) -> str:
     if units is None:
         return ""
     u = str(units).strip().lower().replace(" ", "").replace("μ", "µ").replace("⁻¹", "^-1")
-    u = u.replace("**", "^").replace("å", "å")
+    u = u.replace("**", "^")
     return u
 
 
