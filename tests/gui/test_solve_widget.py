@@ -1,0 +1,75 @@
+"""Solve dock widget: load an .ins/.hkl, solve in a thread worker, layers added; bad input shown."""
+
+import gemmi
+import numpy as np
+import pytest
+
+from virtual_aperture.crystal.export import write_hkl, write_ins
+from virtual_aperture.crystal.solve import simulate_reflections
+
+CELL = (7.1, 9.3, 11.2, 90, 90, 90)
+SITES = [
+    ("S1", "S", (0.511822, 0.950464, 0.144160)), ("O2", "O", (0.948649, 0.311831, 0.423326)),
+    ("O3", "O", (0.827703, 0.409199, 0.549594)), ("N4", "N", (0.027559, 0.753513, 0.538143)),
+    ("C5", "C", (0.329732, 0.788429, 0.303195)), ("C6", "C", (0.280409, 0.485191, 0.980737)),
+    ("C7", "C", (0.276891, 0.160652, 0.969925)), ("C8", "C", (0.776683, 0.613003, 0.917298)),
+]
+
+
+@pytest.fixture
+def ins_file(tmp_path):
+    st = gemmi.SmallStructure()
+    st.cell = gemmi.UnitCell(*CELL)
+    st.spacegroup = gemmi.SpaceGroup("P 21 21 21")
+    for label, el, xyz in SITES:
+        s = gemmi.SmallStructure.Site()
+        s.label, s.element, s.occ, s.u_iso = label, gemmi.Element(el), 1.0, 0.0127
+        s.fract = gemmi.Fractional(*xyz)
+        st.add_site(s)
+    refl = simulate_reflections(st, d_min=0.8, tilt_range_deg=35, noise=0.05, seed=2)
+    write_hkl(tmp_path / "org.hkl", refl)
+    write_ins(tmp_path / "org.ins", cell=CELL, space_group="P 21 21 21", wavelength=0.0251,
+              unit={"S": 4, "O": 8, "N": 4, "C": 16})
+    return tmp_path / "org.ins"
+
+
+def test_solve_widget_end_to_end(make_napari_viewer, qtbot, ins_file):
+    from virtual_aperture._napari._qt.solve_widget import SolveWidget
+
+    viewer = make_napari_viewer()
+    w = SolveWidget(viewer)
+    qtbot.addWidget(w)
+    w.path_edit.setText(str(ins_file))
+    assert w.load()
+    assert w.sg_edit.text() == "P 21 21 21" and "S4" in w.comp_edit.text()
+    w.starts_spin.setValue(2)
+    worker = w.run()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    qtbot.waitUntil(lambda: w.solution is not None, timeout=5000)
+    assert w.solution.converged
+    assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in viewer.layers}
+    assert viewer.layers["atoms"].data.shape == (8, 3)
+    assert viewer.layers["potential"].rendering == "iso"
+    assert len(viewer.layers["unit cell"].data) == 12
+    assert "R1" in w.report.toPlainText()
+    # rerun with other parameters replaces the layers
+    w.delta_spin.setValue(1.3)
+    worker = w.run()
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    assert [layer.name for layer in viewer.layers].count("atoms") == 1
+
+
+def test_solve_widget_bad_input(qtbot, tmp_path):
+    from virtual_aperture._napari._qt.solve_widget import SolveWidget
+
+    w = SolveWidget(None)
+    qtbot.addWidget(w)
+    assert w.run() is None and "load reflections" in w.status.text()
+    w.path_edit.setText(str(tmp_path / "missing.hkl"))
+    w.cell_edit.setText("7 8 9 90 90 90")
+    assert not w.load() and "error" in w.status.text()
+    w.cell_edit.setText("7 8")
+    assert not w.load() and "6 numbers" in w.status.text()
