@@ -95,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.atoms import parse_formula
     from virtual_aperture.crystal.solve import solve_structure
 
+    from virtual_aperture.crystal.merge import merge_reflections
+
     path, refl, composition = _load(args)
     _check_data(refl)
+    refl, merge_stats = merge_reflections(refl)
     if composition is not None:
         parse_formula(composition)  # clear error before the long run
     out = Path(args.out) if args.out else path.parent / f"{path.stem}_phase"
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             client.close()
     report = sol.report()
     report["input"] = str(path)
+    report["merging"] = merge_stats.as_dict()
     ow = args.overwrite
     write_ccp4_map(out / "potential.ccp4", sol.potential, cell=sol.cell, space_group=sol.space_group, overwrite=ow)
     unit = {}

@@ -346,8 +346,8 @@ def charge_flip(
     Parameters
     ----------
     reflections
-        Merged :class:`Reflections` (unique reflections, intensities ≥ 0 on any scale) with the
-        cell and space group.
+        :class:`Reflections` with the cell and space group; merged (unique reflections, any
+        scale) or not (then merged here with :func:`~virtual_aperture.crystal.merge.merge_reflections`).
     d_min
         Resolution cut in Å (default: all data).
     starts
@@ -383,6 +383,10 @@ def charge_flip(
     if int(starts) < 1:
         raise ValueError(f"starts must be ≥ 1, got {starts}")
     refl = reflections if d_min is None else reflections.resolution_cut(d_min)
+    if not refl.merged and len(refl):
+        from .merge import merge_reflections
+
+        refl, _ = merge_reflections(refl)  # unmerged or unknown: merge equivalents first
     sg = parse_space_group(refl.space_group)
     absent = sg.operations().systematic_absences(refl.hkl.astype(np.int32)) if len(refl) else np.zeros(0, bool)
     refl = refl.select(~absent)
