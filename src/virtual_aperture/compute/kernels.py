@@ -285,3 +285,58 @@ def _frame_total_overload(f):
         return acc
 
     return impl_f
+
+
+@njit(**_OPTS)
+def _gather_sum_shifted(frames, pos, lab, shifts, out, n_parts):
+    n_t = pos.shape[0]
+    ky, kx = frames.shape[1], frames.shape[2]
+    for part in prange(n_parts):
+        r0 = part * ky // n_parts
+        r1 = (part + 1) * ky // n_parts
+        for t in range(n_t):
+            f = frames[pos[t]]
+            o = out[lab[t]]
+            fy0 = np.floor(shifts[t, 0])
+            fx0 = np.floor(shifts[t, 1])
+            fy = shifts[t, 0] - fy0
+            fx = shifts[t, 1] - fx0
+            iy = int(min(max(fy0, -ky - 2.0), ky + 2.0))
+            ix = int(min(max(fx0, -kx - 2.0), kx + 2.0))
+            for dy in range(2):
+                wy = 1.0 - fy if dy == 0 else fy
+                if wy == 0.0:
+                    continue
+                for dx in range(2):
+                    wgt = wy * (1.0 - fx if dx == 0 else fx)
+                    if wgt == 0.0:
+                        continue
+                    ox = ix + dx
+                    c0 = max(0, -ox)
+                    c1 = min(kx, kx - ox)
+                    if c1 <= c0:
+                        continue
+                    for r in range(r0, r1):
+                        src = r + iy + dy
+                        if src < 0 or src >= ky:
+                            continue
+                        orow = o[r, c0:c1]
+                        srow = f[src, c0 + ox : c1 + ox]
+                        for c in range(c1 - c0):
+                            orow[c] += wgt * as_f64(srow[c])
+
+
+def gather_sum_shifted(frames3, pos, lab, shifts, out3):
+    """Aligned sums: ``out3[lab[t]](k) += frames3[pos[t]](k + shifts[t])``, bilinear, zero outside.
+
+    ``frames3`` (N, ky, kx); ``shifts`` (n, 2) float64 detector pixels; ``out3`` (L, ky, kx)
+    float64. The inverse of the mask shift of :func:`vi_shifted`: the virtual image of the aligned
+    sum with mask M equals the sum of the shifted-mask virtual images.
+    """
+    order = np.lexsort((pos, lab))
+    args = (frames3, pos[order], lab[order], np.ascontiguousarray(shifts[order]), out3)
+    if pos.shape[0] * frames3.shape[1] * frames3.shape[2] < SMALL_WORK:
+        with single_thread():
+            _gather_sum_shifted(*args, 1)
+    else:
+        _gather_sum_shifted(*args, numba.get_num_threads())

@@ -9,7 +9,7 @@ import numpy as np
 from . import kernels
 from .executor import CancelToken, ProgressFn, check_cancel, check_client, parse_memory_budget, stream
 from .source import Source
-from .validate import prepare_labels
+from .validate import prepare_labels, prepare_shifts
 from .virtual import block_plan
 
 #: frames gathered per kernel call on in-memory data (progress/cancel granularity)
@@ -57,7 +57,11 @@ def aperture_sums(data, labels, *, shifts=None, client=None, progress: ProgressF
         Integer labels over the scan ``(sy, sx)`` (the same for every tilt) or, for 5D data,
         ``(n_tilt, sy, sx)``. 0 = not in any aperture. Negative or float labels are rejected.
     shifts
-        Not supported for sums (a shifted sum would resample patterns); must be ``None``.
+        Optional per-position origin shift ``(sy, sx, 2)`` (or ``(n_tilt, sy, sx, 2)``) in detector
+        pixels: each pattern is resampled bilinearly at ``k + shift`` before summing (descan
+        compensation, aligning every central beam; zero where the shifted pattern leaves the
+        detector). Same convention as :func:`virtual_image`, so the virtual image of an aligned
+        sum with mask ``M`` equals the sum of ``virtual_image(data, M, shifts=shifts)``.
     client, progress, cancel, memory_budget
         As in :func:`virtual_image`.
 
@@ -68,9 +72,8 @@ def aperture_sums(data, labels, *, shifts=None, client=None, progress: ProgressF
         labels is read (whole chunks of it for file-backed data).
     """
     src = Source(data)
-    if shifts is not None:
-        raise ValueError("aperture_sums does not take shifts: sum patterns first, then align them")
     lab = prepare_labels(labels, src.n_tilt, src.scan_shape, src.is5d)
+    sh = prepare_shifts(shifts, src.n_tilt, src.scan_shape, src.is5d)
     client = check_client(client)
     budget = parse_memory_budget(memory_budget)
     ids = np.unique(lab[lab > 0])
@@ -81,9 +84,9 @@ def aperture_sums(data, labels, *, shifts=None, client=None, progress: ProgressF
     dense = np.where(lab > 0, np.searchsorted(ids, lab), -1)  # (T, sy, sx) label index or -1
     acc = np.zeros((src.n_tilt, ids.size, src.ky * src.kx))
     if client is None and src.in_memory:
-        _in_memory(src, dense, acc, progress, cancel)
+        _in_memory(src, dense, sh, acc, progress, cancel)
     else:
-        _streamed(src, dense, acc, client, budget, progress, cancel)
+        _streamed(src, dense, sh, acc, client, budget, progress, cancel)
     counts = np.stack([np.bincount(dense[t][dense[t] >= 0], minlength=ids.size) for t in range(src.n_tilt)])
     out = {}
     for i, label in enumerate(ids.tolist()):
@@ -93,7 +96,7 @@ def aperture_sums(data, labels, *, shifts=None, client=None, progress: ProgressF
     return out
 
 
-def _in_memory(src: Source, dense, acc, progress, cancel) -> None:
+def _in_memory(src: Source, dense, sh, acc, progress, cancel) -> None:
     per_batch = max(1, _BATCH_BYTES // src.frame_bytes)
     work = []
     for t in range(src.n_tilt):
@@ -107,12 +110,21 @@ def _in_memory(src: Source, dense, acc, progress, cancel) -> None:
         lab_t = dense[t, ys, xs]
         for flat, local, sel in src.frames_groups(t, ys, xs):
             with kernels.all_threads():
-                kernels.gather_sum(flat, local, lab_t[sel], np.ones(sel.size), acc[t])
+                _accumulate(flat, local, lab_t[sel], None if sh is None else sh[t, ys[sel], xs[sel]], acc[t], src)
         if progress is not None:
             progress(i + 1, len(work))
 
 
-def _sum_task(block5: np.ndarray, dense_block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _accumulate(flat, local, lab, shifts2, acc_t, src) -> None:
+    """Add frames ``flat[local]`` to rows ``lab`` of ``acc_t`` (L, K), resampled by ``shifts2`` if given."""
+    if shifts2 is None:
+        kernels.gather_sum(flat, local, lab, np.ones(local.size), acc_t)
+    else:
+        kernels.gather_sum_shifted(flat.reshape(-1, src.ky, src.kx), local, lab, np.ascontiguousarray(shifts2),
+                                   acc_t.reshape(-1, src.ky, src.kx))
+
+
+def _sum_task(block5: np.ndarray, dense_block: np.ndarray, shifts3=None) -> tuple[np.ndarray, np.ndarray]:
     """One dask task: partial sums of a (1, cy, cx, ky, kx) chunk for the labels it holds."""
     _, cy, cx, ky, kx = block5.shape
     flat = np.ascontiguousarray(block5[0]).reshape(cy * cx, ky * kx)
@@ -120,12 +132,17 @@ def _sum_task(block5: np.ndarray, dense_block: np.ndarray) -> tuple[np.ndarray, 
     pos = np.flatnonzero(lab >= 0).astype(np.int64)
     present, local = np.unique(lab[pos], return_inverse=True)
     part = np.zeros((present.size, ky * kx))
+    local = local.astype(np.int64).reshape(-1)
     with kernels.single_thread():
-        kernels.gather_sum(flat, pos, local.astype(np.int64).reshape(-1), np.ones(pos.size), part)
+        if shifts3 is None:
+            kernels.gather_sum(flat, pos, local, np.ones(pos.size), part)
+        else:
+            kernels.gather_sum_shifted(flat.reshape(-1, ky, kx), pos, local, shifts3.reshape(-1, 2)[pos],
+                                       part.reshape(-1, ky, kx))
     return present, part
 
 
-def _streamed(src: Source, dense, acc, client, budget, progress, cancel) -> None:
+def _streamed(src: Source, dense, sh, acc, client, budget, progress, cancel) -> None:
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
@@ -136,7 +153,8 @@ def _streamed(src: Source, dense, acc, client, budget, progress, cancel) -> None
             for j in range(len(xb) - 1):
                 d = dense[tb[t], yb[i] : yb[i + 1], xb[j] : xb[j + 1]]
                 if (d >= 0).any():  # chunks without any label are never read
-                    tasks.append(delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d)))
+                    s3 = None if sh is None else sh[tb[t], yb[i] : yb[i + 1], xb[j] : xb[j + 1]]
+                    tasks.append(delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d), s3))
                     where.append(tb[t])
 
     def accumulate(k: int, res) -> None:
