@@ -114,9 +114,12 @@ SAVE = r"""
 import resource, sys, json, dask.array as da, numpy as np
 import virtual_aperture as va
 from virtual_aperture.io import save_dataset
+import zarr, numcodecs, virtual_aperture.io.store, virtual_aperture.io.api  # imports are not data
+da.zeros((2, 2), chunks=1).sum().compute()  # start the thread pool
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-data = da.random.default_rng(1).integers(0, 60000, size=(16, 64, 256, 256), dtype=np.uint16,
-                                         chunks=(2, 64, 256, 256))  # 128 MiB in 16 MiB chunks
+data = (da.ones((64, 64, 256, 256), dtype=np.uint16, chunks=(1, 64, 256, 256))
+        + da.arange(64, dtype=np.uint16, chunks=1)[:, None, None, None]
+        + da.arange(256, dtype=np.uint16, chunks=256))  # 512 MiB in 8 MiB chunks, made chunk by chunk
 ds = va.Dataset(data)
 save_dataset(ds, sys.argv[1], chunk_bytes=8 * 2**20)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
@@ -132,4 +135,4 @@ def test_save_streams_chunks(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["same"]
-    assert r["peak_delta"] < r["nbytes"] / 2, r  # never the whole 128 MiB at once
+    assert r["peak_delta"] < r["nbytes"] / 4, r  # streams: never more than a fraction of the 512 MiB
