@@ -1,0 +1,343 @@
+"""Indexing dock widget: per-tilt summed patterns → Bragg peaks (editable) → unit cell → overlays.
+
+Source: an image layer holding summed patterns (``(n_tilts, k_y, k_x)`` or one ``(k_y, k_x)``), or a
+navigator layer (its ``metadata["virtual_aperture"]["dataset"]``) + a grains Labels layer + a grain
+number, whose patterns *Sum grain* adds as such an image layer. *Find peaks* runs
+:func:`virtual_aperture.find_bragg_peaks` with the thresholds set here and shows the peaks as an
+editable Points layer (add/delete by hand); *Index* reads that layer back and runs
+:func:`virtual_aperture.index_tilt_series` (or :func:`index_zone_axis` for one pattern) in a
+napari ``thread_worker`` with progress; the cell, Bravais candidates and indexed fraction are
+shown in the dock and the predicted spots of every tilt are overlaid as another Points layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+META_KEY = "virtual_aperture"
+PEAKS_NAME = "Bragg peaks"
+PRED_NAME = "predicted spots"
+
+
+def _spin(lo: float, hi: float, val: float, step: float, decimals: int = 3, special: str | None = None):
+    s = QDoubleSpinBox()
+    s.setRange(lo, hi)
+    s.setDecimals(decimals)
+    s.setSingleStep(step)
+    s.setValue(val)
+    if special:
+        s.setSpecialValueText(special)
+    return s
+
+
+class IndexingWidget(QWidget):
+    """Dock widget for peak finding and indexing of one grain's summed patterns."""
+
+    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.peaks = None  # list[PeakList] as last found
+        self.result = None
+        self._worker = None
+        self.setObjectName("va-indexing")
+        form = QFormLayout()
+        self.source_combo = QComboBox()
+        form.addRow("Patterns / navigator", self.source_combo)
+        row = QHBoxLayout()
+        self.labels_combo = QComboBox()
+        self.grain_spin = QSpinBox()
+        self.grain_spin.setRange(1, 1_000_000)
+        self.sum_btn = QPushButton("Sum grain")
+        self.sum_btn.clicked.connect(self.sum_grain)
+        row.addWidget(self.labels_combo)
+        row.addWidget(self.grain_spin)
+        row.addWidget(self.sum_btn)
+        form.addRow("Grains, grain #", row)
+        self.pixel_spin = _spin(0.0, 1.0, 0.0, 0.0005, 5, "from dataset")
+        form.addRow("Pixel size (Å⁻¹/px)", self.pixel_spin)
+        self.kv_spin = _spin(1.0, 1000.0, 300.0, 10.0, 1)
+        form.addRow("Beam energy (kV)", self.kv_spin)
+        self.tilts_edit = QLineEdit()
+        self.tilts_edit.setPlaceholderText("from dataset, or START STOP STEP, or one angle per pattern")
+        form.addRow("Tilt angles (°)", self.tilts_edit)
+        self.axis_spin = _spin(-360.0, 360.0, 0.0, 1.0, 2)
+        form.addRow("Tilt axis (°)", self.axis_spin)
+        self.threshold_spin = _spin(1.0, 1000.0, 6.0, 0.5, 1)
+        form.addRow("Peak S/N threshold", self.threshold_spin)
+        self.radius_spin = _spin(0.0, 50.0, 0.0, 0.5, 1, "Gaussian")
+        form.addRow("Disk radius (px)", self.radius_spin)
+        self.exclude_spin = _spin(0.0, 500.0, 4.0, 1.0, 1)
+        form.addRow("Exclude centre (px)", self.exclude_spin)
+        self.bg_spin = _spin(0.0, 200.0, 8.0, 1.0, 1)
+        form.addRow("Background σ (px)", self.bg_spin)
+        self.cell_edit = QLineEdit()
+        self.cell_edit.setPlaceholderText("optional: a b c α β γ [centring] or CIF path")
+        form.addRow("Known cell", self.cell_edit)
+        buttons = QHBoxLayout()
+        self.find_btn = QPushButton("Find peaks")
+        self.find_btn.clicked.connect(self.find_peaks)
+        self.index_btn = QPushButton("Index")
+        self.index_btn.clicked.connect(self.run_indexing)
+        buttons.addWidget(self.find_btn)
+        buttons.addWidget(self.index_btn)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(self.report)
+        if self.viewer is not None:
+            self.viewer.layers.events.inserted.connect(self._refresh)
+            self.viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    # ---- layers ---------------------------------------------------------------------------------
+    def _refresh(self, *_: Any) -> None:
+        if self.viewer is None:
+            return
+        cur_s, cur_l = self.source_combo.currentText(), self.labels_combo.currentText()
+        self.source_combo.clear()
+        self.labels_combo.clear()
+        for layer in self.viewer.layers:
+            kind = type(layer).__name__
+            if kind == "Image" and layer.data.ndim in (2, 3, 4):
+                self.source_combo.addItem(layer.name)
+            elif kind == "Labels":
+                self.labels_combo.addItem(layer.name)
+        for combo, cur in ((self.source_combo, cur_s), (self.labels_combo, cur_l)):
+            i = combo.findText(cur)
+            if i >= 0:
+                combo.setCurrentIndex(i)
+
+    def _layer(self, name: str):
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    def _dataset(self):
+        layer = self._layer(self.source_combo.currentText())
+        meta = getattr(layer, "metadata", {}) or {}
+        return meta.get(META_KEY, {}).get("dataset") if layer is not None else None
+
+    def _patterns(self) -> np.ndarray:
+        layer = self._layer(self.source_combo.currentText())
+        if layer is None:
+            raise ValueError("choose an image layer of summed patterns")
+        if self._dataset() is not None or (layer.metadata or {}).get(META_KEY, {}).get("role") == "navigator":
+            raise ValueError("the chosen layer is a navigator: press 'Sum grain' first, then index its patterns")
+        arr = np.asarray(layer.data, dtype=float)
+        return arr[None] if arr.ndim == 2 else arr
+
+    def _calibration(self, n: int):
+        from virtual_aperture import Calibration
+
+        layer = self._layer(self.source_combo.currentText())
+        base = (layer.metadata or {}).get(META_KEY, {}).get("calibration") if layer is not None else None
+        cal = base if base is not None else Calibration()
+        changes: dict[str, Any] = {"beam_energy_kv": self.kv_spin.value(), "tilt_axis_deg": self.axis_spin.value()}
+        if self.pixel_spin.value() > 0:
+            changes["pixel_size"] = self.pixel_spin.value()
+        text = self.tilts_edit.text().replace(",", " ").split()
+        if text:
+            from virtual_aperture.cli.cmd_index import parse_tilts
+
+            changes["tilt_angles_deg"] = parse_tilts([float(v) for v in text], n)
+        elif cal.tilt_angles_deg is None or len(cal.tilt_angles_deg) != n:
+            changes["tilt_angles_deg"] = tuple(float(i) for i in range(n)) if n > 1 else None
+            if n > 1:
+                raise ValueError(f"enter {n} tilt angles (or START STOP STEP)")
+        cal = cal.replace(**changes)
+        if cal.pixel_size is None:
+            raise ValueError("set the pixel size (Å⁻¹ per pixel)")
+        return cal
+
+    # ---- actions ------------------------------------------------------------------------------
+    def sum_grain(self):
+        """Sum the patterns of the chosen grain (Labels == grain #) in a worker; adds an image layer."""
+        from napari.qt.threading import thread_worker
+
+        ds = self._dataset()
+        labels = self._layer(self.labels_combo.currentText())
+        if ds is None or labels is None:
+            self.status.setText("choose a navigator layer (opened dataset) and a grains Labels layer")
+            return None
+        grain = int(self.grain_spin.value())
+        lab = np.asarray(labels.data)
+        mask = (lab == grain).astype(np.int32)
+        if not mask.any():
+            self.status.setText(f"grain {grain} is not in the labels layer {labels.name!r}")
+            return None
+
+        @thread_worker
+        def work():
+            from virtual_aperture import aperture_sums
+
+            return aperture_sums(ds, mask)[1].sum
+
+        def done(sums):
+            sums = np.asarray(sums, dtype=np.float32)
+            layer = self.viewer.add_image(sums, name=f"grain {grain} patterns", colormap="magma",
+                                          contrast_limits=(0, float(np.percentile(sums, 99.9)) or 1.0),
+                                          metadata={META_KEY: {"role": "grain-patterns", "grain": grain,
+                                                               "calibration": ds.calibration}})
+            self.source_combo.setCurrentIndex(self.source_combo.findText(layer.name))
+            if ds.calibration.pixel_size:
+                self.pixel_spin.setValue(ds.calibration.pixel_size)
+            self.kv_spin.setValue(ds.calibration.beam_energy_kv)
+            self.axis_spin.setValue(ds.calibration.tilt_axis_deg)
+            self.status.setText(f"summed grain {grain}: {sums.shape}")
+
+        return self._start(work(), done, "summing")
+
+    def find_peaks(self) -> bool:
+        """Find Bragg peaks on every pattern and show them as an editable Points layer."""
+        from virtual_aperture import find_bragg_peaks
+
+        try:
+            pats = self._patterns()
+            cal = self._calibration(len(pats))
+            r = self.radius_spin.value()
+            self.peaks = find_bragg_peaks(pats, template=r if r > 0 else None, threshold=self.threshold_spin.value(),
+                                          exclude_center_radius=self.exclude_spin.value(),
+                                          sigma_background=self.bg_spin.value(), calibration=cal, center="beam")
+        except ValueError as exc:
+            self.status.setText(str(exc))
+            return False
+        pts = np.concatenate([np.column_stack([np.full(len(p), t), p.y, p.x]) for t, p in enumerate(self.peaks)])
+        if self._layer(self.source_combo.currentText()).data.ndim == 2:
+            pts = pts[:, 1:]
+        if PEAKS_NAME in self.viewer.layers:
+            self.viewer.layers.remove(PEAKS_NAME)
+        self.viewer.add_points(pts, name=PEAKS_NAME, size=5, face_color="transparent", border_color="lime",
+                               border_width=0.15, ndim=pts.shape[1] if len(pts) else (3 if len(self.peaks) > 1 else 2))
+        n = sum(len(p) for p in self.peaks)
+        self.status.setText(f"{n} peaks in {len(self.peaks)} pattern(s); edit the '{PEAKS_NAME}' layer, then Index")
+        return True
+
+    def edited_peaks(self, calibration=None):
+        """The Points layer read back as one PeakList per pattern (hand edits included)."""
+        from virtual_aperture.crystal.peaks import PeakList
+
+        layer = self._layer(PEAKS_NAME)
+        if layer is None or self.peaks is None:
+            raise ValueError("find peaks first")
+        pts = np.asarray(layer.data, dtype=float)
+        if pts.ndim == 2 and pts.shape[1] == 2:
+            pts = np.column_stack([np.zeros(len(pts)), pts])
+        out = []
+        for t, orig in enumerate(self.peaks):
+            sel = np.rint(pts[:, 0]).astype(int) == t
+            out.append(PeakList.from_positions(pts[sel, 1:], tilt=t, center=orig.center, calibration=calibration))
+        return out
+
+    def _known_cell(self):
+        text = self.cell_edit.text().split()
+        if not text:
+            return None, "P"
+        if len(text) == 1:
+            return text[0], "P"
+        if len(text) not in (6, 7):
+            raise ValueError("known cell: six numbers a b c α β γ, optionally a centring letter, or a CIF path")
+        return tuple(float(v) for v in text[:6]), (text[6].upper() if len(text) == 7 else "P")
+
+    def run_indexing(self):
+        """Index the (edited) peaks in a thread_worker; returns the worker (None on bad input)."""
+        from napari.qt.threading import thread_worker
+
+        from virtual_aperture import index_tilt_series, index_zone_axis
+
+        try:
+            if self.peaks is None:
+                raise ValueError("find peaks first")
+            cal = self._calibration(len(self.peaks))
+            peaks = self.edited_peaks(cal)
+            known, centring = self._known_cell()
+        except ValueError as exc:
+            self.status.setText(str(exc))
+            return None
+
+        @thread_worker
+        def work():
+            box: dict = {}
+
+            def progress(d: int, t: int) -> None:
+                box["p"] = (d, t)
+
+            try:
+                if len(peaks) == 1:
+                    return index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
+                return index_tilt_series(peaks, calibration=cal, known_cell=known, centring=centring,
+                                         progress=progress)
+            except ValueError as exc:  # IndexingError and bad input: a message, not a crash
+                return ("error", str(exc))  # (napari re-raises a returned Exception)
+
+        return self._start(work(), self._show_result, "indexing")
+
+    def _start(self, worker, on_done, what: str):
+        self.progress.setRange(0, 0)  # busy
+        self.find_btn.setEnabled(False)
+        self.index_btn.setEnabled(False)
+        self.sum_btn.setEnabled(False)
+        self.status.setText(f"{what}…")
+
+        def finish(*_: Any) -> None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            for b in (self.find_btn, self.index_btn, self.sum_btn):
+                b.setEnabled(True)
+
+        def failed(exc: Exception) -> None:
+            self.status.setText(f"{what} failed: {exc}")
+
+        worker.returned.connect(on_done)
+        worker.errored.connect(failed)
+        worker.finished.connect(finish)
+        self._worker = worker
+        worker.start()
+        return worker
+
+    def _show_result(self, result) -> None:
+        if isinstance(result, tuple) and result and result[0] == "error":
+            self.result = None
+            self.report.setPlainText("")
+            self.status.setText(f"indexing failed: {result[1]}")
+            return
+        self.result = result
+        if hasattr(result, "summary"):
+            lines = [result.summary(), "", "Bravais candidates (misfit °):"]
+            lines += [f"  {c.lattice}  {' '.join(f'{v:.3f}' for v in c.cell)}  {c.score:.2f}"
+                      for c in result.bravais_candidates]
+            self.report.setPlainText("\n".join(lines))
+            self.status.setText(f"{result.lattice}: indexed {100 * result.indexed_fraction:.1f}% of the peaks")
+            self._overlay(result)
+        else:
+            text = (f"2D lattice {result.lengths[0]:.4f}, {result.lengths[1]:.4f} {result.units}, "
+                    f"{result.angle_deg:.2f}°; indexed {100 * result.indexed_fraction:.1f}%")
+            if result.zone_axis is not None:
+                text += f"\nzone axis {list(result.zone_axis)}, in-plane rotation {result.in_plane_rotation_deg:.2f}°, " \
+                        f"score {result.fit_score:.3f}"
+            self.report.setPlainText(text)
+            self.status.setText("zone axis indexed" if result.zone_axis else "2D lattice found")
+
+    def _overlay(self, result) -> None:
+        pats = self._patterns()
+        rows = []
+        d_min = 1.0 / max(float(np.nanmax(result.peaks.g)) if np.isfinite(result.peaks.g).any() else 1.0, 0.2)
+        for t in range(len(pats)):
+            pred = result.predict(t, d_min=min(d_min, 2.0), detector_shape=pats.shape[1:])
+            rows.append(np.column_stack([np.full(len(pred["positions"]), t), pred["positions"]]))
+        pts = np.concatenate(rows) if rows else np.zeros((0, 3))
+        if PRED_NAME in self.viewer.layers:
+            self.viewer.layers.remove(PRED_NAME)
+        self.viewer.add_points(pts, name=PRED_NAME, size=7, face_color="transparent", border_color="cyan",
+                               border_width=0.1, ndim=3)

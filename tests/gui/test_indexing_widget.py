@@ -1,0 +1,110 @@
+"""Indexing dock widget: peaks as an editable Points layer, indexing in a worker, overlays."""
+
+import numpy as np
+import pytest
+
+from virtual_aperture.crystal import geometry as geo
+from virtual_aperture.model.calibration import electron_wavelength
+
+CELL = (5.2, 5.5, 9.2, 90, 90, 90)
+
+
+def render_series(seed=2, tilts=np.arange(-30, 30.1, 2.0)):
+    rng = np.random.default_rng(seed)
+    UB = geo.random_rotation(rng) @ geo.reciprocal_basis(CELL)
+    hkl = geo.miller_indices_within(CELL, 0.8)
+    yy, xx = np.mgrid[0:128, 0:128]
+    center = (63.7, 64.2)
+    frames = []
+    for t in tilts:
+        pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=15.0, wavelength=electron_wavelength(300),
+                                            pixel_size=0.015, center=center)
+        img = 2000 * np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / 4.0) + 5.0
+        for (py, px), si in zip(pos, s):
+            if abs(si) < 0.008:
+                img += 400 * np.exp(-(si / 0.004) ** 2) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 3.0)
+        frames.append(rng.poisson(img).astype(np.float32))
+    return np.stack(frames)
+
+
+def wait_worker(qtbot, worker, timeout=60_000):
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        pass
+
+
+@pytest.mark.gui
+def test_find_edit_index_overlay(make_napari_viewer, qtbot):
+    from virtual_aperture._napari._qt.indexing_widget import PEAKS_NAME, PRED_NAME, IndexingWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(render_series(), name="grain patterns")
+    w = IndexingWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    assert w.source_combo.currentText() == "grain patterns"
+    w.pixel_spin.setValue(0.015)
+    w.axis_spin.setValue(14.0)
+    w.tilts_edit.setText("-30 30 2")
+    assert w.find_peaks()
+    layer = viewer.layers[PEAKS_NAME]
+    n = len(layer.data)
+    assert n > 100 and layer.data.shape[1] == 3
+    # hand edits: delete a peak, add a (spurious) one; indexing uses the edited layer
+    layer.data = np.concatenate([layer.data[1:], [[3, 20.0, 20.0]]])
+    edited = w.edited_peaks()
+    assert sum(len(p) for p in edited) == n
+    worker = w.run_indexing()
+    assert worker is not None
+    wait_worker(qtbot, worker)
+    r = w.result
+    assert r is not None and r.lattice == "oP"
+    assert sorted(r.cell[:3]) == pytest.approx(sorted(CELL[:3]), rel=5e-3)
+    assert "oP" in w.report.toPlainText() and "indexed" in w.status.text()
+    pred = viewer.layers[PRED_NAME].data
+    assert len(pred) > 31 and set(np.unique(pred[:, 0]).astype(int)) <= set(range(31))
+
+
+@pytest.mark.gui
+def test_bad_input_messages(make_napari_viewer, qtbot):
+    from virtual_aperture._napari._qt.indexing_widget import IndexingWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).poisson(5.0, (3, 64, 64)).astype(float), name="noise")
+    w = IndexingWidget(viewer)
+    assert w.run_indexing() is None and "find peaks first" in w.status.text()
+    assert not w.find_peaks()  # three patterns need three tilt angles
+    assert "tilt angles" in w.status.text()
+    w.tilts_edit.setText("0 1 2")
+    assert not w.find_peaks()  # no pixel size
+    assert "pixel size" in w.status.text()
+    w.pixel_spin.setValue(0.02)
+    assert w.find_peaks()
+    worker = w.run_indexing()  # noise: refused with a clear message, no cell
+    wait_worker(qtbot, worker)
+    assert "cannot index" in w.status.text() and w.result is None
+    assert w.sum_grain() is None and "navigator" in w.status.text()
+
+
+@pytest.mark.gui
+def test_sum_grain_from_navigator(make_napari_viewer, qtbot):
+    import napari
+
+    from virtual_aperture import simulate_agglomerate
+    from virtual_aperture._napari._qt.indexing_widget import IndexingWidget
+    from virtual_aperture._napari.reader import navigator_layers
+
+    ds, truth = simulate_agglomerate(structure="brookite", n_grains=2, scan_shape=(8, 8), detector_shape=(48, 48),
+                                     tilts=(-2, 2, 2), seed=1)
+    viewer = make_napari_viewer()
+    for data, meta, kind in navigator_layers(ds):
+        viewer.add_layer(napari.layers.Layer.create(data, meta, kind))
+    viewer.add_labels(truth.labels, name="grains")
+    w = IndexingWidget(viewer)
+    w.source_combo.setCurrentIndex(0)
+    w.grain_spin.setValue(1)
+    worker = w.sum_grain()
+    assert worker is not None
+    wait_worker(qtbot, worker)
+    layer = viewer.layers["grain 1 patterns"]
+    assert layer.data.shape == (3, 48, 48)
+    assert w.source_combo.currentText() == "grain 1 patterns"
+    assert w.pixel_spin.value() == pytest.approx(ds.calibration.pixel_size)
