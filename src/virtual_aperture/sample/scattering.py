@@ -13,9 +13,10 @@ For ``t ≪ ξ = π/κ`` this is the kinematic ``(λγ|F|t/V)² sinc²(π t s)``
 I ≤ 1 for strong reflections of heavy, thick crystals.
 
 Beam depletion: when many beams are excited at once (zone axes, thick or heavy crystals) the
-summed two-beam intensities P = Σ I can approach or exceed 1. Electrons are conserved by letting
-the direct beam decay as e^(−P) and sharing the scattered 1 − e^(−P) among the reflections in
-proportion to their I (:func:`depletion`); for P ≪ 1 this is the kinematic limit.
+summed intensities P = Σ I can approach or exceed the incident beam. Electrons are conserved by
+capping the scattered fraction at ``MAX_SCATTERED`` of the beam that reaches the crystal: above
+the cap all reflections of the pattern are scaled down by one common factor
+(:func:`depletion`); below it (the usual case) intensities are exactly the kinematic ones.
 """
 
 from __future__ import annotations
@@ -109,15 +110,21 @@ def rocking_intensity(kappa: np.ndarray, s: np.ndarray, thickness: np.ndarray) -
     return np.where(t > 0, kappa * kappa * val * val, 0.0)
 
 
+#: largest fraction of the beam (after the support) that the crystals may scatter (all of it:
+#: the cap only enforces electron conservation and leaves every other pattern kinematic)
+MAX_SCATTERED = 1.0
+
+
 def depletion(total: np.ndarray, background: float) -> tuple[np.ndarray, np.ndarray]:
     """Scale of the reflection intensities and direct-beam fraction for summed intensity ``total``.
 
     Returns ``(scale, direct)``: reflection r carries ``scale · I_r`` and the central disk
-    ``direct`` of the incident beam, with ``scale = (1 − b)(1 − e^(−P))/P`` (→ 1 − b as P → 0)
-    and ``direct = (1 − b) e^(−P)``; ``b`` is the fraction scattered by the amorphous support.
+    ``direct`` of the incident beam, with ``scale = min(1, MAX_SCATTERED (1 − b) / P)`` and
+    ``direct = 1 − b − scale · P`` (b = fraction scattered by the amorphous support), so the
+    central disk, the support and the reflections always add up to the incident beam.
     """
     P = np.asarray(total, dtype=np.float64)
-    keep = 1.0 - float(background)
+    cap = MAX_SCATTERED * (1.0 - float(background))
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(P > 1e-12, -np.expm1(-P) / np.where(P > 1e-12, P, 1.0), 1.0 - 0.5 * P)
-    return keep * scale, keep * np.exp(-P)
+        scale = np.where(P > cap, cap / np.where(P > cap, P, 1.0), 1.0)
+    return scale, np.clip(1.0 - float(background) - scale * P, 0.0, None)

@@ -13,7 +13,7 @@ Model (all lengths in nm in real space, Å⁻¹ without 2π in reciprocal space)
    ``crystal.geometry.predict_reflections(U B, h, tilt, …)``: detector position through the
    Ewald-sphere geometry at the chosen kV, excitation error ``s``; its intensity is
    ``κ² sin²(π t s_eff)/(π s_eff)²`` with the local projected thickness ``t`` (a sinc² rocking
-   curve, two-beam-corrected for strong reflections), scaled so that electrons are conserved
+   curve, two-beam-corrected for strong reflections), capped so that electrons are conserved
    when many beams are excited (``scattering.depletion``). Disks have the probe's convergence
    semi-angle; the central disk keeps the unscattered beam; an amorphous support adds a smooth
    radial background (``render.py``).
