@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import gemmi
-import numpy as np
 import pytest
 
 from virtual_aperture.cli import main

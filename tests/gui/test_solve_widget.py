@@ -1,7 +1,6 @@
 """Solve dock widget: load an .ins/.hkl, solve in a thread worker, layers added; bad input shown."""
 
 import gemmi
-import numpy as np
 import pytest
 
 from virtual_aperture.crystal.export import write_hkl, write_ins

@@ -25,7 +25,6 @@ space group (gemmi ``symmetrize_avg``).
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -154,6 +153,10 @@ class _Problem:
             self.free[:] = False
         self.free[0, 0, 0] = True  # F(000) free
         self.free[self.idx] = False
+
+
+def _noop() -> None:
+    return None
 
 
 def _plateau(hist: list[float]) -> float:
@@ -412,11 +415,24 @@ def charge_flip(
             if progress is not None and done[0] % 10 == 0:
                 progress(min(done[0], total), total)
 
-    tasks = [dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
-             for i in range(int(starts))]
     if client is not None:
-        runs = client.gather(client.compute(tasks))
+        # remote workers: tasks must pickle, so progress and cancel are handled per finished start
+        from distributed import as_completed
+
+        p_remote = client.scatter(p, broadcast=True)
+        futures = [client.submit(_one_start, p_remote, base + i, delta_factor, max_iterations, drop, _noop, None,
+                                 pure=False) for i in range(int(starts))]
+        for n_done, _ in enumerate(as_completed(futures), 1):
+            if is_cancelled(cancel):
+                client.cancel(futures)
+                break
+            if progress is not None:
+                progress(n_done * max_iterations, total)
+        check_cancel(cancel)
+        runs = client.gather(futures)
     else:
+        tasks = [dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
+                 for i in range(int(starts))]
         runs = dask.compute(*tasks, scheduler="threads")
     check_cancel(cancel)
     if progress is not None:

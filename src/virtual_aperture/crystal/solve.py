@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from .atoms import Atom, find_atoms, r_factor, structure_factors
-from .geometry import random_rotation, reciprocal_basis, rotation_about
+from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
 from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
 
