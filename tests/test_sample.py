@@ -55,6 +55,7 @@ def test_4d_shape_calibration_and_truth_fields(noiseless):
     assert {a["element"] for a in truth.atoms} == {"Zr", "O", "C", "H"} and len(truth.atoms) == 9
     assert "Redfern" in truth.source and truth.structure_name == "uio66"
     assert truth.descan_shift.shape == (32, 32, 2) and truth.drift.shape == (1, 2)
+    assert repr(truth).startswith("Truth(structure='uio66', space_group='F -4 3 m', n_grains=4, n_tilts=1, scan=(32, 32)")
 
 
 def test_labels_match_footprints_and_grains_overlap(noiseless):

@@ -60,6 +60,13 @@ class Truth:
     # per (grain, tilt) reflection tables: dicts of hkl, f_abs, kappa, s, positions
     reflection_tables: dict[tuple[int, int], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        scan = tuple(int(v) for v in self.labels.shape[-2:])
+        return (
+            f"Truth(structure={self.structure_name!r}, space_group={self.space_group!r}, n_grains={self.n_grains}, "
+            f"n_tilts={self.n_tilts}, scan={scan}, overlapping_positions={int((self.footprints.sum(axis=0) > 1).sum())})"
+        )
+
     # ---- derived ---------------------------------------------------------------------------
     @property
     def n_grains(self) -> int:
