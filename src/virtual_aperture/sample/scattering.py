@@ -22,7 +22,6 @@ the cap all reflections of the pattern are scaled down by one common factor
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 
 import gemmi
 import numpy as np
