@@ -35,8 +35,8 @@ class IndexingResult:
     Miller indices to lab-frame reciprocal vectors at zero tilt (crystal.geometry convention);
     ``hkl`` has one row per peak of ``peaks`` (``indexed`` says which are valid; the others are 0);
     ``rmsd_px``/``rmsd_inv_A`` are the positional residuals of indexed peaks; ``tilt_axis_deg`` is
-    the refined tilt-axis direction; ``excitation_tolerance`` (Å⁻¹) the largest |s| among indexed
-    peaks, used by :meth:`predict`.
+    the refined tilt-axis direction; ``excitation_tolerance`` (Å⁻¹) the 90th percentile of |s| of
+    the indexed peaks, used by :meth:`predict`.
     """
 
     cell: tuple[float, float, float, float, float, float]
@@ -66,12 +66,15 @@ class IndexingResult:
         return float(self.calibration.tilt_angles_deg[tilt])
 
     def predict(self, tilt: int | None = None, *, angle: float | None = None, d_min: float = 1.0,
-                s_max: float | None = None, detector_shape: tuple[int, int] | None = None) -> dict:
+                s_max: float | None = None, detector_shape: tuple[int, int] | None = None,
+                space_group: str | None = None) -> dict:
         """Predicted spots at one tilt (by index into the series, or any ``angle`` in degrees).
 
         Returns a dict of arrays ``hkl (n, 3)``, ``positions (n, 2)`` (k_y, k_x px), ``s (n,)`` Å⁻¹,
         keeping reflections with d ≥ ``d_min`` Å, allowed by the centring, with
         |s| ≤ ``s_max`` (default: the excitation tolerance) and on the detector if its shape is given.
+        With ``space_group`` (H-M symbol, in the setting of :attr:`cell`) systematic absences of
+        screw axes and glide planes are removed too (gemmi).
         """
         if (tilt is None) == (angle is None):
             raise ValueError("give either a tilt index or an angle")
@@ -88,6 +91,14 @@ class IndexingResult:
             center = cal.center if cal.center is not None else self.peaks.center
         hkl = geometry.miller_indices_within(self.cell, d_min)
         hkl = hkl[centring_allowed(hkl, self.centring)]
+        if space_group is not None:
+            import gemmi
+
+            try:
+                ops = gemmi.SpaceGroup(space_group).operations()
+            except (ValueError, RuntimeError) as exc:
+                raise ValueError(f"unknown space group {space_group!r}: {exc}") from None
+            hkl = hkl[[not ops.is_systematically_absent([int(v) for v in h]) for h in hkl]]
         pos, s, _ = geometry.predict_reflections(
             self.UB, hkl, tilt_deg=angle, tilt_axis_deg=self.tilt_axis_deg, wavelength=cal.wavelength,
             pixel_size=cal.pixel_size, center=center, ellipticity=cal.ellipticity)
@@ -345,7 +356,7 @@ def index_tilt_series(
         cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
         tilt_axis_deg=axis, indexed_fraction=float(ok.mean()), hkl=hkl, indexed=ok, rmsd_px=rmsd,
         rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
-        excitation_tolerance=float(np.max(np.abs(s)) * 1.05 + 1e-4), cell_esd=tuple(float(v) for v in esd),
+        excitation_tolerance=float(np.percentile(np.abs(s), 90) + 1e-4), cell_esd=tuple(float(v) for v in esd),
         reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
 
 

@@ -186,7 +186,7 @@ class IndexingWidget(QWidget):
 
         def done(sums):
             sums = np.asarray(sums, dtype=np.float32)
-            layer = self.viewer.add_image(sums, name=f"grain {grain} patterns", colormap="magma",
+            layer = self.viewer.add_image(sums, name=f"grain {grain} patterns", colormap="magma", gamma=0.5,
                                           contrast_limits=(0, float(np.percentile(sums, 99.9)) or 1.0),
                                           metadata={META_KEY: {"role": "grain-patterns", "grain": grain,
                                                                "calibration": ds.calibration}})
@@ -218,7 +218,7 @@ class IndexingWidget(QWidget):
             pts = pts[:, 1:]
         if PEAKS_NAME in self.viewer.layers:
             self.viewer.layers.remove(PEAKS_NAME)
-        self.viewer.add_points(pts, name=PEAKS_NAME, size=5, face_color="transparent", border_color="lime",
+        self.viewer.add_points(pts, name=PEAKS_NAME, size=8, face_color="transparent", border_color="lime",
                                border_width=0.15, ndim=pts.shape[1] if len(pts) else (3 if len(self.peaks) > 1 else 2))
         n = sum(len(p) for p in self.peaks)
         self.status.setText(f"{n} peaks in {len(self.peaks)} pattern(s); edit the '{PEAKS_NAME}' layer, then Index")
@@ -237,7 +237,13 @@ class IndexingWidget(QWidget):
         out = []
         for t, orig in enumerate(self.peaks):
             sel = np.rint(pts[:, 0]).astype(int) == t
-            out.append(PeakList.from_positions(pts[sel, 1:], tilt=t, center=orig.center, calibration=calibration))
+            pl = PeakList.from_positions(pts[sel, 1:], tilt=t, center=orig.center, calibration=calibration)
+            if len(pl) and len(orig):  # peaks not moved keep their measured intensity, σ and S/N
+                d = np.linalg.norm(pl.positions[:, None] - orig.positions[None], axis=-1)
+                j, same = d.argmin(1), d.min(1) < 1e-3
+                for name in ("intensity", "sigma", "snr"):
+                    getattr(pl, name)[same] = getattr(orig, name)[j[same]]
+            out.append(pl)
         return out
 
     def _known_cell(self):
@@ -339,5 +345,5 @@ class IndexingWidget(QWidget):
         pts = np.concatenate(rows) if rows else np.zeros((0, 3))
         if PRED_NAME in self.viewer.layers:
             self.viewer.layers.remove(PRED_NAME)
-        self.viewer.add_points(pts, name=PRED_NAME, size=7, face_color="transparent", border_color="cyan",
+        self.viewer.add_points(pts, name=PRED_NAME, size=5, face_color="transparent", border_color="cyan",
                                border_width=0.1, ndim=3)
