@@ -16,7 +16,6 @@ import math
 import numba
 import numpy as np
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def position_seeds(seed: int, salt: int, tilt: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
