@@ -15,6 +15,7 @@ from .reflections import Reflections, check_cancel, check_cell_matches_space_gro
 __all__ = ["solve_structure", "Solution", "simulate_reflections"]
 
 R1_LIMIT = 0.40  # an atom model with a larger R1 is not reported as a solution
+RECYCLE_2FO_FC = True  # recycling maps use 2|Fo| − k|Fc| (model completion) instead of |Fo|
 
 
 @dataclass
@@ -133,8 +134,10 @@ def solve_structure(
         check_cancel(cancel)
         fc = structure_factors(atoms, ph.hkl, cell=refl.cell, space_group=sg)
         grid = np.zeros((ph.grid[0], ph.grid[1], ph.grid[2] // 2 + 1), complex)
-        grid[ph.hkl[:, 0] % ph.grid[0], ph.hkl[:, 1] % ph.grid[1], ph.hkl[:, 2]] = ph.amplitudes * np.exp(
-            -1j * np.angle(fc))
+        afc = np.abs(fc)
+        kk = float(ph.amplitudes @ afc) / max(float(afc @ afc), 1e-30)
+        amp = np.clip(2 * ph.amplitudes - kk * afc, 0, None) if RECYCLE_2FO_FC else ph.amplitudes
+        grid[ph.hkl[:, 0] % ph.grid[0], ph.hkl[:, 1] % ph.grid[1], ph.hkl[:, 2]] = amp * np.exp(-1j * np.angle(fc))
         m = np.fft.irfftn(grid, s=ph.grid)
         m = (m - m.mean()) / max(float(m.std()), 1e-30)
         new_atoms, new_info = find_atoms(m, cell=refl.cell, space_group=sg, d_min=ph.d_min, composition=composition)
