@@ -58,7 +58,7 @@ def main() -> None:
 
     client = None
     if mode == "local2":
-        client = get_client("local", n_workers=2, threads_per_worker=1, memory_limit=budget)
+        client = get_client("local", n_workers=2, threads_per_worker=1, memory_limit=0)  # no pausing: RSS is measured
     data = da.from_zarr(path)
     ann = detectors.annulus((ky, kx), (ky / 2, kx / 2), ky / 8, ky / 2 - 2)
     rnd = np.random.default_rng(1).random((ky, kx))

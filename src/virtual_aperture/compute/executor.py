@@ -138,7 +138,8 @@ def stream(tasks: Sequence[Any], accumulate: Callable[[int, Any], None], *, clie
     """Compute dask ``tasks`` (one chunk each), feeding results to ``accumulate(i, result)``.
 
     At most ``in_flight`` tasks are running or waiting to be accumulated at once (default: the
-    number of workers + 1), which bounds memory. ``accumulate`` runs in the calling thread.
+    number of local workers + 1; on a cluster max(8, 4 × its threads), as queued tasks hold no data),
+    which bounds memory. ``accumulate`` runs in the calling thread.
     """
     total = len(tasks)
     done = 0
@@ -186,7 +187,8 @@ def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) 
         n_threads = sum(client.nthreads().values())
     except Exception:  # noqa: BLE001 - a client that cannot answer gets a small window
         n_threads = 2
-    window = max(1, in_flight or 2 * n_threads)
+    # a deeper window hides the per-task scheduling latency; queued tasks hold no data yet
+    window = max(1, in_flight or max(8, 4 * n_threads))
     index: dict[Any, int] = {}
     next_i = 0
     done = 0
