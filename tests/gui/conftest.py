@@ -40,7 +40,7 @@ def open_workspace(make_napari_viewer, qtbot):
         widget = WorkspaceWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Workspace")
         widgets.append(widget)
-        widget.controller.flush()
+        widget.controller.flush(timeout=60)
         return viewer, widget
 
     yield factory

@@ -73,10 +73,16 @@ class GrainTracker:
             if ys.size == 0:
                 continue
             before, after = old[ys, xs], cur[ys, xs]
-            pairs = np.stack([before, after], axis=1)
-            for b, a in np.unique(pairs, axis=0):
-                sel = (before == b) & (after == a)
-                changes.append(Change(t, int(b), int(a), np.stack([ys[sel], xs[sel]], axis=1)))
+            # group by (before, after) with one 1D key: a stable sort keeps scan order in a group
+            key = before.astype(np.int64) * (1 << 32) + after.astype(np.int64)
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+            ends = np.r_[starts[1:], ks.size]
+            for s0, s1 in zip(starts, ends):
+                sel = order[s0:s1]
+                b, a = int(before[sel[0]]), int(after[sel[0]])
+                changes.append(Change(t, b, a, np.stack([ys[sel], xs[sel]], axis=1)))
             old[ys, xs] = after
         return changes
 
@@ -116,6 +122,12 @@ class GrainTracker:
                 new_acc.add(ch.positions)
                 touched.add((ch.tilt, ch.new))
         return touched
+
+    def keep_only(self, keys: list[tuple[int, int]]) -> None:
+        """Forget every accumulator whose (tilt, label) is not in ``keys`` (bounds memory and work)."""
+        wanted = {(int(t), int(k)) for t, k in keys}
+        for key in [k for k in self._acc if k not in wanted]:
+            del self._acc[key]
 
     def drop(self, label: int | None = None) -> None:
         """Forget the accumulators of ``label`` (all when None)."""

@@ -16,18 +16,23 @@ import numpy as np
 META_KEY = "virtual_aperture"
 
 
-def _as_path(path: Any) -> str | None:
+def _as_path(path: Any) -> str | list[str] | None:
+    """A path, or a list of paths (one 4D scan per tilt); None for anything else."""
     if isinstance(path, (list, tuple)):
-        if len(path) != 1:
+        if not path or not all(isinstance(p, (str, os.PathLike)) for p in path):
             return None
-        path = path[0]
+        return os.fspath(path[0]) if len(path) == 1 else [os.fspath(p) for p in path]
     if not isinstance(path, (str, os.PathLike)):
         return None
     return os.fspath(path)
 
 
 def get_reader(path: Any) -> Callable[[Any], list] | None:
-    """napari ``get_reader`` hook: a reader function for supported files, else None."""
+    """napari ``get_reader`` hook: a reader function for supported files, else None.
+
+    A list of several files is opened as a tilt series (one 4D scan per tilt). The file is
+    opened lazily here, so unreadable files are rejected (None) before napari commits to us.
+    """
     p = _as_path(path)
     if p is None:
         return None

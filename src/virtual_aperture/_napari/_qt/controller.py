@@ -26,6 +26,8 @@ from .jobs import JobRunner
 from .runner import LatestRunner, SerialRunner
 
 PAINT_MODES = {"paint", "erase", "fill", "polygon"}
+#: number of (tilt, grain) live sums kept up to date while painting
+LIVE_KEYS = 4
 
 
 def find_dataset_layer(viewer: Any) -> Any:
@@ -35,6 +37,20 @@ def find_dataset_layer(viewer: Any) -> Any:
         if info and info.get("role") == "navigator" and info.get("dataset") is not None:
             return layer
     return None
+
+
+def warm_up(ds: Any) -> None:
+    """Load the engine's numba kernels for this dtype on one frame, off the GUI thread.
+
+    Loading compiled kernels holds the GIL for up to a second; doing it when the dataset is
+    attached keeps that pause out of the first "sum all grains" and the first brush stroke.
+    """
+    from virtual_aperture.compute import ApertureSum, aperture_sums
+
+    one = ds.data[:1, :1, :1] if ds.is_tilt_series else ds.data[:1, :1]
+    labels = np.ones((1, 1, 1) if ds.is_tilt_series else (1, 1), np.int32)
+    aperture_sums(one, labels)
+    ApertureSum(one, mask=np.ones((1, 1), bool))
 
 
 class WorkspaceController(QObject):
@@ -119,6 +135,7 @@ class WorkspaceController(QObject):
         self.grains.brush_size = 3
         self.tracker = GrainTracker(ds, data)
         self.sums.submit(lambda: self.tracker.drop())
+        self.sums.submit(lambda: warm_up(ds))
         ev = self.grains.events
         ev.labels_update.connect(lambda e: self._on_grains_edit(current_tilt_only=True))
         ev.paint.connect(lambda e: self._on_grains_edit())
@@ -164,13 +181,15 @@ class WorkspaceController(QObject):
         for label in sorted(new):
             self.model.add_grain(label)
         key = (self.model.tilt, self.model.selected)
-        mask = self.tracker.mask(*key)
+        mask = self.tracker.mask(*key) if key[1] > 0 else None
         tracker = self.tracker
         if self._edit_t0 is None:
             self._edit_t0 = t0
 
-        def work() -> tuple:
+        def work() -> tuple | None:
             tracker.apply(changes)
+            if key[1] <= 0:
+                return None
             acc = tracker.ensure(*key, mask)
             return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
 
@@ -182,19 +201,27 @@ class WorkspaceController(QObject):
         if self.tracker is None:
             return
         key = (self.model.tilt, self.model.selected)
+        # live accumulators only for the last few (tilt, grain) pairs looked at
+        self._recent = [k for k in getattr(self, "_recent", []) if k != key][-(LIVE_KEYS - 1):]
+        keep = [*self._recent, key] if key[1] > 0 else list(self._recent)
+        self._recent = keep
+        tracker = self.tracker
         if key[1] <= 0:
             self.grain_key, self.grain_sum, self.grain_count = key, None, 0
+            self.sums.submit(lambda: tracker.keep_only(keep))
             return
         mask = self.tracker.mask(*key)
-        tracker = self.tracker
 
         def work() -> tuple:
+            tracker.keep_only(keep)
             acc = tracker.ensure(*key, mask)
             return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
 
         self.sums.submit(work, self._grain_result)
 
-    def _grain_result(self, result: tuple) -> None:
+    def _grain_result(self, result: tuple | None) -> None:
+        if result is None:
+            return
         key, total, count = result
         if key != (self.model.tilt, self.model.selected):
             return

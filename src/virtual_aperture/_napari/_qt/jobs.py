@@ -55,7 +55,7 @@ class JobRunner(QObject):
         def report(done: int, total: int) -> None:
             state["done"], state["total"] = int(done), int(total)
 
-        worker = create_worker(fn, report, token, _start_thread=False)
+        worker = create_worker(fn, report, token, _start_thread=False, _ignore_errors=True)
         job = {"name": name, "token": token, "state": state, "worker": worker, "pbar": progress(total=0, desc=name)}
         self._jobs.append(job)
 

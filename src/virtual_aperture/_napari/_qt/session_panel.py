@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h5py  # noqa: F401 - imported here, not by the first autosave: a first import holds the GIL ~1 s
 import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
@@ -37,14 +38,14 @@ from .runner import SerialRunner, notify_error
 def autosave_path(dataset: Any) -> Path:
     """Sidecar autosave file: next to the data when writable, else in ~/.cache/virtual-aperture."""
     src = getattr(dataset, "source", None)
-    if src:
-        p = Path(str(src).rstrip("/\\"))
+    p = Path(str(src).rstrip("/\\")) if src else None
+    if p is not None and p.exists():
         side = p.with_name(p.name + ".va-autosave.h5")
         if os.access(side.parent, os.W_OK):
             return side
         tag = hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:12]
-    else:
-        tag = "memory-" + hashlib.sha1(repr(dataset.shape).encode()).hexdigest()[:12]
+    else:  # in-memory or simulated data: keyed by its description
+        tag = "memory-" + hashlib.sha1(f"{src}{dataset.shape}".encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "virtual-aperture"
     cache.mkdir(parents=True, exist_ok=True)
     return cache / f"autosave-{tag}.h5"
