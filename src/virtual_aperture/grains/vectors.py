@@ -147,46 +147,84 @@ def _check_vectors(vectors: Any) -> np.ndarray:
     return v
 
 
-def _absorb_fragments(groups: np.ndarray, dense: np.ndarray, min_reflections: int, nested: float) -> np.ndarray:
+def _dilate_rows(fp: sparse.csr_matrix, sy: int, sx: int, grow: int) -> sparse.csr_matrix:
+    """Dilate every row (a flattened ``sy×sx`` footprint) by ``grow`` 4-connected steps."""
+    out = fp.tocoo()
+    rows, cols = out.row, out.col
+    for _ in range(grow):
+        y, x = cols // sx, cols % sx
+        rr, cc = [rows], [cols]
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            ok = (y + dy >= 0) & (y + dy < sy) & (x + dx >= 0) & (x + dx < sx)
+            rr.append(rows[ok])
+            cc.append((y[ok] + dy) * sx + x[ok] + dx)
+        m = sparse.coo_matrix((np.ones(sum(len(r) for r in rr), np.float32), (np.concatenate(rr), np.concatenate(cc))),
+                              shape=fp.shape).tocsr()
+        m.data[:] = 1.0
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        out = m.tocoo()
+        rows, cols = out.row, out.col
+    res = out.tocsr().astype(np.float32)
+    res.sum_duplicates()
+    res.data[:] = 1.0
+    return res
+
+
+def _absorb_round(groups, dense, min_reflections, nested):
+    """One round of :func:`_absorb_fragments`; returns (new groups, changed?)."""
+    ids, inverse, counts = np.unique(groups[groups >= 0], return_inverse=True, return_counts=True)
+    n = len(ids)
+    if n == 0:
+        return groups, False
+    valid = np.flatnonzero(groups >= 0)
+    member = sparse.csr_matrix((np.ones(len(valid)), (inverse, valid)), shape=(n, len(groups)))
+    frac = (member @ dense).multiply(1.0 / counts[:, None]).tocsr()  # share of families seen
+    frac.data = (frac.data >= CORE_FRACTION).astype(np.float32)
+    frac.eliminate_zeros()
+    area = np.asarray(frac.sum(axis=1)).ravel()
+    cover = (frac @ frac.T).toarray() / np.maximum(area[:, None], 1)  # cover[a, b]: share of a in b
+    np.fill_diagonal(cover, 0)
+    major = counts >= min_reflections
+    target = np.arange(n)
+    for a in range(n):
+        # the holder must be larger and richer (a fragment has fewer reflections than its crystal;
+        # a broad group of shared reflections must not swallow a real crystal)
+        cand = (area >= area[a]) & major & (counts >= counts[a])
+        cand[a] = False
+        need = 0.6 if not major[a] else nested
+        b = int(np.argmax(np.where(cand, cover[a], -1))) if cand.any() else -1
+        if b >= 0 and cover[a, b] >= need:
+            target[a] = b
+        elif not major[a]:
+            target[a] = -1
+    # apply only merges into groups that stay themselves this round (no chains), smallest first
+    out = groups.copy()
+    changed = False
+    for a in np.argsort(area, kind="stable"):
+        b = target[a]
+        if b == a or (b >= 0 and target[b] != b):
+            continue
+        out[groups == ids[a]] = ids[b] if b >= 0 else -1
+        changed = True
+    return out, changed
+
+
+def _absorb_fragments(groups: np.ndarray, dense: sparse.csr_matrix, min_reflections: int, nested: float) -> np.ndarray:
     """Merge fragment groups into the crystal whose footprint holds them.
 
     A group with fewer than ``min_reflections`` families joins the major group covering ≥ 60 %
     of its core footprint (else it is dropped, −1); a group whose core lies ≥ ``nested``
     inside a larger group's core joins it (reflections seen over part of a crystal only, e.g.
-    a thickness step; set ``nested=1.01`` to keep nested crystals apart).
+    a thickness step; set ``nested > 1`` to keep nested crystals apart). Repeated in rounds,
+    with the cores recomputed after each round, until nothing changes.
     """
     out = groups.copy()
-    while True:
-        ids, counts = np.unique(out[out >= 0], return_counts=True)
-        if len(ids) == 0:
-            return out
-        cores = np.stack([dense[out == g].mean(axis=0) >= CORE_FRACTION for g in ids])
-        area = cores.sum(axis=(1, 2))
-        inter = (cores[:, None] & cores[None]).sum(axis=(2, 3))
-        cover = inter / np.maximum(area[:, None], 1)  # cover[a, b]: fraction of a inside b
-        np.fill_diagonal(cover, 0)
-        merged = False
-        for a in np.argsort(area):  # smallest first
-            small = counts[a] < min_reflections
-            cand = (area >= area[a]) & ((counts >= min_reflections) if small else True)
-            cand[a] = False
-            if not cand.any():
-                if small:
-                    out[out == ids[a]] = -1
-                    merged = True
-                    break
-                continue
-            b = int(np.argmax(np.where(cand, cover[a], -1)))
-            if cover[a, b] >= (0.6 if small else nested):
-                out[out == ids[a]] = ids[b]
-                merged = True
-                break
-            if small:
-                out[out == ids[a]] = -1
-                merged = True
-                break
-        if not merged:
-            return out
+    for _ in range(50):
+        out, changed = _absorb_round(out, dense, min_reflections, nested)
+        if not changed:
+            break
+    return out
 
 
 def cluster_vectors(
@@ -278,13 +316,8 @@ def cluster_vectors(
         return VectorClusters([], lab, fam, (sy, sx))
     fpk = fp[keep]
     # at low dose a reflection is detected at only some positions of its crystal: compare
-    # footprints after closing the gaps (dilate by ``grow`` scan pixels)
-    dense = fpk.toarray().reshape(len(keep), sy, sx).astype(bool)
-    if grow > 0:
-        st = np.zeros((1, 3, 3), bool)
-        st[0] = ndimage.generate_binary_structure(2, 1)
-        dense = ndimage.binary_dilation(dense, structure=st, iterations=int(grow))
-    dm = sparse.csr_matrix(dense.reshape(len(keep), -1).astype(np.float32))
+    # footprints after closing the gaps (dilate by ``grow`` scan pixels); kept sparse
+    dm = _dilate_rows(fpk, sy, sx, int(grow))
     inter = (dm @ dm.T).toarray()
     sz = np.diag(inter).copy()
     sim = inter / np.sqrt(np.outer(sz, sz))
@@ -297,7 +330,7 @@ def cluster_vectors(
         groups = fcluster(linkage(squareform(dist, checks=False), linkage_method), 1.0 - similarity, "distance") - 1
     else:
         groups = np.zeros(1, np.int64)
-    groups = _absorb_fragments(groups, dense, min_reflections, nested)
+    groups = _absorb_fragments(groups, dm, min_reflections, nested)
     gids = np.unique(groups[groups >= 0])
     if len(gids) == 0:
         return VectorClusters([], lab, fam, (sy, sx))
@@ -311,8 +344,9 @@ def cluster_vectors(
         core = count >= max(1.0, CORE_FRACTION * len(members))
         feet.append(ndimage.binary_fill_holes(ndimage.binary_closing(core, iterations=1) | core))
     feet_arr = np.stack(feet)
-    inter = (dense[:, None] & feet_arr[None]).sum(axis=(2, 3))
-    cover = inter / np.maximum(dense.sum(axis=(1, 2)), 1)[:, None]  # share of the family in C
+    fsp = sparse.csr_matrix(feet_arr.reshape(len(feet), -1).astype(np.float32))
+    inter = (dm @ fsp.T).toarray()
+    cover = inter / np.maximum(np.asarray(dm.sum(axis=1)).ravel(), 1)[:, None]  # share of the family in C
     fills = inter / np.maximum(feet_arr.sum(axis=(1, 2)), 1)[None]  # share of C lit by the family
     # a reflection seen over most of a crystal is that crystal's, even when it coincides with
     # a reflection of a bigger neighbour (so most of the family lies outside)

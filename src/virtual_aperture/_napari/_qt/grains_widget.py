@@ -31,6 +31,11 @@ META_KEY = "virtual_aperture"
 GRAINS_LAYER = "grains"
 DISSIMILARITY_LAYER = "neighbour dissimilarity"
 CRYSTALS_LAYER = "crystals (vectors)"
+_CANCELLED = object()
+
+
+class JobError(Exception):
+    """A computation of the dock failed (shown in the status line)."""
 
 
 class GrainsWidget(QWidget):
@@ -182,13 +187,18 @@ class GrainsWidget(QWidget):
                     yield box.pop("p")
             if "p" in box:  # the final count
                 yield box.pop("p")
-            if "error" in box:
-                raise box["error"]
+            err = box.get("error")
+            if err is not None:
+                if getattr(cancel, "cancelled", False):
+                    return _CANCELLED
+                if isinstance(err, RuntimeError):  # superqt swallows RuntimeErrors without 'finished'
+                    raise JobError(str(err)) from err
+                raise err
             return box["result"]
 
         worker = work()
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_result)
+        worker.returned.connect(lambda r: self.status.setText("cancelled") if r is _CANCELLED else on_result(r))
         worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
         worker.finished.connect(self._on_finished)
         self.cancel_btn.setEnabled(True)
