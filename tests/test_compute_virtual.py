@@ -155,3 +155,18 @@ def test_bad_shifts_and_data():
         virtual_image(np.zeros((3, 4, 6, 8), bool), m)
     with pytest.raises(ValueError, match="memory budget"):
         virtual_image(a, m, memory_budget="lots")
+
+
+def test_zarr_and_h5py_arrays_are_streamed(tmp_path, rng):
+    import h5py
+    import zarr
+
+    a = rng.integers(0, 1000, (6, 5, 8, 9), dtype=np.uint16)
+    z = zarr.create_array(store=str(tmp_path / "a.zarr"), shape=a.shape, chunks=(2, 5, 8, 9), dtype=a.dtype)
+    z[:] = a
+    m = rng.random((8, 9))
+    np.testing.assert_allclose(virtual_image(z, m), ref_vi(a, [m])[0], rtol=1e-12)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["d"] = a
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        np.testing.assert_allclose(virtual_image(f["d"], m), ref_vi(a, [m])[0], rtol=1e-12)

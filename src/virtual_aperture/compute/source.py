@@ -37,7 +37,12 @@ class Source:
     def __init__(self, data) -> None:
         arr = getattr(data, "data", data) if not isinstance(data, (np.ndarray, da.Array)) else data
         if not isinstance(arr, (np.ndarray, da.Array)):
-            if hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__array__"):
+            if hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__getitem__") and len(arr.shape) in (4, 5):
+                # zarr / h5py arrays: stream them lazily instead of loading everything
+                shape = tuple(int(s) for s in arr.shape)
+                arr = da.from_array(arr, chunks=scan_chunks(shape if len(shape) == 5 else (1, *shape),
+                                                            np.dtype(arr.dtype).itemsize)[5 - len(shape):])
+            elif hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__array__"):
                 arr = np.asarray(arr)
             else:
                 raise ValueError(f"data must be a Dataset, dask array or numpy array, got {type(data).__name__}")
