@@ -88,7 +88,7 @@ def test_index_tilt_series_synthetic(cell, centring, lattice):
     d = r.to_dict()
     assert d["lattice"] == lattice and len(d["bravais_candidates"]) >= 1
     # predicted spots at a tilt land on the observed ones
-    pred = r.predict(10, d_min=0.7)
+    pred = r.predict(10, d_min=0.6, s_max=0.01)
     obs = r.peaks.positions[(r.peaks.tilt == 10) & r.indexed]
     assert len(obs) >= 3
     dist = np.linalg.norm(obs[:, None] - pred["positions"][None], axis=-1).min(1)

@@ -20,7 +20,8 @@ from . import geometry
 from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
 from .peaks import PeakList
-from .refine import nearest_rotation, predict_positions, refine_cell, refine_ub, tilt_rotations
+from .index_helpers import assign_hkl, excitation_spread, excitation_weights, family_of, read_known_cell
+from .refine import nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
 
 __all__ = ["IndexingError", "IndexingResult", "ZoneAxisResult", "index_tilt_series", "index_zone_axis",
@@ -181,28 +182,6 @@ def peaks_to_reciprocal_space(peaks: PeakList, calibration, centers: np.ndarray)
     return G
 
 
-def _assign(UB, peaks, tilts, centers, cal, axis, tol_px, G, allowed=None):
-    """Miller indices per peak: nearest lattice points around the 3D estimate, best |s| among those
-    whose predicted position is within ``tol_px``. Returns (hkl, indexed mask, residual px)."""
-    H0 = np.rint(G @ np.linalg.inv(UB).T).astype(int)
-    steps = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
-    best_h = H0.copy()
-    best_key = np.full(len(G), np.inf)
-    best_res = np.full(len(G), np.inf)
-    for st in steps:
-        h = H0 + st
-        ok_c = centring_allowed(h, allowed) if allowed else np.ones(len(h), bool)
-        pred, s = predict_positions(UB, h, tilts, tilt_axis_deg=axis, pixel_size=cal.pixel_size,
-                                    centers=centers, ellipticity=cal.ellipticity, wavelength=cal.wavelength)
-        res = np.linalg.norm(pred - peaks.positions, axis=1)
-        key = np.where((res <= tol_px) & ok_c & (np.abs(h).sum(1) > 0), np.abs(s) + 1e-4 * res, np.inf)
-        better = key < best_key
-        best_h[better], best_key[better], best_res[better] = h[better], key[better], res[better]
-    ok = np.isfinite(best_key)
-    best_h[~ok] = 0
-    return best_h, ok, best_res
-
-
 def index_tilt_series(
     peaks_per_tilt: PeakList | Sequence[PeakList] | Sequence[np.ndarray],
     *,
@@ -285,21 +264,21 @@ def index_tilt_series(
     axis = cal.tilt_axis_deg
     H, ok3 = indexed_mask(G_all, UB, tol)
     s_sigma = None
-    sw = _s_weights(peaks)
+    sw = excitation_weights(peaks)
     for _ in range(3):
         UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
                                   pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
                                   refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma,
                                   s_weights=sw[ok3])
-        H, ok3, _ = _assign(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
-        s_sigma = _s_spread(UB, H[ok3], tilts[ok3], axis, cal)
+        H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+        s_sigma = excitation_spread(UB, H[ok3], tilts[ok3], axis, cal)
     report(3, 5)
     direct = np.linalg.inv(UB).T  # lab-frame direct basis of the reduced cell
     reduced_cell = geometry.cell_from_basis(direct)
     cands = bravais_candidates(direct)
     # choose the setting: a known cell, a forced lattice, or the most symmetric good fit
     if known_cell is not None:
-        kcell, centring = _known_cell(known_cell, centring)
+        kcell, centring = read_known_cell(known_cell, centring)
         prim = geometry.direct_basis(kcell)
         R_known, _ = niggli_reduce_basis(prim, centring=centring)
         try:
@@ -313,7 +292,7 @@ def index_tilt_series(
         R_ours = niggli_reduce_basis(direct)[0]
         N = N_red @ np.linalg.inv(M_known)
         conv_direct = R_ours @ N
-        chosen = _family_of(kcell) + centring
+        chosen = family_of(kcell) + centring
         chosen_cell = geometry.cell_from_basis(conv_direct)
     else:
         good = [c for c in cands if c.score <= lattice_tolerance_deg]
@@ -330,7 +309,7 @@ def index_tilt_series(
     UB_conv = np.linalg.inv(conv_direct).T
     hkl_conv = np.rint(H @ (np.linalg.inv(UB_conv) @ UB).T).astype(int)
     family = chosen[0] if chosen != "hR" else "h"
-    U0 = nearest_rotation(UB_conv @ np.linalg.inv(geometry.reciprocal_basis(_sym(chosen_cell, family))))
+    U0 = nearest_rotation(UB_conv @ np.linalg.inv(geometry.reciprocal_basis(symmetrize_cell(chosen_cell, family))))
     cell, U, axis, _res, esd = refine_cell(
         chosen_cell, U0, family, hkl_conv[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
         pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity, refine_axis=refine_axis,
@@ -338,11 +317,14 @@ def index_tilt_series(
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
-    hkl, ok, res = _assign(UB_final, peaks, tilts, pc, cal, axis, tolerance_px, G_all, allowed=chosen[1])
-    if ok.sum() >= 10:  # final call: within 4 robust σ of the refined predictions (≥ 1 px)
+    hkl, ok, res = assign_hkl(UB_final, peaks, tilts, pc, cal, axis, tolerance_px, G_all, allowed=chosen[1])
+    if ok.sum() >= 10:  # final call: within 4 robust σ of the refined predictions (≥ 1 px), |s| plausible
         sigma = float(np.median(res[ok])) / 1.1774  # median of a 2D Rayleigh radius = 1.1774 σ
         tight = min(tolerance_px, max(1.0, 4.0 * sigma))
-        hkl, ok, res = _assign(UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1])
+        _, s_ok = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
+                                    centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
+        s_lim = 2.0 * float(np.percentile(np.abs(s_ok), 90))  # spots far off the Ewald sphere: not ours
+        hkl, ok, res = assign_hkl(UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim)
         info["final_tolerance_px"] = tight
     if ok.mean() < min_indexed:
         raise IndexingError(f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks")
@@ -358,60 +340,3 @@ def index_tilt_series(
         rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
         excitation_tolerance=float(np.percentile(np.abs(s), 90) + 1e-4), cell_esd=tuple(float(v) for v in esd),
         reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
-
-
-def _s_weights(peaks: PeakList) -> np.ndarray:
-    """Weights of the excitation-error restraint: strong spots lie closer to the Ewald sphere
-    (sinc² rocking curve), so they count more (√(I / median I), clipped to 0.3…3; 1 without I)."""
-    inten = np.asarray(peaks.intensity, dtype=float)
-    if not np.isfinite(inten).any():
-        return np.ones(len(peaks))
-    med = np.nanmedian(inten[inten > 0]) if (inten > 0).any() else 1.0
-    return np.clip(np.sqrt(np.nan_to_num(np.clip(inten, 0, None) / med, nan=1.0)), 0.3, 3.0)
-
-
-def _s_spread(UB, hkl, tilts, axis, cal) -> float:
-    """Robust spread (Å⁻¹) of the excitation errors of indexed spots."""
-    g = np.einsum("nij,nj->ni", tilt_rotations(np.asarray(tilts), axis), hkl @ UB.T)
-    s = geometry.excitation_error(g, cal.wavelength)
-    return max(float(np.sqrt(np.mean(s**2))), 1e-4)
-
-
-def _sym(cell, family):
-    from .refine import symmetrize_cell
-
-    return symmetrize_cell(cell, family)
-
-
-def _family_of(cell) -> str:
-    a, b, c, al, be, ga = cell
-    eq = lambda u, v: abs(u - v) <= 1e-3 * max(u, v)  # noqa: E731
-    r = lambda x, y: abs(x - y) < 1e-3  # noqa: E731
-    if r(al, 90) and r(be, 90) and r(ga, 90):
-        return "c" if eq(a, b) and eq(b, c) else "t" if eq(a, b) else "o"
-    if r(al, 90) and r(be, 90) and r(ga, 120) and eq(a, b):
-        return "h"
-    if r(al, 90) and r(ga, 90):
-        return "m"
-    return "a"
-
-
-def _known_cell(known, centring: str):
-    """(cell tuple, centring letter) from numbers or a CIF (gemmi)."""
-    if isinstance(known, str):
-        import gemmi
-
-        try:
-            st = gemmi.read_small_structure(known)
-        except Exception as exc:
-            raise IndexingError(f"cannot index: cannot read cell from {known}: {exc}") from None
-        c = st.cell
-        sg = st.find_spacegroup()
-        letter = sg.hm[0] if sg is not None else centring
-        return (c.a, c.b, c.c, c.alpha, c.beta, c.gamma), letter
-    cell = tuple(float(v) for v in known)
-    if len(cell) != 6:
-        raise IndexingError(f"cannot index: known_cell must be (a, b, c, α, β, γ), got {known!r}")
-    if centring not in ("P", "A", "B", "C", "I", "F", "R"):
-        raise IndexingError(f"cannot index: unknown centring {centring!r}")
-    return cell, centring
