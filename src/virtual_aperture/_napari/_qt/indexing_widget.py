@@ -274,18 +274,32 @@ class IndexingWidget(QWidget):
 
         @thread_worker
         def work():
-            box: dict = {}
+            # the library reports progress through a callback in this thread; the generator
+            # forwards it to the GUI as (done, total) yields while the computation runs
+            import threading
+            import time
+
+            box: dict = {"p": (0, 5)}
 
             def progress(d: int, t: int) -> None:
                 box["p"] = (d, t)
 
-            try:
-                if len(peaks) == 1:
-                    return index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
-                return index_tilt_series(peaks, calibration=cal, known_cell=known, centring=centring,
-                                         progress=progress)
-            except ValueError as exc:  # IndexingError and bad input: a message, not a crash
-                return ("error", str(exc))  # (napari re-raises a returned Exception)
+            def target() -> None:
+                try:
+                    if len(peaks) == 1:
+                        box["r"] = index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
+                    else:
+                        box["r"] = index_tilt_series(peaks, calibration=cal, known_cell=known, centring=centring,
+                                                     progress=progress)
+                except ValueError as exc:  # IndexingError and bad input: a message, not a crash
+                    box["r"] = ("error", str(exc))  # (napari re-raises a returned Exception)
+
+            th = threading.Thread(target=target, daemon=True)
+            th.start()
+            while th.is_alive():
+                yield box["p"]
+                time.sleep(0.05)
+            return box["r"]
 
         return self._start(work(), self._show_result, "indexing")
 
@@ -306,11 +320,19 @@ class IndexingWidget(QWidget):
             self.status.setText(f"{what} failed: {exc}")
 
         worker.returned.connect(on_done)
+        if hasattr(worker, "yielded"):
+            worker.yielded.connect(self._on_progress)
         worker.errored.connect(failed)
         worker.finished.connect(finish)
         self._worker = worker
         worker.start()
         return worker
+
+    def _on_progress(self, value) -> None:
+        done, total = value
+        if total:
+            self.progress.setRange(0, int(total))
+            self.progress.setValue(int(done))
 
     def _show_result(self, result) -> None:
         if isinstance(result, tuple) and result and result[0] == "error":
