@@ -58,6 +58,11 @@ def test_uint16_sums_do_not_overflow():
     a = np.full((40, 40, 3, 3), 65535, np.uint16)
     r = aperture_sums(a, np.ones((40, 40), int))[1]
     assert r.sum[0, 0] == 65535 * 1600
+    big = np.full((300, 300, 2, 2), 65535, np.uint16)  # 90000 frames > one uint32 run: flushed
+    r = aperture_sums(big, np.ones((300, 300), int))[1]
+    assert r.sum[1, 1] == 65535 * 90000 and r.count == 90000
+    s = ApertureSum(big, mask=np.ones((300, 300), bool))
+    assert s.sum[0, 0] == 65535 * 90000
 
 
 def test_no_labels_gives_empty_dict():

@@ -151,6 +151,35 @@ def _gather_sum(frames, pos, lab, wt, out, n_parts):
                 o[k] += s * as_f64(f[k])
 
 
+@njit(**_OPTS)
+def _gather_sum_u32(frames, pos, lab, out, n_parts):
+    """:func:`_gather_sum` with unit weights for unsigned 8/16-bit data, ``lab`` sorted.
+
+    Runs of one label accumulate in uint32 (flushed to the float64 ``out`` every 65536 frames, so
+    nothing overflows): integer adds on half-width lanes, exact.
+    """
+    n_t = pos.shape[0]
+    n_k = frames.shape[1]
+    for part in prange(n_parts):
+        k0 = part * n_k // n_parts
+        k1 = (part + 1) * n_k // n_parts
+        buf = np.zeros(k1 - k0, dtype=np.uint32)
+        t = 0
+        while t < n_t:
+            cur = lab[t]
+            n_in = 0
+            while t < n_t and lab[t] == cur and n_in < 65536:
+                f = frames[pos[t], k0:k1]
+                for k in range(k1 - k0):
+                    buf[k] += np.uint32(f[k])
+                t += 1
+                n_in += 1
+            o = out[cur, k0:k1]
+            for k in range(k1 - k0):
+                o[k] += np.float64(buf[k])
+                buf[k] = 0
+
+
 def gather_sum(frames, pos, lab, wt, out):
     """``out[lab[t], :] += wt[t] * frames[pos[t], :]`` for every t; flat ``frames`` (N, K).
 
@@ -160,6 +189,14 @@ def gather_sum(frames, pos, lab, wt, out):
     """
     order = np.lexsort((pos, lab))
     pos, lab, wt = pos[order], lab[order], wt[order]
+    if frames.dtype in (np.uint8, np.uint16) and pos.shape[0] and (wt == 1.0).all():
+        n_parts = 1 if pos.shape[0] * frames.shape[1] < SMALL_WORK else numba.get_num_threads()
+        if n_parts == 1:
+            with single_thread():
+                _gather_sum_u32(frames, pos, lab, out, 1)
+        else:
+            _gather_sum_u32(frames, pos, lab, out, n_parts)
+        return
     if pos.shape[0] * frames.shape[1] < SMALL_WORK:
         with single_thread():
             _gather_sum(frames, pos, lab, wt, out, 1)
