@@ -203,7 +203,7 @@ class WorkspaceController(QObject):
         key = (self.model.tilt, self.model.selected)
         # live accumulators only for the last few (tilt, grain) pairs looked at
         self._recent = [k for k in getattr(self, "_recent", []) if k != key][-(LIVE_KEYS - 1):]
-        keep = [*self._recent, key] if key[1] > 0 else list(self._recent)
+        keep = [*self._recent, key] if key[1] > 0 else []  # no grain selected: no live sums
         self._recent = keep
         tracker = self.tracker
         if key[1] <= 0:
