@@ -354,15 +354,16 @@ def cluster_vectors(
     order = np.argsort(-feet_arr.sum(axis=(1, 2)), kind="stable")
     cover = cover[:, order]
     out = []
+    # intensity-weighted mean detector position of every family, in one pass
+    okf = fam >= 0
+    wv = np.maximum(v[okf, 4], 1e-9) if v.shape[1] > 4 else np.ones(okf.sum())
+    nf = len(keep)
+    f_w = np.bincount(fam[okf], weights=wv, minlength=nf)
+    f_ky = np.bincount(fam[okf], weights=wv * v[okf, 2], minlength=nf) / np.maximum(f_w, 1e-30)
+    f_kx = np.bincount(fam[okf], weights=wv * v[okf, 3], minlength=nf) / np.maximum(f_w, 1e-30)
     for new, gi in enumerate(order):
         members = np.flatnonzero((cover[:, new] >= SHARED_COVER) | (groups == gids[gi]))
-        refl, inten = [], []
-        for f in members:
-            sel = fam == f
-            w = np.maximum(v[sel, 4], 1e-9) if v.shape[1] > 4 else np.ones(sel.sum())
-            refl.append([np.average(v[sel, 2], weights=w), np.average(v[sel, 3], weights=w)])
-            inten.append(w.sum())
-        out.append(Crystal(np.array(refl), np.array(inten), feet_arr[gi]))
+        out.append(Crystal(np.column_stack([f_ky[members], f_kx[members]]), f_w[members], feet_arr[gi]))
     best = np.where(cover.max(axis=1) >= SHARED_COVER, np.argmax(cover, axis=1), -1)
     lab[fam >= 0] = best[fam[fam >= 0]]
     return VectorClusters(out, lab, fam, (sy, sx))
