@@ -97,7 +97,7 @@ def test_index_tilt_series_synthetic(cell, centring, lattice):
 
 def test_known_cell_and_forced_lattice():
     cell = (8.0, 9.0, 11.0, 90, 90, 90)
-    lists, cal, UB = spot_series(cell, seed=4, d_min=0.9)
+    lists, cal, UB = spot_series(cell, seed=4, d_min=0.9, tilts=np.arange(-30, 30.1, 3.0))
     r = index_tilt_series(lists, calibration=cal, known_cell=(9.0, 8.0, 11.0, 90, 90, 90))
     assert r.cell == pytest.approx((9.0, 8.0, 11.0, 90, 90, 90), rel=3e-3)
     assert orientation_error_deg(UB, r.UB) < 0.3
@@ -148,3 +148,16 @@ def test_index_zone_axis():
         index_zone_axis(peaks.select(np.arange(3)), calibration=cal)
     with pytest.raises(IndexingError, match="no zone axis"):
         index_zone_axis(peaks, calibration=cal, cell=(11.0, 13.0, 17.0, 90, 90, 90), max_index=1)
+
+
+def test_refine_ellipticity_from_the_tilt_series():
+    """An uncalibrated detector ellipticity is recovered from the indexed peaks themselves."""
+    cell = (8.0, 9.0, 11.0, 90, 90, 90)
+    lists, cal, UB = spot_series(cell, ell=(1.03, 40.0), seed=5, d_min=0.9, tilts=np.arange(-30, 30.1, 3.0))
+    cal0 = cal.replace(ellipticity=(1.0, 0.0))
+    r = index_tilt_series(lists, calibration=cal0, refine_ellipticity=True)
+    ratio, angle = r.calibration.ellipticity
+    assert ratio == pytest.approx(1.03, abs=0.002) and angle == pytest.approx(40.0, abs=2.0)
+    assert r.lattice == "oP" and sorted(r.cell[:3]) == pytest.approx(sorted(cell[:3]), rel=2e-3)
+    assert r.rmsd_px < 0.2  # the noise level (0.1 px per axis)
+    assert orientation_error_deg(UB, r.UB) < 0.1

@@ -38,6 +38,8 @@ def register(subparsers) -> None:
                    help="beam centre in pixels (default: measured in every pattern)")
     p.add_argument("--ellipticity", nargs=2, type=float, metavar=("RATIO", "ANGLE"), default=(1.0, 0.0),
                    help="elliptical distortion (ratio, angle in degrees); default none")
+    p.add_argument("--refine-ellipticity", action="store_true",
+                   help="refine the detector's elliptical distortion from the indexed peaks (no ring standard)")
     p.add_argument("--cell", nargs="+", default=None,
                    help="known cell: a CIF file or six numbers A B C ALPHA BETA GAMMA (Å, degrees)")
     p.add_argument("--centring", default="P", help="lattice centring of --cell numbers (P, A, B, C, I, F, R)")
@@ -139,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     all_peaks.to_csv(out / "peaks.csv")  # written first: kept even if indexing fails
     print(f"found {len(all_peaks)} peaks in {stack.shape[0]} patterns → {out / 'peaks.csv'}")
     result = index_tilt_series(peaks, calibration=cal, d_min=args.d_min, known_cell=known,
-                               centring=args.centring, lattice=args.lattice)
+                               centring=args.centring, lattice=args.lattice,
+                               refine_ellipticity=args.refine_ellipticity)
     hkl = [" ".join(map(str, h)) if ok else "" for h, ok in zip(result.hkl.tolist(), result.indexed)]
     result.peaks.to_csv(out / "peaks.csv", extra={"hkl": hkl})
     with open(out / "indexing.json", "w") as fh:

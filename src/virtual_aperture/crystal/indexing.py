@@ -195,8 +195,10 @@ def index_tilt_series(
     tolerance_px: float = 3.0,
     lattice_tolerance_deg: float = 0.5,
     refine_axis: bool = True,
+    refine_ellipticity: bool = False,
     min_indexed: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
+    _first_pass: bool = True,
 ) -> IndexingResult:
     """Find the unit cell and orientation of a crystal from the Bragg peaks of a tilt series.
 
@@ -218,6 +220,10 @@ def index_tilt_series(
         3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.01, 0.8 · pixel_size)``).
     tolerance_px
         A peak is indexed if its refined prediction lies within this many pixels.
+    refine_axis, refine_ellipticity
+        Refine the tilt-axis direction (default) / the detector's elliptical distortion (the
+        refined values are in ``result.calibration``; use the latter when no ring standard was
+        measured — the same reflections seen at many azimuths across the tilts calibrate it).
     min_indexed
         Refuse (IndexingError) when less than this fraction of the peaks can be indexed.
 
@@ -310,10 +316,17 @@ def index_tilt_series(
     hkl_conv = np.rint(H @ (np.linalg.inv(UB_conv) @ UB).T).astype(int)
     family = chosen[0] if chosen != "hR" else "h"
     U0 = nearest_rotation(UB_conv @ np.linalg.inv(geometry.reciprocal_basis(symmetrize_cell(chosen_cell, family))))
-    cell, U, axis, _res, esd = refine_cell(
+    cell, U, axis, _res, esd, ell = refine_cell(
         chosen_cell, U0, family, hkl_conv[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
         pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity, refine_axis=refine_axis,
-        wavelength=cal.wavelength, s_sigma=s_sigma, s_weights=sw[ok3])
+        wavelength=cal.wavelength, s_sigma=s_sigma, s_weights=sw[ok3], refine_ellipticity=refine_ellipticity)
+    cal = cal.replace(ellipticity=ell)
+    if refine_ellipticity and _first_pass:  # again from the start: lattice choice on the corrected metric
+        return index_tilt_series(
+            peaks_per_tilt, calibration=cal.replace(tilt_axis_deg=axis), d_min=d_min, known_cell=known_cell,
+            centring=centring, lattice=lattice, centers=centers, tolerance=tolerance, tolerance_px=tolerance_px,
+            lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis, refine_ellipticity=True,
+            min_indexed=min_indexed, progress=progress, _first_pass=False)
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)

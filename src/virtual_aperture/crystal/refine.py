@@ -111,13 +111,15 @@ def refine_cell(
     cell, U: np.ndarray, family: str, hkl: np.ndarray, positions: np.ndarray, tilts_deg: np.ndarray, *,
     tilt_axis_deg: float, pixel_size: float, centers: np.ndarray, ellipticity=(1.0, 0.0),
     refine_axis: bool = True, f_scale: float = 1.0, wavelength: float | None = None, s_sigma: float | None = None,
-    s_weights: np.ndarray | None = None,
+    s_weights: np.ndarray | None = None, refine_ellipticity: bool = False,
 ):
     """Refine a symmetry-constrained cell, orientation U and tilt axis on detector positions.
 
     ``family`` is one of ``c t o h m a`` (cubic … triclinic; ``h`` also for rhombohedral lattices in
     the hexagonal setting). ``wavelength``/``s_sigma`` add excitation-error residuals as in
-    :func:`refine_ub`. Returns ``(cell, U, tilt_axis_deg, residuals (n, 2) px, cell_esd)``;
+    :func:`refine_ub`. With ``refine_ellipticity`` the detector's elliptical distortion is refined
+    too (the same reflection seen at different azimuths across the tilts fixes it).
+    Returns ``(cell, U, tilt_axis_deg, residuals (n, 2) px, cell_esd, ellipticity)``;
     ``cell_esd`` holds standard uncertainties of the free parameters from the Jacobian.
     """
     expand, free = _FAMILIES[family]
@@ -126,11 +128,19 @@ def refine_cell(
     pos = np.asarray(positions, dtype=float)
     nc = c0.size
 
+    na = nc + 3 + (1 if refine_axis else 0)
+
     def unpack(p):
         c = expand(p[:nc])
         rot = Rotation.from_rotvec(p[nc : nc + 3]).as_matrix() @ U
         ax = p[nc + 3] if refine_axis else tilt_axis_deg
         return c, rot, ax
+
+    def ell_of(p):
+        if not refine_ellipticity:
+            return tuple(ellipticity)
+        e1, e2 = p[na], p[na + 1]  # (ratio − 1)·(cos 2θ, sin 2θ): smooth through no distortion
+        return (1.0 + math.hypot(e1, e2), math.degrees(math.atan2(e2, e1)) / 2.0)
 
     use_s = s_sigma is not None and wavelength is not None
     sw = 1.0 if s_weights is None else np.asarray(s_weights, dtype=float)
@@ -142,11 +152,13 @@ def refine_cell(
         except ValueError:
             return np.full(pos.size + (len(hkl) if use_s else 0), 1e3)
         pred, s = predict_positions(rot @ B, hkl, tilts_deg, tilt_axis_deg=ax, pixel_size=pixel_size,
-                                    centers=centers, ellipticity=ellipticity, wavelength=wavelength)
+                                    centers=centers, ellipticity=ell_of(p), wavelength=wavelength)
         r = (pred - pos).ravel()
         return np.concatenate([r, sw * s / s_sigma]) if use_s else r
 
-    p0 = np.concatenate([c0, np.zeros(3), [tilt_axis_deg] if refine_axis else []])
+    r0, t0 = float(ellipticity[0]) - 1.0, math.radians(2 * float(ellipticity[1]))
+    p0 = np.concatenate([c0, np.zeros(3), [tilt_axis_deg] if refine_axis else [],
+                         [r0 * math.cos(t0), r0 * math.sin(t0)] if refine_ellipticity else []])
     res = least_squares(fun, p0, loss="soft_l1", f_scale=f_scale, x_scale="jac")
     c, rot, ax = unpack(res.x)
     # parameter uncertainties from the Jacobian at the optimum
@@ -157,4 +169,5 @@ def refine_cell(
         esd = np.sqrt(np.clip(np.diag(cov)[:nc], 0, None))
     except np.linalg.LinAlgError:
         esd = np.full(nc, math.nan)
-    return tuple(float(v) for v in c), rot, float(ax), res.fun[: 2 * len(hkl)].reshape(-1, 2), esd
+    ell = tuple(float(v) for v in ell_of(res.x))
+    return tuple(float(v) for v in c), rot, float(ax), res.fun[: 2 * len(hkl)].reshape(-1, 2), esd, ell
