@@ -60,6 +60,7 @@ class WorkspaceController(QObject):
     grains_edited = Signal()  # the grains label image changed (throttled by listeners)
     grain_pattern_changed = Signal()
     cursor_pattern_changed = Signal()
+    show_mode_changed = Signal(str)  # "cursor" or "grain": which pattern the diffraction view shows
 
     def __init__(self, viewer: Any, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -194,7 +195,7 @@ class WorkspaceController(QObject):
             return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
 
         self.sums.submit(work, self._grain_result)
-        self.grain_layer.visible = True
+        self.set_show_mode("grain")
         self._edit_timer.start()
 
     def _request_grain(self) -> None:
@@ -282,7 +283,9 @@ class WorkspaceController(QObject):
             return
         pos = self._scan_position(event.position)
         if pos is not None:
-            self.pinned = "Alt" not in {getattr(m, "name", str(m)) for m in event.modifiers}
+            # a click pins the pattern of that position; the next click follows the cursor again
+            self.pinned = not getattr(self, "pinned", False)
+            self.set_show_mode("cursor")
             self.request_pattern(*pos)
 
     def request_pattern(self, y: int, x: int) -> None:
@@ -305,6 +308,18 @@ class WorkspaceController(QObject):
         self.cursor_pattern_changed.emit()
 
     # ---- display ------------------------------------------------------------------------------
+    def set_show_mode(self, mode: str) -> None:
+        """Show the pattern under the cursor ("cursor") or the selected grain's sum ("grain")."""
+        if mode not in ("cursor", "grain"):
+            raise ValueError(f"show mode must be 'cursor' or 'grain', got {mode!r}")
+        if self.cursor_layer is None:
+            return
+        want_grain = mode == "grain"
+        if self.grain_layer.visible != want_grain or self.cursor_layer.visible == want_grain:
+            self.grain_layer.visible = want_grain
+            self.cursor_layer.visible = not want_grain
+            self.show_mode_changed.emit(mode)
+
     def _show(self, layer: Any, raw: np.ndarray) -> None:
         disp = self.model.display
         shown = disp.transform(raw)

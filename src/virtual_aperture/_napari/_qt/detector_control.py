@@ -112,7 +112,8 @@ class DetectorPanel(QWidget):
                 self.controller.viewer.layers.remove(lyr)
         self.vi_layers, self.names, self._updaters, self._stale = {}, {}, {}, {}
         px = ds.calibration.pixel_size or 1.0
-        self.layer = dv.add_labels(np.zeros(ds.detector_shape, np.int32), name="detectors", opacity=0.35, scale=(px, px))
+        self.layer = dv.add_labels(np.zeros(ds.detector_shape, np.int32), name="detectors", opacity=0.8, scale=(px, px))
+        self.layer.contour = 1  # outlines: the pattern stays visible under the detectors
         self._shadow = self.layer.data.copy()
         ev = self.layer.events
         for e in (ev.labels_update, ev.paint, ev.data, ev.set_data):

@@ -13,6 +13,7 @@ from typing import Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
@@ -37,6 +38,10 @@ class DiffractionView(QWidget):
         self.title = QLabel("hover over the navigator to see patterns")
         self.title.setWordWrap(True)
 
+        self.mode = QComboBox()
+        self.mode.addItems(["pattern under cursor", "selected grain sum"])
+        self.mode.currentIndexChanged.connect(lambda i: controller.set_show_mode(("cursor", "grain")[i]))
+        controller.show_mode_changed.connect(self._mode_changed)
         self.log = QCheckBox("log")
         self.gamma = QDoubleSpinBox(minimum=0.1, maximum=5.0, singleStep=0.1, decimals=2)
         self.low = QDoubleSpinBox(minimum=0.0, maximum=99.0, singleStep=0.5, decimals=1)
@@ -57,16 +62,23 @@ class DiffractionView(QWidget):
         splitter.addWidget(self.qt_viewer.controls)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([500, 160])
+        splitter.setSizes([600, 120])
         self.qt_viewer.setMinimumHeight(260)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.title)
+        lay.addWidget(self.mode)
         lay.addLayout(row)
         lay.addWidget(splitter, 1)
         controller.cursor_pattern_changed.connect(lambda: self._title(controller.cursor_layer))
         controller.grain_pattern_changed.connect(lambda: self._title(controller.grain_layer))
         self.setMinimumWidth(320)
+
+    def _mode_changed(self, mode: str) -> None:
+        self.mode.blockSignals(True)
+        self.mode.setCurrentIndex(0 if mode == "cursor" else 1)
+        self.mode.blockSignals(False)
+        self._title(None)
 
     def _title(self, layer: Any) -> None:
         texts = []

@@ -13,7 +13,8 @@ HOW_TO = """<b>How to</b><ol>
 <li>Open a 4D/5D-STEM file (File ▸ Open) or a sample (File ▸ Open Sample ▸ Virtual Aperture).
 The navigator shows the total intensity at every scan position.</li>
 <li>Hover over the navigator: the <i>Diffraction</i> dock shows the pattern under the cursor
-(click to pin it, click again elsewhere to move it).</li>
+(click to pin it there, click again to follow the cursor again). The selector above the
+pattern switches between the pattern under the cursor and the selected grain's sum.</li>
 <li>Press <b>New grain</b> (Shift+N) and paint over a grain on the <i>grains</i> layer with napari's
 brush, fill or polygon tools. The grain's summed pattern updates while you paint.
 Erase with the eraser; undo/redo with Ctrl+Z / Ctrl+Shift+Z.</li>
@@ -73,9 +74,10 @@ class WorkspaceWidget(QWidget):
 
     def _size_docks(self) -> None:
         try:
-            win = self.viewer.window._qt_window
-            win.resizeDocks([self.diffraction_dock], [480], Qt.Orientation.Horizontal)
-        except (AttributeError, RuntimeError):
+            win = getattr(self.viewer.window, "__wrapped__", self.viewer.window)._qt_window
+            dock = getattr(self.diffraction_dock, "__wrapped__", self.diffraction_dock)
+            win.resizeDocks([dock], [480], Qt.Orientation.Horizontal)
+        except (AttributeError, RuntimeError, TypeError):
             pass
 
     def _add_optional_panels(self) -> None:
