@@ -107,3 +107,17 @@ def test_descan_recovered_from_uncorrected_data():
     assert np.sqrt(np.mean((fit.shifts - truth.descan_shift) ** 2)) < 0.1
     rebuilt = calibrate.descan_shifts(cal, ds.scan_shape)
     assert np.abs(rebuilt - truth.descan_shift).max() < 0.5  # the polynomial part alone
+
+
+def test_known_cell_from_the_shipped_cif(brookite):
+    from pathlib import Path
+
+    import virtual_aperture.sample as sample
+
+    ds, truth, results = brookite
+    cif = Path(sample.__file__).parent / "structures" / "brookite.cif"
+    peaks, _ = results[1]
+    r = index_tilt_series(peaks, calibration=ds.calibration, known_cell=str(cif))
+    assert r.lattice == "oP"
+    assert r.cell == pytest.approx(truth.cell, rel=5e-3)  # in the CIF's own axis order
+    assert orientation_error_deg(truth.UB[0], r.UB)[0] < 0.5

@@ -75,7 +75,9 @@ def read_known_cell(known, centring: str):
         except Exception as exc:
             raise IndexingError(f"cannot index: cannot read cell from {known}: {exc}") from None
         c = st.cell
-        sg = st.find_spacegroup()
+        sg = st.spacegroup
+        if sg is None and st.spacegroup_hm:
+            sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
         letter = sg.hm[0] if sg is not None else centring
         return (c.a, c.b, c.c, c.alpha, c.beta, c.gamma), letter
     cell = tuple(float(v) for v in known)
