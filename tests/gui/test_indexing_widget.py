@@ -59,6 +59,7 @@ def test_find_edit_index_overlay(make_napari_viewer, qtbot):
     assert r is not None and r.lattice == "oP"
     assert sorted(r.cell[:3]) == pytest.approx(sorted(CELL[:3]), rel=5e-3)
     assert "oP" in w.report.toPlainText() and "indexed" in w.status.text()
+    assert "ellipticity 1.0000" in w.report.toPlainText()
     pred = viewer.layers[PRED_NAME].data
     assert len(pred) > 31 and set(np.unique(pred[:, 0]).astype(int)) <= set(range(31))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
     QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
@@ -79,6 +79,8 @@ class IndexingWidget(QWidget):
         self.cell_edit = QLineEdit()
         self.cell_edit.setPlaceholderText("optional: a b c α β γ [centring] or CIF path")
         form.addRow("Known cell", self.cell_edit)
+        self.ellipticity_check = QCheckBox("refine detector ellipticity (no ring standard)")
+        form.addRow("", self.ellipticity_check)
         buttons = QHBoxLayout()
         self.find_btn = QPushButton("Find peaks")
         self.find_btn.clicked.connect(self.find_peaks)
@@ -268,6 +270,7 @@ class IndexingWidget(QWidget):
             cal = self._calibration(len(self.peaks))
             peaks = self.edited_peaks(cal)
             known, centring = self._known_cell()
+            refine_ell = self.ellipticity_check.isChecked()
         except ValueError as exc:
             self.status.setText(str(exc))
             return None
@@ -290,7 +293,7 @@ class IndexingWidget(QWidget):
                         box["r"] = index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
                     else:
                         box["r"] = index_tilt_series(peaks, calibration=cal, known_cell=known, centring=centring,
-                                                     progress=progress)
+                                                     refine_ellipticity=refine_ell, progress=progress)
                 except ValueError as exc:  # IndexingError and bad input: a message, not a crash
                     box["r"] = ("error", str(exc))  # (napari re-raises a returned Exception)
 
@@ -342,7 +345,9 @@ class IndexingWidget(QWidget):
             return
         self.result = result
         if hasattr(result, "summary"):
-            lines = [result.summary(), "", "Bravais candidates (misfit °):"]
+            ratio, angle = result.calibration.ellipticity
+            lines = [result.summary(), f"ellipticity {ratio:.4f} at {angle:.1f}°", "",
+                     "Bravais candidates (misfit °):"]
             lines += [f"  {c.lattice}  {' '.join(f'{v:.3f}' for v in c.cell)}  {c.score:.2f}"
                       for c in result.bravais_candidates]
             self.report.setPlainText("\n".join(lines))
