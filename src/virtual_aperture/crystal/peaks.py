@@ -282,11 +282,18 @@ def _one_pattern(
     iy, ix = iy[order], ix[order]
     # plateaus give several equal maxima: keep the strongest, suppress neighbours within md
     keep: list[int] = []
-    for i in range(len(iy)):
-        if all((iy[i] - iy[j]) ** 2 + (ix[i] - ix[j]) ** 2 > md * md for j in keep):
+    if len(iy):
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(np.stack([iy, ix], axis=1))
+        gone = np.zeros(len(iy), bool)
+        for i in range(len(iy)):
+            if gone[i]:
+                continue
             keep.append(i)
-        if max_peaks is not None and len(keep) >= max_peaks:
-            break
+            gone[tree.query_ball_point((iy[i], ix[i]), md)] = True
+            if max_peaks is not None and len(keep) >= max_peaks:
+                break
     iy, ix = iy[keep], ix[keep]
     snr = corr[iy, ix] / noise
     if subpixel in (True, "com"):
