@@ -190,3 +190,14 @@ def test_inputs_not_mutated(sample):
     neighbour_dissimilarity(data, bin=1)
     grain_coherence(data, np.ones((40, 40), bool), bin=1)
     np.testing.assert_array_equal(data, before)
+
+
+def test_bin_kernel_matches_numpy():
+    from virtual_aperture.grains._common import bin_frames
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 1000, size=(5, 4, 18, 21)).astype(np.uint16)
+    got = bin_frames(frames, 4)
+    ref = frames[..., :16, :20].reshape(5, 4, 4, 4, 5, 4).sum(axis=(-3, -1)).astype(np.float32)
+    assert got.shape == (5, 4, 4, 5) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)

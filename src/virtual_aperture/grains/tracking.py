@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from ._common import as_dataset, bin_frames, check_cancel, spot_features, central_mask, tilt_array
+from ._common import as_dataset, central_mask, check_cancel, spot_features, tilt_array
 
 
 def estimate_drift(dataset: Any, *, upsample: int = 10, client: Any = None, cancel: Any = None) -> np.ndarray:
