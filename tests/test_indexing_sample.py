@@ -45,6 +45,8 @@ def brookite():
 def _check(ds, truth, results, lattice):
     for g, (peaks, r) in results.items():
         assert r.lattice == lattice
+        # gemmi's lattice symmetry agrees: mmm → 4 rotations, m-3m → 24
+        assert r.info["gemmi_lattice_rotations"] == {"oP": 4, "cF": 24}[lattice]
         # cell: the conventional cell up to a permutation of equivalent axes
         assert sorted(r.cell[:3]) == pytest.approx(sorted(truth.cell[:3]), rel=5e-3)
         assert np.abs(np.array(r.cell[3:]) - np.array(truth.cell[3:])).max() < 0.3

@@ -123,6 +123,7 @@ class IndexingResult:
             "n_peaks": int(len(self.peaks)), "n_indexed": int(self.indexed.sum()),
             "rmsd_px": self.rmsd_px, "rmsd_inv_A": self.rmsd_inv_A,
             "excitation_tolerance": self.excitation_tolerance,
+            "gemmi_lattice_rotations": self.info.get("gemmi_lattice_rotations"),
             "calibration": self.calibration.to_dict(),
         }
 
@@ -345,7 +346,11 @@ def index_tilt_series(
                              centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
     rmsd = float(np.sqrt(np.mean(res[ok] ** 2)))
     report(5, 5)
-    info.update({"tilt_span_deg": float(span), "search_tolerance": tol,
+    import gemmi
+
+    # independent check with gemmi: rotations of the lattice's point group within the same tolerance
+    lattice_ops = gemmi.find_lattice_symmetry(gemmi.UnitCell(*reduced_cell), "P", lattice_tolerance_deg)
+    info.update({"tilt_span_deg": float(span), "search_tolerance": tol, "gemmi_lattice_rotations": len(lattice_ops),
                  "centers": {int(t): tuple(pc[peaks.tilt == t][0]) for t in np.unique(peaks.tilt)}})
     return IndexingResult(
         cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
