@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from .cmd_info import _add_open_options, open_from_args
-from .cmd_virtual import cli_progress, open_client
+from .cmd_virtual import cli_progress, close_client, open_client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
         res = aperture_sums(ds, labels, client=client, memory_budget=args.memory_budget,
                             progress=cli_progress("aperture sums"))
     finally:
-        if client is not None:
-            client.close()
+        close_client(client)
     if not res:
         raise ValueError(f"--labels {args.labels!r} has no non-zero label: nothing to sum")
     stack = np.stack([r.sum for r in res.values()])

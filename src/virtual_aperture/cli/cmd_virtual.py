@@ -63,6 +63,16 @@ def open_client(address: str | None):
     return get_client(address) if address else None
 
 
+def close_client(client) -> None:
+    """Close a client opened by :func:`open_client` (and its LocalCluster, if it made one)."""
+    if client is None:
+        return
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def run(args: argparse.Namespace) -> int:
     import tifffile
 
@@ -75,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
         img = virtual_image(ds, mask, client=client, memory_budget=args.memory_budget,
                             progress=cli_progress("virtual image"))
     finally:
-        if client is not None:
-            client.close()
+        close_client(client)
     tifffile.imwrite(args.out, img, metadata={"detector": args.detector, "axes": "TYX" if img.ndim == 3 else "YX"})
     print(f"wrote {args.out}: virtual image {img.shape} float64, min {img.min():.6g}, max {img.max():.6g}")
     return 0
