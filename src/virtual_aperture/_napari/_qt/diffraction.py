@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 
 
 class DiffractionView(QWidget):
@@ -59,10 +59,12 @@ class DiffractionView(QWidget):
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.qt_viewer)
+        splitter.addWidget(self.qt_viewer.layers)
         splitter.addWidget(self.qt_viewer.controls)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([600, 120])
+        splitter.setStretchFactor(2, 1)
+        splitter.setSizes([600, 90, 120])
         self.qt_viewer.setMinimumHeight(260)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -70,9 +72,18 @@ class DiffractionView(QWidget):
         lay.addWidget(self.mode)
         lay.addLayout(row)
         lay.addWidget(splitter, 1)
+        controller.dataset_ready.connect(lambda: QTimer.singleShot(50, self.fit))
         controller.cursor_pattern_changed.connect(lambda: self._title(controller.cursor_layer))
         controller.grain_pattern_changed.connect(lambda: self._title(controller.grain_layer))
         self.setMinimumWidth(320)
+
+    def fit(self) -> None:
+        """Fit the whole detector into the diffraction canvas."""
+        self.controller.diffraction.reset_view()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        QTimer.singleShot(50, self.fit)
 
     def _mode_changed(self, mode: str) -> None:
         self.mode.blockSignals(True)
@@ -110,7 +121,9 @@ class DiffractionView(QWidget):
         if qtv is None:
             return
         try:
-            qtv.controls.setParent(None)
+            for part in (qtv.controls, qtv.layers):
+                part.setParent(None)
+                part.deleteLater()
             qtv.close()
             qtv.setParent(None)
             qtv.deleteLater()
