@@ -127,12 +127,6 @@ def test_autosave_only_when_changed(dataset_factory, open_workspace, tmp_path, m
     assert sp.autosave_file.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="measured 0.3-1.3 s heartbeat gaps on the shared 2-core machine (load 7-13) while the "
-    "engine's streamed aperture_sums runs: the GUI thread waits for the GIL (see the report); "
-    "kept strict at 100 ms so the figure is printed on every run",
-)
 def test_gui_stays_responsive_while_summing_1_gib(open_workspace, qtbot, monkeypatch):
     """Heartbeat: the event loop never stalls > 100 ms while 1 GiB of lazy data is summed."""
     import napari
@@ -212,9 +206,12 @@ def test_gui_stays_responsive_while_summing_1_gib(open_workspace, qtbot, monkeyp
     stop.set()
     assert set(c.model.grain_sums) == {1, 2, 3} and c.model.grain_counts[3][0] == 64 * 256
     elapsed = window["end"] - window["start"]
-    # heartbeat intervals that began while the worker was summing (a gap that began earlier is
-    # GUI set-up work on the main thread, e.g. napari creating the progress-bar widget)
-    during = [gap for t_end, gap in gaps if window["start"] <= t_end - gap < window["end"]]
+    # the part of each heartbeat interval that lies inside the summing window (the main thread's
+    # work before the worker starts, e.g. napari creating the progress-bar widget, and after it
+    # returns, adding the summed patterns as layers, is GUI work, not the summing)
+    s0, s1 = window["start"], window["end"]
+    during = [min(t_end, s1) - max(t_end - gap, s0) for t_end, gap in gaps if t_end > s0 and t_end - gap < s1]
+    print(f"1 GiB sum: {elapsed:.1f} s, {len(during)} heartbeats, longest GUI gap {max(during) * 1000:.0f} ms")
     assert len(during) > 10, f"only {len(during)} heartbeats in {elapsed:.1f} s of summing"
     assert max(during) < 0.100, (
         f"GUI stalled {max(during) * 1000:.0f} ms while summing ({elapsed:.1f} s); GUI thread was in: "
