@@ -82,7 +82,8 @@ def grow_regions(u: np.ndarray, order: np.ndarray, scores: np.ndarray, threshold
 
 @numba.njit(parallel=True, cache=True)
 def find_peaks_kernel(
-    frames: np.ndarray, cmask: np.ndarray, r_in: int, r_out: int, threshold: float, max_peaks: int
+    frames: np.ndarray, cmask: np.ndarray, r_in: int, r_out: int, threshold: float, max_peaks: int,
+    n_blocks: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of a background-subtracted box filter in each pattern.
 
@@ -91,7 +92,7 @@ def find_peaks_kernel(
     + 1). Peaks are strict 3×3 local maxima of signal (on a plateau the first pixel in raster
     order) with signal/noise ≥ threshold, outside ``cmask``. Returns (peaks (n, max_peaks, 3) =
     k_y, k_x, intensity with sub-pixel centroid, counts (n,)). Work buffers are allocated once
-    per block of frames, not per frame.
+    per block of frames (``n_blocks`` blocks run in parallel), not per frame.
     """
     n, ky, kx = frames.shape
     peaks = np.zeros((n, max_peaks, 3), np.float32)
@@ -99,7 +100,7 @@ def find_peaks_kernel(
     a_in = (2 * r_in + 1) ** 2
     a_out = (2 * r_out + 1) ** 2 - a_in
     thr2 = threshold * threshold
-    n_blocks = min(n, 8 * numba.get_num_threads())
+    n_blocks = max(1, min(n, n_blocks))
     for blk in numba.prange(n_blocks):
         ii = np.zeros((ky + 1, kx + 1), np.float64)
         sig = np.full((ky, kx), -1e30, np.float64)
