@@ -102,3 +102,26 @@ def test_sample_5d_has_tilt_axis():
     ds = meta["metadata"]["virtual_aperture"]["dataset"]
     assert ds.is_tilt_series and data.shape == (ds.n_tilts, *ds.scan_shape)
     assert meta["axis_labels"][0] == "tilt"
+
+
+def test_workspace_from_plugins_menu_shares_one_model(make_napari_viewer, dataset_factory):
+    """The dock opened through npe2 (a PublicOnlyProxy viewer) and other widgets see one model."""
+    import napari
+
+    from virtual_aperture._napari.model import handed_grain, workspace_for
+    from virtual_aperture._napari.reader import navigator_layers
+
+    viewer = make_napari_viewer()
+    ds, _ = dataset_factory()
+    for data, meta, kind in navigator_layers(ds):
+        viewer.add_layer(napari.layers.Layer.create(data, meta, kind))
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Workspace")
+    try:
+        widget.controller.flush(timeout=60)
+        assert widget.controller.dataset is ds
+        assert workspace_for(viewer) is widget.model
+        assert handed_grain(viewer) is None
+        assert "grains" in viewer.layers
+        assert "Diffraction" in viewer.window.dock_widgets
+    finally:
+        widget.shutdown()

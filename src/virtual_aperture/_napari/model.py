@@ -270,8 +270,17 @@ class WorkspaceModel:
 _REGISTRY: "weakref.WeakKeyDictionary[Any, WorkspaceModel]" = weakref.WeakKeyDictionary()
 
 
+def _unwrap(viewer: Any) -> Any:
+    """The viewer behind napari's ``PublicOnlyProxy`` (plugins receive proxies, one per widget)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def workspace_for(viewer: Any, *, create: bool = True) -> WorkspaceModel | None:
-    """The workspace model of a napari viewer (created on first use when ``create``)."""
+    """The workspace model of a napari viewer (created on first use when ``create``).
+
+    Widgets receive the viewer wrapped in different proxies; all of them map to one model.
+    """
+    viewer = _unwrap(viewer)
     ws = _REGISTRY.get(viewer)
     if ws is None and create:
         ws = _REGISTRY[viewer] = WorkspaceModel()

@@ -40,6 +40,8 @@ class WorkspaceWidget(QWidget):
         from .diffraction import DiffractionView
         from .grain_list import GrainList
 
+        # napari hands plugin widgets a PublicOnlyProxy; the workspace drives the viewer itself
+        napari_viewer = getattr(napari_viewer, "__wrapped__", napari_viewer)
         self.viewer = napari_viewer
         self.controller = WorkspaceController(napari_viewer, self)
         self.model = self.controller.model
@@ -74,7 +76,7 @@ class WorkspaceWidget(QWidget):
 
     def _size_docks(self) -> None:
         try:
-            win = getattr(self.viewer.window, "__wrapped__", self.viewer.window)._qt_window
+            win = self.viewer.window._qt_window
             dock = getattr(self.diffraction_dock, "__wrapped__", self.diffraction_dock)
             win.resizeDocks([dock], [480], Qt.Orientation.Horizontal)
         except (AttributeError, RuntimeError, TypeError):
