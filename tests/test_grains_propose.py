@@ -201,3 +201,17 @@ def test_bin_kernel_matches_numpy():
     ref = frames[..., :16, :20].reshape(5, 4, 4, 4, 5, 4).sum(axis=(-3, -1)).astype(np.float32)
     assert got.shape == (5, 4, 4, 5) and got.dtype == np.float32
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("seed, dose, n, det", [(1, 1e4, 48, 64), (5, 5e4, 64, 128)])
+def test_propose_on_simulated_agglomerate(seed, dose, n, det):
+    """Built-in simulator (real structure, thickness, descan, amorphous support, Poisson noise)."""
+    from virtual_aperture.sample import simulate_agglomerate
+
+    lazy, tr = simulate_agglomerate(n_grains=8, scan_shape=(n, n), detector_shape=(det, det), seed=seed, dose=dose)
+    ds = Dataset(lazy.data.compute(), lazy.calibration)
+    prop = propose_grains(ds, min_size=15, mean_patterns=False)
+    ious = matched_ious(prop.labels, tr.labels, tr.footprints)
+    assert ious.mean() >= 0.9, ious
+    for g in range(1, prop.n_grains + 1):  # no proposal sits on vacuum/support
+        assert (tr.labels[prop.labels == g] > 0).mean() > 0.8

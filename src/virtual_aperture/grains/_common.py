@@ -139,16 +139,41 @@ def central_mask(data4d: da.Array, bin: int, *, center: tuple[float, float] | No
     return ndimage.binary_dilation(lab == lab[cy, cx], iterations=1 + math.ceil(3 / bin))
 
 
+def _rings(shape: tuple[int, int], cmask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer radius (binned pixels) of every pixel from the central-disk centroid."""
+    by, bx = shape
+    if cmask.any():
+        cy, cx = np.argwhere(cmask).mean(axis=0)
+    else:
+        cy, cx = (by - 1) / 2.0, (bx - 1) / 2.0
+    yy, xx = np.mgrid[0:by, 0:bx]
+    r = np.round(np.hypot(yy - cy, xx - cx)).astype(np.int64).ravel()
+    return r, int(r.max()) + 1
+
+
 def spot_features(frames: np.ndarray, bin: int, cmask: np.ndarray, *, window: int = 5) -> np.ndarray:
     """Bragg-spot features of patterns ``(..., k_y, k_x)`` → ``(..., k_y//bin, k_x//bin)`` float32.
 
-    sqrt of the binned counts minus its local mean over ``window``×``window`` binned pixels
-    (a linear high-pass: a smooth background, like vacuum or amorphous rings, leaves zero-mean
+    sqrt of the binned counts minus its radial mean profile about the central disk, minus its
+    local mean over ``window``×``window`` binned pixels (a linear high-pass: a smooth background, like vacuum or amorphous rings, leaves zero-mean
     noise that does not correlate between positions), central disk (``cmask``) zeroed.
     """
     b = bin_frames(frames, bin)
     np.maximum(b, 0, out=b)
     np.sqrt(b, out=b)
+    # remove the radially symmetric background (amorphous rings, diffuse scattering): it differs
+    # between vacuum, support and crystals, so left in, it makes areas without crystals coherent
+    lead, (by, bx) = b.shape[:-2], b.shape[-2:]
+    ring, nr = _rings((by, bx), cmask)
+    flat = b.reshape(-1, by * bx)
+    onehot = np.zeros((by * bx, nr), np.float32)
+    onehot[np.arange(by * bx), ring] = 1.0
+    outside = ~cmask.ravel()
+    onehot[~outside] = 0.0
+    counts = np.maximum(onehot.sum(axis=0), 1.0)
+    profile = (flat @ onehot) / counts
+    flat -= profile @ onehot.T
+    b = flat.reshape(*lead, by, bx)
     size = (1,) * (b.ndim - 2) + (window, window)
     bg = ndimage.uniform_filter(b, size=size, mode="nearest")
     b -= bg

@@ -141,7 +141,7 @@ def _fill_edges(labels: np.ndarray, u: np.ndarray, relaxed: float, iterations: i
 
 
 def segment_features(
-    feats: np.ndarray, *, min_size: int, threshold: float, n_components: int
+    feats: np.ndarray, *, min_size: int, threshold: float, n_components: int, min_confidence: float = 0.35
 ) -> tuple[np.ndarray, dict[int, float], dict[int, int]]:
     """Region-grow grains on in-memory spot features ``(scan_y, scan_x, m)``.
 
@@ -161,14 +161,23 @@ def segment_features(
         region = ndimage.binary_fill_holes(raw == old) & ((labels == 0) & ((raw == 0) | (raw == old)))
         labels[region] = new
     labels = _fill_edges(labels, u, 0.5 * float(threshold))
-    confidence: dict[int, float] = {}
-    sizes: dict[int, int] = {}
+    # confidence on the raw (not denoised) spot patterns: a region of vacuum or amorphous
+    # support can look coherent after denoising (any shared residual survives the projection),
+    # but its members hardly correlate with their mean; such regions are dropped
+    scores = []
     for gid in range(1, len(keep) + 1):
         members = x[(labels == gid).ravel()]
         mean = members.mean(axis=0)
-        confidence[gid] = float(np.mean(normalise_rows(members) @ normalise_rows(mean[None])[0]))
-        sizes[gid] = int(len(members))
-    return labels, confidence, sizes
+        scores.append((gid, float(np.mean(normalise_rows(members) @ normalise_rows(mean[None])[0])), len(members)))
+    kept = [(gid, c, n) for gid, c, n in scores if c >= min_confidence]
+    lut = np.zeros(len(keep) + 1, np.int32)
+    confidence: dict[int, float] = {}
+    sizes: dict[int, int] = {}
+    for new, (gid, c, n) in enumerate(kept, start=1):
+        lut[gid] = new
+        confidence[new] = c
+        sizes[new] = int(n)
+    return lut[labels], confidence, sizes
 
 
 def _mean_patterns(arr, labels: np.ndarray, client, cancel) -> dict[int, np.ndarray]:
@@ -187,6 +196,7 @@ def propose_grains(
     min_size: int = 20,
     threshold: float = 0.6,
     n_components: int = 32,
+    min_confidence: float = 0.35,
     bin: int | None = None,
     tilt: int | None = None,
     mean_patterns: bool = True,
@@ -208,6 +218,9 @@ def propose_grains(
         grain's mean to join it; higher splits more, lower merges more.
     n_components
         Number of singular vectors kept to denoise the compressed patterns.
+    min_confidence
+        Regions whose member patterns correlate less than this (on average) with their mean
+        spot pattern are noise — vacuum or amorphous support — and are dropped (set to 0).
     bin
         Detector binning factor; ``None`` bins to ≤ 32×32 pixels.
     tilt
@@ -228,6 +241,8 @@ def propose_grains(
     GrainProposal
     """
     _check_params(min_size, threshold, n_components)
+    if not isinstance(min_confidence, (int, float)) or not 0.0 <= float(min_confidence) < 1.0:
+        raise ValueError(f"min_confidence must be within 0…1, got {min_confidence!r}")
     ds = as_dataset(dataset, name="dataset")
     b = check_bin(bin, ds.detector_shape)
     if ds.is_tilt_series and tilt is None:
@@ -247,7 +262,8 @@ def propose_grains(
                              offset=done, total=total)
         done += sy
         f = feats.reshape(feats.shape[0], feats.shape[1], -1)
-        labels, conf, size = segment_features(f, min_size=min_size, threshold=threshold, n_components=n_components)
+        labels, conf, size = segment_features(f, min_size=min_size, threshold=threshold, n_components=n_components,
+                                              min_confidence=min_confidence)
         done += 1
         report(progress, done, total)
         if mean_patterns:
