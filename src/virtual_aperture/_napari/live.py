@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Change", "GrainTracker", "as_tilt_stack"]
+__all__ = ["Change", "GrainTracker", "as_tilt_stack", "warm_up"]
 
 
 def as_tilt_stack(labels: np.ndarray) -> np.ndarray:
@@ -136,3 +136,17 @@ class GrainTracker:
         else:
             for key in [k for k in self._acc if k[1] == label]:
                 del self._acc[key]
+
+
+def warm_up(ds: Any) -> None:
+    """Load the engine's numba kernels for this dtype on one frame, off the GUI thread.
+
+    Loading compiled kernels holds the GIL for up to a second; doing it when the dataset is
+    attached keeps that pause out of the first "sum all grains" and the first brush stroke.
+    """
+    from virtual_aperture.compute import ApertureSum, aperture_sums
+
+    one = ds.data[:1, :1, :1] if ds.is_tilt_series else ds.data[:1, :1]
+    labels = np.ones((1, 1, 1) if ds.is_tilt_series else (1, 1), np.int32)
+    aperture_sums(one, labels)
+    ApertureSum(one, mask=np.ones((1, 1), bool))

@@ -78,3 +78,12 @@ def navigator_layers(ds: Any, *, name: str | None = None) -> list[tuple[Any, dic
         "metadata": {META_KEY: {"dataset": ds, "role": "navigator"}},
     }
     return [(image, meta, "image")]
+
+
+def find_dataset_layer(viewer: Any) -> Any:
+    """The newest layer whose metadata carries a virtual-aperture dataset (navigator role)."""
+    for layer in reversed(list(viewer.layers)):
+        info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
+        if info and info.get("role") == "navigator" and info.get("dataset") is not None:
+            return layer
+    return None

@@ -19,38 +19,20 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..live import GrainTracker, as_tilt_stack
+from ..live import GrainTracker, as_tilt_stack, warm_up
 from ..model import WorkspaceModel, workspace_for
-from ..reader import META_KEY
+from ..reader import META_KEY, find_dataset_layer
 from .jobs import JobRunner
 from .runner import LatestRunner, SerialRunner
 
 PAINT_MODES = {"paint", "erase", "fill", "polygon"}
 #: number of (tilt, grain) live sums kept up to date while painting
 LIVE_KEYS = 4
-
-
-def find_dataset_layer(viewer: Any) -> Any:
-    """The newest layer whose metadata carries a virtual-aperture dataset (navigator role)."""
-    for layer in reversed(list(viewer.layers)):
-        info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
-        if info and info.get("role") == "navigator" and info.get("dataset") is not None:
-            return layer
-    return None
-
-
-def warm_up(ds: Any) -> None:
-    """Load the engine's numba kernels for this dtype on one frame, off the GUI thread.
-
-    Loading compiled kernels holds the GIL for up to a second; doing it when the dataset is
-    attached keeps that pause out of the first "sum all grains" and the first brush stroke.
-    """
-    from virtual_aperture.compute import ApertureSum, aperture_sums
-
-    one = ds.data[:1, :1, :1] if ds.is_tilt_series else ds.data[:1, :1]
-    labels = np.ones((1, 1, 1) if ds.is_tilt_series else (1, 1), np.int32)
-    aperture_sums(one, labels)
-    ApertureSum(one, mask=np.ones((1, 1), bool))
+#: an update measured faster than this (moving average) runs directly on the GUI thread, which
+#: saves the event-loop round trip; slower ones (file-backed data) always go to a worker
+FAST_S = 0.003
+#: at most this many changed positions are applied on the GUI thread
+FAST_POSITIONS = 512
 
 
 class WorkspaceController(QObject):
@@ -86,6 +68,7 @@ class WorkspaceController(QObject):
         self.jobs = JobRunner(self)
         self.panels: dict[str, Any] = {}
         self._edit_t0: float | None = None
+        self._cost: dict[str, float | None] = {"sum": None, "hover": None}
         self.model.selected_changed.connect(self._on_selected)
         self.model.tilt_changed.connect(self._on_tilt)
         self.model.display_changed.connect(self._redisplay)
@@ -194,9 +177,13 @@ class WorkspaceController(QObject):
             acc = tracker.ensure(*key, mask)
             return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
 
-        self.sums.submit(work, self._grain_result)
         self.set_show_mode("grain")
         self._edit_timer.start()
+        n_changed = sum(len(c.positions) for c in changes)
+        if n_changed <= FAST_POSITIONS and not self.sums.busy and self._fast("sum"):
+            self._grain_result(self._timed("sum", work)())  # a few µs per position, in memory
+        else:
+            self.sums.submit(self._timed("sum", work), self._grain_result)
 
     def _request_grain(self) -> None:
         if self.tracker is None:
@@ -218,7 +205,25 @@ class WorkspaceController(QObject):
             acc = tracker.ensure(*key, mask)
             return key, np.array(acc.sum, dtype=np.float64, copy=True), int(acc.count)
 
-        self.sums.submit(work, self._grain_result)
+        self.sums.submit(self._timed("sum", work), self._grain_result)
+
+    def _timed(self, kind: str, fn: Any) -> Any:
+        """``fn`` wrapped to keep a moving average of its run time (for the fast path)."""
+
+        def run(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                dt = time.perf_counter() - t0
+                old = self._cost[kind]
+                self._cost[kind] = dt if old is None else 0.7 * old + 0.3 * dt
+
+        return run
+
+    def _fast(self, kind: str) -> bool:
+        cost = self._cost[kind]
+        return cost is not None and cost < FAST_S
 
     def _grain_result(self, result: tuple | None) -> None:
         if result is None:
@@ -298,7 +303,10 @@ class WorkspaceController(QObject):
         def fetch(k: tuple) -> np.ndarray:
             return np.asarray(pattern_at(ds.data, k[1], k[2], tilt=k[0]))
 
-        self.hover.request(key, fetch, self._cursor_result)
+        if not self.hover.busy and self._fast("hover"):
+            self._cursor_result(key, self._timed("hover", fetch)(key))  # in-memory frame copy
+        else:
+            self.hover.request(key, self._timed("hover", fetch), self._cursor_result)
 
     def _cursor_result(self, key: tuple, pattern: np.ndarray) -> None:
         self.cursor_position, self.cursor_pattern = key, pattern
