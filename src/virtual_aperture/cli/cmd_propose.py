@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
             min_size=args.min_size,
             threshold=args.threshold,
             n_components=args.n_components,
+            min_confidence=args.min_confidence,
             bin=args.bin,
             tilt=args.tilt,
             mean_patterns=False,
@@ -54,6 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output labels TIFF (sy, sx) or (n_tilt, sy, sx)")
     p.add_argument("--min-size", type=int, default=20, help="smallest grain in scan positions (default 20)")
     p.add_argument("--threshold", type=float, default=0.6, help="similarity to join a grain, 0-1 (default 0.6)")
+    p.add_argument("--min-confidence", type=float, default=0.35,
+                   help="drop regions less coherent than this, 0-1 (vacuum/support; default 0.35)")
     p.add_argument("--n-components", type=int, default=32, help="singular vectors kept for denoising (default 32)")
     p.add_argument("--bin", type=int, default=None, help="detector binning (default: to <= 32x32 pixels)")
     p.add_argument("--tilt", type=int, default=None, help="only this tilt of a 5D series (default: all)")

@@ -37,7 +37,6 @@ _CANCELLED = object()
 class JobError(Exception):
     """A computation of the dock failed (shown in the status line)."""
 
-
 class GrainsWidget(QWidget):
     """Dock widget for automatic grain proposals and their checks."""
 
@@ -54,9 +53,7 @@ class GrainsWidget(QWidget):
         self._cancel = CancelToken()
 
         self.dataset_combo = QComboBox()
-        self.min_size = QSpinBox()
-        self.min_size.setRange(1, 10**6)
-        self.min_size.setValue(20)
+        self.min_size = QSpinBox(minimum=1, maximum=10**6, value=20)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.05, 0.95)
         self.threshold.setSingleStep(0.05)
@@ -87,7 +84,6 @@ class GrainsWidget(QWidget):
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["tilt", "grain", "size", "confidence"])
-
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(grid)
@@ -106,8 +102,8 @@ class GrainsWidget(QWidget):
         self.sum_btn.clicked.connect(self.sum_selected_crystal)
         self.cancel_btn.clicked.connect(self.cancel)
         if self.viewer is not None:
-            self.viewer.layers.events.inserted.connect(self._refresh_datasets)
-            self.viewer.layers.events.removed.connect(self._refresh_datasets)
+            for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+                ev.connect(self._refresh_datasets)
         self._refresh_datasets()
 
     # ---- dataset and layers ------------------------------------------------------------
@@ -145,12 +141,24 @@ class GrainsWidget(QWidget):
         scale = tuple(layer.scale) if layer is not None else (1.0,) * ndim
         return scale[-ndim:] if len(scale) >= ndim else (1.0,) * (ndim - len(scale)) + scale
 
+    def _geometry(self, ndim: int) -> dict:
+        """scale (and units, when the source layer has them) for a new scan-space layer."""
+        geo: dict = {"scale": self._scale(ndim)}
+        layer = self._source_layer()
+        units = tuple(getattr(layer, "units", ()) or ()) if layer is not None else ()
+        if len(units) >= ndim:
+            geo["units"] = tuple(str(u) for u in units[-ndim:])
+        return geo
+
     def _set_labels(self, name: str, data: np.ndarray) -> Any:
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = data
         else:
-            layer = self.viewer.add_labels(data, name=name, scale=self._scale(data.ndim))
+            try:
+                layer = self.viewer.add_labels(data, name=name, **self._geometry(data.ndim))
+            except TypeError:  # napari without layer units
+                layer = self.viewer.add_labels(data, name=name, scale=self._scale(data.ndim))
         return layer
 
     # ---- worker plumbing ---------------------------------------------------------------
@@ -211,23 +219,22 @@ class GrainsWidget(QWidget):
     def cancel(self) -> None:
         self._cancel.cancel()
         self.status.setText("cancelling …")
-
     def _on_progress(self, value) -> None:
         done, total = value
         self.progress.setMaximum(max(int(total), 1))
         self.progress.setValue(int(done))
 
     def _on_finished(self) -> None:
+        self.progress.setValue(self.progress.maximum())
         self.cancel_btn.setEnabled(False)
         self._worker = None
         if self._cancel.cancelled:
             self._cancel = self._token_type()
 
     def _need_dataset(self):
-        ds = self.dataset()
-        if ds is None:
+        if self.dataset() is None:
             self.status.setText("open a 4D/5D dataset first (no layer carries one)")
-        return ds
+        return self.dataset()
 
     # ---- actions -------------------------------------------------------------------------
     def propose(self):
@@ -252,13 +259,14 @@ class GrainsWidget(QWidget):
             layer.features = {"index": [0, *ids], "confidence": [np.nan, *(conf[g] for g in ids)]}
         except Exception:  # noqa: BLE001 - older napari without label features
             pass
+        self.table.setHorizontalHeaderLabels(["tilt", "grain", "size", "confidence"])
         self._fill_table(rows)
         self.status.setText(f"{prop.n_grains} grain(s) proposed: edit the '{GRAINS_LAYER}' layer to accept/correct")
 
     def _fill_table(self, rows) -> None:
         self.table.setRowCount(len(rows))
         for i, (t, g, size, conf) in enumerate(rows):
-            for j, v in enumerate((t, g, size, f"{conf:.2f}")):
+            for j, v in enumerate((t, g, size, conf if isinstance(conf, (int, np.integer)) else f"{conf:.2f}")):
                 self.table.setItem(i, j, QTableWidgetItem(str(v)))
 
     def dissimilarity(self):
@@ -274,8 +282,11 @@ class GrainsWidget(QWidget):
             if DISSIMILARITY_LAYER in self.viewer.layers:
                 self.viewer.layers[DISSIMILARITY_LAYER].data = img
             else:
-                self.viewer.add_image(img, name=DISSIMILARITY_LAYER, colormap="magma", scale=self._scale(2),
-                                      blending="additive", contrast_limits=(0.0, 1.0))
+                kw = dict(name=DISSIMILARITY_LAYER, colormap="magma", contrast_limits=(0.0, 1.0))
+                try:
+                    self.viewer.add_image(img, **kw, **self._geometry(2))
+                except TypeError:  # napari without layer units
+                    self.viewer.add_image(img, **kw, scale=self._scale(2))
             self.status.setText(f"neighbour dissimilarity of tilt {tilt}: bright = boundary")
 
         return self._run(lambda p, c: neighbour_dissimilarity(ds, tilt=tilt), done, "dissimilarity")
@@ -351,10 +362,9 @@ class GrainsWidget(QWidget):
             lab = np.zeros(ds.scan_shape, np.int32)
             for i in range(len(foot)):
                 lab[foot[i]] = i + 1
-            layer = self._set_labels(CRYSTALS_LAYER, lab)
-            layer.visible = True
+            self._set_labels(CRYSTALS_LAYER, lab).visible = True
             overl = foot.sum(axis=0) > 1 if len(foot) else np.zeros(ds.scan_shape, bool)
-            rows = [(tilt, i + 1, int(c.footprint.sum()), float(len(c.reflections))) for i, c in enumerate(vc.crystals)]
+            rows = [(tilt, i + 1, int(c.footprint.sum()), len(c.reflections)) for i, c in enumerate(vc.crystals)]
             self._fill_table(rows)
             self.table.setHorizontalHeaderLabels(["tilt", "crystal", "size", "reflections"])
             self.status.setText(f"{len(vc)} crystal(s) by vector clustering; {int(overl.sum())} positions "
@@ -385,6 +395,5 @@ class GrainsWidget(QWidget):
         return self._run(lambda p, c: vector_selective_sum(ds, crystal.footprint, crystal.reflections, tilt=tilt),
                          done, "summing")
 
-    def shutdown(self) -> None:
-        """Cancel a running job (for closing the dock)."""
+    def shutdown(self) -> None:  # closing the dock cancels a running job
         self._cancel.cancel()
