@@ -172,3 +172,31 @@ def test_merge_delete_polygon(dataset_factory, open_workspace):
     np.testing.assert_array_equal(c.grain_sum, _ref_sum(arr, g.data == 5))
     g.undo()
     assert not g.data.any()
+
+
+def test_copy_grain_follows_measured_drift(open_workspace):
+    """A bright (dark-field) block that moves by (2, 3) scan pixels between tilts is followed."""
+    import dask.array as da
+
+    from virtual_aperture.model import Calibration, Dataset
+
+    arr = np.zeros((2, 32, 32, 16, 16), np.uint16)
+    arr[..., 7:9, 7:9] = 50  # central beam everywhere
+    arr[0, 8:18, 6:14, 4, 5] = 400  # a crystal scattering to (4, 5), seen in dark field
+    arr[1, 10:20, 9:17, 4, 5] = 400  # the same crystal after a (2, 3) drift
+    ds = Dataset(da.from_array(arr), Calibration(tilt_angles_deg=(0.0, 1.0)))
+    viewer, w = open_workspace(ds)
+    c, tp = w.controller, w.panels["tilts"]
+    assert tp.drift_mask() is not None  # the ADF preset is used for the drift images
+    g = c.grains
+    g.data_setitem(np.nonzero(np.pad(np.ones((1, 10, 8), bool), ((0, 1), (8, 14), (6, 18)))), 1)
+    c.model.selected = 1
+    c.flush()
+    worker = tp.copy_grain(+1)
+    assert worker is not None
+    c.jobs.wait()
+    c.flush()
+    assert tp.last_shift == pytest.approx((2.0, 3.0), abs=0.3)
+    np.testing.assert_array_equal(np.nonzero(g.data[1] == 1)[0].min(), 10)
+    assert (g.data[1] == 1).sum() == 80 and g.data[1, 10:20, 9:17].min() == 1
+    assert c.model.tilt == 1

@@ -13,6 +13,9 @@ from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QVBoxLay
 
 from ..drift import measure_drift, shift_mask
 
+#: a measured drift larger than this (scan pixels) between neighbouring tilts is not trusted
+MAX_DRIFT_PX = 5.0
+
 
 class TiltPanel(QWidget):
     def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
@@ -58,10 +61,23 @@ class TiltPanel(QWidget):
         else:
             self.info.setText("4D dataset: no tilts")
 
-    def copy_grain(self, direction: int, *, label: int | None = None) -> tuple[float, float] | None:
+    def drift_mask(self) -> np.ndarray | None:
+        """Detector mask for the drift images: the annular dark field detector (label 2) if any."""
+        det = self.controller.extra_panel("detectors")
+        if det is None or det.layer is None:
+            return None
+        for label, name in det.names.items():
+            if "dark field" in name and (det.layer.data == label).any():
+                return det.layer.data == label
+        return None
+
+    def copy_grain(self, direction: int, *, label: int | None = None) -> Any:
         """Copy the selected grain of the current tilt to tilt ``current + direction``.
 
-        Returns the shift applied (scan pixels) or None when there is nothing to copy.
+        With "shift by measured drift" the drift is measured in a worker (dark-field virtual
+        images of both tilts, phase cross-correlation) and the copy is made when it returns; the
+        worker is returned. Without it the copy is made at once and ``(0.0, 0.0)`` is returned.
+        None when there is nothing to copy.
         """
         c = self.controller
         ds = c.dataset
@@ -71,13 +87,41 @@ class TiltPanel(QWidget):
         dst = src + direction
         if not 0 <= dst < ds.n_tilts or label <= 0:
             return None
-        data = c.grains.data
-        mask = data[src] == label
-        if not mask.any():
+        if not (c.grains.data[src] == label).any():
             c.viewer.status = f"grain {label} is empty at tilt {src + 1}"
             return None
-        shift = measure_drift(c.total[src], c.total[dst]) if self.follow.isChecked() else (0.0, 0.0)
-        moved = shift_mask(mask, shift)
+        if not self.follow.isChecked():
+            self._apply_copy(label, src, dst, (0.0, 0.0))
+            return (0.0, 0.0)
+        mask, nav = self.drift_mask(), c.total
+
+        def work(progress: Any, cancel: Any) -> tuple[float, float]:
+            from virtual_aperture.compute import virtual_image
+
+            progress(0, 2)
+            if mask is None:  # no dark-field detector: the navigator images
+                return measure_drift(nav[src], nav[dst])
+            a = virtual_image(ds.tilt(src), mask, cancel=cancel)
+            progress(1, 2)
+            b = virtual_image(ds.tilt(dst), mask, cancel=cancel)
+            progress(2, 2)
+            return measure_drift(a, b)
+
+        def done(shift: tuple[float, float]) -> None:
+            if max(abs(shift[0]), abs(shift[1])) > MAX_DRIFT_PX:
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"measured drift ({shift[0]:+.1f}, {shift[1]:+.1f}) px between tilts {src + 1} and "
+                             f"{dst + 1} exceeds {MAX_DRIFT_PX} px and is not trusted: copied without a shift")
+                shift = (0.0, 0.0)
+            self._apply_copy(label, src, dst, shift)
+
+        return c.jobs.start(f"drift tilt {src + 1} → {dst + 1}", work, done)
+
+    def _apply_copy(self, label: int, src: int, dst: int, shift: tuple[float, float]) -> None:
+        c = self.controller
+        data = c.grains.data
+        moved = shift_mask(data[src] == label, shift)
         target = data[dst]
         clear = np.nonzero((target == label) & ~moved)
         if clear[0].size:
@@ -85,7 +129,7 @@ class TiltPanel(QWidget):
         put = np.nonzero(moved & (target == 0))
         if put[0].size:
             c.grains.data_setitem((np.full(put[0].size, dst), *put), label)
+        self.last_shift = shift
         c.viewer.status = f"copied grain {label} to tilt {dst + 1} shifted by ({shift[0]:+.1f}, {shift[1]:+.1f}) px"
         if self.go.isChecked():
             self.model.tilt = dst
-        return shift
