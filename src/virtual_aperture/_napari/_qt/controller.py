@@ -92,7 +92,15 @@ class WorkspaceController(QObject):
         layer = event.value
         info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
         if info and info.get("role") == "navigator" and info.get("dataset") is not self.dataset:
-            QTimer.singleShot(0, lambda: self.attach(layer))
+            QTimer.singleShot(0, lambda: self._safe_attach(layer))
+
+    def _safe_attach(self, layer: Any) -> None:
+        try:
+            self.attach(layer)
+        except (ValueError, KeyError, OSError) as exc:
+            from .runner import notify_error
+
+            notify_error(f"virtual aperture: cannot use layer {layer.name!r}: {exc}")
 
     def attach(self, navigator: Any, grains: np.ndarray | None = None) -> None:
         """Work on the dataset of ``navigator``; ``grains`` restores a label image (sessions)."""
