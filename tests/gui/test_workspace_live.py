@@ -200,3 +200,24 @@ def test_copy_grain_follows_measured_drift(open_workspace):
     np.testing.assert_array_equal(np.nonzero(g.data[1] == 1)[0].min(), 10)
     assert (g.data[1] == 1).sum() == 80 and g.data[1, 10:20, 9:17].min() == 1
     assert c.model.tilt == 1
+
+
+def test_keyboard_shortcuts(dataset_factory, open_workspace):
+    from app_model.types import KeyBinding
+
+    ds, _ = dataset_factory(tilts=3)
+    viewer, w = open_workspace(ds)
+    c = w.controller
+
+    def press(key):
+        viewer.keymap[KeyBinding.from_str(key)](viewer)
+
+    press("Shift+N")
+    assert c.model.selected in c.model.grain_names and c.grains.mode == "paint"
+    press("PageDown")
+    assert c.model.tilt == 1 and viewer.dims.current_step[0] == 1
+    press("PageUp")
+    assert c.model.tilt == 0
+    log = c.model.display.log
+    press("Shift+L")
+    assert c.model.display.log is (not log)
