@@ -30,6 +30,8 @@ CORE_FRACTION = 0.25
 SHARED_COVER = 0.4
 #: … or that lights up at least this fraction of the crystal's footprint
 SHARED_FILL = 0.6
+#: families of one crystal closer than this (detector pixels) are one reflection
+MERGE_PX = 1.5
 
 
 @dataclass
@@ -39,9 +41,10 @@ class Crystal:
     Attributes
     ----------
     reflections
-        ``(n, 2)`` detector positions ``(k_y, k_x)`` (intensity-weighted mean of each family).
+        ``(n, 2)`` detector positions ``(k_y, k_x)``, strongest first (intensity-weighted mean of
+        the vector families within 1.5 px of each other).
     intensities
-        ``(n,)`` summed vector intensity of each reflection family.
+        ``(n,)`` summed vector intensity of each reflection.
     footprint
         bool ``(scan_y, scan_x)``: where the crystal diffracts (may overlap other crystals).
     """
@@ -78,6 +81,21 @@ def _check_vectors(vectors: Any) -> np.ndarray:
     if not np.isfinite(v[:, :4]).all():
         raise ValueError("vectors contain NaN or infinite coordinates")
     return v
+
+
+def _merge_close(k: np.ndarray, w: np.ndarray, dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """One reflection per spot: families closer than ``dist`` pixels (pieces of one reflection
+    split by DBSCAN gaps) are merged into their intensity-weighted mean."""
+    if len(k) < 2:
+        return k, w
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    lab = fcluster(linkage(k, "single"), dist, "distance")
+    ws = np.bincount(lab, weights=w)[1:]
+    ky = np.bincount(lab, weights=w * k[:, 0])[1:] / np.maximum(ws, 1e-30)
+    kx = np.bincount(lab, weights=w * k[:, 1])[1:] / np.maximum(ws, 1e-30)
+    order = np.argsort(-ws, kind="stable")
+    return np.column_stack([ky, kx])[order], ws[order]
 
 
 def _dilate_rows(fp: sparse.csr_matrix, sy: int, sx: int, grow: int) -> sparse.csr_matrix:
@@ -296,7 +314,8 @@ def cluster_vectors(
     f_kx = np.bincount(fam[okf], weights=wv * v[okf, 3], minlength=nf) / np.maximum(f_w, 1e-30)
     for new, gi in enumerate(order):
         members = np.flatnonzero((cover[:, new] >= SHARED_COVER) | (groups == gids[gi]))
-        out.append(Crystal(np.column_stack([f_ky[members], f_kx[members]]), f_w[members], feet_arr[gi]))
+        k, w = _merge_close(np.column_stack([f_ky[members], f_kx[members]]), f_w[members], MERGE_PX)
+        out.append(Crystal(k, w, feet_arr[gi]))
     best = np.where(cover.max(axis=1) >= SHARED_COVER, np.argmax(cover, axis=1), -1)
     lab[fam >= 0] = best[fam[fam >= 0]]
     return VectorClusters(out, lab, fam, (sy, sx))
