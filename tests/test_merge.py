@@ -78,3 +78,23 @@ def test_merge_bad_input():
     r = Reflections(np.array([[1, 0, 0]]), [1.0], [1.0], cell=(5, 5, 5, 90, 90, 90), space_group="P 21 21 21")
     with pytest.raises(ValueError, match="absent"):
         merge_reflections(r)
+
+
+def test_laue_class_from_correlated_equivalents_despite_dynamical_rint():
+    """Electron data: multiplicative (dynamical-like) errors push Rint far above the triclinic value,
+    yet equivalents stay correlated; a pseudo-tetragonal metric (a ≈ b) must not give 4/mmm."""
+    refl, _ = _unmerged((9.0, 9.04, 11.2, 90, 90, 90), "P 21 21 21", seed=3, noise=0.0, mult=4)
+    rng = np.random.default_rng(7)
+    # one factor per Friedel pair (h and -h look alike in one orientation), ~45 % scatter between equivalents
+    h = refl.hkl
+    first = np.take_along_axis(h, np.argmax(h != 0, axis=1)[:, None], axis=1)
+    canon = np.where(first < 0, -h, h)
+    _, key = np.unique(canon, axis=0, return_inverse=True)
+    dyn = refl.intensity * rng.lognormal(0.0, 0.45, key.max() + 1)[key.reshape(-1)]
+    refl = refl.replace(intensity=dyn, sigma=0.05 * np.abs(dyn) + 1e-3)
+    laue, table = suggest_laue_class(refl)
+    rows = {r["laue"]: r for r in table}
+    assert laue == "mmm"
+    assert rows["mmm"]["r_int"] > 1.5 * rows["-1"]["r_int"] + 0.05  # the Rint rule alone would refuse mmm
+    assert rows["mmm"]["cc_sym"] > 0.5 and rows["mmm"]["n_pairs"] >= 20
+    assert rows["4/mmm"]["cc_sym"] < 0.5 and not rows["4/mmm"]["accepted"]
