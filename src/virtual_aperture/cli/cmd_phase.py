@@ -10,7 +10,6 @@ DIR/report.json (cell, space_group, converged, r1, atoms and every figure of mer
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -87,69 +86,31 @@ def _check_data(refl) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from virtual_aperture.crystal.export import (
-        write_ccp4_map, write_ins, write_report, write_structure_cif,
-    )
+    from virtual_aperture.cli._runtime import close_client, open_client, tqdm_progress
     from virtual_aperture.crystal.atoms import parse_formula
-    from virtual_aperture.crystal.solve import solve_structure
-
+    from virtual_aperture.crystal.export import SOLUTION_FILES, check_free, write_solution
     from virtual_aperture.crystal.merge import merge_reflections
+    from virtual_aperture.crystal.solve import solve_structure
 
     path, refl, composition = _load(args)
     _check_data(refl)
     refl, merge_stats = merge_reflections(refl)
     if composition is not None:
         parse_formula(composition)  # clear error before the long run
-    out = Path(args.out) if args.out else path.parent / f"{path.stem}_phase"
-    out.mkdir(parents=True, exist_ok=True)
-    names = ["structure.cif", "potential.ccp4", "report.json", "structure.ins", "structure.res"]
-    if not args.overwrite:
-        for n in names:
-            if (out / n).exists():
-                raise FileExistsError(f"{out / n} already exists (use --overwrite)")
-    client = None
-    if args.scheduler:
-        from distributed import Client
-
-        client = Client(args.scheduler)
-    bar = tqdm(total=1, desc="charge flipping", unit="it", file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    out = check_free(args.out or path.parent / f"{path.stem}_phase", SOLUTION_FILES, overwrite=args.overwrite)
+    client = open_client(args.scheduler)
     try:
-        sol = solve_structure(refl, composition=composition, d_min=args.d_min, starts=args.starts,
-                              delta_factor=args.delta, seed=args.seed, client=client, progress=progress)
+        with tqdm_progress("charge flipping") as progress:
+            sol = solve_structure(refl, composition=composition, d_min=args.d_min, starts=args.starts,
+                                  delta_factor=args.delta, seed=args.seed, client=client, progress=progress)
     finally:
-        bar.close()
-        if client is not None:
-            client.close()
+        close_client(client)
     report = sol.report()
     report["input"] = str(path)
     report["merging"] = merge_stats.as_dict()
-    ow = args.overwrite
-    write_ccp4_map(out / "potential.ccp4", sol.potential, cell=sol.cell, space_group=sol.space_group, overwrite=ow)
-    unit = {}
-    for a in sol.atoms:
-        unit[a.element] = unit.get(a.element, 0) + a.multiplicity
-    if not unit:
-        unit = {e: n for e, n in (parse_formula(composition).items() if composition else [("C", 1)])}
-    unit = {("C" if e == "X" else e): n for e, n in unit.items()}
-    atoms = [a if a.element != "X" else type(a)(a.label, "C", a.x, a.y, a.z, a.height, a.multiplicity)
-             for a in sol.atoms]
+    write_solution(out, sol, wavelength=refl.wavelength, report=report, composition=composition,
+                   overwrite=args.overwrite)
     r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
-    for name in ("structure.ins", "structure.res"):
-        write_ins(out / name, cell=sol.cell, space_group=sol.space_group, wavelength=refl.wavelength, unit=unit,
-                  atoms=atoms if name.endswith(".res") or sol.converged else [],
-                  title=f"virtual-aperture charge flipping, R1 {r1}", overwrite=ow)
-    write_structure_cif(out / "structure.cif", atoms, cell=sol.cell, space_group=sol.space_group,
-                        wavelength=refl.wavelength, extra={} if sol.r1 is None else {"_refine_ls_R_factor_gt": sol.r1},
-                        overwrite=ow)
-    write_report(out / "report.json", report, overwrite=ow)
     status = "solved" if sol.converged else "no solution"
     print(f"{status}: {sol.message}; {len(sol.atoms)} atoms; R1 {r1}; wrote {out}")
     return 0 if sol.converged else 3

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from .cmd_info import _add_open_options, open_from_args
-from .cmd_virtual import cli_progress, open_client
+from ._runtime import cli_progress, close_client, open_client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
             progress=cli_progress("propose"),
         )
     finally:
-        if client is not None:
-            client.close()
+        close_client(client)
     tifffile.imwrite(args.out, prop.labels.astype(np.int32), metadata={"axes": "TYX" if prop.labels.ndim == 3 else "YX"})
     print(f"wrote {args.out}: labels {prop.labels.shape} int32, {prop.n_grains} grain(s)")
     rows = [{"tilt": t, "grain": g, "size": s, "confidence": round(c, 3)} for t, g, s, c in prop.table()]

@@ -6,10 +6,10 @@ Computes a virtual image (one per tilt for a tilt series) and writes it as a flo
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
+from ._runtime import cli_progress, close_client, open_client
 from .cmd_info import _add_open_options, open_from_args
 
 
@@ -44,33 +44,6 @@ def parse_detector(spec: str, ds) -> np.ndarray:
             raise ValueError(f"--detector mask {spec!r} has shape {mask.shape}, the detector is {tuple(shape)}")
         return mask
     raise ValueError(f"--detector {spec!r} is not bf, adf, annulus:R1,R2, disk:R or a .tif mask")
-
-
-def cli_progress(label: str):
-    """A ``progress(done, total)`` callback printing to stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def progress(done: int, total: int) -> None:
-        print(f"\r{label}: {done}/{total} chunks", end="\n" if done == total else "", file=sys.stderr, flush=True)
-
-    return progress
-
-
-def open_client(address: str | None):
-    from virtual_aperture.compute import get_client
-
-    return get_client(address) if address else None
-
-
-def close_client(client) -> None:
-    """Close a client opened by :func:`open_client` (and its LocalCluster, if it made one)."""
-    if client is None:
-        return
-    cluster = getattr(client, "cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,7 +75,7 @@ def integrate_reflections(
     tilt_axis_deg: float,
     wavelength: float,
     pixel_size: float,
-    center: tuple[float, float],
+    center: tuple[float, float] | np.ndarray,
     ellipticity: tuple[float, float] = (1.0, 0.0),
     d_min: float,
     oscillation_deg: float | None = None,
@@ -98,7 +98,9 @@ def integrate_reflections(
     tilt_angles_deg, tilt_axis_deg
         Tilt of each pattern and the tilt axis direction on the detector (degrees).
     wavelength, pixel_size, center, ellipticity
-        λ (Å), Å⁻¹ per pixel, beam centre (k_y, k_x) px, elliptical distortion (ratio, angle°).
+        λ (Å), Å⁻¹ per pixel, beam centre (k_y, k_x) px — one for all patterns or one per
+        pattern ``(n_tilt, 2)`` (the centre of a summed pattern moves with the descan under the
+        aperture) — and the elliptical distortion (ratio, angle°).
     d_min
         Resolution limit (Å).
     oscillation_deg
@@ -134,6 +136,10 @@ def integrate_reflections(
         raise ValueError(f"need 0 < radius_px < annulus inner < outer, got {radius_px}, {background_annulus}")
     if not (wavelength > 0 and pixel_size > 0 and d_min > 0 and excitation_width > 0):
         raise ValueError("wavelength, pixel_size, d_min and excitation_width must be positive")
+    c_arr = np.asarray(center, dtype=float)
+    if c_arr.shape not in ((2,), (pats.shape[0], 2)):
+        raise ValueError(f"center must be (k_y, k_x) or one per pattern ({pats.shape[0]}, 2), got shape {c_arr.shape}")
+    centers = np.broadcast_to(c_arr, (pats.shape[0], 2))
     step = float(oscillation_deg) if oscillation_deg else (float(np.median(np.diff(tilts))) if tilts.size > 1 else 1.0)
     cell = cell_from_basis(np.linalg.inv(UB).T)
     hkl = miller_indices_within(cell, d_min)
@@ -149,7 +155,8 @@ def integrate_reflections(
     for t_i, tilt in enumerate(tilts):
         check_cancel(cancel)
         pos, s, _ = predict_reflections(UB, hkl, tilt_deg=float(tilt), tilt_axis_deg=tilt_axis_deg,
-                                        wavelength=wavelength, pixel_size=pixel_size, center=center,
+                                        wavelength=wavelength, pixel_size=pixel_size,
+                                        center=tuple(centers[t_i]),
                                         ellipticity=ellipticity)
         svals[t_i] = s
         exc = np.flatnonzero(np.abs(s) <= excitation_width)

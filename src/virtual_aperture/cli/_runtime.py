@@ -1,0 +1,62 @@
+"""What every command shares: progress bars on stderr and the dask client from ``--scheduler``."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+
+def cli_progress(label: str, unit: str = "chunks") -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr (silent when not a terminal)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False, disable=None)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+            bar = None
+
+    return progress
+
+
+@contextmanager
+def tqdm_progress(label: str, unit: str = "it") -> Iterator[Callable[[int, int], None]]:
+    """:func:`cli_progress` whose bar is closed on leaving the block, even after an error."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, desc=label, unit=unit, file=sys.stderr, leave=False, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
+def open_client(address: str | None):
+    """``None`` (threads), or the client for ``--scheduler ADDRESS`` / ``local``."""
+    from virtual_aperture.compute import get_client
+
+    return get_client(address) if address else None
+
+
+def close_client(client) -> None:
+    """Close a client opened by :func:`open_client` (and its LocalCluster, if it made one)."""
+    if client is None:
+        return
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
