@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from virtual_aperture.crystal.atoms import Atom, structure_factors
+from virtual_aperture.crystal.compare import match_to_reference
 from virtual_aperture.crystal.phasing import charge_flip, expand_to_p1
 from virtual_aperture.crystal.reflections import Reflections
 from virtual_aperture.crystal.solve import simulate_reflections, solve_structure
@@ -44,33 +45,8 @@ def make_structure(cell, sg, sites, b=1.0):
 
 
 def match_distances(found, truth, cell, sg):
-    """Distance (Å) of each true atom to the nearest found atom under the best allowed origin
-    shift and hand (search: align a found atom with every image of the heaviest true atom)."""
-    uc = gemmi.UnitCell(*cell)
-    A = np.array(uc.orth.mat)
-    ops = gemmi.SpaceGroup(sg).operations()
-
-    def images(x):
-        return np.array([op.apply_to_xyz(list(map(float, x))) for op in ops]) % 1.0
-
-    t_imgs = [images(x) for _, x in truth]
-    heavy = max(range(len(truth)), key=lambda i: gemmi.Element(truth[i][0]).atomic_number)
-    fx = np.array([x for _, x in found])
-    best = None
-    for hand in (1, -1):
-        for y0 in fx[:4]:
-            for img in t_imgs[heavy]:
-                y = (hand * fx + img - hand * y0) % 1.0
-                dist = []
-                for imgs in t_imgs:
-                    d = y[:, None, :] - imgs[None]
-                    d -= np.round(d)
-                    dist.append(np.linalg.norm(d @ A.T, axis=2).min())
-                dist = np.array(dist)
-                score = (dist < 0.3).sum() - 1e-3 * dist.sum()
-                if best is None or score > best[0]:
-                    best = (score, dist)
-    return best[1]
+    """Distance (Å) of each true atom to the nearest found atom under the best origin shift and hand."""
+    return match_to_reference(found, truth, cell, sg)
 
 
 def check_solution(sol, truth, cell, sg):

@@ -21,7 +21,7 @@ from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match
 from .lattice_search import indexed_mask, search_lattice
 from .peaks import PeakList
 from .index_helpers import assign_hkl, excitation_spread, excitation_weights, family_of, read_known_cell
-from .refine import nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
+from .refine import expand_cell_esd, nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
 
 __all__ = ["IndexingError", "IndexingResult", "ZoneAxisResult", "index_tilt_series", "index_zone_axis",
@@ -37,7 +37,8 @@ class IndexingResult:
     ``hkl`` has one row per peak of ``peaks`` (``indexed`` says which are valid; the others are 0);
     ``rmsd_px``/``rmsd_inv_A`` are the positional residuals of indexed peaks; ``tilt_axis_deg`` is
     the refined tilt-axis direction; ``excitation_tolerance`` (Å⁻¹) the 90th percentile of |s| of
-    the indexed peaks, used by :meth:`predict`.
+    the indexed peaks, used by :meth:`predict`; ``cell_esd`` the standard uncertainties of the six
+    cell parameters (0 for those fixed by the lattice).
     """
 
     cell: tuple[float, float, float, float, float, float]
@@ -356,5 +357,5 @@ def index_tilt_series(
         cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
         tilt_axis_deg=axis, indexed_fraction=float(ok.mean()), hkl=hkl, indexed=ok, rmsd_px=rmsd,
         rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
-        excitation_tolerance=float(np.percentile(np.abs(s), 90) + 1e-4), cell_esd=tuple(float(v) for v in esd),
+        excitation_tolerance=float(np.percentile(np.abs(s), 90) + 1e-4), cell_esd=expand_cell_esd(esd, family),
         reduced_cell=tuple(float(v) for v in reduced_cell), info=info)

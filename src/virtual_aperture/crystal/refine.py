@@ -27,6 +27,16 @@ _FAMILIES = {
 }
 
 
+def expand_cell_esd(esd, family: str) -> tuple[float, ...]:
+    """Standard uncertainties of the free parameters → six values (a, b, c, α, β, γ); angles fixed
+    by the crystal family get 0 (as SHELX ZERR expects)."""
+    full = list(_FAMILIES[family][0](list(esd)))
+    for i in (3, 4, 5):
+        if family != "a" and not (family == "m" and i == 4):
+            full[i] = 0.0
+    return tuple(float(v) for v in full)
+
+
 def symmetrize_cell(cell, family: str) -> tuple[float, ...]:
     """Impose a crystal family's constraints on a measured cell (averaging equal lengths)."""
     a, b, c, al, be, ga = cell

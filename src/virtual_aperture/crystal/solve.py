@@ -138,7 +138,7 @@ def solve_structure(
         kk = float(ph.amplitudes @ afc) / max(float(afc @ afc), 1e-30)
         amp = np.clip(2 * ph.amplitudes - kk * afc, 0, None) if RECYCLE_2FO_FC else ph.amplitudes
         grid[ph.hkl[:, 0] % ph.grid[0], ph.hkl[:, 1] % ph.grid[1], ph.hkl[:, 2]] = amp * np.exp(-1j * np.angle(fc))
-        m = np.fft.irfftn(grid, s=ph.grid)
+        m = np.fft.irfftn(grid, s=ph.grid, axes=(0, 1, 2))
         m = (m - m.mean()) / max(float(m.std()), 1e-30)
         new_atoms, new_info = find_atoms(m, cell=refl.cell, space_group=sg, d_min=ph.d_min, composition=composition)
         if not new_atoms:

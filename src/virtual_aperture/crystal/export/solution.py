@@ -27,11 +27,12 @@ def check_free(out: str | os.PathLike, names, *, overwrite: bool) -> Path:
 
 
 def write_solution(out: str | os.PathLike, solution, *, wavelength: float | None, report: dict,
-                   composition: str | None = None, overwrite: bool = False) -> list[Path]:
+                   composition: str | None = None, cell_esd=None, overwrite: bool = False) -> list[Path]:
     """Write ``solution`` (a :class:`~virtual_aperture.crystal.solve.Solution`) into ``out``.
 
     ``structure.ins`` carries no atoms unless the solution converged (a SHELXT-like starting
-    point); ``structure.res`` always carries the atoms found. Unassigned peaks (element ``X``)
+    point); ``structure.res`` always carries the atoms found. ``cell_esd`` (six values) fills ZERR.
+    Unassigned peaks (element ``X``)
     are written as carbon, the usual placeholder. Returns the paths written.
     """
     sol = solution
@@ -48,7 +49,8 @@ def write_solution(out: str | os.PathLike, solution, *, wavelength: float | None
     r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
     for name in ("structure.ins", "structure.res"):
         paths.append(write_ins(out / name, cell=sol.cell, space_group=sol.space_group, wavelength=wavelength,
-                               unit=unit, atoms=atoms if name.endswith(".res") or sol.converged else [],
+                               unit=unit, z=int(sol.z or 1), zerr=tuple(cell_esd) if cell_esd else None,
+                               atoms=atoms if name.endswith(".res") or sol.converged else [],
                                title=f"virtual-aperture charge flipping, R1 {r1}", overwrite=overwrite))
     paths.append(write_structure_cif(out / "structure.cif", atoms, cell=sol.cell, space_group=sol.space_group,
                                      wavelength=wavelength,

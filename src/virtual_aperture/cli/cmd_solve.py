@@ -1,0 +1,127 @@
+"""``virtual-aperture solve DATASET --labels LABELS --grain N --out DIR``: the whole chain for one grain.
+
+Sums the grain's patterns on every tilt, finds and indexes the Bragg peaks, integrates, chooses
+the space group (or takes ``--space-group``), merges, phases by charge flipping and writes
+DIR/structure.cif, potential.ccp4, report.json, structure.ins/.res, structure.hkl,
+reflections.cif, frames.mrc and smv/ (see ``virtual_aperture.workflow``).
+
+LABELS is an integer TIFF or .npy, ``(sy, sx)`` or ``(n_tilt, sy, sx)``, or a session file saved
+by the napari plugin (its grains and calibration are used). Exit codes: 0 solved, 3 no solution,
+2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ._runtime import close_client, open_client
+from .cmd_info import _add_open_options, open_from_args
+
+SESSION_SUFFIXES = (".h5", ".hdf5", ".vas", ".zarr")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "solve",
+        help="solve the structure of one grain of a tilt series (sum → peaks → index → integrate → phase)",
+        description="The whole chain for one grain of a 5D tilt series; writes CIF, CCP4 map, SHELX .hkl/.ins/.res, "
+        "reflections CIF, an MRC and SMV frame stack and a JSON report.",
+    )
+    p.add_argument("path", nargs="+", help="5D dataset (one file, or one 4D file per tilt)")
+    p.add_argument("--labels", required=True, help="grain labels: TIFF/.npy (sy, sx) or (n_tilt, sy, sx), or a session file")
+    p.add_argument("--grain", required=True, type=int, help="label of the grain to solve")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--composition", default=None, help="cell contents or formula unit, e.g. TiO2")
+    p.add_argument("--space-group", default=None, help="space group in the indexed setting (default: suggested)")
+    p.add_argument("--known-cell", default=None,
+                   help="index in this cell: 'A B C ALPHA BETA GAMMA' or a CIF path (default: searched)")
+    p.add_argument("--d-min", type=float, default=None, help="resolution limit in Å (default: from the peaks)")
+    p.add_argument("--min-positions", type=int, default=3, help="leave out tilts where the grain covers fewer positions")
+    p.add_argument("--threshold", type=float, default=6.0, help="peak-finding signal-to-noise threshold")
+    p.add_argument("--starts", type=int, default=4, help="random starts of charge flipping (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--descan", action="store_true",
+                   help="measure and fit the descan (beam-centre shift over the scan) and compensate it in the sums")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="dask.distributed scheduler address, or 'local' (default: threads)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_open_options(p)
+    p.set_defaults(func=run)
+
+
+def read_labels(path: str):
+    """``(labels, calibration or None)`` from a TIFF, .npy or session file."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"--labels file {path!r} not found")
+    suffix = p.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(p), None
+    if suffix == ".npy":
+        return np.load(p, allow_pickle=False), None
+    if suffix in SESSION_SUFFIXES:
+        from virtual_aperture.session import load_session
+
+        s = load_session(p)
+        return s.grains, s.calibration
+    raise ValueError(f"--labels {path!r}: expected a .tif/.tiff/.npy labels image or a session ({', '.join(SESSION_SUFFIXES)})")
+
+
+def _known_cell(text: str | None):
+    if text is None:
+        return None
+    parts = text.replace(",", " ").split()
+    if len(parts) == 6:
+        try:
+            return tuple(float(v) for v in parts)
+        except ValueError:
+            pass
+    if not Path(text).is_file():
+        raise ValueError(f"--known-cell {text!r} is neither six numbers nor an existing CIF file")
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from virtual_aperture.crystal.export import SOLUTION_FILES, check_free
+    from virtual_aperture.workflow import GRAIN_FILES, solve_grain, write_grain
+
+    from ._runtime import cli_progress
+
+    labels, session_cal = read_labels(args.labels)
+    ds = open_from_args(args)
+    overridden = any(getattr(args, n) is not None for n in
+                     ("pixel_size", "beam_energy", "tilt_angles", "tilt_axis", "center", "scan_step"))
+    if session_cal is not None and not overridden:  # the calibration the user refined in napari
+        import dataclasses
+
+        ds = ds.with_calibration(**{f.name: getattr(session_cal, f.name) for f in dataclasses.fields(session_cal)})
+    out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
+    if args.descan:
+        from virtual_aperture.crystal.calibrate import calibrate_descan
+
+        cal, _ = calibrate_descan(ds, progress=cli_progress("descan"))
+        ds = ds.with_calibration(center=cal.center, extra=cal.extra)
+    bars = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = cli_progress(stage, unit="steps")
+        bars[stage](done, total)
+
+    client = open_client(args.scheduler)
+    try:
+        res = solve_grain(ds, labels, args.grain, composition=args.composition, space_group=args.space_group,
+                          known_cell=_known_cell(args.known_cell), d_min=args.d_min, min_positions=args.min_positions,
+                          peak_threshold=args.threshold, starts=args.starts, seed=args.seed, client=client,
+                          progress=progress)
+    finally:
+        close_client(client)
+    write_grain(res, out, overwrite=args.overwrite)
+    print(res.summary())
+    print(f"wrote {out}")
+    return 0 if res.solved else 3

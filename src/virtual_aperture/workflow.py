@@ -1,0 +1,343 @@
+"""One grain, end to end: summed patterns → Bragg peaks → indexing → integration → symmetry →
+merging → charge flipping → atoms, and the files crystallographers use.
+
+This is what ``virtual-aperture solve`` and ``make demo`` run; every step is also public on its
+own (:func:`~virtual_aperture.aperture_sums`, :func:`~virtual_aperture.find_bragg_peaks`,
+:func:`~virtual_aperture.index_tilt_series`, :func:`~virtual_aperture.integrate_reflections`,
+:func:`~virtual_aperture.merge_reflections`, :func:`~virtual_aperture.solve_structure`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["GrainResult", "solve_grain", "write_grain", "grain_tilts"]
+
+STAGES = ("sum", "peaks", "index", "integrate", "symmetry", "phase")
+
+
+@dataclass
+class GrainResult:
+    """Everything :func:`solve_grain` found for one grain (see :meth:`report`)."""
+
+    grain: int
+    tilts: np.ndarray  # indices into the dataset's tilt axis that were used
+    tilt_angles_deg: np.ndarray
+    patterns: np.ndarray  # (n_tilt, k_y, k_x) summed (normalised) patterns
+    positions: np.ndarray  # (n_tilt,) scan positions summed per tilt
+    peaks: list
+    indexing: Any  # IndexingResult
+    reflections: Any  # unmerged Reflections in the chosen space group
+    merged: Any
+    merge_stats: Any
+    space_group: str
+    symmetry: dict
+    solution: Any  # Solution
+    composition: str | None = None
+    beam_stop_radius_px: float = 4.0
+    timings_s: dict = field(default_factory=dict)
+
+    @property
+    def solved(self) -> bool:
+        return bool(self.solution.converged)
+
+    @property
+    def centers(self) -> np.ndarray:
+        """Measured unscattered-beam centre (k_y, k_x) of every pattern."""
+        return np.array([p.center for p in self.peaks], dtype=float)
+
+    def report(self) -> dict:
+        """Every figure of merit of every stage, JSON-able (what ``report.json`` holds)."""
+        idx = self.indexing
+        rep = self.solution.report()
+        rep.update({
+            "grain": int(self.grain),
+            "tilts_used": [int(t) for t in self.tilts],
+            "tilt_range_deg": [float(self.tilt_angles_deg[0]), float(self.tilt_angles_deg[-1])],
+            "scan_positions_per_tilt": [int(n) for n in self.positions],
+            "n_peaks": int(sum(len(p) for p in self.peaks)),
+            "indexing": {
+                "cell": [float(v) for v in idx.cell], "cell_esd": [float(v) for v in idx.cell_esd],
+                "lattice": idx.lattice, "indexed_fraction": float(idx.indexed_fraction),
+                "rmsd_px": float(idx.rmsd_px), "tilt_axis_deg": float(idx.tilt_axis_deg),
+                "reduced_cell": [float(v) for v in idx.reduced_cell],
+                "bravais_candidates": [{"lattice": c.lattice, "score_deg": float(c.score)} for c in idx.bravais_candidates],
+            },
+            "integration": {"n_observations": len(self.reflections), **self.reflections.meta},
+            "symmetry": self.symmetry,
+            "merging": self.merge_stats.as_dict(),
+            "timings_s": {k: round(v, 2) for k, v in self.timings_s.items()},
+        })
+        return rep
+
+    def summary(self) -> str:
+        """A few human-readable lines: cell, space group, merging and the solution."""
+        idx, o, sol = self.indexing, self.merge_stats.overall, self.solution
+        cell = " ".join(f"{v:.4f}" for v in idx.cell[:3]) + " " + " ".join(f"{v:.2f}" for v in idx.cell[3:])
+        lines = [
+            f"grain {self.grain}: {len(self.tilts)} tilts {self.tilt_angles_deg[0]:+.1f}…{self.tilt_angles_deg[-1]:+.1f}°, "
+            f"{int(sum(len(p) for p in self.peaks))} peaks, {100 * idx.indexed_fraction:.1f} % indexed "
+            f"(rmsd {idx.rmsd_px:.2f} px)",
+            f"cell {cell} ({idx.lattice}); space group {self.space_group}",
+            f"reflections {o['n_obs']} → {o['n_unique']} unique to {o['d_min']:.2f} Å, completeness "
+            f"{100 * o['completeness']:.1f} %, Rint {o['r_int']:.3f}, CC½ {o['cc_half']:.3f}",
+        ]
+        r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
+        lines.append(f"{'solved' if sol.converged else 'no solution'}: {sol.message} (R1 {r1})")
+        for a in sol.atoms:
+            lines.append(f"  {a.label:<6} {a.element:<2} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  height {a.height:.2f}")
+        return "\n".join(lines)
+
+
+def grain_tilts(labels: np.ndarray, grain: int, n_tilts: int, *, min_positions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The longest run of consecutive tilts on which ``grain`` covers ≥ ``min_positions`` scan
+    positions, and the positions per tilt of that run."""
+    lab = np.asarray(labels)
+    per_tilt = (lab == grain).sum(axis=(-2, -1))
+    counts = np.broadcast_to(per_tilt, (n_tilts,)) if lab.ndim == 2 else per_tilt
+    present = counts >= min_positions
+    best, start = (0, 0), None
+    for i, ok in enumerate([*present, False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    run = np.arange(*best)
+    return run, np.asarray(counts)[run]
+
+
+def _check_inputs(dataset, labels, grain: int) -> np.ndarray:
+    from .model.dataset import Dataset
+
+    if not isinstance(dataset, Dataset):
+        raise ValueError(f"dataset must be a virtual_aperture.Dataset, got {type(dataset).__name__}")
+    if not dataset.is_tilt_series:
+        raise ValueError("solving needs a tilt series (5D dataset); for one pattern use index_zone_axis")
+    cal = dataset.calibration
+    if cal.pixel_size is None:
+        raise ValueError("the dataset's calibration has no detector pixel size (Å⁻¹/px): calibrate it first")
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iub":
+        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+    scan = tuple(dataset.scan_shape)
+    if lab.shape not in (scan, (dataset.n_tilts, *scan)):
+        raise ValueError(f"labels have shape {lab.shape}; expected {scan} or {(dataset.n_tilts, *scan)}")
+    if not isinstance(grain, (int, np.integer)) or grain <= 0:
+        raise ValueError(f"grain must be a positive label, got {grain!r}")
+    if not np.any(lab == grain):
+        present = sorted(int(v) for v in np.unique(lab) if v > 0)
+        raise ValueError(f"grain {grain} is not in the labels (labels present: {present[:20]})")
+    return lab
+
+
+def solve_grain(
+    dataset,
+    labels: np.ndarray,
+    grain: int,
+    *,
+    composition: str | None = None,
+    space_group: str | None = None,
+    known_cell: Sequence[float] | str | None = None,
+    d_min: float | None = None,
+    min_positions: int = 3,
+    normalise: bool = True,
+    peak_threshold: float = 6.0,
+    starts: int = 4,
+    seed: int | None = 0,
+    client: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel: Any = None,
+) -> GrainResult:
+    """Solve the structure of one grain of a tilt series.
+
+    Parameters
+    ----------
+    dataset
+        A 5D :class:`~virtual_aperture.Dataset` with tilt angles, beam energy and pixel size. A
+        descan fit stored by :func:`crystal.calibrate.calibrate_descan` is applied to the sums.
+    labels, grain
+        Grain labels over the scan, ``(sy, sx)`` or one image per tilt ``(n_tilt, sy, sx)`` (e.g.
+        from :func:`~virtual_aperture.propose_grains` with ``track=True``), and the label to solve.
+    composition
+        Cell contents or formula unit (e.g. ``"TiO2"``): elements go to potential peaks by height.
+    space_group
+        Hermann–Mauguin symbol in the setting of the indexed cell; default: the best suggestion
+        from merging statistics and systematic absences.
+    known_cell
+        Index in this cell (``(a, b, c, α, β, γ)`` or a CIF path) instead of searching for one.
+    d_min
+        Resolution limit (Å) of integration; default: the highest resolution of the indexed peaks.
+    min_positions
+        Tilts where the grain covers fewer scan positions are left out; the longest consecutive
+        run of the remaining tilts is used (integration needs neighbouring tilts).
+    normalise
+        Scale each tilt's sum to the median number of positions (the aperture area changes
+        between tilts; the illuminated volume should not change the intensities).
+    peak_threshold
+        Signal-to-noise threshold of :func:`~virtual_aperture.find_bragg_peaks`.
+    starts, seed, client
+        Charge-flipping random starts, seed, and an optional dask.distributed client (also used
+        for the sums).
+    progress
+        ``progress(stage, done, total)`` with ``stage`` one of :data:`STAGES`.
+    cancel
+        A token with ``.cancelled``; checked between and inside stages.
+
+    Raises
+    ------
+    ValueError
+        Bad input (not a tilt series, labels of the wrong shape, grain absent or on too few tilts,
+        no pixel size); :class:`~virtual_aperture.crystal.indexing.IndexingError` (a ValueError)
+        when the peaks cannot be indexed. An unsolved structure is *not* an error: the result has
+        ``solved == False`` and the solution's message says why.
+    """
+    from .compute import aperture_sums
+    from .compute.detectors import measure_central_disk
+    from .crystal.descan import descan_shifts
+    from .crystal.indexing import index_tilt_series
+    from .crystal.integrate import integrate_reflections
+    from .crystal.merge import merge_reflections
+    from .crystal.peaks import find_bragg_peaks
+    from .crystal.reflections import check_cancel, check_cell_matches_space_group
+    from .crystal.solve import solve_structure
+    from .crystal.symmetry import suggest_laue_class, suggest_space_groups
+
+    lab = _check_inputs(dataset, labels, grain)
+    cal = dataset.calibration
+    if composition is not None:
+        from .crystal.atoms import parse_formula
+
+        parse_formula(composition)  # a clear error now, not after the long run
+    tilts, positions = grain_tilts(lab, grain, dataset.n_tilts, min_positions=min_positions)
+    if len(tilts) < 5:
+        raise ValueError(f"grain {grain} covers ≥ {min_positions} scan positions on only {len(tilts)} consecutive "
+                         "tilts; integration needs at least 5")
+
+    def stage(name):
+        return (lambda d, t: progress(name, d, t)) if progress is not None else None
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    one = np.where(lab == grain, 1, 0).astype(np.int32)
+    if one.ndim == 3:
+        one[np.setdiff1d(np.arange(dataset.n_tilts), tilts)] = 0
+    sums = aperture_sums(dataset, one, shifts=descan_shifts(cal, dataset.scan_shape), client=client,
+                         progress=stage("sum"), cancel=cancel)[1]
+    pats = np.asarray(sums.sum if np.ndim(sums.sum) == 3 else sums.sum[None])[tilts]
+    if normalise:
+        pats = pats * (float(np.median(positions)) / positions)[:, None, None]
+    angles = np.asarray(cal.tilt_angles_deg, dtype=float)[tilts]
+    sub_cal = cal.replace(tilt_angles_deg=tuple(float(a) for a in angles))
+    timings["sum"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    check_cancel(cancel)
+    _, disk_r = measure_central_disk(pats[len(pats) // 2])
+    exclude = max(4.0, 2.0 * disk_r)
+    peaks = find_bragg_peaks(pats, calibration=sub_cal, exclude_center_radius=exclude, threshold=peak_threshold,
+                             center="beam", progress=stage("peaks"), cancel=cancel)
+    timings["peaks"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    idx = index_tilt_series(peaks, calibration=sub_cal, known_cell=known_cell, progress=stage("index"))
+    timings["index"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ical = idx.calibration
+    if d_min is None:
+        g = np.hypot(*(idx.peaks.positions - np.array([p.center for p in peaks])[idx.peaks.tilt]).T)
+        d_min = float(1.0 / (np.percentile(g[idx.indexed], 99) * ical.pixel_size))
+    radius = max(2.5, disk_r + 1.5)
+    refl = integrate_reflections(
+        pats, UB=idx.UB, tilt_angles_deg=angles, tilt_axis_deg=idx.tilt_axis_deg, wavelength=ical.wavelength,
+        pixel_size=ical.pixel_size, center=np.array([p.center for p in peaks], dtype=float),
+        ellipticity=ical.ellipticity, d_min=d_min, radius_px=radius, background_annulus=(radius + 2, radius + 4),
+        excitation_width=0.01, progress=stage("integrate"), cancel=cancel)
+    if len(refl) < 20:
+        raise ValueError(f"grain {grain}: only {len(refl)} reflections were fully recorded; cannot solve")
+    timings["integrate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    check_cancel(cancel)
+    laue, laue_table = suggest_laue_class(refl)
+    candidates = suggest_space_groups(refl, laue=laue)
+    if space_group is None:
+        consistent = [c for c in candidates if c["consistent"]]
+        space_group = (consistent or candidates or [{"space_group": "P 1"}])[0]["space_group"]
+        chosen_by = "suggested"
+    else:
+        check_cell_matches_space_group(idx.cell, space_group)
+        chosen_by = "user"
+    refl = refl.replace(space_group=space_group)
+    merged, stats = merge_reflections(refl)
+    symmetry = {"laue": laue, "laue_table": laue_table, "candidates": candidates, "chosen_by": chosen_by}
+    timings["symmetry"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sol = solve_structure(merged, composition=composition, starts=starts, seed=seed, client=client,
+                          progress=stage("phase"), cancel=cancel)
+    timings["phase"] = time.perf_counter() - t0
+    return GrainResult(grain=int(grain), tilts=tilts, tilt_angles_deg=angles, patterns=pats, positions=positions,
+                       peaks=peaks, indexing=idx, reflections=refl, merged=merged, merge_stats=stats,
+                       space_group=merged.space_group, symmetry=symmetry, solution=sol, composition=composition,
+                       beam_stop_radius_px=exclude, timings_s=timings)
+
+
+#: files :func:`write_grain` adds to those of ``crystal.export.write_solution``
+GRAIN_FILES = ("structure.hkl", "reflections.cif", "frames.mrc", "smv")
+
+
+def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool = False,
+                physical_pixel_mm: float = 0.055) -> list[Path]:
+    """Write the crystallographer's files of one solved (or unsolved) grain into ``out``.
+
+    ``structure.cif``, ``potential.ccp4``, ``structure.ins``/``.res`` and ``report.json`` (as
+    ``virtual-aperture phase`` writes them), ``structure.hkl`` (unmerged HKLF 4 beside the .ins,
+    ready for SHELXT/SHELXL/Olex2), ``reflections.cif`` (merged), ``frames.mrc`` (the summed
+    patterns as an MRC stack with pixel size and tilt angles) and ``smv/`` (one SMV image per tilt
+    with the headers DIALS/XDS read). Refuses to overwrite unless ``overwrite=True``.
+    """
+    from .crystal.export import (
+        SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_reflections_cif, write_smv, write_solution,
+    )
+
+    out = check_free(out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=overwrite)
+    ical = result.indexing.calibration
+    frames, smv_scale = smv_frames(result)
+    report = result.report()
+    report["exports"] = {"smv_scale": smv_scale, "smv_beam_stop_radius_px": result.beam_stop_radius_px,
+                         "physical_pixel_mm": physical_pixel_mm}
+    paths = write_solution(out, result.solution, wavelength=ical.wavelength, report=report,
+                           composition=result.composition, cell_esd=result.indexing.cell_esd or None,
+                           overwrite=overwrite)
+    report["exports"]["hkl_scale"] = write_hkl(out / "structure.hkl", result.reflections, overwrite=overwrite)
+    paths.append(out / "structure.hkl")
+    paths.append(write_reflections_cif(out / "reflections.cif", result.merged, overwrite=overwrite))
+    paths.append(write_mrc_stack(out / "frames.mrc", result.patterns.astype(np.float32), pixel_size=ical.pixel_size,
+                                 tilt_angles_deg=result.tilt_angles_deg, overwrite=overwrite))
+    (out / "smv").mkdir(exist_ok=True)
+    paths.extend(write_smv(out / "smv", frames, tilt_angles_deg=result.tilt_angles_deg,
+                           wavelength=ical.wavelength, pixel_size=ical.pixel_size,
+                           center=tuple(np.median(result.centers, axis=0)), physical_pixel_mm=physical_pixel_mm,
+                           overwrite=overwrite))
+    return paths
+
+
+def smv_frames(result: GrainResult) -> tuple[np.ndarray, float]:
+    """The patterns as SMV (uint16) counts: the unscattered beam masked as by a beam stop, then
+    scaled down only if the strongest remaining pixel exceeds 65535; returns (frames, scale)."""
+    frames = np.array(result.patterns, dtype=np.float64)
+    ky, kx = np.ogrid[: frames.shape[1], : frames.shape[2]]
+    for f, (cy, cx) in zip(frames, result.centers):
+        f[(ky - cy) ** 2 + (kx - cx) ** 2 <= result.beam_stop_radius_px ** 2] = 0.0
+    top = float(frames.max(initial=0.0))
+    scale = 1.0 if top <= 65535 else 65535.0 / top
+    return frames * scale, scale

@@ -1,0 +1,114 @@
+"""One grain end to end (``virtual_aperture.workflow``) on the simulated brookite tilt series:
+sums → peaks → indexing → integration → space group → merging → charge flipping → atoms → files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from virtual_aperture import simulate_agglomerate
+from virtual_aperture.crystal.calibrate import calibrate_descan
+from virtual_aperture.crystal.compare import match_to_reference, reference_sites
+from virtual_aperture.sample import structures
+from virtual_aperture.workflow import grain_tilts, solve_grain, write_grain
+
+SAMPLE = dict(structure="brookite", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128), tilts=(-60, 60, 1.0),
+              seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
+
+
+def exclusive_labels(footprints):
+    only = footprints & (footprints.sum(0) == 1)[None]
+    lab = np.zeros(footprints.shape[1:], dtype=np.int32)
+    for i in range(footprints.shape[0]):
+        lab[only[i]] = i + 1
+    return lab
+
+
+@pytest.fixture(scope="module")
+def solved():
+    ds, truth = simulate_agglomerate(**SAMPLE)
+    cal, _ = calibrate_descan(ds)
+    ds = ds.with_calibration(center=cal.center, extra=cal.extra)
+    labels = exclusive_labels(truth.footprints)
+    stages = []
+    res = solve_grain(ds, labels, 1, composition="TiO2", progress=lambda s, d, t: stages.append(s))
+    return ds, truth, labels, res, stages
+
+
+def in_truth_setting(res, truth, grain):
+    """Found atoms transformed into the truth's cell setting (h_true = M h_found ⇒ x_true = M⁻ᵀ x_found)."""
+    M = np.rint(np.linalg.inv(truth.UB[grain - 1]) @ res.indexing.UB)
+    assert abs(abs(np.linalg.det(M)) - 1) < 1e-6
+    Minv_T = np.linalg.inv(M).T
+    return [(a.element, Minv_T @ np.array(a.xyz)) for a in res.solution.atoms]
+
+
+def test_grain_solved_from_its_summed_tilt_series(solved):
+    ds, truth, labels, res, stages = solved
+    assert set(stages) == {"sum", "peaks", "index", "integrate", "phase"}
+    assert sorted(res.indexing.cell[:3]) == pytest.approx(sorted(truth.cell[:3]), rel=5e-3)
+    assert res.indexing.indexed_fraction > 0.9
+    # the space group was found ab initio (Pbca in whichever axis setting indexing chose)
+    assert res.symmetry["chosen_by"] == "suggested"
+    assert res.symmetry["laue"] == "mmm"
+    import gemmi
+
+    assert gemmi.SpaceGroup(res.space_group).number == 61
+    sol = res.solution
+    assert res.solved, sol.message
+    assert sol.r1 < 0.25
+    assert sorted(a.element for a in sol.atoms) == ["O", "O", "Ti"]
+    sites, cell, sg = reference_sites(structures.STRUCTURE_DIR / "brookite.cif")
+    found = in_truth_setting(res, truth, 1)
+    dist = match_to_reference(found, sites, cell, sg)
+    heavy = np.array([e == "Ti" for e, _ in sites])
+    assert np.all(dist[heavy] < 0.2) and np.all(dist[~heavy] < 0.3), dist
+
+
+def test_grain_files_for_crystallographers(solved, tmp_path):
+    *_, res, _ = solved
+    paths = write_grain(res, tmp_path)
+    names = {p.name for p in paths}
+    assert {"structure.cif", "potential.ccp4", "report.json", "structure.ins", "structure.res", "structure.hkl",
+            "reflections.cif", "frames.mrc"} <= names
+    assert len(list((tmp_path / "smv").glob("frame_*.img"))) == len(res.tilts)
+    rep = json.loads((tmp_path / "report.json").read_text())
+    for key in ("cell", "space_group", "converged", "r1", "atoms", "indexing", "merging", "symmetry", "timings_s"):
+        assert key in rep
+    assert rep["converged"] and {"label", "element", "x", "y", "z", "height"} <= set(rep["atoms"][0])
+    ins = (tmp_path / "structure.ins").read_text().splitlines()
+    zerr = next(line for line in ins if line.startswith("ZERR")).split()
+    assert len(zerr) == 8 and int(zerr[1]) == 8  # Z = 8 TiO2 in the brookite cell, six esds
+    hkl = (tmp_path / "structure.hkl").read_text().splitlines()
+    assert hkl[-1].split()[:3] == ["0", "0", "0"] and len(hkl) == len(res.reflections) + 1
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_grain(res, tmp_path)
+
+
+def test_tilt_run_of_a_grain():
+    lab = np.zeros((8, 4, 4), np.int32)
+    lab[[0, 2, 3, 4, 6], :2, :2] = 5
+    run, pos = grain_tilts(lab, 5, 8, min_positions=1)
+    assert run.tolist() == [2, 3, 4] and pos.tolist() == [4, 4, 4]
+    run, _ = grain_tilts(lab[0], 5, 8)  # one label image for every tilt
+    assert run.tolist() == list(range(8))
+
+
+def test_bad_input_is_refused_clearly(solved):
+    ds, truth, labels, *_ = solved
+    with pytest.raises(ValueError, match="tilt series"):
+        solve_grain(ds.tilt(0), labels[0], 1)
+    with pytest.raises(ValueError, match="labels have shape"):
+        solve_grain(ds, labels[:, :10], 1)
+    with pytest.raises(ValueError, match="grain 7 is not in the labels"):
+        solve_grain(ds, labels, 7)
+    with pytest.raises(ValueError, match="must be integers"):
+        solve_grain(ds, labels.astype(float), 1)
+    few = np.zeros_like(labels)
+    few[60:63] = labels[60:63]
+    with pytest.raises(ValueError, match="only 3 consecutive tilts"):
+        solve_grain(ds, few, 1)
+    with pytest.raises(ValueError):
+        solve_grain(ds, labels, 1, composition="Xq2")
+    with pytest.raises(ValueError, match="pixel size"):
+        solve_grain(ds.with_calibration(pixel_size=None), labels, 1)
