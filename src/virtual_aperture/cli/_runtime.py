@@ -60,3 +60,15 @@ def close_client(client) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
+
+
+def staged_progress(unit: str = "steps") -> Callable[[str, int, int], None]:
+    """A ``progress(stage, done, total)`` callback: one :func:`cli_progress` bar per stage."""
+    bars: dict[str, Callable[[int, int], None]] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = cli_progress(stage, unit=unit)
+        bars[stage](done, total)
+
+    return progress

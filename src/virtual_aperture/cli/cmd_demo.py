@@ -1,9 +1,11 @@
 """``virtual-aperture demo``: the main job on the built-in sample, headless.
 
-Simulates the crowded-agglomerate sample, saves it to a zarr store, opens that store lazily
-like any user file, computes a bright-field and an annular dark-field virtual image and the
-mean diffraction pattern on the compute engine, and writes each as PNG (to look at) and TIFF
-(float32, calibration in the description) to ``--out``.
+1. Simulates the crowded-agglomerate sample, saves it to a zarr store, opens that store lazily
+   like any user file, computes a bright-field and an annular dark-field virtual image and the
+   mean diffraction pattern on the compute engine, and writes each as PNG (to look at) and TIFF
+   (float32, calibration in the description) to ``--out``.
+2. Unless ``--no-solve``: a tilt series of touching brookite nanocrystals, from grain proposals
+   to a solved structure, compared with the truth (see ``_demo_solve``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._runtime import close_client, open_client
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job on the built-in sample and write its outputs")
@@ -24,19 +28,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grains", type=int, default=6, help="number of nanocrystals in the agglomerate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address, or 'local'")
+    p.add_argument("--no-solve", action="store_true", help="skip the tilt-series part (grains → solved structure)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from virtual_aperture.compute import aperture_sums, detectors, get_client, virtual_image
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    client = open_client(args.scheduler)
+    try:
+        return _run(args, out, client)
+    finally:
+        close_client(client)
+
+
+def _run(args: argparse.Namespace, out: Path, client) -> int:
+    from virtual_aperture.compute import aperture_sums, detectors, virtual_image
     from virtual_aperture.io import open_dataset, save_dataset
     from virtual_aperture.sample import simulate_agglomerate
 
+    from ._demo_solve import run_solve_demo
     from ._images import save_png, save_tiff
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    client = get_client(args.scheduler) if args.scheduler else None
     t0 = time.perf_counter()
 
     sim, truth = simulate_agglomerate(n_grains=args.grains, scan_shape=tuple(args.scan), seed=args.seed)
@@ -62,9 +75,14 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - t0, 2),
         "outputs": [str(p) for p in written],
     }
-    (out / "demo.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {len(written)} images to {out.resolve()}:")
     for p in written:
         print(f"  {p}")
-    print(f"done in {summary['seconds']} s")
-    return 0
+    if not args.no_solve:
+        summary["tilt_series"] = run_solve_demo(out, client=client)
+        print(f"structure files in {Path(summary['tilt_series']['outputs']).resolve()}")
+        print(f"rerun that grain from the command line: {summary['tilt_series']['rerun']}")
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(f"summary in {(out / 'demo.json').resolve()}; done in {summary['seconds']} s")
+    return 0 if args.no_solve or summary["tilt_series"]["solved"] else 3

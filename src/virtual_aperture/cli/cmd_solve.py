@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.export import SOLUTION_FILES, check_free
     from virtual_aperture.workflow import GRAIN_FILES, solve_grain, write_grain
 
-    from ._runtime import cli_progress
+    from ._runtime import cli_progress, staged_progress
 
     labels, session_cal = read_labels(args.labels)
     ds = open_from_args(args)
@@ -106,19 +106,12 @@ def run(args: argparse.Namespace) -> int:
 
         cal, _ = calibrate_descan(ds, progress=cli_progress("descan"))
         ds = ds.with_calibration(center=cal.center, extra=cal.extra)
-    bars = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in bars:
-            bars[stage] = cli_progress(stage, unit="steps")
-        bars[stage](done, total)
-
     client = open_client(args.scheduler)
     try:
         res = solve_grain(ds, labels, args.grain, composition=args.composition, space_group=args.space_group,
                           known_cell=_known_cell(args.known_cell), d_min=args.d_min, min_positions=args.min_positions,
                           peak_threshold=args.threshold, starts=args.starts, seed=args.seed, client=client,
-                          progress=progress)
+                          progress=staged_progress())
     finally:
         close_client(client)
     write_grain(res, out, overwrite=args.overwrite)

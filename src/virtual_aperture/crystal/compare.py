@@ -39,7 +39,9 @@ def match_to_reference(
 
     ``found`` and ``reference`` are ``(element, fractional xyz)`` pairs in the same cell setting.
     The placement maximising the number of reference atoms within ``tolerance`` Å wins (ties: the
-    smaller summed distance); the ``tries`` heaviest found atoms are tried as anchors.
+    smaller summed distance); the ``tries`` heaviest found atoms are tried as anchors. The winning
+    translation is then refined by least squares over the matched atoms, so the anchor atom's
+    own error is measured too rather than being zero by construction.
     """
     import gemmi
 
@@ -54,17 +56,31 @@ def match_to_reference(
     ref_images = [images(x) for _, x in reference]
     heavy = max(range(len(reference)), key=lambda i: gemmi.Element(reference[i][0]).atomic_number)
     fx = np.array([x for _, x in found], dtype=float)
+
+    def distances(y):
+        dist = np.empty(len(reference))
+        offset = np.zeros((len(reference), 3))
+        for i, imgs in enumerate(ref_images):
+            d = y[:, None, :] - imgs[None]
+            d -= np.round(d)
+            n = np.linalg.norm(d @ A.T, axis=2)
+            j = np.unravel_index(np.argmin(n), n.shape)
+            dist[i], offset[i] = n[j], d[j]
+        return dist, offset
+
     best = None
     for hand in (1, -1):
         for y0 in fx[:tries]:
             for img in ref_images[heavy]:
                 y = (hand * fx + img - hand * y0) % 1.0
-                dist = np.empty(len(reference))
-                for i, imgs in enumerate(ref_images):
-                    d = y[:, None, :] - imgs[None]
-                    d -= np.round(d)
-                    dist[i] = np.linalg.norm(d @ A.T, axis=2).min()
+                dist, offset = distances(y)
                 score = (dist < tolerance).sum() - 1e-3 * dist.sum()
                 if best is None or score > best[0]:
-                    best = (score, dist)
-    return best[1]
+                    best = (score, dist, y, offset)
+    _, dist, y, offset = best
+    matched = dist < tolerance
+    if matched.sum() >= 2:  # refine the translation on the matched atoms
+        refined, _ = distances((y - offset[matched].mean(axis=0)) % 1.0)
+        if (refined < tolerance).sum() >= matched.sum():
+            dist = refined
+    return dist
