@@ -21,6 +21,8 @@ _LAZY: dict[str, str] = {
     # io
     "open_dataset": ".io",
     "open_tilt_series": ".io",
+    "save_dataset": ".io",
+    "can_read": ".io",
     "ReadError": ".io.errors",
     # built-in sample
     "simulate_agglomerate": ".sample",
@@ -33,6 +35,11 @@ _LAZY: dict[str, str] = {
     "VirtualImageUpdater": ".compute",
     "detectors": ".compute.detectors",
     "get_client": ".compute",
+    "ApertureSumResult": ".compute",
+    "pattern_at": ".compute",
+    "region_mean": ".compute",
+    "CancelToken": ".compute",
+    "Cancelled": ".compute",
     # crystallography
     "find_bragg_peaks": ".crystal",
     "index_tilt_series": ".crystal",
@@ -41,10 +48,29 @@ _LAZY: dict[str, str] = {
     "merge_reflections": ".crystal",
     "charge_flip": ".crystal",
     "solve_structure": ".crystal",
+    "Reflections": ".crystal",
+    "simulate_reflections": ".crystal",
+    "suggest_laue_class": ".crystal",
+    "suggest_space_groups": ".crystal",
+    "lattice_centring": ".crystal",
+    "IndexingError": ".crystal",
+    "match_to_reference": ".crystal",
+    # one grain end to end
+    "solve_grain": ".workflow",
+    "write_grain": ".workflow",
+    "GrainResult": ".workflow",
+    # sessions
+    "save_session": ".session",
+    "load_session": ".session",
     # crowded agglomerates
     "propose_grains": ".grains",
     "cluster_vectors": ".grains",
     "track_grains": ".grains",
+    "grain_coherence": ".grains",
+    "neighbour_dissimilarity": ".grains",
+    "find_vectors": ".grains",
+    "vector_selective_sum": ".grains",
+    "estimate_drift": ".grains",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -17,6 +17,13 @@ _LAZY: dict[str, str] = {
     "merge_reflections": ".merge",
     "charge_flip": ".phasing",
     "solve_structure": ".solve",
+    "simulate_reflections": ".solve",
+    "Reflections": ".reflections",
+    "suggest_laue_class": ".symmetry",
+    "suggest_space_groups": ".symmetry",
+    "lattice_centring": ".symmetry",
+    "IndexingError": ".indexing",
+    "match_to_reference": ".compare",
 }
 
 __all__ = sorted(_LAZY)
