@@ -72,3 +72,42 @@ def test_solve_widget_bad_input(qtbot, tmp_path):
     assert not w.load() and "error" in w.status.text()
     w.cell_edit.setText("7 8")
     assert not w.load() and "6 numbers" in w.status.text()
+    # the whole-chain box refuses clearly without a dataset and grains
+    assert w.chain.run() is None and "grains" in w.chain.status.text()
+    assert w.chain.export(tmp_path / "x") == [] and "solve a grain first" in w.chain.status.text()
+
+
+def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp_path):
+    """A grain of a simulated brookite tilt series → 'Solve grain' → solution layers → Export…"""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from test_workflow import SAMPLE, exclusive_labels
+
+    from virtual_aperture import simulate_agglomerate
+    from virtual_aperture._napari._qt.solve_widget import SolveWidget
+    from virtual_aperture._napari.reader import META_KEY
+    from virtual_aperture.crystal.calibrate import calibrate_descan
+
+    ds, truth = simulate_agglomerate(**SAMPLE)
+    cal, _ = calibrate_descan(ds)
+    ds = ds.with_calibration(center=cal.center, extra=cal.extra)
+    viewer = make_napari_viewer()
+    viewer.add_labels(exclusive_labels(truth.footprints), name="grains", metadata={META_KEY: {"dataset": ds}})
+    w = SolveWidget(viewer)
+    qtbot.addWidget(w)
+    w.comp_edit.setText("TiO2")
+    w.chain.grain_spin.setValue(1)
+    worker = w.chain.run()
+    assert worker is not None and not w.chain.run_btn.isEnabled()
+    with qtbot.waitSignal(worker.finished, timeout=300000):
+        pass
+    qtbot.waitUntil(lambda: w.chain.result is not None, timeout=5000)
+    res = w.chain.result
+    assert res.solved and "solved" in w.chain.status.text()
+    assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in viewer.layers}
+    assert w.reflections is res.merged and "cell" in w.report.toPlainText()
+    paths = w.chain.export(tmp_path / "grain1")
+    assert {"structure.cif", "structure.hkl", "structure.ins", "frames.mrc"} <= {p.name for p in paths}
+    assert w.chain.export(tmp_path / "grain1") == [] and "already exists" in w.chain.status.text()

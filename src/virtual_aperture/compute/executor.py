@@ -52,8 +52,21 @@ class CancelToken:
         return f"CancelToken(cancelled={self.cancelled})"
 
 
-def check_cancel(cancel: CancelToken | None) -> None:
-    if cancel is not None and cancel.cancelled:
+def is_cancelled(cancel: Any) -> bool:
+    """True when a cancel token is set. Accepts ``None``, a :class:`CancelToken`, a
+    ``threading.Event``, any object with ``cancelled``/``is_cancelled()``, or a callable."""
+    if cancel is None:
+        return False
+    for name in ("cancelled", "is_cancelled", "is_set"):
+        attr = getattr(cancel, name, None)
+        if attr is not None:
+            return bool(attr() if callable(attr) else attr)
+    return bool(cancel()) if callable(cancel) else bool(cancel)
+
+
+def check_cancel(cancel: Any) -> None:
+    """Raise :class:`Cancelled` when ``cancel`` (see :func:`is_cancelled`) is set."""
+    if is_cancelled(cancel):
         raise Cancelled("computation cancelled")
 
 
@@ -203,8 +216,7 @@ def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) 
     ac = as_completed(first)
     try:
         for fut in ac:
-            if cancel is not None and cancel.cancelled:
-                raise Cancelled("computation cancelled")
+            check_cancel(cancel)
             result = fut.result()
             accumulate(index.pop(fut.key), result)
             fut.release()

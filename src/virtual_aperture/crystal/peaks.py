@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import ndimage, signal
 
+from ..compute.executor import check_cancel
 from . import geometry
 
 _FIELDS = ("tilt", "y", "x", "intensity", "sigma", "snr", "g_y", "g_x", "g")
@@ -381,8 +382,7 @@ def find_bragg_peaks(
         raise ValueError(f"expected a 2D pattern or a 3D stack of patterns, got shape {arr.shape}")
     out = []
     for i in range(arr.shape[0]):
-        if cancel is not None and getattr(cancel, "cancelled", False):
-            raise RuntimeError("peak finding cancelled")
+        check_cancel(cancel)
         out.append(_one_pattern(arr[i], tilt=i, **kw))
         if progress is not None:
             progress(i + 1, arr.shape[0])

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..compute.executor import Cancelled, check_cancel, is_cancelled  # noqa: F401  (used by the crystal modules)
 from .geometry import reciprocal_basis
 
 __all__ = ["Reflections", "parse_space_group", "check_cell_matches_space_group"]
@@ -207,25 +208,3 @@ class Reflections:
         res = f", d {d.min():.2f}–{d.max():.2f} Å" if len(self) else ""
         kind = "merged" if self.merged else "unmerged"
         return f"Reflections({len(self)} {kind}, cell={self.cell}, space_group={self.space_group!r}{res})"
-
-
-class Cancelled(RuntimeError):
-    """Raised when a long computation sees its cancel token set."""
-
-
-def is_cancelled(cancel: Any) -> bool:
-    """True when a cancel token is set. Accepts ``None``, a callable, or an object with
-    ``cancelled`` / ``is_cancelled()`` / ``is_set()`` (e.g. ``compute.CancelToken``, ``threading.Event``)."""
-    if cancel is None:
-        return False
-    for name in ("cancelled", "is_cancelled", "is_set"):
-        attr = getattr(cancel, name, None)
-        if attr is not None:
-            return bool(attr() if callable(attr) else attr)
-    return bool(cancel()) if callable(cancel) else False
-
-
-def check_cancel(cancel: Any) -> None:
-    """Raise :class:`Cancelled` when ``cancel`` is set."""
-    if is_cancelled(cancel):
-        raise Cancelled("cancelled")

@@ -22,27 +22,7 @@ from ..model.dataset import Dataset
 MAX_FEATURES = 1024
 
 
-from ..compute.executor import Cancelled
-
-
-def check_cancel(cancel: Any) -> None:
-    """Raise if ``cancel`` (a token with ``.cancelled``/``is_set()``, or a callable) says stop."""
-    if cancel is None:
-        return
-    if hasattr(cancel, "raise_if_cancelled"):
-        cancel.raise_if_cancelled()
-        return
-    if hasattr(cancel, "cancelled"):
-        flag = cancel.cancelled
-        flag = flag() if callable(flag) else flag
-    elif hasattr(cancel, "is_set"):
-        flag = cancel.is_set()
-    elif callable(cancel):
-        flag = cancel()
-    else:
-        flag = bool(cancel)
-    if flag:
-        raise Cancelled("grain computation cancelled")
+from ..compute.executor import Cancelled, check_cancel  # noqa: F401  (shared by the grain modules)
 
 
 def report(progress: Callable[[int, int], Any] | None, done: int, total: int) -> None:

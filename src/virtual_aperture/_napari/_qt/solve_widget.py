@@ -1,6 +1,7 @@
 """Solve dock widget: merged reflections → charge flipping → atoms, shown in the viewer.
 
-Load a SHELX ``.hkl`` (with cell and space group typed in) or ``.ins`` (+ ``.hkl`` beside it), or
+*Solve grain* runs the whole chain on a grain of the dataset in the viewer (``grain_chain``). Or
+load a SHELX ``.hkl`` (with cell and space group typed in) or ``.ins`` (+ ``.hkl`` beside it), or
 receive reflections from another widget through :meth:`SolveWidget.set_reflections`; set the
 space group, composition, number of starts, δ factor and d_min; *Solve* runs
 :func:`virtual_aperture.solve_structure` in a napari ``thread_worker`` (progress bar, Cancel).
@@ -21,6 +22,8 @@ from qtpy.QtWidgets import (
 )
 
 from virtual_aperture.crystal.geometry import direct_basis
+
+from .grain_chain import GrainChainBox, run_in_thread
 
 ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": "blue", "C": "gray", "S": "yellow",
                    "X": "magenta"}
@@ -89,6 +92,8 @@ class SolveWidget(QWidget):
         self.report = QPlainTextEdit()
         self.report.setReadOnly(True)
         lay = QVBoxLayout(self)
+        self.chain = GrainChainBox(self)
+        lay.addWidget(self.chain)
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
@@ -173,34 +178,7 @@ class SolveWidget(QWidget):
             self.status.setText(f"error: {exc}")
             return None
         self._cancel.clear()
-        cancel = self._cancel
-
-        @thread_worker
-        def work():
-            box: dict = {}
-            done = threading.Event()
-
-            def progress(d: int, t: int) -> None:
-                box["p"] = (d, t)
-
-            # run the solve in a helper thread so this generator can yield progress to the GUI
-            def target() -> None:
-                try:
-                    box["result"] = solve_structure(progress=progress, cancel=cancel, **params)
-                except BaseException as exc:  # noqa: BLE001 - delivered to the GUI below
-                    box["error"] = exc
-                finally:
-                    done.set()
-
-            threading.Thread(target=target, daemon=True).start()
-            while not done.wait(0.2):
-                if "p" in box:
-                    yield box["p"]
-            if "error" in box:
-                raise box["error"]
-            return box["result"]
-
-        worker = work()
+        worker = thread_worker(run_in_thread)(solve_structure, cancel=self._cancel, **params)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)

@@ -1,0 +1,155 @@
+"""The "whole chain" box of the Solve dock: one painted (or proposed) grain of the dataset in the
+viewer → :func:`virtual_aperture.workflow.solve_grain` in a thread worker (stage progress, Cancel)
+→ the Solve dock shows the solution and its reflections → *Export…* writes the crystallographer's
+files with :func:`virtual_aperture.workflow.write_grain`."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+)
+
+from ..reader import META_KEY
+
+GRAINS_LAYER = "grains"
+
+
+def run_in_thread(fn: Callable[..., Any], **kwargs: Any):
+    """A generator for ``thread_worker``: runs ``fn(progress=..., **kwargs)`` in a helper thread and
+    yields the latest ``progress`` arguments every 0.2 s; returns ``fn``'s result (or raises its error)."""
+    box: dict = {}
+    done = threading.Event()
+
+    def progress(*args: Any) -> None:
+        box["p"] = args
+
+    def target() -> None:
+        try:
+            box["result"] = fn(progress=progress, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - delivered to the GUI by the worker
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True).start()
+    while not done.wait(0.2):
+        if "p" in box:
+            yield box.pop("p")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class GrainChainBox(QGroupBox):
+    """Grain → structure in one click, inside :class:`~._qt.solve_widget.SolveWidget`."""
+
+    def __init__(self, solve_widget: Any) -> None:
+        super().__init__("Whole chain for a grain of the dataset")
+        self.solve = solve_widget
+        self.result = None
+        form = QFormLayout(self)
+        self.grain_spin = QSpinBox()
+        self.grain_spin.setRange(1, 65535)
+        form.addRow("Grain (label in 'grains')", self.grain_spin)
+        self.sg_edit = QLineEdit()
+        self.sg_edit.setPlaceholderText("blank = suggested from the data")
+        form.addRow("Space group", self.sg_edit)
+        row = QHBoxLayout()
+        self.run_btn = QPushButton("Solve grain")
+        self.run_btn.setToolTip("sum → peaks → index → integrate → symmetry → merge → charge flipping")
+        self.run_btn.clicked.connect(self.run)
+        self.export_btn = QPushButton("Export…")
+        self.export_btn.setEnabled(False)
+        self.export_btn.clicked.connect(self._export_dialog)
+        row.addWidget(self.run_btn)
+        row.addWidget(self.export_btn)
+        form.addRow(row)
+        self.status = QLabel("paint or propose grains, then solve one")
+        self.status.setWordWrap(True)
+        form.addRow(self.status)
+
+    def _inputs(self) -> tuple[Any, np.ndarray]:
+        viewer = self.solve.viewer
+        if viewer is None or GRAINS_LAYER not in viewer.layers:
+            raise ValueError("no 'grains' Labels layer: open a dataset and paint or propose grains first")
+        layer = viewer.layers[GRAINS_LAYER]
+        ds = (layer.metadata or {}).get(META_KEY, {}).get("dataset")
+        if ds is None:
+            from ..model import workspace_for
+
+            ws = workspace_for(viewer, create=False)
+            ds = None if ws is None else ws.dataset
+        if ds is None:
+            raise ValueError("the 'grains' layer is not linked to a dataset: open the dataset with the plugin")
+        return ds, np.asarray(layer.data)
+
+    def run(self):
+        """Start the chain in a ``thread_worker``; returns the worker (None if the input is bad)."""
+        from napari.qt.threading import thread_worker
+
+        from virtual_aperture.workflow import solve_grain
+
+        try:
+            ds, labels = self._inputs()
+            comp = self.solve.comp_edit.text().strip() or None
+            kwargs = dict(dataset=ds, labels=labels, grain=self.grain_spin.value(), composition=comp,
+                          space_group=self.sg_edit.text().strip() or None, starts=self.solve.starts_spin.value(),
+                          seed=self.solve.seed_spin.value(), cancel=self.solve._cancel)
+        except ValueError as exc:
+            self.status.setText(f"error: {exc}")
+            return None
+        self.solve._cancel.clear()
+        worker = thread_worker(run_in_thread)(solve_grain, **kwargs)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
+        worker.finished.connect(self._on_finished)
+        self.run_btn.setEnabled(False)
+        self.solve.cancel_btn.setEnabled(True)
+        self.status.setText(f"grain {kwargs['grain']}: summing …")
+        self.solve._worker = worker
+        worker.start()
+        return worker
+
+    def _on_progress(self, value) -> None:
+        stage, done, total = value
+        self.status.setText(f"{stage} …")
+        self.solve._on_progress((done, total))
+
+    def _on_finished(self) -> None:
+        self.run_btn.setEnabled(True)
+        self.solve._on_finished()
+
+    def _on_result(self, result) -> None:
+        self.result = result
+        self.solve.set_reflections(result.merged)
+        self.solve._on_result(result.solution)
+        self.solve.report.setPlainText(result.summary())
+        self.export_btn.setEnabled(True)
+        self.status.setText(f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "
+                            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map and frames")
+
+    def _export_dialog(self) -> None:  # pragma: no cover - interactive dialog
+        path = QFileDialog.getExistingDirectory(self, "Export the grain's files into")
+        if path:
+            self.export(path)
+
+    def export(self, directory: str | Path) -> list[Path]:
+        """Write the last result's files into ``directory`` (never overwriting); [] on error."""
+        from virtual_aperture.workflow import write_grain
+
+        if self.result is None:
+            self.status.setText("error: solve a grain first")
+            return []
+        try:
+            paths = write_grain(self.result, directory)
+        except (ValueError, OSError) as exc:
+            self.status.setText(f"error: {exc}")
+            return []
+        self.status.setText(f"wrote {len(paths)} files to {directory}")
+        return paths
