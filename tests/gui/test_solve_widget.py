@@ -111,3 +111,10 @@ def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp
     paths = w.chain.export(tmp_path / "grain1")
     assert {"structure.cif", "structure.hkl", "structure.ins", "frames.mrc"} <= {p.name for p in paths}
     assert w.chain.export(tmp_path / "grain1") == [] and "already exists" in w.chain.status.text()
+    # a second run cancelled at once ends cleanly: status says so, buttons come back
+    worker = w.chain.run()
+    w.cancel()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    qtbot.waitUntil(lambda: w.chain.run_btn.isEnabled(), timeout=5000)
+    assert "cancelled" in w.chain.status.text() and not w.cancel_btn.isEnabled()

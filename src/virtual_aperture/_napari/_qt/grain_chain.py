@@ -5,9 +5,8 @@ files with :func:`virtual_aperture.workflow.write_grain`."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
@@ -15,34 +14,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..reader import META_KEY
+from .background import CANCELLED, run_reporting
 
 GRAINS_LAYER = "grains"
-
-
-def run_in_thread(fn: Callable[..., Any], **kwargs: Any):
-    """A generator for ``thread_worker``: runs ``fn(progress=..., **kwargs)`` in a helper thread and
-    yields the latest ``progress`` arguments every 0.2 s; returns ``fn``'s result (or raises its error)."""
-    box: dict = {}
-    done = threading.Event()
-
-    def progress(*args: Any) -> None:
-        box["p"] = args
-
-    def target() -> None:
-        try:
-            box["result"] = fn(progress=progress, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - delivered to the GUI by the worker
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, daemon=True).start()
-    while not done.wait(0.2):
-        if "p" in box:
-            yield box.pop("p")
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 class GrainChainBox(QGroupBox):
@@ -99,12 +73,12 @@ class GrainChainBox(QGroupBox):
             comp = self.solve.comp_edit.text().strip() or None
             kwargs = dict(dataset=ds, labels=labels, grain=self.grain_spin.value(), composition=comp,
                           space_group=self.sg_edit.text().strip() or None, starts=self.solve.starts_spin.value(),
-                          seed=self.solve.seed_spin.value(), cancel=self.solve._cancel)
+                          seed=self.solve.seed_spin.value())
         except ValueError as exc:
             self.status.setText(f"error: {exc}")
             return None
         self.solve._cancel.clear()
-        worker = thread_worker(run_in_thread)(solve_grain, **kwargs)
+        worker = thread_worker(run_reporting)(solve_grain, cancel=self.solve._cancel, **kwargs)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
         worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
@@ -126,6 +100,9 @@ class GrainChainBox(QGroupBox):
         self.solve._on_finished()
 
     def _on_result(self, result) -> None:
+        if result is CANCELLED:
+            self.status.setText("cancelled")
+            return
         self.result = result
         self.solve.set_reflections(result.merged)
         self.solve._on_result(result.solution)

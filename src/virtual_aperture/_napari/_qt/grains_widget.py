@@ -8,7 +8,6 @@ tilt series) that the user accepts or edits with napari's usual Labels tools.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -27,15 +26,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .background import CANCELLED, run_reporting
+
 META_KEY = "virtual_aperture"
 GRAINS_LAYER = "grains"
 DISSIMILARITY_LAYER = "neighbour dissimilarity"
 CRYSTALS_LAYER = "crystals (vectors)"
-_CANCELLED = object()
-
-
-class JobError(Exception):
-    """A computation of the dock failed (shown in the status line)."""
 
 class GrainsWidget(QWidget):
     """Dock widget for automatic grain proposals and their checks."""
@@ -173,40 +169,9 @@ class GrainsWidget(QWidget):
             self._cancel = self._token_type()
         cancel = self._cancel
 
-        @thread_worker
-        def work():
-            box: dict = {}
-            done = threading.Event()
-
-            def progress(d: int, t: int) -> None:
-                box["p"] = (d, t)
-
-            def target() -> None:
-                try:
-                    box["result"] = fn(progress, cancel)
-                except BaseException as exc:  # noqa: BLE001 - delivered to the GUI below
-                    box["error"] = exc
-                finally:
-                    done.set()
-
-            threading.Thread(target=target, daemon=True).start()
-            while not done.wait(0.1):
-                if "p" in box:
-                    yield box.pop("p")
-            if "p" in box:  # the final count
-                yield box.pop("p")
-            err = box.get("error")
-            if err is not None:
-                if getattr(cancel, "cancelled", False):
-                    return _CANCELLED
-                if isinstance(err, RuntimeError):  # superqt swallows RuntimeErrors without 'finished'
-                    raise JobError(str(err)) from err
-                raise err
-            return box["result"]
-
-        worker = work()
+        worker = thread_worker(run_reporting)(lambda progress, cancel: fn(progress, cancel), cancel=cancel)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda r: self.status.setText("cancelled") if r is _CANCELLED else on_result(r))
+        worker.returned.connect(lambda r: self.status.setText("cancelled") if r is CANCELLED else on_result(r))
         worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
         worker.finished.connect(self._on_finished)
         self.cancel_btn.setEnabled(True)

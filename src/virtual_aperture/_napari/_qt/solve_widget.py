@@ -23,7 +23,8 @@ from qtpy.QtWidgets import (
 
 from virtual_aperture.crystal.geometry import direct_basis
 
-from .grain_chain import GrainChainBox, run_in_thread
+from .background import CANCELLED, run_reporting
+from .grain_chain import GrainChainBox
 
 ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": "blue", "C": "gray", "S": "yellow",
                    "X": "magenta"}
@@ -178,7 +179,7 @@ class SolveWidget(QWidget):
             self.status.setText(f"error: {exc}")
             return None
         self._cancel.clear()
-        worker = thread_worker(run_in_thread)(solve_structure, cancel=self._cancel, **params)
+        worker = thread_worker(run_reporting)(solve_structure, cancel=self._cancel, **params)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
@@ -208,6 +209,9 @@ class SolveWidget(QWidget):
         self._worker = None
 
     def _on_result(self, sol) -> None:
+        if sol is CANCELLED:
+            self.status.setText("cancelled")
+            return
         self.solution = sol
         rep = sol.report()
         ph = rep["phasing"]

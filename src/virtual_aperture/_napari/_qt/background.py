@@ -1,0 +1,59 @@
+"""Running a library call off the GUI thread while it reports progress.
+
+The library reports progress through a callback *in its own thread*; napari's ``thread_worker``
+delivers what a generator yields to the GUI thread. :func:`run_reporting` bridges the two: it runs
+``fn(progress=…)`` in a helper thread and yields its latest progress arguments until it ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+#: returned instead of a result when the job's cancel token was set
+CANCELLED = object()
+
+
+class JobError(Exception):
+    """A library error delivered to the GUI. superqt swallows ``RuntimeError`` (e.g. ``Cancelled``)
+    raised by a worker without emitting ``finished``; this wrapper is not one."""
+
+
+def run_reporting(fn: Callable[..., Any], *, cancel: Any = None, poll_s: float = 0.1, **kwargs: Any):
+    """Generator for ``thread_worker``: runs ``fn(progress=callback, cancel=cancel, **kwargs)`` in a
+    helper thread (``cancel`` is passed only when given),
+    yields the latest ``callback(*args)`` arguments every ``poll_s`` and the final ones, then
+    returns ``fn``'s result — :data:`CANCELLED` when ``cancel`` was set and ``fn`` stopped with an
+    error; any other ``RuntimeError`` is re-raised as :class:`JobError`."""
+    from virtual_aperture.compute.executor import is_cancelled
+
+    if cancel is not None:
+        kwargs["cancel"] = cancel
+    box: dict = {}
+    done = threading.Event()
+
+    def progress(*args: Any) -> None:
+        box["p"] = args
+
+    def target() -> None:
+        try:
+            box["result"] = fn(progress=progress, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - delivered to the GUI below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True).start()
+    while not done.wait(poll_s):
+        if "p" in box:
+            yield box.pop("p")
+    if "p" in box:  # the final count
+        yield box.pop("p")
+    err = box.get("error")
+    if err is not None:
+        if is_cancelled(cancel):
+            return CANCELLED
+        if isinstance(err, RuntimeError):
+            raise JobError(str(err)) from err
+        raise err
+    return box["result"]
