@@ -7,7 +7,6 @@ Run under a display (``xvfb-run -a .venv/bin/python docs/make_solve_screenshot.p
 from pathlib import Path
 
 import napari
-import numpy as np
 
 from virtual_aperture import simulate_agglomerate, solve_grain
 from virtual_aperture._napari._qt.solve_widget import SolveWidget
@@ -22,10 +21,7 @@ def main() -> None:
     ds, truth = simulate_agglomerate(**SAMPLE)
     cal, _ = calibrate_descan(ds)
     ds = ds.with_calibration(center=cal.center, extra=cal.extra)
-    only = truth.footprints & (truth.footprints.sum(0) == 1)[None]
-    labels = np.zeros(only.shape[1:], np.int32)
-    for i in range(only.shape[0]):
-        labels[only[i]] = i + 1
+    labels = truth.exclusive_labels()
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1500, 950)
     viewer.add_labels(labels, name="grains", metadata={META_KEY: {"dataset": ds}})

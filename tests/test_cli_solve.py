@@ -10,7 +10,7 @@ from virtual_aperture import simulate_agglomerate
 from virtual_aperture.cli import main
 from virtual_aperture.io import save_dataset
 
-from test_workflow import SAMPLE, exclusive_labels
+from test_workflow import SAMPLE
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def saved(tmp_path_factory):
     d = tmp_path_factory.mktemp("solve")
     ds, truth = simulate_agglomerate(**SAMPLE)
     save_dataset(ds, d / "tilts.zarr")
-    tifffile.imwrite(d / "labels.tif", exclusive_labels(truth.footprints))
+    tifffile.imwrite(d / "labels.tif", truth.exclusive_labels())
     return d
 
 

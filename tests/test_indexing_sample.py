@@ -16,19 +16,10 @@ def orientation_error_deg(UB_true, UB_found):
     return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1)))), M
 
 
-def exclusive_labels(footprints):
-    """Grain i+1 where only grain i is seen (what a user's virtual aperture would select)."""
-    only = footprints & (footprints.sum(0) == 1)[None]
-    lab = np.zeros(footprints.shape[1:], dtype=np.int32)
-    for i in range(footprints.shape[0]):
-        lab[only[i]] = i + 1
-    return lab
-
-
 def run(structure, seed):
     ds, truth = simulate_agglomerate(structure=structure, n_grains=2, scan_shape=(16, 16), detector_shape=(128, 128),
                                      tilts=(-24, 24, 2), seed=seed, ellipticity=(1.02, 30.0), overlap=False)
-    sums = aperture_sums(ds, exclusive_labels(truth.footprints))
+    sums = aperture_sums(ds, truth.exclusive_labels())
     out = {}
     for g, res in sums.items():
         peaks = find_bragg_peaks(res.sum, calibration=ds.calibration, exclude_center_radius=4, threshold=6,

@@ -439,6 +439,11 @@ def test_reflections_at_a_scan_position_include_descan_and_local_thickness():
     g = 1
     excl = truth.exclusive_footprint(g)
     np.testing.assert_array_equal(excl, truth.footprints[g] & (truth.footprints.sum(axis=0) == 1))
+    lab = truth.exclusive_labels()
+    assert lab.dtype == np.int32 and lab.shape == truth.footprints.shape[1:]
+    for i in range(truth.n_grains):
+        np.testing.assert_array_equal(lab == i + 1, truth.exclusive_footprint(i))
+    assert np.all((lab == 0) == (truth.footprints.sum(axis=0) != 1))
     y, x = np.argwhere(excl)[len(np.argwhere(excl)) // 2]
     here = truth.grain_reflections(g, scan_position=(y, x), min_intensity=0.0, on_detector=False)
     plain = truth.grain_reflections(g, thickness_nm=float(truth.thickness[g, y, x]), min_intensity=0.0,

@@ -16,20 +16,12 @@ SAMPLE = dict(structure="brookite", n_grains=2, scan_shape=(24, 24), detector_sh
               seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
 
 
-def exclusive_labels(footprints):
-    only = footprints & (footprints.sum(0) == 1)[None]
-    lab = np.zeros(footprints.shape[1:], dtype=np.int32)
-    for i in range(footprints.shape[0]):
-        lab[only[i]] = i + 1
-    return lab
-
-
 @pytest.fixture(scope="module")
 def solved():
     ds, truth = simulate_agglomerate(**SAMPLE)
     cal, _ = calibrate_descan(ds)
     ds = ds.with_calibration(center=cal.center, extra=cal.extra)
-    labels = exclusive_labels(truth.footprints)
+    labels = truth.exclusive_labels()
     stages = []
     res = solve_grain(ds, labels, 1, composition="TiO2", progress=lambda s, d, t: stages.append(s))
     return ds, truth, labels, res, stages

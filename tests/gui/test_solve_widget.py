@@ -83,7 +83,7 @@ def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parents[1]))
-    from test_workflow import SAMPLE, exclusive_labels
+    from test_workflow import SAMPLE
 
     from virtual_aperture import simulate_agglomerate
     from virtual_aperture._napari._qt.solve_widget import SolveWidget
@@ -94,7 +94,7 @@ def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp
     cal, _ = calibrate_descan(ds)
     ds = ds.with_calibration(center=cal.center, extra=cal.extra)
     viewer = make_napari_viewer()
-    viewer.add_labels(exclusive_labels(truth.footprints), name="grains", metadata={META_KEY: {"dataset": ds}})
+    viewer.add_labels(truth.exclusive_labels(), name="grains", metadata={META_KEY: {"dataset": ds}})
     w = SolveWidget(viewer)
     qtbot.addWidget(w)
     w.comp_edit.setText("TiO2")

@@ -100,6 +100,14 @@ class Truth:
         fp = self.footprints[:, tilt] if self.is_tilt_series else self.footprints
         return fp[grain] & (fp.sum(axis=0) == 1)
 
+    def exclusive_labels(self) -> np.ndarray:
+        """int32 grain labels (grain i → label i + 1) where only that grain is seen — the
+        apertures a careful user would paint; ``(sy, sx)`` or ``(n_tilts, sy, sx)``."""
+        fp = self.footprints
+        only = fp & (fp.sum(axis=0) == 1)[None]
+        ids = np.arange(1, fp.shape[0] + 1, dtype=np.int32).reshape((-1,) + (1,) * (fp.ndim - 1))
+        return (only * ids).sum(axis=0).astype(np.int32)
+
     def _check(self, grain: int, tilt: int) -> None:
         if not 0 <= grain < self.n_grains:
             raise ValueError(f"grain {grain} out of range: the sample has {self.n_grains} grains (0..{self.n_grains - 1})")
