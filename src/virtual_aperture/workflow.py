@@ -231,7 +231,7 @@ def solve_grain(
         one[np.setdiff1d(np.arange(dataset.n_tilts), tilts)] = 0
     sums = aperture_sums(dataset, one, shifts=descan_shifts(cal, dataset.scan_shape), client=client,
                          progress=stage("sum"), cancel=cancel)[1]
-    pats = np.asarray(sums.sum if np.ndim(sums.sum) == 3 else sums.sum[None])[tilts]
+    pats = np.asarray(sums.sum)[tilts]  # (n_tilt, k_y, k_x): the dataset is a tilt series
     if normalise:
         pats = pats * (float(np.median(positions)) / positions)[:, None, None]
     angles = np.asarray(cal.tilt_angles_deg, dtype=float)[tilts]
