@@ -22,7 +22,7 @@ APT_PKGS := xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-cursor0
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[all,test]"
+	$(PIP) install -q -c constraints.txt -e ".[all,test,dev]"
 	touch $@
 
 install: $(VENV)/.installed
