@@ -292,52 +292,54 @@ def solve_grain(
 
 
 #: files :func:`write_grain` adds to those of ``crystal.export.write_solution``
-GRAIN_FILES = ("structure.hkl", "reflections.cif", "frames.mrc", "smv")
+GRAIN_FILES = ("structure.hkl", "frames.mrc", "smv")
 
 
 def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool = False,
                 physical_pixel_mm: float = 0.055) -> list[Path]:
     """Write the crystallographer's files of one solved (or unsolved) grain into ``out``.
 
-    ``structure.cif``, ``potential.ccp4``, ``structure.ins``/``.res`` and ``report.json`` (as
-    ``virtual-aperture phase`` writes them), ``structure.hkl`` (unmerged HKLF 4 beside the .ins,
-    ready for SHELXT/SHELXL/Olex2), ``reflections.cif`` (merged), ``frames.mrc`` (the summed
-    patterns as an MRC stack with pixel size and tilt angles) and ``smv/`` (one SMV image per tilt
-    with the headers DIALS/XDS read). Refuses to overwrite unless ``overwrite=True``.
+    ``structure.cif``, ``potential.ccp4``, ``structure.ins``/``.res``, ``reflections.cif`` (the
+    merged data R1 was computed against) and ``report.json`` (as ``virtual-aperture phase`` writes
+    them), ``structure.hkl`` (unmerged HKLF 4 beside the .ins, no batch column, ready for
+    SHELXT/SHELXL/Olex2), ``frames.mrc`` (the summed patterns as an MRC stack, calibration and
+    tilts in its FEI1 extended header) and ``smv/`` (one SMV image per tilt, turned so the tilt
+    axis is along the fast axis as dxtbx's ADSC reader assumes). Refuses to overwrite unless
+    ``overwrite=True``.
     """
-    from .crystal.export import (
-        SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_reflections_cif, write_smv, write_solution,
-    )
+    from .crystal.export import SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_smv, write_solution
 
     out = check_free(out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=overwrite)
     ical = result.indexing.calibration
+    axis = float(result.indexing.tilt_axis_deg)
     frames, smv_scale = smv_frames(result)
     report = result.report()
     report["exports"] = {"smv_scale": smv_scale, "smv_beam_stop_radius_px": result.beam_stop_radius_px,
-                         "physical_pixel_mm": physical_pixel_mm}
+                         "physical_pixel_mm": physical_pixel_mm, "smv_rotated_by_deg": -axis}
+    report["exports"]["hkl_scale"] = write_hkl(out / "structure.hkl", result.reflections, overwrite=overwrite)
     paths = write_solution(out, result.solution, wavelength=ical.wavelength, report=report,
                            composition=result.composition, cell_esd=result.indexing.cell_esd or None,
                            overwrite=overwrite)
-    report["exports"]["hkl_scale"] = write_hkl(out / "structure.hkl", result.reflections, overwrite=overwrite)
     paths.append(out / "structure.hkl")
-    paths.append(write_reflections_cif(out / "reflections.cif", result.merged, overwrite=overwrite))
     paths.append(write_mrc_stack(out / "frames.mrc", result.patterns.astype(np.float32), pixel_size=ical.pixel_size,
-                                 tilt_angles_deg=result.tilt_angles_deg, overwrite=overwrite))
+                                 tilt_angles_deg=result.tilt_angles_deg, wavelength=ical.wavelength,
+                                 tilt_axis_deg=axis, overwrite=overwrite))
     (out / "smv").mkdir(exist_ok=True)
     paths.extend(write_smv(out / "smv", frames, tilt_angles_deg=result.tilt_angles_deg,
                            wavelength=ical.wavelength, pixel_size=ical.pixel_size,
                            center=tuple(np.median(result.centers, axis=0)), physical_pixel_mm=physical_pixel_mm,
-                           overwrite=overwrite))
+                           tilt_axis_deg=axis, overwrite=overwrite))
     return paths
 
 
 def smv_frames(result: GrainResult) -> tuple[np.ndarray, float]:
-    """The patterns as SMV (uint16) counts: the unscattered beam masked as by a beam stop, then
-    scaled down only if the strongest remaining pixel exceeds 65535; returns (frames, scale)."""
+    """The patterns as SMV counts: the unscattered beam masked (NaN) as by a beam stop, then scaled
+    down only if the strongest remaining pixel exceeds 65533 (+ pedestal 1 ≤ 65534, the ADSC
+    trusted maximum); returns (frames, scale)."""
     frames = np.array(result.patterns, dtype=np.float64)
     ky, kx = np.ogrid[: frames.shape[1], : frames.shape[2]]
     for f, (cy, cx) in zip(frames, result.centers):
-        f[(ky - cy) ** 2 + (kx - cx) ** 2 <= result.beam_stop_radius_px ** 2] = 0.0
-    top = float(frames.max(initial=0.0))
-    scale = 1.0 if top <= 65535 else 65535.0 / top
+        f[(ky - cy) ** 2 + (kx - cx) ** 2 <= result.beam_stop_radius_px ** 2] = np.nan  # no data: SMV 0
+    top = float(np.nanmax(frames, initial=0.0))
+    scale = 1.0 if top <= 65533 else 65533.0 / top
     return frames * scale, scale

@@ -3,8 +3,10 @@
     virtual-aperture phase DATA.hkl --cell A B C AL BE GA --space-group SG [--composition F] --out DIR
     virtual-aperture phase NAME.ins [--out DIR]      (reads NAME.hkl beside it, SHELXT-style)
 
-Writes DIR/structure.cif, DIR/potential.ccp4, DIR/structure.ins, DIR/structure.res and
-DIR/report.json (cell, space_group, converged, r1, atoms and every figure of merit).
+Writes DIR/structure.cif, DIR/potential.ccp4, DIR/structure.ins, DIR/structure.res,
+DIR/reflections.cif (the merged data R1 is computed against) and DIR/report.json (cell,
+space_group, converged, r1, atoms and every figure of merit). The atoms are the refined model
+(scale, per-atom B, positions) that the reported R1 belongs to.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("reflections", help="HKLF 4 .hkl file, or a SHELX .ins file with NAME.hkl beside it")
     p.add_argument("--cell", nargs=6, type=float, metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
                    help="unit cell in Å and degrees (required with a .hkl file)")
+    p.add_argument("--cell-esd", nargs=6, type=float, metavar=("SA", "SB", "SC", "SAL", "SBE", "SGA"),
+                   help="standard uncertainties of the cell (for ZERR; default: the .ins ZERR, else unknown = 0)")
     p.add_argument("--space-group", help="space-group symbol or number, e.g. 'P 21 21 21' or Fm-3m")
     p.add_argument("--composition", help="cell contents or formula unit, e.g. 'Zr6 O32 C48'")
     p.add_argument("--wavelength", type=float, default=None, help="electron wavelength in Å (for the .ins)")
@@ -44,6 +48,7 @@ def _load(args):
         raise ValueError(f"reflections file {path} does not exist")
     composition = args.composition
     wavelength = args.wavelength
+    cell_esd = tuple(args.cell_esd) if args.cell_esd else None
     if path.suffix.lower() in (".ins", ".res"):
         info = read_ins(path)
         hkl_path = path.with_suffix(".hkl")
@@ -54,12 +59,14 @@ def _load(args):
         if composition is None and info["unit"]:
             composition = " ".join(f"{e}{n:g}" for e, n in info["unit"].items())
         wavelength = wavelength or info["wavelength"]
+        if cell_esd is None and not args.cell:
+            cell_esd = info["zerr"]
         refl = read_hkl(hkl_path, cell=cell, space_group=sg, wavelength=wavelength)
     else:
         if not args.cell or not args.space_group:
             raise ValueError("--cell and --space-group are required with a .hkl file")
         refl = read_hkl(path, cell=tuple(args.cell), space_group=args.space_group, wavelength=wavelength)
-    return path, refl, composition
+    return path, refl, composition, cell_esd
 
 
 def _check_data(refl) -> None:
@@ -92,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.merge import merge_reflections
     from virtual_aperture.crystal.solve import solve_structure
 
-    path, refl, composition = _load(args)
+    path, refl, composition, cell_esd = _load(args)
     _check_data(refl)
     refl, merge_stats = merge_reflections(refl)
     if composition is not None:
@@ -109,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
     report["input"] = str(path)
     report["merging"] = merge_stats.as_dict()
     write_solution(out, sol, wavelength=refl.wavelength, report=report, composition=composition,
-                   overwrite=args.overwrite)
-    r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
-    status = "solved" if sol.converged else "no solution"
-    print(f"{status}: {sol.message}; {len(sol.atoms)} atoms; R1 {r1}; wrote {out}")
+                   cell_esd=cell_esd, overwrite=args.overwrite)
+    status = sol.message if sol.converged else f"no solution: {sol.message}"
+    print(f"{status}; wrote {out}")
     return 0 if sol.converged else 3

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 from .atoms import Atom, find_atoms, r_factor, structure_factors
 from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
+from .refinement import refine_structure
 from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
 
 __all__ = ["solve_structure", "Solution", "simulate_reflections"]
@@ -149,12 +150,13 @@ def solve_structure(
             break
         atoms, info, r1, k, b, potential = new_atoms, new_info, r_new, k_new, b_new, m.astype(np.float32)
     ph.potential = potential
-    base["extra"] = {"r1_recycling": history}
+    # the exported model is the scored model: scale, per-atom total B and positions refined
+    ref = refine_structure([replace(a, b_iso=max(a.b_iso + b, 0.0)) for a in atoms], data)
+    atoms, r1, k, b = ref.atoms, ref.r1, ref.scale, 0.0
+    base["extra"] = {"r1_recycling": history, "refinement": ref.as_dict()}
     if r1 > R1_LIMIT:
         return Solution(False, atoms=[], r1=r1, scale=k, b_overall=b, z=info["z"], message=(
             f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"), **base)
-    atoms = [Atom(a.label, a.element, a.x, a.y, a.z, a.height, a.multiplicity, a.occupancy, max(b, 0.0))
-             for a in atoms]
     return Solution(True, atoms=atoms, r1=r1, scale=k, b_overall=b, z=info["z"],
                     message=f"solved: {len(atoms)} atoms, R1 = {r1:.3f}", **base)
 

@@ -19,16 +19,31 @@ def check_target(path: str | os.PathLike, overwrite: bool) -> Path:
     return p
 
 
+def _umask() -> int:
+    """The process umask (read from /proc where possible: ``os.umask`` would change it briefly)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    On any error the temporary file is removed and ``path`` is left untouched.
+    On any error the temporary file is removed and ``path`` is left untouched. The file gets the
+    permissions ``open()`` would give it (0666 minus the process umask), not mkstemp's 0600.
     """
     target = check_target(path, overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
     try:
         yield tmp_path
         if target.exists() and not overwrite:  # appeared meanwhile

@@ -1,10 +1,12 @@
 """SHELX files: HKLF 4 reflection files and .ins/.res instruction files.
 
-``.hkl``: one reflection per line, ``FORMAT(3I4,2F8.2,I4)`` (h k l Fo² σ(Fo²) batch), ended by
-a zero record ``0 0 0 0.00 0.00``. Intensities are scaled so the largest fits ``F8.2``
-(≤ 99999.99). ``.ins``: TITL, CELL λ a b c α β γ, ZERR, LATT, SYMM, SFAC (long form with the
-electron scattering factors of ITC Vol. C Table 4.3.2.2 — gemmi ``Element.c4322``), UNIT,
-atom lines (label, SFAC number, x y z, sof 11.0, Uiso), HKLF 4, END.
+``.hkl``: one reflection per line, ``FORMAT(3I4,2F8.2)`` (h k l Fo² σ(Fo²); the optional batch
+column of ``FORMAT(3I4,2F8.2,I4)`` only on request), ended by a zero record ``0 0 0 0.00 0.00``.
+Intensities are scaled so the largest is 99999 (the top of ``F8.2``). ``.ins``: TITL, CELL λ a b c
+α β γ, ZERR Z and the input's cell esds (zeros when unknown), LATT, SYMM, SFAC (long form with
+the electron scattering factors of ITC Vol. C Table 4.3.2.2 — gemmi ``Element.c4322``), UNIT
+(cell contents, hydrogen included), atom lines (label, SFAC number, x y z, sof = 10 + site
+occupancy, Uiso = B/8π² of the atom's total B), HKLF 4, END.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ _LATT_INV = {v: k for k, v in _LATT.items()}
 
 
 def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: bool = False,
-              scale: float | None = None) -> float:
+              scale: float | None = None, batch: bool = False) -> float:
     """Write an HKLF 4 file; return the scale applied to I and σ.
 
-    The default scale brings the largest |I| or σ to 99999 (or leaves 1 when it fits already).
+    The default scale brings the largest |I| or σ to 99999.00, so the F8.2 fields keep as many
+    significant digits as the format allows. σ is written as at least 0.01 (a zero σ would
+    give an infinite SHELXL weight). No batch column by default: SHELXL reads a missing batch
+    as batch 1 — one scale, no BASF. ``batch=True`` writes ``Reflections.batch`` in the fourth
+    integer column (SHELXL then needs a BASF per batch beyond the first).
     """
     r = reflections
     if len(r) == 0:
@@ -38,15 +44,17 @@ def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: b
         raise ValueError("Miller indices beyond ±999 do not fit FORMAT(3I4)")
     big = float(max(np.abs(r.intensity).max(), r.sigma.max(), 1e-30))
     if scale is None:
-        scale = 1.0 if big <= 99999.0 and big >= 100 else 99999.0 / big
+        scale = 99999.0 / big
     if big * scale > 99999.99:
         raise ValueError(f"scale {scale} makes intensities overflow F8.2")
-    batch = np.asarray(r.batch)
-    lines = [
-        f"{h:4d}{k:4d}{l:4d}{i:8.2f}{s:8.2f}{b:4d}"
-        for (h, k, l), i, s, b in zip(r.hkl.tolist(), (r.intensity * scale).tolist(), (r.sigma * scale).tolist(),
-                                      np.clip(batch, -999, 9999).tolist())
-    ]
+    inten = (r.intensity * scale).tolist()
+    sig = np.maximum(r.sigma * scale, 0.01).tolist()
+    if batch:
+        b = np.clip(np.asarray(r.batch), -999, 9999).tolist()
+        lines = [f"{h:4d}{k:4d}{l:4d}{i:8.2f}{s:8.2f}{bb:4d}"
+                 for (h, k, l), i, s, bb in zip(r.hkl.tolist(), inten, sig, b)]
+    else:
+        lines = [f"{h:4d}{k:4d}{l:4d}{i:8.2f}{s:8.2f}" for (h, k, l), i, s in zip(r.hkl.tolist(), inten, sig)]
     lines.append(f"{0:4d}{0:4d}{0:4d}{0.0:8.2f}{0.0:8.2f}")
     write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)
     return float(scale)
@@ -161,18 +169,22 @@ def write_ins(path: str | os.PathLike, *, cell: Sequence[float], space_group, wa
     latt, symm = shelx_symmetry(space_group)
     lam = 0.0251 if wavelength is None else float(wavelength)
     els = list(unit)
-    errs = zerr if zerr is not None else [0.001 * v for v in cell[:3]] + [0.01] * 3
+    errs = tuple(zerr) if zerr is not None else (0.0,) * 6  # unknown esds are zeros, never invented
+    if len(errs) != 6:
+        raise ValueError(f"zerr needs six standard uncertainties (a b c α β γ), got {len(errs)}")
     lines = [f"TITL {title}"[:76], "CELL " + " ".join(f"{v:.5f}" for v in (lam, *cell)),
-             f"ZERR {z} " + " ".join(f"{v:.4f}" for v in errs), f"LATT {latt}", *symm,
+             f"ZERR {z} " + " ".join(f"{v:.5f}" for v in errs), f"LATT {latt}", *symm,
              *(_sfac_line(e) for e in els),
              "UNIT " + " ".join(f"{unit[e]:g}" for e in els), *extra]
     for a in atoms:
         if a.element not in els:
             raise ValueError(f"atom {a.label} has element {a.element} missing from UNIT/SFAC")
-        u = max(a.b_iso, 0.0) / (8 * math.pi**2) if a.b_iso else 0.02
+        if a.b_iso < 0:
+            raise ValueError(f"atom {a.label} has a negative B ({a.b_iso:g}); SHELX reads a negative U as riding")
+        u = a.b_iso / (8 * math.pi**2)
         sof = 10.0 + a.occupancy * a.multiplicity / _general_multiplicity(space_group)
-        lines.append(f"{a.label:<5s} {els.index(a.element) + 1:d} {a.x:9.5f} {a.y:9.5f} {a.z:9.5f} "
-                     f"{sof:9.5f} {max(u, 0.005):8.5f}")
+        lines.append(f"{a.label:<5s} {els.index(a.element) + 1:d} {a.x:10.6f} {a.y:10.6f} {a.z:10.6f} "
+                     f"{sof:10.6f} {u:9.6f}")
     lines += ["HKLF 4", "END"]
     return write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)
 
@@ -184,7 +196,8 @@ def _general_multiplicity(space_group) -> int:
 def read_ins(path: str | os.PathLike) -> dict:
     """Parse CELL, LATT, SYMM, SFAC and UNIT from a .ins/.res file.
 
-    Returns ``{"cell", "wavelength", "space_group" (gemmi hm), "elements", "unit", "title"}``.
+    Returns ``{"cell", "wavelength", "space_group" (gemmi hm), "elements", "unit", "title", "zerr"}``
+    (``zerr``: the six cell esds of the ZERR card, None when absent or all zero).
     The space group is found from the operators (gemmi ``find_spacegroup_by_ops``).
     """
     import gemmi
@@ -194,7 +207,7 @@ def read_ins(path: str | os.PathLike) -> dict:
         text = p.read_text(encoding="ascii", errors="replace")
     except OSError as exc:
         raise ValueError(f"cannot read {p}: {exc}") from None
-    cell = wavelength = None
+    cell = wavelength = zerr = None
     latt, symm, elements, unit, title = 1, [], [], [], ""
     for raw in text.splitlines():
         tok = raw.split()
@@ -206,6 +219,8 @@ def read_ins(path: str | os.PathLike) -> dict:
                 title = raw[4:].strip()
             elif card == "CELL":
                 wavelength, *cell = (float(v) for v in tok[1:8])
+            elif card == "ZERR":
+                zerr = tuple(float(v) for v in tok[2:8]) if len(tok) >= 8 else None
             elif card == "LATT":
                 latt = int(tok[1])
             elif card == "SYMM":
@@ -237,7 +252,8 @@ def read_ins(path: str | os.PathLike) -> dict:
     if elements and unit and len(unit) != len(elements):
         raise ValueError(f"{p}: UNIT has {len(unit)} numbers for {len(elements)} SFAC elements")
     return {"cell": tuple(cell), "wavelength": wavelength, "space_group": sg.hm, "elements": elements,
-            "unit": dict(zip(elements, unit)), "title": title}
+            "unit": dict(zip(elements, unit)), "title": title,
+            "zerr": zerr if zerr and any(zerr) else None}
 
 
 def _is_number(t: str) -> bool:

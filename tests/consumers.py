@@ -1,0 +1,204 @@
+"""Independent consumers of the project's exports: cctbx (iotbx, cctbx.xray), gemmi, mrcfile.
+
+Nothing here imports ``virtual_aperture``: every helper reads a file the way a crystallographic
+program does and returns plain numbers, so tests can compare them with what the project reports.
+
+- :func:`cif_validation` — iotbx.cif against the ``cif_core`` dictionary shipped with cctbx.
+- :func:`xray_structure_from_cif`, :func:`xray_structure_from_res` — cctbx builds the model.
+- :func:`f_obs_from_reflections_cif`, :func:`f_obs_from_hkl` — iotbx reads the data (HKLF 4 / _refln).
+- :func:`cctbx_r1` — R1 recomputed by cctbx with its electron scattering table.
+- :func:`smv_geometry` — an SMV header interpreted exactly as dxtbx's ``FormatSMVADSC`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "cif_validation",
+    "xray_structure_from_cif",
+    "xray_structure_from_res",
+    "f_obs_from_reflections_cif",
+    "f_obs_from_hkl",
+    "cctbx_r1",
+    "smv_header",
+    "smv_geometry",
+]
+
+
+def cif_validation(path) -> tuple[int, int, str]:
+    """Validate every block of a CIF against cif_core (iotbx.cif.validation).
+
+    Returns ``(errors, warnings, text of the messages)``.
+    """
+    import io
+
+    import iotbx.cif
+    from iotbx.cif import validation
+
+    cif = iotbx.cif.reader(file_path=str(path), strict=True).model()
+    core = validation.smart_load_dictionary(name="cif_core.dic")
+    n_err = n_warn = 0
+    buf = io.StringIO()
+    for block in cif.values():
+        handler = validation.ErrorHandler()
+        core.set_error_handler(handler)
+        block.validate(core)
+        handler.show(out=buf)
+        n_err += handler.error_count
+        n_warn += handler.warning_count
+    return n_err, n_warn, buf.getvalue()
+
+
+def xray_structure_from_cif(path):
+    """The ``cctbx.xray.structure`` iotbx.cif builds from a structure CIF (one block)."""
+    import iotbx.cif
+
+    structures = iotbx.cif.reader(file_path=str(path)).build_crystal_structures()
+    if len(structures) != 1:
+        raise ValueError(f"{path}: {len(structures)} structures, expected one")
+    return next(iter(structures.values()))
+
+
+def xray_structure_from_res(path):
+    """The ``cctbx.xray.structure`` iotbx.shelx builds from a SHELX .res/.ins file.
+
+    iotbx.shelx does not implement the long SFAC form (``SFAC label a1 b1 … a4 b4 c f' f" mu r
+    wt``: ``NotImplementedError`` in ``iotbx/shelx/parsers.py``), which SHELXL needs for electron
+    scattering factors; each long card is reduced to its label here — the coefficients are
+    replaced by cctbx's own electron table in :func:`cctbx_r1`. Everything else (CELL, LATT, SYMM,
+    atom lines with SHELX's sof = 10 + occupancy·symmetry factor, Uiso) is parsed by iotbx.
+    """
+    import io
+
+    from cctbx import xray
+
+    out, labels, at, skip = [], [], None, False
+    for line in Path(path).read_text().splitlines():
+        if skip:
+            skip = line.rstrip().endswith("=")
+            continue
+        tok = line.split()
+        if tok and tok[0].upper() == "SFAC":  # iotbx keeps only the last SFAC card: collect them
+            long_form = len(tok) > 2 and _is_number(tok[2])
+            labels.extend(tok[1:2] if long_form else tok[1:])
+            skip = line.rstrip().endswith("=")
+            at = len(out) if at is None else at
+            continue
+        out.append(line)
+    if at is not None:
+        out.insert(at, "SFAC " + " ".join(labels))
+    return xray.structure.from_shelx(file=io.StringIO("\n".join(out) + "\n"), strictly_shelxl=True)
+
+
+def _is_number(t: str) -> bool:
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
+
+
+def f_obs_from_reflections_cif(path, crystal_symmetry=None):
+    """|F_obs| (sqrt of max(F², 0)) from a ``_refln`` CIF, as a cctbx miller array."""
+    import iotbx.cif
+    from cctbx.array_family import flex
+
+    arrays = iotbx.cif.reader(file_path=str(path)).as_miller_arrays(crystal_symmetry=crystal_symmetry)
+    iobs = [a for a in arrays if a.is_xray_intensity_array()]
+    if not iobs:
+        raise ValueError(f"{path}: no intensity array")
+    i = iobs[0]
+    f = flex.sqrt(i.data().deep_copy().set_selected(i.data() < 0, 0.0))
+    return i.customized_copy(data=f, sigmas=None).set_observation_type_xray_amplitude()
+
+
+def f_obs_from_hkl(path, crystal_symmetry, *, merge: bool = True):
+    """Intensities of an HKLF 4 file read by iotbx (``hklf`` reader), optionally merged by cctbx.
+
+    Returns the (merged) intensity array and, when merged, the cctbx merging object.
+    """
+    from iotbx.reflection_file_reader import any_reflection_file
+
+    arrays = any_reflection_file(f"{path}=hklf4").as_miller_arrays(crystal_symmetry=crystal_symmetry)
+    i = arrays[0]
+    if not merge:
+        return i, None
+    m = i.merge_equivalents()
+    return m.array(), m
+
+
+def cctbx_r1(xs, f_obs, *, scale=None) -> float:
+    """R1 = Σ||Fo| − k|Fc|| / Σ|Fo| with |Fc| from cctbx's direct summation and the electron table.
+
+    ``scale`` None: cctbx's least-squares scale (``r1_factor(scale_factor=Auto)``).
+    """
+    from libtbx import Auto
+
+    xs = xs.deep_copy_scatterers()
+    xs.scattering_type_registry(table="electron")
+    fc = f_obs.structure_factors_from_scatterers(xs, algorithm="direct").f_calc().amplitudes()
+    return float(f_obs.r1_factor(fc, scale_factor=Auto if scale is None else scale))
+
+
+def smv_header(path) -> tuple[int, dict]:
+    """(header size, key → value) of an SMV file, parsed as dxtbx ``FormatSMV.get_smv_header``."""
+    raw = Path(path).read_bytes()
+    if raw[:15] != b"{\nHEADER_BYTES=":
+        raise ValueError(f"{path} is not SMV (dxtbx FormatSMV.understand)")
+    size = int(raw[:45].decode("ascii", "ignore").split("\n")[1].split("=")[1].replace(";", "").strip())
+    head = {}
+    for record in raw[:size].decode("ascii", "ignore").split("\n"):
+        if record == "}":
+            break
+        if "=" not in record:
+            continue
+        key, value = record.replace(";", "").split("=")
+        head[key.strip()] = value.strip()
+    return size, head
+
+
+def smv_geometry(path) -> dict:
+    """The experiment model dxtbx ``FormatSMVADSC`` builds from an SMV file, without dxtbx.
+
+    From dxtbx ``format/FormatSMVADSC.py`` (cctbx/dxtbx, ``_detector``/``_scan``/``_goniometer``):
+    ``detector_factory.simple("CCD", DISTANCE, (BEAM_CENTER_Y, BEAM_CENTER_X), "+x", "-y", ...)``
+    — the beam centre is (fast, slow) in mm from the corner of the first pixel; the fast axis is
+    +x, and ``goniometer_factory.single_axis()`` puts the rotation axis along +x (the fast axis);
+    the trusted range is (1, 65534): 0 marks pixels without data, 65535 overloads. ``FormatSMV``
+    reads SIZE1 × SIZE2 uint16 and reshapes to (SIZE2, SIZE1), i.e. SIZE1 is the fast size.
+    """
+    size, h = smv_header(path)
+    fast, slow = int(h["SIZE1"]), int(h["SIZE2"])
+    dt = "<u2" if h["BYTE_ORDER"] == "little_endian" else ">u2"
+    data = np.frombuffer(Path(path).read_bytes()[size:], dtype=dt, count=fast * slow).reshape(slow, fast)
+    px = float(h["PIXEL_SIZE"])
+    bc_fast_mm, bc_slow_mm = float(h["BEAM_CENTER_Y"]), float(h["BEAM_CENTER_X"])
+    return {
+        "data": data,
+        "pixel_mm": px,
+        "distance_mm": float(h["DISTANCE"]),
+        "wavelength": float(h["WAVELENGTH"]),
+        # beam centre in pixel units from the corner, and in array-index (pixel-centre) units
+        "beam_px_fast_slow": (bc_fast_mm / px, bc_slow_mm / px),
+        "beam_index_fast_slow": (bc_fast_mm / px - 0.5, bc_slow_mm / px - 0.5),
+        "osc_start": float(h["OSC_START"]),
+        "osc_range": abs(float(h["OSC_RANGE"])),
+        "rotation_axis_lab": (1.0, 0.0, 0.0) if float(h["OSC_RANGE"]) > 0 else (-1.0, 0.0, 0.0),
+        "trusted_range": (1, 65534),
+        "pedestal": float(h.get("IMAGE_PEDESTAL", 0)),
+        "header": h,
+    }
+
+
+def resolution_s2(xs, indices) -> np.ndarray:
+    """1/d² of ``indices`` in the cell of ``xs`` (helper for comparisons)."""
+    uc = xs.unit_cell()
+    return np.array([1.0 / uc.d(tuple(int(v) for v in h)) ** 2 for h in indices])
+
+
+def u_iso_to_b(u: float) -> float:
+    return 8 * math.pi**2 * u
