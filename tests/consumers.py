@@ -3,6 +3,11 @@
 Nothing here imports ``virtual_aperture``: every helper reads a file the way a crystallographic
 program does and returns plain numbers, so tests can compare them with what the project reports.
 
+cctbx runs in a fresh interpreter (:func:`cctbx`): its Boost.Python extension crashes the process
+(segmentation fault in ``boost_adaptbx/boost/python.py``) when numba or gemmi was imported
+before it, which pytest's plugins and the project always do. ``cctbx("name", *args)`` calls
+``name(*args)`` of this module in a subprocess and returns its JSON result.
+
 - :func:`cif_validation` — iotbx.cif against the ``cif_core`` dictionary shipped with cctbx.
 - :func:`xray_structure_from_cif`, :func:`xray_structure_from_res` — cctbx builds the model.
 - :func:`f_obs_from_reflections_cif`, :func:`f_obs_from_hkl` — iotbx reads the data (HKLF 4 / _refln).
@@ -12,12 +17,21 @@ program does and returns plain numbers, so tests can compare them with what the 
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "cctbx",
+    "cctbx_batch",
+    "check_cif",
+    "recompute_r1",
+    "hkl_as_cctbx",
     "cif_validation",
     "xray_structure_from_cif",
     "xray_structure_from_res",
@@ -202,3 +216,73 @@ def resolution_s2(xs, indices) -> np.ndarray:
 
 def u_iso_to_b(u: float) -> float:
     return 8 * math.pi**2 * u
+
+
+# ----------------------------------------------------------------------------- subprocess entry
+def cctbx(name: str, *args, timeout: float = 300):
+    """Run ``name(*args)`` of this module in a fresh interpreter with cctbx loaded first."""
+    return cctbx_batch([(name, *args)], timeout=timeout)[0]
+
+
+def cctbx_batch(calls, *, timeout: float = 300) -> list:
+    """Run several ``(name, *args)`` calls in one fresh interpreter (cctbx loaded first)."""
+    code = ("import boost_adaptbx.boost.python, json, sys; sys.path.insert(0, %r); import consumers; "
+            "print('@@' + json.dumps([getattr(consumers, c[0])(*c[1:]) for c in json.loads(sys.argv[1])]))"
+            % str(Path(__file__).parent))
+    payload = json.dumps([[str(a) if isinstance(a, Path) else a for a in c] for c in calls])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # never the project under test
+    res = subprocess.run([sys.executable, "-c", code, payload], capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    out = [line for line in res.stdout.splitlines() if line.startswith("@@")]
+    if res.returncode != 0 or not out:
+        raise RuntimeError(f"consumers {[c[0] for c in calls]} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return json.loads(out[-1][2:])
+
+
+def check_cif(path) -> dict:
+    """cif_core validation of ``path``: ``{"errors", "warnings", "messages"}``."""
+    n_err, n_warn, text = cif_validation(path)
+    return {"errors": n_err, "warnings": n_warn, "messages": text}
+
+
+def _structure_dict(xs) -> dict:
+    cs = xs.crystal_symmetry()
+    return {"cell": list(cs.unit_cell().parameters()), "hall": cs.space_group_info().type().hall_symbol(),
+            "n_ops": cs.space_group().order_z(),
+            "scatterers": [{"label": sc.label, "type": sc.scattering_type, "site": list(sc.site),
+                            "b_iso": u_iso_to_b(sc.u_iso), "occupancy": sc.occupancy,
+                            "multiplicity": sc.multiplicity()} for sc in xs.scatterers()]}
+
+
+def recompute_r1(model_path, data_path, data_kind: str = "cif") -> dict:
+    """cctbx's R1 of the model in ``model_path`` (.cif or .res) against ``data_path``.
+
+    ``data_kind`` "cif": a ``_refln`` CIF (merged); "hkl": an HKLF 4 file, merged by cctbx in the
+    model's symmetry, systematic absences removed. Returns the R1, the number of reflections
+    and the structure cctbx built (cell, Hall symbol, scatterers with B, occupancy, multiplicity).
+    """
+    from cctbx.array_family import flex
+
+    model_path = str(model_path)
+    xs = xray_structure_from_res(model_path) if model_path.lower().endswith((".res", ".ins")) \
+        else xray_structure_from_cif(model_path)
+    if data_kind == "cif":
+        f = f_obs_from_reflections_cif(data_path, xs.crystal_symmetry())
+    else:
+        i, _ = f_obs_from_hkl(data_path, xs.crystal_symmetry())
+        f = i.customized_copy(data=flex.sqrt(i.data().set_selected(i.data() < 0, 0.0)),
+                              sigmas=None).set_observation_type_xray_amplitude()
+        f = f.select(~f.sys_absent_flags().data())
+    return {"r1": cctbx_r1(xs, f), "n": int(f.size()), **_structure_dict(xs)}
+
+
+def hkl_as_cctbx(path, cell, space_group) -> dict:
+    """Read an HKLF 4 file with iotbx and merge it with cctbx: counts, R_int, batch presence."""
+    from cctbx import crystal
+
+    cs = crystal.symmetry(unit_cell=tuple(cell), space_group_symbol=space_group)
+    i, m = f_obs_from_hkl(path, cs)
+    raw, _ = f_obs_from_hkl(path, cs, merge=False)
+    return {"n": int(raw.size()), "n_merged": int(i.size()), "r_int": float(m.r_int()),
+            "i_max": float(max(raw.data())), "sigma_min": float(min(raw.sigmas())),
+            "is_intensity": bool(raw.is_xray_intensity_array())}

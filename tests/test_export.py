@@ -30,16 +30,30 @@ def test_hkl_fixed_columns_round_trip_and_zero_record(tmp_path):
     r = _refl()
     scale = write_hkl(tmp_path / "a.hkl", r)
     lines = (tmp_path / "a.hkl").read_text().splitlines()
-    assert all(len(line) == 32 for line in lines[:-1])
+    # FORMAT(3I4,2F8.2) without the batch column: SHELXL then reads batch 1 for all (no BASF needed)
+    assert all(len(line) == 28 for line in lines[:-1])
     assert lines[-1] == "   0   0   0    0.00    0.00"
     back = read_hkl(tmp_path / "a.hkl", cell=CELL, space_group="P 21 21 21")
     np.testing.assert_array_equal(back.hkl, r.hkl)
     np.testing.assert_allclose(back.intensity, np.round(r.intensity * scale, 2), atol=0.0051)
     np.testing.assert_allclose(back.sigma, np.round(r.sigma * scale, 2), atol=0.0051)
-    np.testing.assert_array_equal(back.batch, r.batch)
-    # FORMAT(3I4,2F8.2,I4) parsed by column position
+    assert not back.batch.any()
+    # the largest value uses the whole F8.2 range: most significant digits kept
+    assert max(back.intensity.max(), back.sigma.max()) == pytest.approx(99999.0, abs=0.01)
     h, k, l = int(lines[0][0:4]), int(lines[0][4:8]), int(lines[0][8:12])
     assert (h, k, l) == tuple(r.hkl[0])
+    # the batch column only on request
+    write_hkl(tmp_path / "b.hkl", r, batch=True)
+    lines = (tmp_path / "b.hkl").read_text().splitlines()
+    assert all(len(line) == 32 for line in lines[:-1])
+    np.testing.assert_array_equal(read_hkl(tmp_path / "b.hkl", cell=CELL).batch, r.batch)
+
+
+def test_hkl_sigma_never_written_as_zero(tmp_path):
+    r = _refl()
+    r = Reflections(r.hkl, r.intensity, np.where(np.arange(len(r)) % 2, 0.0, r.sigma), cell=CELL)
+    write_hkl(tmp_path / "s.hkl", r)
+    assert read_hkl(tmp_path / "s.hkl", cell=CELL).sigma.min() == pytest.approx(0.01)
 
 
 def test_hkl_scales_large_intensities_to_fit(tmp_path):
@@ -96,14 +110,26 @@ def test_sfac_electron_coefficients_fit():
 
 
 def test_structure_cif_rereads(tmp_path):
-    atoms = [Atom("Ti1", "Ti", 0.1289, 0.0972, 0.8628, 9.0), Atom("O1", "O", 0.0095, 0.1491, 0.1835, 4.0)]
+    atoms = [Atom("Ti1", "Ti", 0.1289, 0.0972, 0.8628, 9.0, 8, 1.0, 0.41),
+             Atom("O1", "O", 0.0095, 0.1491, 0.1835, 4.0, 8, 1.0, 0.63)]
     write_structure_cif(tmp_path / "s.cif", atoms, cell=(9.17, 5.45, 5.14, 90, 90, 90), space_group="P b c a",
-                        wavelength=0.0251, extra={"_refine_ls_R_factor_gt": 0.12})
+                        wavelength=0.0251, z=8, extra={"_refine_ls_R_factor_all": 0.12})
     st = gemmi.read_small_structure(str(tmp_path / "s.cif"))
     assert [s.label for s in st.sites] == ["Ti1", "O1"]
     assert st.spacegroup.hm == "P b c a"
     assert abs(st.cell.a - 9.17) < 1e-6
     assert abs(st.sites[0].fract.x - 0.1289) < 1e-6
+    # the atom's total B, not a clamped or overall one
+    assert st.sites[0].u_iso * 8 * np.pi**2 == pytest.approx(0.41, abs=1e-4)
+    block = gemmi.cif.read(str(tmp_path / "s.cif")).sole_block()
+    assert block.find_value("_diffrn_radiation_probe") == "electron"
+    assert block.find_value("_cell_formula_units_Z") == "8"
+    assert gemmi.cif.as_string(block.find_value("_chemical_formula_sum")) == "O Ti"
+    assert gemmi.cif.as_string(block.find_value("_space_group_name_Hall")) == "-P 2ac 2ab"
+    assert float(block.find_value("_cell_volume")) == pytest.approx(9.17 * 5.45 * 5.14, rel=1e-5)
+    assert block.find_value("_symmetry_space_group_name_H-M") is None
+    assert list(block.find_loop("_atom_type_symbol")) == ["O", "Ti"]
+    assert "4.3.2.2" in block.find_loop("_atom_type_scat_source")[0]
 
 
 def test_reflections_cif(tmp_path):
@@ -124,24 +150,44 @@ def test_ccp4_rereads_with_cell_and_grid(tmp_path):
     np.testing.assert_allclose(np.array(back.grid), m)
 
 
-def test_mrc_stack_and_smv_headers(tmp_path):
+def test_mrc_stack_keeps_calibration_out_of_the_voxel_size(tmp_path):
     frames = np.random.default_rng(1).integers(0, 1000, (3, 32, 40)).astype(np.float32)
-    write_mrc_stack(tmp_path / "f.mrc", frames, pixel_size=0.01, tilt_angles_deg=[-1, 0, 1])
+    write_mrc_stack(tmp_path / "f.mrc", frames, pixel_size=0.01, tilt_angles_deg=[-1, 0, 1], wavelength=0.02508,
+                    tilt_axis_deg=30.0)
     with mrcfile.open(tmp_path / "f.mrc") as mrc:
         assert mrc.data.shape == (3, 32, 40)
-        assert mrc.voxel_size.x == pytest.approx(0.01)
+        # Å/px field: diffraction frames have no real-space sampling (never the Å⁻¹/px calibration)
+        assert mrc.voxel_size.x == 0
+        # FEI2 extended header, one record per frame, as dxtbx FormatMRC._extend_header reads it:
+        # "Alpha tilt" (deg), "Pixel size X/Y" (reciprocal, 1/m), "HT" (V), "Tilt axis angle" (deg)
+        assert mrc.header.exttyp.tobytes() == b"FEI2"
+        xh = mrc.indexed_extended_header
+        assert len(xh) == 3
+        np.testing.assert_allclose(xh["Alpha tilt"], [-1, 0, 1])
+        assert xh["Tilt per image"][0] == pytest.approx(1.0)  # FEI2 items (FormatMRC, exttyp FEI2)
+        assert (xh["Start tilt angle"][0], xh["End tilt angle"][0]) == (-1, 1)
+        assert xh["Pixel size X"][0] == xh["Pixel size Y"][0] == pytest.approx(0.01 * 1e10)
+        assert xh["HT"][0] == pytest.approx(200e3, rel=1e-3)  # 0.02508 Å = 200 kV
+        # dxtbx: axis = (0, -1, 0) rotated about the beam by "Tilt axis angle"; ours 30° from +x
+        assert xh["Tilt axis angle"][0] == pytest.approx(60.0)
+        assert b"tilts -1.000 to 1.000" in mrc.header.label[1].tobytes()
+
+
+def test_smv_headers_and_frames(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 1000, (3, 32, 40)).astype(np.float64)
     files = write_smv(tmp_path, frames, tilt_angles_deg=[-1.0, 0.0, 1.0], wavelength=0.0251, pixel_size=0.01,
                       center=(16.0, 20.0), physical_pixel_mm=0.055)
     raw = files[1].read_bytes()
     head = raw[:512].decode("ascii")
+    # ADSC: BEAM_CENTER_X is the slow (row) coordinate, BEAM_CENTER_Y the fast one, mm from the pixel corner
     for key in ("HEADER_BYTES=512;", "DISTANCE=", "PIXEL_SIZE=0.055000;", "WAVELENGTH=0.025100;", "OSC_START=-0.5000;",
-                "OSC_RANGE=1.0000;", "BEAM_CENTER_X=1.1000;", "BEAM_CENTER_Y=0.8800;", "SIZE1=40;", "SIZE2=32;"):
+                "OSC_RANGE=1.0000;", "BEAM_CENTER_X=0.90750;", "BEAM_CENTER_Y=1.12750;", "SIZE1=40;", "SIZE2=32;",
+                "IMAGE_PEDESTAL=1;"):
         assert key in head
-    # camera length = p / (λ · pixel_size) = 0.055 / (0.0251 · 0.01) mm
     dist = float(head.split("DISTANCE=")[1].split(";")[0])
     assert dist == pytest.approx(0.055 / (0.0251 * 0.01), rel=1e-4)
     data = np.frombuffer(raw[512:], dtype="<u2").reshape(32, 40)
-    np.testing.assert_array_equal(data, frames[1])
+    np.testing.assert_array_equal(data, frames[1] + 1)  # + pedestal: 0 stays free for "no data"
     with pytest.raises(ValueError, match="uint16"):
         write_smv(tmp_path, frames * 100, tilt_angles_deg=[0, 1, 2], wavelength=0.0251, pixel_size=0.01,
                   center=(16, 20), prefix="big")
@@ -169,6 +215,19 @@ def test_refuses_to_overwrite_and_never_leaves_partial_files(tmp_path):
             tmp.write_text("partial")
             raise RuntimeError("boom")
     assert sorted(os.listdir(tmp_path)) == ["a.hkl"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_hkl(tmp_path / "u.hkl", _refl())
+        write_ccp4_map(tmp_path / "u.ccp4", np.zeros((4, 4, 4)), cell=CELL)
+        write_mrc_stack(tmp_path / "u.mrc", np.zeros((2, 4, 4)))
+    finally:
+        os.umask(old)
+    for name in ("u.hkl", "u.ccp4", "u.mrc"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_read_hkl_errors(tmp_path):

@@ -303,7 +303,7 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     merged data R1 was computed against) and ``report.json`` (as ``virtual-aperture phase`` writes
     them), ``structure.hkl`` (unmerged HKLF 4 beside the .ins, no batch column, ready for
     SHELXT/SHELXL/Olex2), ``frames.mrc`` (the summed patterns as an MRC stack, calibration and
-    tilts in its FEI1 extended header) and ``smv/`` (one SMV image per tilt, turned so the tilt
+    tilts in its FEI2 extended header) and ``smv/`` (one SMV image per tilt, turned so the tilt
     axis is along the fast axis as dxtbx's ADSC reader assumes). Refuses to overwrite unless
     ``overwrite=True``.
     """

@@ -43,8 +43,8 @@ def write_mrc_stack(path: str | os.PathLike, frames: np.ndarray, *, pixel_size: 
 
     Diffraction patterns have no real-space sampling, so the header's voxel size (Å/px) is left
     0 ("not a real-space image"). The calibration and the tilts go where 3D ED readers look
-    (dxtbx ``FormatMRC``, following Thermo Fisher's FEI1 extended header, one record per frame):
-    ``Alpha tilt`` (°) per frame, ``Tilt per image`` (°), ``Pixel size X/Y`` = reciprocal pixel
+    (dxtbx ``FormatMRC``, following Thermo Fisher's FEI2 extended header, one record per frame):
+    ``Alpha tilt`` (°) per frame, ``Start/End tilt angle`` and ``Tilt per image`` (°), ``Pixel size X/Y`` = reciprocal pixel
     size in m⁻¹ (``pixel_size`` Å⁻¹/px × 10¹⁰), ``HT`` (V, from ``wavelength``), ``Integration
     time`` (s) and ``Tilt axis angle`` (°; dxtbx's axis is (0, −1, 0) rotated by it about the
     beam, i.e. 90° − ``tilt_axis_deg`` in this project's detector frame). The labels repeat it
@@ -63,14 +63,16 @@ def write_mrc_stack(path: str | os.PathLike, frames: np.ndarray, *, pixel_size: 
         with mrcfile.new(str(tmp), overwrite=True) as mrc:
             mrc.set_data(arr)
             mrc.header.ispg = 0  # image stack
-            xh = np.zeros(arr.shape[0], dtype=mrcfile.dtypes.get_ext_header_dtype(b"FEI1"))
+            xh = np.zeros(arr.shape[0], dtype=mrcfile.dtypes.get_ext_header_dtype(b"FEI2"))
             xh["Metadata size"] = xh.dtype.itemsize
-            xh["Metadata version"] = 0
+            xh["Metadata version"] = 2
             xh["Application"] = "virtual-aperture"
             if t is not None:
                 xh["Alpha tilt"] = t
                 xh["Alpha tilt min"] = t.min()
                 xh["Alpha tilt max"] = t.max()
+                xh["Start tilt angle"] = t[0]
+                xh["End tilt angle"] = t[-1]
                 xh["Tilt per image"] = step
             if pixel_size:
                 xh["Pixel size X"] = xh["Pixel size Y"] = float(pixel_size) * 1e10
@@ -81,8 +83,8 @@ def write_mrc_stack(path: str | os.PathLike, frames: np.ndarray, *, pixel_size: 
             xh["Integration time"] = exposure_s
             xh["Camera name"] = "virtual-aperture sum"
             mrc.set_extended_header(xh)
-            mrc.header.exttyp = b"FEI1"
-            labels = [f"virtual-aperture per-tilt summed patterns; pixel {pixel_size} 1/A (ext. header FEI1)"]
+            mrc.header.exttyp = b"FEI2"
+            labels = [f"virtual-aperture per-tilt summed patterns; pixel {pixel_size} 1/A (ext. header FEI2)"]
             if t is not None:
                 labels.append(f"tilts {t[0]:.3f} to {t[-1]:.3f} deg, step {step:.4f}")
             if tilt_axis_deg is not None:
