@@ -57,7 +57,8 @@ def _load(args):
         cell = tuple(args.cell) if args.cell else info["cell"]
         sg = args.space_group or info["space_group"]
         if composition is None and info["unit"]:
-            composition = " ".join(f"{e}{n:g}" for e, n in info["unit"].items())
+            # UNIT is the cell contents; with ZERR's Z it gives the formula unit
+            composition = " ".join(f"{e}{n / info['z']:g}" for e, n in info["unit"].items())
         wavelength = wavelength or info["wavelength"]
         if cell_esd is None and not args.cell:
             cell_esd = info["zerr"]

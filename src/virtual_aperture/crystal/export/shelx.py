@@ -196,8 +196,9 @@ def _general_multiplicity(space_group) -> int:
 def read_ins(path: str | os.PathLike) -> dict:
     """Parse CELL, LATT, SYMM, SFAC and UNIT from a .ins/.res file.
 
-    Returns ``{"cell", "wavelength", "space_group" (gemmi hm), "elements", "unit", "title", "zerr"}``
-    (``zerr``: the six cell esds of the ZERR card, None when absent or all zero).
+    Returns ``{"cell", "wavelength", "space_group" (gemmi hm), "elements", "unit", "title", "zerr", "z"}``
+    (``zerr``: the six cell esds of the ZERR card, None when absent or all zero; ``z`` its Z, 1
+    when absent).
     The space group is found from the operators (gemmi ``find_spacegroup_by_ops``).
     """
     import gemmi
@@ -208,6 +209,7 @@ def read_ins(path: str | os.PathLike) -> dict:
     except OSError as exc:
         raise ValueError(f"cannot read {p}: {exc}") from None
     cell = wavelength = zerr = None
+    z = 1
     latt, symm, elements, unit, title = 1, [], [], [], ""
     for raw in text.splitlines():
         tok = raw.split()
@@ -220,6 +222,7 @@ def read_ins(path: str | os.PathLike) -> dict:
             elif card == "CELL":
                 wavelength, *cell = (float(v) for v in tok[1:8])
             elif card == "ZERR":
+                z = max(1, int(round(float(tok[1]))))
                 zerr = tuple(float(v) for v in tok[2:8]) if len(tok) >= 8 else None
             elif card == "LATT":
                 latt = int(tok[1])
@@ -253,7 +256,7 @@ def read_ins(path: str | os.PathLike) -> dict:
         raise ValueError(f"{p}: UNIT has {len(unit)} numbers for {len(elements)} SFAC elements")
     return {"cell": tuple(cell), "wavelength": wavelength, "space_group": sg.hm, "elements": elements,
             "unit": dict(zip(elements, unit)), "title": title,
-            "zerr": zerr if zerr and any(zerr) else None}
+            "zerr": zerr if zerr and any(zerr) else None, "z": z}
 
 
 def _is_number(t: str) -> bool:
