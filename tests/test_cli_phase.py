@@ -1,11 +1,14 @@
 """`virtual-aperture phase` end to end on a small simulated data set."""
 
 import json
+import os
 import subprocess
 import sys
 
 import gemmi
 import pytest
+
+import consumers
 
 from virtual_aperture.cli import main
 from virtual_aperture.crystal.export import write_hkl, write_ins
@@ -40,19 +43,45 @@ def hkl_file(tmp_path_factory):
 
 def test_phase_hkl_writes_outputs(hkl_file, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["phase", str(hkl_file), "--cell", *map(str, CELL), "--space-group", "P212121",
-                 "--composition", "S O2 N C4", "--starts", "3", "--seed", "0", "--out", str(out)])
+    old = os.umask(0o027)
+    try:
+        code = main(["phase", str(hkl_file), "--cell", *map(str, CELL), "--space-group", "P212121",
+                     "--composition", "S O2 N C4 H6", "--starts", "3", "--seed", "0", "--out", str(out)])
+    finally:
+        os.umask(old)
     assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.count("solved") == 1 and "solved: solved" not in printed, printed
     rep = json.loads((out / "report.json").read_text())
-    for key in ("cell", "space_group", "converged", "r1", "atoms", "phasing"):
+    for key in ("cell", "space_group", "converged", "r1", "atoms", "phasing", "refinement"):
         assert key in rep
     assert rep["converged"] and rep["r1"] < 0.25
-    assert {"label", "element", "x", "y", "z", "height"} <= set(rep["atoms"][0])
+    assert {"label", "element", "x", "y", "z", "height", "b_iso"} <= set(rep["atoms"][0])
     st = gemmi.read_small_structure(str(out / "structure.cif"))
     assert len(st.sites) == len(rep["atoms"]) == 8
     m = gemmi.read_ccp4_map(str(out / "potential.ccp4"))
     assert m.grid.unit_cell.a == pytest.approx(7.1)
-    assert "HKLF 4" in (out / "structure.res").read_text()
+    res = (out / "structure.res").read_text()
+    assert "HKLF 4" in res
+    # hydrogen of the composition stays in SFAC/UNIT (cell contents, Z = 4); unknown esds are zeros
+    lines = res.splitlines()
+    sfac = [line.split()[1] for line in lines if line.startswith("SFAC")]
+    unit = dict(zip(sfac, next(line for line in lines if line.startswith("UNIT")).split()[1:]))
+    assert unit == {"S": "4", "O": "8", "N": "4", "C": "16", "H": "24"}
+    assert next(line for line in lines if line.startswith("ZERR")).split()[2:] == ["0.00000"] * 6
+    # files honour the umask (0o027 → 0o640), not mkstemp's 0600
+    for name in ("structure.res", "structure.cif", "report.json", "potential.ccp4", "reflections.cif"):
+        assert (out / name).stat().st_mode & 0o777 == 0o640, name
+    # an independent program gets the reported R1 from the exported model and merged data
+    by_cif, by_res, check = consumers.cctbx_batch([
+        ("recompute_r1", out / "structure.cif", out / "reflections.cif"),
+        ("recompute_r1", out / "structure.res", out / "reflections.cif"), ("check_cif", out / "structure.cif")])
+    assert check["errors"] == 0, check["messages"]
+    assert abs(by_cif["r1"] - rep["r1"]) < 0.01 and abs(by_res["r1"] - rep["r1"]) < 0.01, (by_cif, by_res, rep["r1"])
+    assert by_res["cell"] == pytest.approx(CELL) and len(by_res["scatterers"]) == 8
+    with capsys.disabled():
+        print(f"\norganic P212121: reported R1 {rep['r1']:.4f}, cctbx from structure.cif {by_cif['r1']:.4f}, "
+              f"from structure.res {by_res['r1']:.4f}")
     # refuses to overwrite without --overwrite
     code = main(["phase", str(hkl_file), "--cell", *map(str, CELL), "--space-group", "P212121", "--out", str(out)])
     assert code == 2 and "already exists" in capsys.readouterr().err
