@@ -29,17 +29,17 @@ import numpy as np
 __all__ = [
     "cctbx",
     "cctbx_batch",
+    "cctbx_r1",
     "check_cif",
-    "recompute_r1",
-    "hkl_as_cctbx",
     "cif_validation",
+    "f_obs_from_hkl",
+    "f_obs_from_reflections_cif",
+    "hkl_as_cctbx",
+    "recompute_r1",
+    "smv_geometry",
+    "smv_header",
     "xray_structure_from_cif",
     "xray_structure_from_res",
-    "f_obs_from_reflections_cif",
-    "f_obs_from_hkl",
-    "cctbx_r1",
-    "smv_header",
-    "smv_geometry",
 ]
 
 
@@ -226,13 +226,13 @@ def cctbx(name: str, *args, timeout: float = 300):
 
 def cctbx_batch(calls, *, timeout: float = 300) -> list:
     """Run several ``(name, *args)`` calls in one fresh interpreter (cctbx loaded first)."""
-    code = ("import boost_adaptbx.boost.python, json, sys; sys.path.insert(0, %r); import consumers; "
-            "print('@@' + json.dumps([getattr(consumers, c[0])(*c[1:]) for c in json.loads(sys.argv[1])]))"
-            % str(Path(__file__).parent))
+    here = str(Path(__file__).parent)
+    code = (f"import boost_adaptbx.boost.python, json, sys; sys.path.insert(0, {here!r}); import consumers; "
+            "print('@@' + json.dumps([getattr(consumers, c[0])(*c[1:]) for c in json.loads(sys.argv[1])]))")
     payload = json.dumps([[str(a) if isinstance(a, Path) else a for a in c] for c in calls])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # never the project under test
     res = subprocess.run([sys.executable, "-c", code, payload], capture_output=True, text=True,
-                         timeout=timeout, env=env)
+                         timeout=timeout, env=env, check=False)
     out = [line for line in res.stdout.splitlines() if line.startswith("@@")]
     if res.returncode != 0 or not out:
         raise RuntimeError(f"consumers {[c[0] for c in calls]} failed ({res.returncode}):\n{res.stderr[-3000:]}")

@@ -49,6 +49,16 @@ def test_hkl_fixed_columns_round_trip_and_zero_record(tmp_path):
     np.testing.assert_array_equal(read_hkl(tmp_path / "b.hkl", cell=CELL).batch, r.batch)
 
 
+def test_hkl_negative_intensities_fit_f8_2(tmp_path):
+    r = _refl()
+    r = Reflections(r.hkl, r.intensity - 0.5 * r.intensity.max(), r.sigma, cell=CELL)
+    write_hkl(tmp_path / "n.hkl", r)
+    lines = (tmp_path / "n.hkl").read_text().splitlines()
+    assert all(len(line) == 28 for line in lines[:-1])
+    back = read_hkl(tmp_path / "n.hkl", cell=CELL)
+    assert back.intensity.min() == pytest.approx(-9999.0, abs=0.01)
+
+
 def test_hkl_sigma_never_written_as_zero(tmp_path):
     r = _refl()
     r = Reflections(r.hkl, r.intensity, np.where(np.arange(len(r)) % 2, 0.0, r.sigma), cell=CELL)

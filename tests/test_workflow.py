@@ -73,6 +73,16 @@ def test_grain_files_for_crystallographers(solved, tmp_path):
     assert len(zerr) == 8 and int(zerr[1]) == 8  # Z = 8 TiO2 in the brookite cell, six esds
     hkl = (tmp_path / "structure.hkl").read_text().splitlines()
     assert hkl[-1].split()[:3] == ["0", "0", "0"] and len(hkl) == len(res.reflections) + 1
+    assert rep["exports"]["hkl_scale"] > 0 and all(len(line) == 28 for line in hkl[:-1])  # no batch column
+    # read back by independent programs: cctbx R1 of the exported model, the ADSC header as dxtbx reads it
+    import consumers
+
+    by_res, check = consumers.cctbx_batch([("recompute_r1", tmp_path / "structure.res", tmp_path / "reflections.cif"),
+                                           ("check_cif", tmp_path / "structure.cif")])
+    assert check["errors"] == 0 and abs(by_res["r1"] - rep["r1"]) < 0.01, (by_res["r1"], rep["r1"])
+    g = consumers.smv_geometry(tmp_path / "smv" / "frame_00001.img")
+    assert float(g["header"]["ROTATED_BY_DEG"]) == pytest.approx(-res.indexing.tilt_axis_deg, abs=1e-3)
+    assert (g["data"] == 0).any()  # the beam stop: outside the ADSC trusted range
     with pytest.raises(FileExistsError, match="already exists"):
         write_grain(res, tmp_path)
 

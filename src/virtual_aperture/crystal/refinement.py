@@ -20,8 +20,8 @@ R1 is defined as cctbx's ``miller.array.r1_factor`` with its automatic scale:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from .atoms import Atom, _fe, all_ops
 from .geometry import reciprocal_basis
 from .reflections import Reflections
 
-__all__ = ["RefinementResult", "refine_structure", "r1_factor_of", "model_structure_factors"]
+__all__ = ["RefinementResult", "model_structure_factors", "r1_factor_of", "refine_structure"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def refine_structure(atoms: Sequence[Atom], reflections: Reflections, *, refine_
     p0[0] = max(p0[0], 1e-30)
     fit = least_squares(resid, p0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
                         max_nfev=max_iterations, xtol=1e-8, ftol=1e-8)
-    K, b, xyz = unpack(fit.x)
+    _, b, xyz = unpack(fit.x)
     new = [dataclasses.replace(a, x=float(xyz[j, 0]), y=float(xyz[j, 1]), z=float(xyz[j, 2]),
                                b_iso=float(b[j])) for j, a in enumerate(atoms)]
     F = m.terms(xyz, b, derivatives=False)[0]

@@ -23,7 +23,10 @@ RECYCLE_2FO_FC = True  # recycling maps use 2|Fo| − k|Fc| (model completion) i
 class Solution:
     """A solved (or honestly unsolved) structure.
 
-    ``atoms`` is empty when ``converged`` is False; ``message`` then says why.
+    ``atoms`` is empty when ``converged`` is False; ``message`` then says why. The atoms are the
+    refined model (:func:`~virtual_aperture.crystal.refinement.refine_structure`): each
+    ``b_iso`` is the atom's total B (``b_overall`` is 0), and ``r1``/``scale`` are those of
+    exactly these atoms against ``reflections`` — the model the exports write.
     """
 
     converged: bool

@@ -31,8 +31,8 @@ def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: b
               scale: float | None = None, batch: bool = False) -> float:
     """Write an HKLF 4 file; return the scale applied to I and σ.
 
-    The default scale brings the largest |I| or σ to 99999.00, so the F8.2 fields keep as many
-    significant digits as the format allows. σ is written as at least 0.01 (a zero σ would
+    The default scale brings the largest I or σ to 99999.00 (or the most negative I to −9999.00
+    if that binds first), so the F8.2 fields keep as many significant digits as the format allows. σ is written as at least 0.01 (a zero σ would
     give an infinite SHELXL weight). No batch column by default: SHELXL reads a missing batch
     as batch 1 — one scale, no BASF. ``batch=True`` writes ``Reflections.batch`` in the fourth
     integer column (SHELXL then needs a BASF per batch beyond the first).
@@ -42,10 +42,11 @@ def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: b
         raise ValueError("no reflections to write")
     if np.abs(r.hkl).max() > 999:
         raise ValueError("Miller indices beyond ±999 do not fit FORMAT(3I4)")
-    big = float(max(np.abs(r.intensity).max(), r.sigma.max(), 1e-30))
+    big = float(max(r.intensity.max(), r.sigma.max(), 1e-30))
+    neg = float(max(-r.intensity.min(), 0.0))  # F8.2 holds -9999.99 at the most negative
     if scale is None:
-        scale = 99999.0 / big
-    if big * scale > 99999.99:
+        scale = min(99999.0 / big, 9999.0 / neg if neg > 0 else np.inf)
+    if big * scale > 99999.99 or neg * scale > 9999.99:
         raise ValueError(f"scale {scale} makes intensities overflow F8.2")
     inten = (r.intensity * scale).tolist()
     sig = np.maximum(r.sigma * scale, 0.01).tolist()
@@ -222,7 +223,7 @@ def read_ins(path: str | os.PathLike) -> dict:
             elif card == "CELL":
                 wavelength, *cell = (float(v) for v in tok[1:8])
             elif card == "ZERR":
-                z = max(1, int(round(float(tok[1]))))
+                z = max(1, round(float(tok[1])))
                 zerr = tuple(float(v) for v in tok[2:8]) if len(tok) >= 8 else None
             elif card == "LATT":
                 latt = int(tok[1])
