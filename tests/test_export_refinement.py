@@ -8,7 +8,11 @@ import pytest
 
 from virtual_aperture.crystal.atoms import Atom, _fe, structure_factors
 from virtual_aperture.crystal.geometry import miller_indices_within
-from virtual_aperture.crystal.refinement import model_structure_factors, r1_factor_of, refine_structure
+from virtual_aperture.crystal.refinement import (
+    model_structure_factors,
+    r1_factor_of,
+    refine_structure,
+)
 from virtual_aperture.crystal.reflections import Reflections
 
 CELL = (7.1, 9.3, 11.2, 90, 90, 90)
