@@ -155,13 +155,30 @@ class ZarrSource:
         try:
             return np.asarray(self._array()[key])
         except Exception as exc:  # noqa: BLE001 - codecs raise RuntimeError, ValueError, ...
-            keys = key if isinstance(key, tuple) else (key,)
-            first = tuple((k.start or 0) // c if isinstance(k, slice) else int(k) // c
-                          for k, c in zip(keys, self.chunks))
             where = f"array '{self.name}' " if self.name else ""
-            raise fail(self.store, f"{where}chunk {'.'.join(map(str, first))} (or one near it, region "
-                                   f"{key}) cannot be decoded ({type(exc).__name__}: {exc}); the chunk "
-                                   "file is damaged or truncated") from exc
+            raise fail(self.store, f"{where}chunk {self._bad_chunk(key)} cannot be decoded "
+                                   f"({type(exc).__name__}: {exc}); the chunk file is damaged or "
+                                   "truncated") from exc
+
+    def _bad_chunk(self, key: Any) -> str:
+        """The index of the first storage chunk in region ``key`` that does not decode (error path only)."""
+        import itertools
+
+        keys = key if isinstance(key, tuple) else (key,)
+        ranges = []
+        for k, c, n in zip(keys, self.chunks, self.shape):
+            if isinstance(k, slice):
+                lo, hi = k.start or 0, n if k.stop is None else k.stop
+            else:
+                lo, hi = int(k), int(k) + 1
+            ranges.append(range(lo // c, (max(lo, hi - 1)) // c + 1))
+        for idx in itertools.product(*ranges):
+            sl = tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(idx, self.chunks, self.shape))
+            try:
+                self._array()[sl]
+            except Exception:  # noqa: BLE001
+                return ".".join(map(str, idx))
+        return f"in region {key}"
 
 
 def _check_chunks(path: Path, arr: Any, name: str, fill_missing: bool) -> None:
