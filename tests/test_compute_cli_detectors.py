@@ -60,9 +60,9 @@ def test_cli_virtual_and_sum(tmp_path, capsys):
     maskfile = tmp_path / "mask.tif"
     tifffile.imwrite(maskfile, mask.astype(np.float32) * 0.5)
     assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", str(maskfile), "--out", str(out),
-                 "--memory-budget", "64MB"]) == 0
+                 "--memory-budget", "64MB", "--overwrite"]) == 0
     np.testing.assert_allclose(tifffile.imread(out), virtual_image(data, mask) * 0.5)
-    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", "bf", "--out", str(out)]) == 0
+    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", "bf", "--out", str(out), "--overwrite"]) == 0
     labels = np.zeros((6, 5), np.int32)
     labels[:2] = 3
     labels[4, 4] = 7

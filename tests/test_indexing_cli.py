@@ -50,8 +50,10 @@ def test_cli_index_writes_peaks_and_cell(stack_file, tmp_path, capsys):
     assert (out / "predicted.csv").read_text().count("\n") > 31
     # known cell given as numbers
     code = main(["index", str(stack_file), "--tilts", "-30", "30", "2", "--tilt-axis", "14", "--pixel-size", "0.015",
-                 "--cell", "5.5", "9.2", "5.2", "90", "90", "90", "--out", str(out)])
+                 "--cell", "5.5", "9.2", "5.2", "90", "90", "90", "--out", str(out), "--overwrite"])
     assert code == 0
+    code = main(["index", str(stack_file), "--tilts", "-30", "30", "2", "--pixel-size", "0.015", "--out", str(out)])
+    assert code == 2 and "already exists" in capsys.readouterr().err  # never overwritten silently
     assert json.loads((out / "indexing.json").read_text())["cell"] == pytest.approx([5.5, 9.2, 5.2, 90, 90, 90], rel=5e-3)
 
 

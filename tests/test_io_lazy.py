@@ -80,7 +80,7 @@ def probed(tmp_path_factory):
     with h5py.File(tmp / "big.h5", "w") as f:  # chunked, never written: no disk used
         f.create_dataset("frames", shape=(64, 64, 256, 256), dtype="u2", chunks=(1, 8, 256, 256))
     jobs = [(str(tmp / "big.npy"), {"chunk_bytes": 32 * 2**20}), (str(tmp / "big.mib"), {"chunk_bytes": 32 * 2**20}),
-            (str(tmp / "big.h5"), {"chunk_bytes": 16 * 2**20})]
+            (str(tmp / "big.h5"), {"chunk_bytes": 16 * 2**20, "fill_missing": True})]  # never written
     out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(jobs)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

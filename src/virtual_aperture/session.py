@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from ._atomic import atomic_path
 from .model.calibration import Calibration
 
 __all__ = ["Session", "save_session", "load_session", "SESSION_FORMAT"]
@@ -132,44 +131,24 @@ def save_session(
 def _write_hdf5(path: Path, grains: np.ndarray, dets: dict[str, np.ndarray], meta: str) -> None:
     import h5py
 
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["session"] = meta
-            f.create_dataset("grains", data=grains, compression="gzip", compression_opts=1)
-            grp = f.create_group("detectors")
-            for i, m in enumerate(dets.values()):
-                grp.create_dataset(str(i), data=m)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, overwrite=True) as tmp, h5py.File(tmp, "w") as f:  # closed before the rename
+        f.attrs["session"] = meta
+        f.create_dataset("grains", data=grains, compression="gzip", compression_opts=1)
+        grp = f.create_group("detectors")
+        for i, m in enumerate(dets.values()):
+            grp.create_dataset(str(i), data=m)
 
 
 def _write_zarr(path: Path, grains: np.ndarray, dets: dict[str, np.ndarray], meta: str) -> None:
     import zarr
 
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_path(path, overwrite=True, directory=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
         root.attrs["session"] = meta
         root.create_array("grains", data=grains)
         grp = root.create_group("detectors")
         for i, m in enumerate(dets.values()):
             grp.create_array(str(i), data=m)
-        if path.exists():
-            old = path.with_name(path.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_session(path: str | os.PathLike) -> Session:

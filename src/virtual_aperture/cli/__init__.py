@@ -29,9 +29,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dash_paths(argv: list[str]) -> list[str]:
+    """Existing files whose names start with '-' (``-scan.npy``) as ``./-scan.npy``, so argparse
+    does not take them for options."""
+    import os
+
+    out = list(argv)
+    for i, tok in enumerate(out):
+        if i and tok.startswith("-") and len(tok) > 1 and not tok.startswith("--") and os.path.lexists(tok):
+            try:
+                float(tok)  # a negative number (e.g. --center -5 3) stays a number
+            except ValueError:
+                out[i] = os.path.join(".", tok)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_dash_paths(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

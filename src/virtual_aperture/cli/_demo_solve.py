@@ -39,9 +39,7 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     t0 = time.perf_counter()
     sim, truth = simulate_agglomerate(**TILT_SERIES, seed=seed)
     store = out / "tilt_series.zarr"
-    if store.exists():
-        shutil.rmtree(store)
-    save_dataset(sim, store)
+    save_dataset(sim, store, overwrite=True)  # atomic: the old store stays until the new one is whole
     ds = open_dataset(store)
     times["simulate_and_save"] = time.perf_counter() - t0
     print(f"tilt series: {ds}  ({times['simulate_and_save']:.1f} s to simulate and save)")

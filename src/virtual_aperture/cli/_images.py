@@ -26,16 +26,19 @@ def display_scale(image: np.ndarray, *, log: bool = False, percentiles: tuple[fl
 def save_png(path: Path, image: np.ndarray, *, log: bool = False) -> Path:
     from PIL import Image
 
-    Image.fromarray(display_scale(image, log=log)).save(path)
+    from virtual_aperture._atomic import write_with
+
+    img = Image.fromarray(display_scale(image, log=log))
+    write_with(path, lambda tmp: img.save(tmp, format="PNG"), overwrite=True)  # the demo rewrites its folder
     return path
 
 
 def save_tiff(path: Path, image: np.ndarray, *, metadata: dict | None = None) -> Path:
     import tifffile
 
-    tifffile.imwrite(
-        path,
-        np.asarray(image, dtype=np.float32),
-        description=json.dumps(metadata or {}, default=float),
-    )
+    from virtual_aperture._atomic import write_with
+
+    data = np.asarray(image, dtype=np.float32)
+    text = json.dumps(metadata or {}, default=float)
+    write_with(path, lambda tmp: tifffile.imwrite(tmp, data, description=text), overwrite=True)
     return path

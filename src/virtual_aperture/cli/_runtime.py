@@ -45,6 +45,27 @@ def tqdm_progress(label: str, unit: str = "it") -> Iterator[Callable[[int, int],
         bar.close()
 
 
+def add_output_options(p, help: str) -> None:
+    """``--out FILE`` and ``--overwrite`` (an existing output is refused without it)."""
+    p.add_argument("--out", required=True, help=help)
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+
+
+def check_output(args) -> None:
+    """Refuse an existing ``--out`` (without ``--overwrite``) or a missing folder before computing."""
+    from virtual_aperture._atomic import check_target
+
+    check_target(args.out, args.overwrite, option="--overwrite")
+
+
+def write_output(args, writer: Callable[[str], None]) -> None:
+    """Write ``--out`` atomically with ``writer(tmp_name)``: a temporary file in the same folder moved
+    into place when complete, so an error or Ctrl-C never leaves a partial file under that name."""
+    from virtual_aperture._atomic import write_with
+
+    write_with(args.out, writer, overwrite=args.overwrite, option="--overwrite")
+
+
 def open_client(address: str | None):
     """``None`` (threads), or the client for ``--scheduler ADDRESS`` / ``local``."""
     from virtual_aperture.compute import get_client

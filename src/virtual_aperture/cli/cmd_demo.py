@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -54,9 +53,7 @@ def _run(args: argparse.Namespace, out: Path, client) -> int:
 
     sim, truth = simulate_agglomerate(n_grains=args.grains, scan_shape=tuple(args.scan), seed=args.seed)
     store = out / "sample.zarr"
-    if store.exists():
-        shutil.rmtree(store)
-    save_dataset(sim, store)
+    save_dataset(sim, store, overwrite=True)  # atomic: the old store stays until the new one is whole
     ds = open_dataset(store)
     print(f"sample: {ds}  ({time.perf_counter() - t0:.1f} s to simulate and save)")
 

@@ -54,6 +54,8 @@ def register(subparsers) -> None:
     p.add_argument("--sigma-background", type=float, default=8.0, help="background-subtraction σ in pixels")
     p.add_argument("--min-distance", type=float, default=None, help="minimum peak separation in pixels")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace peaks.csv, indexing.json and predicted.csv if they exist in --out")
     p.set_defaults(func=run)
 
 
@@ -131,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
                       tilt_angles_deg=parse_tilts(args.tilts, stack.shape[0]), tilt_axis_deg=args.tilt_axis,
                       center=tuple(args.center) if args.center else None, ellipticity=tuple(args.ellipticity))
     known = _cell_arg(args.cell, args.centring)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from virtual_aperture.crystal.export.solution import check_free
+
+    out = check_free(args.out, ("peaks.csv", "indexing.json", "predicted.csv"), overwrite=args.overwrite)
     peaks = find_bragg_peaks(stack, template=args.disk_radius, threshold=args.threshold,
                              sigma_background=args.sigma_background, min_distance=args.min_distance,
                              exclude_center_radius=args.exclude_center, calibration=cal,

@@ -21,6 +21,9 @@ def _add_open_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("NY", "NX"),
                    help="scan shape for files that store a flat stack of frames")
     p.add_argument("--chunk-mb", type=float, default=None, metavar="MB", help="target chunk size in MiB")
+    p.add_argument("--fill-missing", action="store_true",
+                   help="zarr/HDF5 not written by virtual-aperture: read chunks that were never written as the "
+                        "fill value (default: a missing chunk is an error)")
 
 
 def open_from_args(args: argparse.Namespace):
@@ -28,6 +31,8 @@ def open_from_args(args: argparse.Namespace):
     from virtual_aperture.io import open_dataset
 
     paths = args.path if len(args.path) > 1 else args.path[0]
+    if args.chunk_mb is not None and not args.chunk_mb > 0:  # also NaN
+        raise ValueError(f"--chunk-mb must be a positive number of MiB, got {args.chunk_mb:g}")
     return open_dataset(
         paths,
         format=args.format,
@@ -38,7 +43,8 @@ def open_from_args(args: argparse.Namespace):
         tilt_axis_deg=args.tilt_axis,
         center=tuple(args.center) if args.center else None,
         scan_shape=tuple(args.scan_shape) if args.scan_shape else None,
-        chunk_bytes=int(args.chunk_mb * 2**20) if args.chunk_mb else None,
+        chunk_bytes=max(1, int(args.chunk_mb * 2**20)) if args.chunk_mb is not None else None,
+        fill_missing=getattr(args, "fill_missing", False),
     )
 
 

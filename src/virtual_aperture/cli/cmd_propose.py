@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
+from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client, write_output
 from .cmd_info import _add_open_options, open_from_args
-from ._runtime import cli_progress, close_client, open_client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,6 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     from virtual_aperture.grains import propose_grains
 
+    check_output(args)  # before opening and computing
     ds = open_from_args(args)
     client = open_client(args.scheduler)
     try:
@@ -34,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         close_client(client)
-    tifffile.imwrite(args.out, prop.labels.astype(np.int32), metadata={"axes": "TYX" if prop.labels.ndim == 3 else "YX"})
+    labels = prop.labels.astype(np.int32)
+    meta = {"axes": "TYX" if labels.ndim == 3 else "YX"}
+    write_output(args, lambda tmp: tifffile.imwrite(tmp, labels, metadata=meta))
     print(f"wrote {args.out}: labels {prop.labels.shape} int32, {prop.n_grains} grain(s)")
     rows = [{"tilt": t, "grain": g, "size": s, "confidence": round(c, 3)} for t, g, s, c in prop.table()]
     print(json.dumps(rows))
@@ -51,7 +54,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("path", nargs="+", help="dataset file(s) or folder")
     _add_open_options(p)
-    p.add_argument("--out", required=True, help="output labels TIFF (sy, sx) or (n_tilt, sy, sx)")
+    add_output_options(p, "output labels TIFF (sy, sx) or (n_tilt, sy, sx)")
     p.add_argument("--min-size", type=int, default=20, help="smallest grain in scan positions (default 20)")
     p.add_argument("--threshold", type=float, default=0.6, help="similarity to join a grain, 0-1 (default 0.6)")
     p.add_argument("--min-confidence", type=float, default=0.35,

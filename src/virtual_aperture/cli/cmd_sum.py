@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
+from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client, write_output
 from .cmd_info import _add_open_options, open_from_args
-from ._runtime import cli_progress, close_client, open_client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,6 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     from virtual_aperture.compute import aperture_sums
 
+    check_output(args)  # before opening and computing
     ds = open_from_args(args)
     try:
         labels = tifffile.imread(args.labels)
@@ -31,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels {args.labels!r} has no non-zero label: nothing to sum")
     stack = np.stack([r.sum for r in res.values()])
     counts = [np.asarray(r.count).tolist() for r in res.values()]
-    tifffile.imwrite(args.out, stack, metadata={"labels": list(res), "counts": counts,
-                                                 "axes": "QTYX" if stack.ndim == 4 else "QYX"})
+    meta = {"labels": list(res), "counts": counts, "axes": "QTYX" if stack.ndim == 4 else "QYX"}
+    write_output(args, lambda tmp: tifffile.imwrite(tmp, stack, metadata=meta))
     print(f"wrote {args.out}: {len(res)} summed pattern(s) {stack.shape[1:]} float64")
     print(json.dumps({str(k): c for k, c in zip(res, counts)}))
     return 0
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("path", nargs="+", help="dataset file(s) or folder")
     _add_open_options(p)
     p.add_argument("--labels", required=True, help="integer labels TIFF (sy, sx) or (n_tilt, sy, sx)")
-    p.add_argument("--out", required=True, help="output TIFF stack (n_labels, [n_tilt,] k_y, k_x) float64")
+    add_output_options(p, "output TIFF stack (n_labels, [n_tilt,] k_y, k_x) float64")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address, or 'local' (default: threads)")
     p.add_argument("--memory-budget", default=None, metavar="SIZE", help="memory for streamed file data, e.g. 2GB")

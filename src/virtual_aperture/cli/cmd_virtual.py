@@ -9,7 +9,7 @@ import argparse
 
 import numpy as np
 
-from ._runtime import cli_progress, close_client, open_client
+from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client, write_output
 from .cmd_info import _add_open_options, open_from_args
 
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from virtual_aperture.compute import virtual_image
 
+    check_output(args)  # before opening and computing
     ds = open_from_args(args)
     mask = parse_detector(args.detector, ds)
     client = open_client(args.scheduler)
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                             progress=cli_progress("virtual image"))
     finally:
         close_client(client)
-    tifffile.imwrite(args.out, img, metadata={"detector": args.detector, "axes": "TYX" if img.ndim == 3 else "YX"})
+    meta = {"detector": args.detector, "axes": "TYX" if img.ndim == 3 else "YX"}
+    write_output(args, lambda tmp: tifffile.imwrite(tmp, img, metadata=meta))
     print(f"wrote {args.out}: virtual image {img.shape} float64, min {img.min():.6g}, max {img.max():.6g}")
     return 0
 
@@ -71,7 +73,7 @@ def register(subparsers) -> None:
     _add_open_options(p)
     p.add_argument("--detector", required=True,
                    help="bf | adf | annulus:R1,R2 | disk:R (pixels, around the calibrated centre) | mask.tif")
-    p.add_argument("--out", required=True, help="output TIFF (float64)")
+    add_output_options(p, "output TIFF (float64)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address, or 'local' for a LocalCluster (default: threads)")
     p.add_argument("--memory-budget", default=None, metavar="SIZE",

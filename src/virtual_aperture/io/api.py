@@ -7,12 +7,19 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from ..model.calibration import Calibration, electron_wavelength
 from ..model.dataset import DEFAULT_CHUNK_BYTES, Dataset, scan_chunks
 from .binary import empad_xml_for_raw, read_npy
 from .errors import ReadError, fail
-from .formats import Raw, check_content, format_for, is_zarr_dir, supported_list
+from .formats import (
+    Raw,
+    check_content,
+    check_declared,
+    check_regular,
+    format_for,
+    is_zarr_dir,
+    supported_list,
+)
 from .units import tilt_from_metadata
 
 #: calibration keywords shared by open_dataset and open_tilt_series
@@ -32,10 +39,9 @@ def _as_scan_shape(path: Any, scan_shape: Any) -> tuple[int, int] | None:
 
 
 def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, int] | None = None,
-             target_bytes: int = DEFAULT_CHUNK_BYTES) -> Raw:
+             target_bytes: int = DEFAULT_CHUNK_BYTES, fill_missing: bool = False) -> Raw:
     """Dispatch one file or zarr folder to its reader (no calibration resolution)."""
-    if not path.exists():
-        raise fail(path, "no such file or folder")
+    check_regular(path)  # before anything opens it: a FIFO or device would block or never end
     if path.is_file() and path.stat().st_size == 0:
         raise fail(path, "the file is empty (0 bytes)")
     fmt = format_for(path, format)
@@ -49,11 +55,11 @@ def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, in
         if fmt == "zarr":
             from .store import read_zarr
 
-            return read_zarr(path, target_bytes=target_bytes)
+            return read_zarr(path, target_bytes=target_bytes, fill_missing=fill_missing)
         if fmt == "hdf5":
             from .hdf5 import read_hdf5
 
-            return read_hdf5(path, target_bytes=target_bytes)
+            return read_hdf5(path, target_bytes=target_bytes, fill_missing=fill_missing)
         from .readers_rsciio import read_rsciio
 
         return read_rsciio(path, fmt, scan_shape=scan_shape, target_bytes=target_bytes)
@@ -61,6 +67,32 @@ def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, in
         raise
     except Exception as exc:  # noqa: BLE001 - any library error becomes one ReadError naming the file
         raise fail(path, f"cannot be read as {fmt} ({type(exc).__name__}: {exc})") from exc
+
+
+def check_chunk_bytes(chunk_bytes: Any) -> int:
+    """``chunk_bytes`` as a positive int (``None`` → the default); ValueError otherwise."""
+    if chunk_bytes is None:
+        return DEFAULT_CHUNK_BYTES
+    try:
+        value = float(chunk_bytes)
+    except (TypeError, ValueError):
+        raise ValueError(f"chunk_bytes must be a number of bytes, got {chunk_bytes!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"chunk_bytes must be at least 1 byte, got {chunk_bytes!r}")
+    return int(value)
+
+
+def check_numeric(path: Path, dtype: Any) -> None:
+    """ReadError unless the values are plain numbers (bool, integer, float)."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    if dt.names is not None:
+        raise fail(path, f"holds records ({dt}), not numbers; save one numeric field as its own array")
+    if dt.kind not in "biuf":
+        kind = {"c": "complex numbers", "M": "dates", "m": "time spans", "U": "text", "S": "bytes",
+                "O": "Python objects", "V": "raw bytes"}.get(dt.kind, dt.kind)
+        raise fail(path, f"holds {kind} ({dt}); detector counts must be integers or floats")
 
 
 def _shape_to_4d(path: Path, raw: Raw, scan_shape: tuple[int, int] | None) -> Any:
@@ -96,6 +128,7 @@ def open_dataset(
     center: tuple[float, float] | None = None,
     scan_shape: tuple[int, int] | None = None,
     chunk_bytes: int | None = None,
+    fill_missing: bool = False,
 ) -> Dataset:
     """Open a 4D-STEM scan or a 5D tilt series lazily.
 
@@ -115,6 +148,10 @@ def open_dataset(
         TVIPS, Arina, 3D arrays).
     chunk_bytes
         Target bytes per dask chunk (whole detector frames per chunk; default 128 MiB).
+    fill_missing
+        For zarr stores and HDF5 files not written by virtual-aperture: accept chunks that were
+        never written and read them as the array's fill value (usually 0). By default a missing
+        chunk is a ``ReadError`` (a deleted chunk file would otherwise read as zeros, silently).
 
     Returns
     -------
@@ -125,20 +162,23 @@ def open_dataset(
     Raises
     ------
     ReadError
-        The file is missing, empty, truncated, of an unknown format, not 4D/5D, or inconsistent;
-        the message names the file and the problem.
+        The file is missing, empty, truncated, not a regular file (FIFO, device), of an unknown
+        format, not 4D/5D, not numeric, inconsistent with its header or missing chunks; the
+        message names the file and the problem. Damage that only reading can reveal (a chunk
+        that does not decode) raises ``ReadError`` when the data are computed.
     """
     overrides = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
                  "tilt_axis_deg": tilt_axis_deg, "center": center}
     if isinstance(path, (list, tuple)) or (not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")):
         paths = list(path)
         if len(paths) == 1:  # napari hands over lists; one file is one scan
-            return open_dataset(paths[0], format=format, tilt_angles_deg=tilt_angles_deg, scan_shape=scan_shape,
-                                chunk_bytes=chunk_bytes, **overrides)
+            return open_dataset(paths[0], format=format, tilt_angles_deg=tilt_angles_deg,
+                                scan_shape=scan_shape, chunk_bytes=chunk_bytes, fill_missing=fill_missing,
+                                **overrides)
         from .tilt import open_tilt_series
 
-        return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format,
-                                scan_shape=scan_shape, chunk_bytes=chunk_bytes, **overrides)
+        return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format, scan_shape=scan_shape,
+                                chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
     p = Path(os.fspath(path))
     if p.is_dir() and not is_zarr_dir(p):
         from .tilt import dataset_files, open_tilt_series
@@ -147,15 +187,15 @@ def open_dataset(
         if not files:
             raise fail(p, f"the folder holds no supported files (supported: {supported_list()})")
         if len(files) > 1:
-            return open_tilt_series(p, tilt_angles_deg=tilt_angles_deg, format=format,
-                                    scan_shape=scan_shape, chunk_bytes=chunk_bytes, **overrides)
+            return open_tilt_series(p, tilt_angles_deg=tilt_angles_deg, format=format, scan_shape=scan_shape,
+                                    chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
         p = files[0]
-    target = int(chunk_bytes) if chunk_bytes is not None else DEFAULT_CHUNK_BYTES
-    if target <= 0:
-        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
+    target = check_chunk_bytes(chunk_bytes)
     shape2 = _as_scan_shape(p, scan_shape)
-    raw = read_raw(p, format=format, scan_shape=shape2, target_bytes=target)
+    raw = read_raw(p, format=format, scan_shape=shape2, target_bytes=target, fill_missing=bool(fill_missing))
     data = _shape_to_4d(p, raw, shape2)
+    check_numeric(p, data.dtype)
+    check_declared(p, tuple(data.shape), data.dtype.itemsize, None)
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
     data = data.rechunk(scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target))

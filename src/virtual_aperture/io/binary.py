@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.dataset import scan_chunks
 from .errors import fail
-from .formats import Raw
+from .formats import Raw, check_declared, check_regular
 
 _MIB_DTYPES = {"U01": "u1", "U08": "u1", "U16": ">u2", "U32": ">u4", "R64": None}
 
@@ -28,8 +28,13 @@ class MemmapSource:
         self.ndim = len(shape)
 
     def __getitem__(self, key):
-        mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order)
-        return np.array(mm[key])
+        try:
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape,
+                           order=self.order)
+            return np.array(mm[key])
+        except (OSError, ValueError) as exc:  # e.g. the file was truncated or replaced after opening
+            raise fail(self.path, f"cannot be read any more ({exc}); was it truncated or replaced "
+                                  "after it was opened?") from exc
 
 
 def read_npy(path: Path, target_bytes: int) -> Raw:
@@ -47,6 +52,10 @@ def read_npy(path: Path, target_bytes: int) -> Raw:
         offset = f.tell()
     if dtype.hasobject:
         raise fail(path, "holds Python objects, not numbers")
+    from .api import check_numeric
+
+    check_numeric(path, dtype)
+    check_declared(path, tuple(shape), dtype.itemsize, None)
     need = offset + math.prod(shape) * dtype.itemsize
     have = path.stat().st_size
     if have < need:
@@ -111,15 +120,23 @@ def mib_hdr_frames(path: Path) -> tuple[int, int] | None:
     hdr = path.with_suffix(".hdr")
     if not hdr.exists():
         return None
+    check_regular(hdr, "the Merlin .hdr file ")
     values = {}
     for line in hdr.read_text(errors="replace").splitlines():
         if "\t" in line:
             k, v = line.split("\t", 1)
             values[k.strip().rstrip(":")] = v.strip()
-    try:
-        return int(values["Frames per Trigger (Number)"]), int(values["Frames in Acquisition (Number)"])
-    except (KeyError, ValueError):
+    keys = ("Frames per Trigger (Number)", "Frames in Acquisition (Number)")
+    if not all(k in values for k in keys):
         return None
+    try:
+        per, total = (int(values[k]) for k in keys)
+    except ValueError:
+        raise fail(hdr, "inconsistent Merlin .hdr: " + "; ".join(f"{k} = {values[k]!r}" for k in keys) +
+                   " is not a whole number (fix the .hdr, or move it away and pass scan_shape=(ny, nx))") from None
+    if per <= 0 or total <= 0:
+        raise fail(hdr, f"inconsistent Merlin .hdr: {per} frames per trigger, {total} frames in acquisition")
+    return per, total
 
 
 def _raw_name(root: ET.Element) -> str | None:
@@ -143,8 +160,15 @@ def check_empad(xml_path: Path) -> Path:
         raise fail(xml_path, f"the EMPAD raw file {raw.name} named in the XML is missing")
     sy = root.findtext("pix_y") or root.findtext("scan_parameters/scan_resolution_y")
     sx = root.findtext("pix_x") or root.findtext("scan_parameters/scan_resolution_x")
+    check_regular(raw, "the EMPAD raw file ")
     if sy and sx:
-        need = int(sy) * int(sx) * 130 * 128 * 4
+        try:
+            ny, nx = int(sy), int(sx)
+        except ValueError:
+            raise fail(xml_path, f"inconsistent EMPAD .xml: scan size {sy!r} × {sx!r} is not a whole number") from None
+        if ny <= 0 or nx <= 0:
+            raise fail(xml_path, f"inconsistent EMPAD .xml: scan size {ny} × {nx}")
+        need = ny * nx * 130 * 128 * 4
         have = raw.stat().st_size
         if have < need:
             raise fail(raw, f"truncated: the XML says a {sy}×{sx} scan of 128×128 frames "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,48 @@ _BY_EXT = {ext: f.name for f in FORMATS.values() for ext in f.extensions}
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(sorted(_BY_EXT))
 #: files that accompany a dataset and are never datasets on their own
 COMPANION_SUFFIXES = (".hdr", ".json", ".txt", ".log", ".ini", ".png", ".jpg", ".tif", ".tiff")
+
+
+#: most chunks a file may declare (in storage or in the dask graph): far above any real scan
+#: (1 TB in 128 MiB chunks is 8192), far below what makes building the task graph exhaust memory
+MAX_CHUNKS = 1_000_000
+
+
+def check_regular(path: Path, what: str = "") -> None:
+    """ReadError unless ``path`` is a regular file or a folder (after symlinks): named pipes,
+    devices and sockets would block or never end; checked with ``os.stat``, without opening."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise fail(path, f"{what}broken symbolic link (to {os.readlink(path)})") from None
+        raise fail(path, f"{what}no such file or folder") from None
+    except OSError as exc:
+        raise fail(path, f"{what}cannot be examined ({exc.strerror or exc})") from exc
+    mode = st.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "special")
+    link = f" (a symbolic link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+    raise fail(path, f"{what}is {kind}{link}, not a regular file; datasets are read from files only")
+
+
+def check_declared(path: Path, shape: tuple[int, ...], itemsize: int, chunks: tuple[int, ...] | None,
+                   what: str = "") -> None:
+    """ReadError when a header declares an array that cannot be real: a negative or zero axis, or
+    more than :data:`MAX_CHUNKS` chunks (checked before anything is allocated)."""
+    if any(int(n) < 0 for n in shape):
+        raise fail(path, f"{what}declares a negative size in shape {tuple(shape)}")
+    if any(int(n) == 0 for n in shape):
+        raise fail(path, f"{what}holds no data (shape {tuple(shape)} has an axis of length 0)")
+    if chunks:
+        n = math.prod(math.ceil(int(s) / max(1, int(c))) for s, c in zip(shape, chunks))
+        if n > MAX_CHUNKS:
+            size = math.prod(int(v) for v in shape) * itemsize
+            raise fail(path, f"{what}declares shape {tuple(int(v) for v in shape)} ({size / 2**40:.3g} TiB in "
+                             f"{n:.3g} chunks, more than the {MAX_CHUNKS:,} allowed); the header is "
+                             "probably damaged")
 
 
 def supported_list() -> str:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model.dataset import scan_chunks
 from .errors import ReadError, fail
-from .formats import Raw
+from .formats import Raw, check_declared
 from .units import calibration_from_axes
 
 
@@ -49,12 +49,39 @@ class H5Source:
         # open per read (open + one-frame read + close measured at 2.8 ms on a loaded 2-core
         # machine, against chunks of ~100 MB): no handle outlives the
         # read, so the file can be rewritten or deleted while datasets built on it exist
-        with h5py.File(self.filename, "r") as f:
-            return f[self.name][key]
+        try:
+            with h5py.File(self.filename, "r") as f:
+                return f[self.name][key]
+        except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError
+            raise fail(self.filename, f"dataset {self.name} cannot be read at {_region(key)} "
+                                      f"({type(exc).__name__}: {exc}); the file may be damaged") from exc
 
     @classmethod
     def of(cls, ds: h5py.Dataset) -> "H5Source":
         return cls(ds.file.filename, ds.name, ds.shape, ds.dtype)
+
+
+def _region(key: Any) -> str:
+    keys = key if isinstance(key, tuple) else (key,)
+    return "[" + ", ".join(f"{k.start or 0}:{k.stop}" if isinstance(k, slice) else str(k) for k in keys) + "]"
+
+
+def check_allocated(ds: h5py.Dataset, path: Path, fill_missing: bool) -> None:
+    """ReadError when a dataset declares an impossible size, or (unless ``fill_missing``) has chunks
+    that were never written — HDF5 reads those as the fill value, which would pass for data."""
+    shape = tuple(int(n) for n in ds.shape)
+    check_declared(path, shape, ds.dtype.itemsize, ds.chunks or shape, what=f"dataset {ds.name} ")
+    if fill_missing or ds.is_virtual or ds.external:
+        return
+    if ds.chunks:
+        total = math.prod(math.ceil(s / c) for s, c in zip(shape, ds.chunks))
+        have = ds.id.get_num_chunks()
+    else:
+        total, have = 1, int(ds.id.get_storage_size() > 0)
+    if have < total:
+        raise fail(path, f"dataset {ds.name}: {total - have} of {total} chunks were never written (HDF5 would "
+                         f"read them as the fill value {ds.fillvalue!r}); pass fill_missing=True "
+                         "(--fill-missing) to accept that")
 
 
 def picklable(data: da.Array) -> da.Array:
@@ -72,7 +99,8 @@ def picklable(data: da.Array) -> da.Array:
     return data
 
 
-def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str) -> da.Array:
+def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str, fill_missing: bool = False) -> da.Array:
+    check_allocated(ds, path, fill_missing)
     if ds.ndim >= 3:  # read one frame now so a broken file or a missing filter fails on open
         try:
             ds[(0,) * (ds.ndim - 2)]
@@ -109,7 +137,7 @@ def hdf5_kind(f: h5py.File, path: Path) -> str:
     return "generic"
 
 
-def read_hdf5(path: Path, *, target_bytes: int) -> Raw:
+def read_hdf5(path: Path, *, target_bytes: int, fill_missing: bool = False) -> Raw:
     """Open any supported HDF5 file lazily (dispatching on its content)."""
     try:
         f = h5py.File(path, "r")
@@ -126,10 +154,10 @@ def read_hdf5(path: Path, *, target_bytes: int) -> Raw:
         return raw
     try:
         if kind == "emd1":
-            return _read_emd1(f, path, target_bytes)
+            return _read_emd1(f, path, target_bytes, fill_missing)
         if kind == "arina":
-            return _read_arina(f, path, target_bytes)
-        return _read_generic(f, path, target_bytes)
+            return _read_arina(f, path, target_bytes, fill_missing)
+        return _read_generic(f, path, target_bytes, fill_missing)
     finally:
         f.close()  # the dask graph reads through H5Source, which opens the file itself
 
@@ -140,7 +168,7 @@ def _datasets(f: h5py.File) -> list[h5py.Dataset]:
     return found
 
 
-def _read_generic(f: h5py.File, path: Path, target_bytes: int) -> Raw:
+def _read_generic(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool) -> Raw:
     dsets = [d for d in _datasets(f) if d.dtype.kind in "biuf"]
     if not dsets:
         raise fail(path, "the HDF5 file holds no numeric dataset")
@@ -148,7 +176,7 @@ def _read_generic(f: h5py.File, path: Path, target_bytes: int) -> Raw:
     pick = max(nd or dsets, key=lambda d: math.prod(d.shape))
     if len(nd) > 1:
         pick = max(nd, key=lambda d: math.prod(d.shape))
-    data = _lazy(pick, target_bytes, path, "generic")
+    data = _lazy(pick, target_bytes, path, "generic", fill_missing)
     meta = {"hdf5_kind": "generic", "dataset": pick.name,
             "datasets": {d.name: list(d.shape) for d in dsets[:50]},
             "attrs": {k: _jsonable(v) for k, v in pick.attrs.items()}}
@@ -177,7 +205,7 @@ def _emd_arrays(f: h5py.File) -> list[h5py.Group]:
     return groups
 
 
-def _read_emd1(f: h5py.File, path: Path, target_bytes: int) -> Raw:
+def _read_emd1(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool) -> Raw:
     """py4DSTEM / emdfile EMD 1.0: an Array group (``emd_group_type`` 1) with ``data`` and
     ``dim0..dimN`` datasets whose ``name``/``units`` attributes give the calibration."""
     arrays = _emd_arrays(f)
@@ -206,7 +234,7 @@ def _read_emd1(f: h5py.File, path: Path, target_bytes: int) -> Raw:
         found["beam_energy_kv"] = kv
     meta = {"hdf5_kind": "emd1", "group": grp.name, "axes": axes,
             "attrs": {k: _jsonable(v) for k, v in grp.attrs.items()}}
-    return Raw(_lazy(ds, target_bytes, path, "emd1"), "py4dstem", found=found, metadata=meta)
+    return Raw(_lazy(ds, target_bytes, path, "emd1", fill_missing), "py4dstem", found=found, metadata=meta)
 
 
 def _find_energy(f: h5py.File) -> float | None:
@@ -240,7 +268,7 @@ def _kv_from_wavelength(lam_angstrom: float) -> float:
     return energy / e / 1e3
 
 
-def _read_arina(f: h5py.File, path: Path, target_bytes: int) -> Raw:
+def _read_arina(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool) -> Raw:
     """Dectris Arina master file: ``entry/data/data_NNNNNN`` (external links to the data files),
     each a stack ``(frames, k_y, k_x)``; they are joined into one 3D stack of frames."""
     grp = f["entry/data"]
@@ -252,7 +280,7 @@ def _read_arina(f: h5py.File, path: Path, target_bytes: int) -> Raw:
             raise fail(path, f"Arina data file for {key} is missing ({exc})") from exc
         if ds.ndim != 3:
             raise fail(path, f"Arina {key} has shape {ds.shape}; expected (frames, k_y, k_x)")
-        parts.append(_lazy(ds, target_bytes, path, f"arina-{key}"))
+        parts.append(_lazy(ds, target_bytes, path, f"arina-{key}", fill_missing))
     shapes = {p.shape[1:] for p in parts}
     if len(shapes) != 1:
         raise fail(path, f"Arina data files have different frame shapes: {sorted(shapes)}")

@@ -16,6 +16,7 @@ from ..model.dataset import DEFAULT_CHUNK_BYTES, scan_chunks
 from .binary import check_empad, mib_hdr_frames, parse_mib_header
 from .errors import ReadError, fail
 from .formats import Raw
+from .headers import check_blockfile, check_mrc
 from .units import beam_energy_from_metadata, calibration_from_axes
 
 #: our format name → rosettasciio plugin module
@@ -80,6 +81,10 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
         kwargs.update(_mib_options(path, scan_shape, target_bytes))
     elif fmt == "empad":
         check_empad(path)
+    elif fmt == "mrc":
+        check_mrc(path)
+    elif fmt == "blockfile":
+        check_blockfile(path)
     elif fmt == "tvips" and scan_shape is not None:
         kwargs["scan_shape"] = tuple(scan_shape)
     modname = module or RSCIIO_MODULES[fmt]

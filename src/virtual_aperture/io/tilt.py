@@ -88,7 +88,7 @@ def open_tilt_series(
         Force a reader for all files.
     **calibration
         ``scan_step_nm``, ``pixel_size``, ``beam_energy_kv``, ``tilt_axis_deg``, ``center``,
-        ``scan_shape``, ``chunk_bytes`` as in :func:`open_dataset` (applied to every scan).
+        ``scan_shape``, ``chunk_bytes``, ``fill_missing`` as in :func:`open_dataset` (applied to every scan).
 
     Returns
     -------
@@ -104,7 +104,8 @@ def open_tilt_series(
     """
     from .api import open_dataset
 
-    allowed = {"scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_axis_deg", "center", "scan_shape", "chunk_bytes"}
+    allowed = {"scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_axis_deg", "center", "scan_shape", "chunk_bytes",
+               "fill_missing"}
     unknown = set(calibration) - allowed
     if unknown:
         raise TypeError(f"open_tilt_series got unexpected keyword(s): {', '.join(sorted(unknown))}")
