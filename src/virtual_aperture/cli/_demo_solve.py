@@ -27,12 +27,12 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     from virtual_aperture.crystal.refine import nearest_rotation
     from virtual_aperture.grains import propose_grains
     from virtual_aperture.io import open_dataset, save_dataset
+    from virtual_aperture.report import ReportContext, strip_images
     from virtual_aperture.sample import simulate_agglomerate
     from virtual_aperture.sample.structures import STRUCTURE_DIR
     from virtual_aperture.workflow import grain_tilts, solve_grain, write_grain
 
-    import tifffile
-
+    from ._images import REAL_UNIT, save_tiff
     from ._runtime import cli_progress, staged_progress
 
     times = {}
@@ -57,7 +57,8 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     prop = propose_grains(ds, tilt=None, track=True, client=client, progress=cli_progress("propose"))
     times["propose_and_track"] = time.perf_counter() - t0
     labels = prop.labels
-    tifffile.imwrite(out / "grains.tif", labels.astype(np.int32), metadata={"axes": "TYX"})
+    save_tiff(out / "grains.tif", labels, pixel=ds.calibration.scan_step_nm, unit=REAL_UNIT,
+              metadata={"what": "grain labels per tilt (0 = none)", "tilt_angles_deg": list(ds.calibration.tilt_angles_deg)})
     runs = {int(g): len(grain_tilts(labels, int(g), ds.n_tilts, min_positions=3)[0]) for g in np.unique(labels[labels > 0])}
     grain = max(runs, key=runs.get)
     ious = [_iou(labels == grain, truth.footprints[i]) for i in range(len(truth.footprints))]
@@ -72,7 +73,12 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     gdir = out / f"grain_{grain}"
     if gdir.exists():
         shutil.rmtree(gdir)
-    write_grain(res, gdir)
+    rerun = (f"virtual-aperture solve {store} --labels {out / 'grains.tif'} --grain {grain} "
+             f"--composition {COMPOSITION} --descan --out {out / 'grain_again'}")
+    context = ReportContext(images=strip_images(ds, res.tilts, client=client), labels=labels,
+                            scan_step_nm=ds.calibration.scan_step_nm, command=rerun,
+                            source=f"the demo's simulated brookite tilt series ({store})")
+    write_grain(res, gdir, context=context)
     print(res.summary())
 
     # against the truth: found setting → true setting (h_true = M h_found), cell, orientation, atoms
@@ -98,6 +104,5 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     return {"dataset": repr(ds), "descan_max_error_px": descan_err, "grain": grain, "tracks": runs,
             "grain_iou_with_truth": ious[true_g], "solved": res.solved, "space_group": res.space_group,
             "cell": [float(v) for v in res.indexing.cell], "r1": res.solution.r1, "comparison": comparison,
-            "outputs": str(gdir), "seconds": {k: round(v, 1) for k, v in times.items()},
-            "rerun": f"virtual-aperture solve {store} --labels {out / 'grains.tif'} --grain {grain} "
-                     f"--composition {COMPOSITION} --descan --out {out / 'grain_again'}"}
+            "outputs": str(gdir), "report": str(gdir / "report.html"),
+            "seconds": {k: round(v, 1) for k, v in times.items()}, "rerun": rerun}
