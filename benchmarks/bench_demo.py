@@ -70,7 +70,9 @@ def main() -> None:
     print(f"series: {ds}")
     with Stage("read (ceiling)", rows):
         with dask.config.set(scheduler="threads"):
-            da.map_blocks(lambda b: np.zeros((1,) * b.ndim), ds.data, dtype=float, chunks=(1,) * 5).sum().compute()
+            da.map_blocks(
+                lambda b: np.zeros((1,) * b.ndim), ds.data, dtype=float, chunks=(1,) * 5
+            ).sum().compute()
     with Stage("descan", rows):
         cal, _ = calibrate_descan(ds)
         ds = ds.with_calibration(center=cal.center, extra=cal.extra)
@@ -89,14 +91,21 @@ def main() -> None:
         finally:
             propose_mod.IN_MEMORY_TILT_BYTES = saved
         print(f"streamed and in-memory labels identical: {bool(np.array_equal(slow.labels, labels))}")
-    runs = {int(g): len(grain_tilts(labels, int(g), ds.n_tilts, min_positions=3)[0]) for g in np.unique(labels[labels > 0])}
+    runs = {
+        int(g): len(grain_tilts(labels, int(g), ds.n_tilts, min_positions=3)[0])
+        for g in np.unique(labels[labels > 0])
+    }
     grain = max(runs, key=runs.get)
     with Stage("solve", rows):
         res = solve_grain(ds, labels, grain, composition=COMPOSITION)
     with Stage("write + report.html", rows):
-        ctx = ReportContext(images=strip_images(ds, res.tilts), labels=labels, scan_step_nm=ds.calibration.scan_step_nm)
+        ctx = ReportContext(
+            images=strip_images(ds, res.tilts), labels=labels, scan_step_nm=ds.calibration.scan_step_nm
+        )
         write_grain(res, tmp / "grain", context=ctx)
-    print(f"{len(runs)} tracks; grain {grain} on {runs[grain]} tilts; solved {res.solved}, R1 {res.solution.r1}")
+    print(
+        f"{len(runs)} tracks; grain {grain} on {runs[grain]} tilts; solved {res.solved}, R1 {res.solution.r1}"
+    )
     read = next(w for n, w, _ in rows if n.startswith("read"))
     print(f"\n{'stage':<36} {'wall s':>8} {'CPU s':>8} {'wall / read':>12}")
     for name, w, c in rows:

@@ -30,8 +30,20 @@ def test_solving_a_4d_scan_names_the_cli_route(tmp_path, capsys):
     np.save(path, np.zeros((4, 4, 16, 16), np.uint16))
     labels = tmp_path / "labels.npy"
     np.save(labels, np.ones((4, 4), np.int32))
-    code = main(["solve", str(path), "--labels", str(labels), "--grain", "1", "--pixel-size", "0.02",
-                 "--out", str(tmp_path / "g")])
+    code = main(
+        [
+            "solve",
+            str(path),
+            "--labels",
+            str(labels),
+            "--grain",
+            "1",
+            "--pixel-size",
+            "0.02",
+            "--out",
+            str(tmp_path / "g"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "virtual-aperture sum" in err and "virtual-aperture index" in err and "index_zone_axis" not in err

@@ -89,8 +89,8 @@ def test_grain_report_is_one_self_contained_page(solved, tmp_path):
     from virtual_aperture.report import ReportContext, strip_images
 
     ds, truth, labels, res, _ = solved
-    ctx = ReportContext(images=strip_images(ds, res.tilts), labels=labels, scan_step_nm=ds.calibration.scan_step_nm,
-                        command="virtual-aperture solve data.zarr --grain 1", source="simulated brookite")
+    ctx = ReportContext(images=strip_images(ds, res.tilts), labels=labels,
+                        scan_step_nm=ds.calibration.scan_step_nm, command="virtual-aperture solve data.zarr --grain 1", source="simulated brookite")
     write_grain(res, tmp_path, context=ctx)
     page = (tmp_path / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(?!data:)[a-z]+:""", page)  # nothing fetched from anywhere

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.command_line = shlex.join(["virtual-aperture", *(sys.argv[1:] if argv is None else argv)])  # for reports
+    # the exact command, for the reports that say how to rerun them
+    args.command_line = shlex.join(["virtual-aperture", *(sys.argv[1:] if argv is None else argv)])
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -58,7 +58,8 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     times["propose_and_track"] = time.perf_counter() - t0
     labels = prop.labels
     save_tiff(out / "grains.tif", labels, pixel=ds.calibration.scan_step_nm, unit=REAL_UNIT,
-              metadata={"what": "grain labels per tilt (0 = none)", "tilt_angles_deg": list(ds.calibration.tilt_angles_deg)})
+              metadata={"what": "grain labels per tilt (0 = none)",
+                        "tilt_angles_deg": list(ds.calibration.tilt_angles_deg)})
     runs = {int(g): len(grain_tilts(labels, int(g), ds.n_tilts, min_positions=3)[0]) for g in np.unique(labels[labels > 0])}
     grain = max(runs, key=runs.get)
     ious = [_iou(labels == grain, truth.footprints[i]) for i in range(len(truth.footprints))]

@@ -18,7 +18,9 @@ REAL_UNIT = "nm"
 RECIPROCAL_UNIT = "1/A"
 
 
-def display_scale(image: np.ndarray, *, log: bool = False, percentiles: tuple[float, float] = (0.5, 99.8)) -> np.ndarray:
+def display_scale(
+    image: np.ndarray, *, log: bool = False, percentiles: tuple[float, float] = (0.5, 99.8)
+) -> np.ndarray:
     """Map an image to uint8 for display: optional log1p, then percentile clipping."""
     img = np.asarray(image, dtype=np.float64)
     if log:
@@ -33,8 +35,17 @@ def display_scale(image: np.ndarray, *, log: bool = False, percentiles: tuple[fl
     return (out * 255 + 0.5).astype(np.uint8)
 
 
-def save_figure_png(path: Path, image: np.ndarray, *, pixel: float, unit: str, title: str, label: str,
-                    log: bool = False, center: tuple[float, float] | None = None) -> Path:
+def save_figure_png(
+    path: Path,
+    image: np.ndarray,
+    *,
+    pixel: float,
+    unit: str,
+    title: str,
+    label: str,
+    log: bool = False,
+    center: tuple[float, float] | None = None,
+) -> Path:
     """A PNG preview drawn as a figure: axes in ``unit`` (``pixel`` per pixel), scale bar, colour bar
     (``label``) and ``title``; ``center`` puts the origin there (diffraction patterns)."""
     from virtual_aperture.report import image_figure
@@ -44,8 +55,15 @@ def save_figure_png(path: Path, image: np.ndarray, *, pixel: float, unit: str, t
     return Path(path)
 
 
-def save_tiff(path: Path, image: np.ndarray, *, pixel: float | None = None, unit: str = REAL_UNIT,
-              metadata: dict | None = None, axes: str | None = None) -> Path:
+def save_tiff(
+    path: Path,
+    image: np.ndarray,
+    *,
+    pixel: float | None = None,
+    unit: str = REAL_UNIT,
+    metadata: dict | None = None,
+    axes: str | None = None,
+) -> Path:
     """A float32 (or integer labels) ImageJ TIFF calibrated ``pixel`` ``unit`` per pixel.
 
     ``metadata`` goes to the ImageJ ``Info`` property as JSON (what was measured, the full
@@ -77,5 +95,8 @@ def read_calibration(path: Path) -> dict:
         ij = tif.imagej_metadata or {}
         num, den = tif.pages[0].tags["XResolution"].value
     info = ij.get("Info")
-    return {"pixel": den / num if num else None, "unit": ij.get("unit"),
-            "info": json.loads(info) if info else {}}
+    return {
+        "pixel": den / num if num else None,
+        "unit": ij.get("unit"),
+        "info": json.loads(info) if info else {},
+    }

@@ -24,15 +24,17 @@ from ._runtime import close_client, open_client
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="run the main job on the built-in sample and write its outputs",
-        description="Headless tour on simulated data: (1) a crowded agglomerate of UiO-66 crystals → bright-field "
-        "and annular dark-field virtual images and the mean pattern (calibrated TIFF + PNG figures); (2) a tilt "
-        "series of touching brookite (TiO2) crystals → descan calibration → grains proposed and tracked → the "
-        "best-tracked grain solved ab initio → CIF/SHELX/MRC/SMV files and report.html, compared with the truth.",
+        description="Headless tour on simulated data: (1) a crowded agglomerate of UiO-66 crystals → "
+        "bright-field and annular dark-field virtual images and the mean pattern (calibrated TIFF + PNG "
+        "figures); (2) a tilt series of touching brookite (TiO2) crystals → descan calibration → grains "
+        "proposed and tracked → the best-tracked grain solved ab initio → CIF/SHELX/MRC/SMV files and "
+        "report.html, compared with the truth.",
     )
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: demo_output)")
     p.add_argument("--scan", type=int, nargs=2, default=(64, 64), metavar=("SY", "SX"),
                    help="scan size of the agglomerate, in positions (default: 64 64)")
-    p.add_argument("--grains", type=int, default=6, help="number of nanocrystals in the agglomerate (default: 6)")
+    p.add_argument("--grains", type=int, default=6,
+                   help="number of nanocrystals in the agglomerate (default: 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the agglomerate (default: 0)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address, or 'local' (default: threads in this process)")
@@ -82,11 +84,13 @@ def _run(args: argparse.Namespace, out: Path, client) -> int:
         ("bright_field", images[0], "Bright-field virtual image", "BF signal (counts)"),
         ("annular_dark_field", images[1], "Annular dark-field virtual image", "ADF signal (counts)"),
     ):
-        written.append(save_figure_png(out / f"{name}.png", img, pixel=step, unit="nm", title=title, label=label))
+        written.append(save_figure_png(out / f"{name}.png", img, pixel=step, unit="nm", title=title,
+                                       label=label))
         written.append(save_tiff(out / f"{name}.tif", img, pixel=step, unit=REAL_UNIT,
                                  metadata={"name": name, "calibration": cal.to_dict()}))
-    written.append(save_figure_png(out / "mean_pattern.png", mean, pixel=px, unit="Å⁻¹", title="Mean diffraction pattern",
-                                   label="counts per pattern (log scale)", log=True, center=centre))
+    written.append(save_figure_png(out / "mean_pattern.png", mean, pixel=px, unit="Å⁻¹",
+                                   title="Mean diffraction pattern", label="counts per pattern (log scale)",
+                                   log=True, center=centre))
     written.append(save_tiff(out / "mean_pattern.tif", mean, pixel=px, unit=RECIPROCAL_UNIT,
                              metadata={"name": "mean_pattern", "calibration": cal.to_dict()}))
     summary = {

@@ -55,13 +55,14 @@ def run(args: argparse.Namespace) -> int:
         close_client(client)
     cal = ds.calibration
     save_tiff(Path(args.out), prop.labels, pixel=cal.scan_step_nm, unit=REAL_UNIT,
-              metadata={"what": "grain labels (0 = none)", "tilt_angles_deg": list(cal.tilt_angles_deg or [])})
+              metadata={"what": "grain labels (0 = none)",
+                        "tilt_angles_deg": list(cal.tilt_angles_deg or [])})
     record = Path(args.record) if args.record else Path(args.out).with_suffix(".json")
     rows = [{"tilt": t, "grain": g, "size": s, "confidence": round(c, 3)} for t, g, s, c in prop.table()]
-    record.write_text(json.dumps({"labels": str(args.out), "shape": list(prop.labels.shape), "per_tilt": rows},
-                                 indent=1))
-    print(f"wrote {args.out}: labels {prop.labels.shape}, {prop.n_grains} grain(s); every grain on every tilt "
-          f"in {record}")
+    full = {"labels": str(args.out), "shape": list(prop.labels.shape), "per_tilt": rows}
+    record.write_text(json.dumps(full, indent=1))
+    print(f"wrote {args.out}: labels {prop.labels.shape}, {prop.n_grains} grain(s); "
+          f"every grain on every tilt in {record}")
     print(grain_table(rows, list(cal.tilt_angles_deg or []) if prop.labels.ndim == 3 else []))
     return 0
 
@@ -79,7 +80,8 @@ def register(subparsers) -> None:
     _add_open_options(p)
     p.add_argument("--out", required=True, help="output labels TIFF (sy, sx) or (n_tilt, sy, sx)")
     p.add_argument("--record", default=None, metavar="JSON",
-                   help="full record: size and confidence of every grain on every tilt (default: OUT with .json)")
+                   help="full record: size and confidence of every grain on every tilt "
+                   "(default: OUT with .json)")
     p.add_argument("--min-size", type=int, default=20, help="smallest grain in scan positions (default 20)")
     p.add_argument("--threshold", type=float, default=0.6, help="similarity to join a grain, 0-1 (default 0.6)")
     p.add_argument("--min-confidence", type=float, default=0.35,

@@ -102,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
         ds = ds.with_calibration(**{f.name: getattr(session_cal, f.name) for f in dataclasses.fields(session_cal)})
     if not ds.is_tilt_series:
-        raise ValueError(f"solve needs a tilt series (5D, one scan per tilt); {Path(args.path[0]).name} is one 4D "
-                         "scan: pass one file per tilt with --tilt-angles, or sum a grain with `virtual-aperture sum` "
-                         "and find its peaks and cell with `virtual-aperture index`")
+        raise ValueError(f"solve needs a tilt series (5D, one scan per tilt); {Path(args.path[0]).name} is "
+                         "one 4D scan: pass one file per tilt with --tilt-angles, or sum a grain with "
+                         "`virtual-aperture sum` and find its peaks and cell with `virtual-aperture index`")
     out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
     if args.descan:
         from virtual_aperture.crystal.calibrate import calibrate_descan
@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         close_client(client)
     from virtual_aperture.report import ReportContext, strip_images
 
-    context = ReportContext(images=strip_images(ds, res.tilts), labels=labels, scan_step_nm=ds.calibration.scan_step_nm,
+    context = ReportContext(images=strip_images(ds, res.tilts), labels=labels,
+                            scan_step_nm=ds.calibration.scan_step_nm,
                             command=getattr(args, "command_line", None), source=ds.source)
     write_grain(res, out, overwrite=args.overwrite, context=context)
     print(res.summary())

@@ -262,9 +262,9 @@ def propose_grains(
     # multi-threaded OpenBLAS spinning against dask's threads (or other processes) made the SVD
     # step 16× slower (0.88 s instead of 0.054 s per 576×1024 tilt on a busy 2-core machine)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _propose(ds, tilts, tilt, b, min_size=min_size, threshold=threshold, n_components=n_components,
-                        min_confidence=min_confidence, mean_patterns=mean_patterns, track=track, client=client,
-                        progress=progress, cancel=cancel)
+        return _propose(ds, tilts, tilt, b, min_size=min_size, threshold=threshold,
+                        n_components=n_components, min_confidence=min_confidence, mean_patterns=mean_patterns,
+                        track=track, client=client, progress=progress, cancel=cancel)
 
 
 def _read_tilt(arr: da.Array, client: Any) -> np.ndarray | None:

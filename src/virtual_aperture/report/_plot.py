@@ -48,8 +48,17 @@ def add_scale_bar(ax, span: float, unit: str, *, colour: str = "white") -> float
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     length = nice_length(span)
-    bar = AnchoredSizeBar(ax.transData, length, f"{fmt_length(length)} {unit}", "lower left", pad=0.4,
-                          color=colour, frameon=False, size_vertical=span / 120, fontproperties={"size": 8})
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length,
+        f"{fmt_length(length)} {unit}",
+        "lower left",
+        pad=0.4,
+        color=colour,
+        frameon=False,
+        size_vertical=span / 120,
+        fontproperties={"size": 8},
+    )
     ax.add_artist(bar)
     return length
 
@@ -65,9 +74,21 @@ def display_limits(image: np.ndarray, *, log: bool = False, percentiles=(0.5, 99
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def image_panel(fig, ax, image: np.ndarray, *, pixel: float, unit: str, title: str, label: str,
-                log: bool = False, center: tuple[float, float] | None = None, cmap: str = "gray",
-                colourbar: bool = True, limits: tuple[float, float] | None = None):
+def image_panel(
+    fig,
+    ax,
+    image: np.ndarray,
+    *,
+    pixel: float,
+    unit: str,
+    title: str,
+    label: str,
+    log: bool = False,
+    center: tuple[float, float] | None = None,
+    cmap: str = "gray",
+    colourbar: bool = True,
+    limits: tuple[float, float] | None = None,
+):
     """Show ``image`` with axes in ``unit`` (``pixel`` units per pixel), a scale bar, a colour bar
     (``label``) and a title. ``center`` (row, col) puts the origin there (diffraction), else the
     image starts at 0 (real space); ``limits`` (as :func:`display_limits` gives them) shares one
@@ -80,7 +101,9 @@ def image_panel(fig, ax, image: np.ndarray, *, pixel: float, unit: str, title: s
     extent = ((-0.5 - cx) * pixel, (nx - 0.5 - cx) * pixel, (ny - 0.5 - cy) * pixel, (-0.5 - cy) * pixel)
     if log:
         lo, hi = limits or display_limits(img, log=True)
-        norm = LogNorm(vmin=max(10**lo - 1, 1e-3 * max(10**hi - 1, 1e-12), 1e-12), vmax=max(10**hi - 1, 1e-12))
+        norm = LogNorm(
+            vmin=max(10**lo - 1, 1e-3 * max(10**hi - 1, 1e-12), 1e-12), vmax=max(10**hi - 1, 1e-12)
+        )
         shown = np.where(np.isfinite(img) & (img > 0), img, norm.vmin)
     else:
         norm = Normalize(*(limits or display_limits(img)))
@@ -109,10 +132,28 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(to_png_bytes(fig)).decode("ascii")
 
 
-def image_figure(image: np.ndarray, *, pixel: float, unit: str, title: str, label: str, log: bool = False,
-                 center: tuple[float, float] | None = None, size: float = 5.0):
+def image_figure(
+    image: np.ndarray,
+    *,
+    pixel: float,
+    unit: str,
+    title: str,
+    label: str,
+    log: bool = False,
+    center: tuple[float, float] | None = None,
+    size: float = 5.0,
+):
     """One calibrated image as a whole figure (the CLI's PNG previews)."""
     fig = new_figure(size + 1.2, size)
-    image_panel(fig, fig.add_subplot(), image, pixel=pixel, unit=unit, title=title, label=label, log=log,
-                center=center)
+    image_panel(
+        fig,
+        fig.add_subplot(),
+        image,
+        pixel=pixel,
+        unit=unit,
+        title=title,
+        label=label,
+        log=log,
+        center=center,
+    )
     return fig

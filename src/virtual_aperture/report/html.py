@@ -80,7 +80,9 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     head = "".join(f"<th{' class=l' if i == 0 else ''}>{_esc(t)}</th>" for i, (_, t) in enumerate(columns))
     body = []
     for r in rows:
-        cells = "".join(f"<td{' class=l' if i == 0 else ''}>{_num(r.get(k))}</td>" for i, (k, _) in enumerate(columns))
+        cells = "".join(
+            f"<td{' class=l' if i == 0 else ''}>{_num(r.get(k))}</td>" for i, (k, _) in enumerate(columns)
+        )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -134,69 +136,160 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
         f"<h1>Grain {result.grain}: {state} in {_esc(result.space_group)}</h1>",
         f"<p>{_esc(ctx.source or '')} — {len(result.tilts)} tilts "
         f"{result.tilt_angles_deg[0]:+.1f}…{result.tilt_angles_deg[-1]:+.1f}°, cell "
-        f"a={c[0]:.4f} b={c[1]:.4f} c={c[2]:.4f} Å, α={c[3]:.2f} β={c[4]:.2f} γ={c[5]:.2f}° ({_esc(idx.lattice)}); "
-        f"{o['n_unique']} unique reflections to {o['d_min']:.2f} Å, completeness {100 * o['completeness']:.1f} %, "
+        f"a={c[0]:.4f} b={c[1]:.4f} c={c[2]:.4f} Å, α={c[3]:.2f} β={c[4]:.2f} γ={c[5]:.2f}° "
+        f"({_esc(idx.lattice)}); {o['n_unique']} unique reflections to {o['d_min']:.2f} Å, "
+        f"completeness {100 * o['completeness']:.1f} %, "
         f"R<sub>int</sub> {_num(o['r_int'])}, CC½ {_num(o['cc_half'])}; R1 {r1}. {_esc(sol.message)}</p>",
     ]
     if ctx.command:
         parts.append(f"<h2>Rerun</h2><pre>{_esc(ctx.command)}</pre>")
     parts.append("<h2>The grain in the scan</h2>")
     if ctx.images is not None and ctx.labels is not None:
-        parts.append(_safe(lambda: figures.scan_strip(
-            np.asarray(ctx.images), np.asarray(ctx.labels), result.tilts, result.tilt_angles_deg, result.grain,
-            scan_step_nm=ctx.scan_step_nm), "Virtual annular dark-field images of tilts the grain was solved from; "
-            "the grain's aperture (orange) and the other grains (blue)."))
+        parts.append(
+            _safe(
+                lambda: figures.scan_strip(
+                    np.asarray(ctx.images),
+                    np.asarray(ctx.labels),
+                    result.tilts,
+                    result.tilt_angles_deg,
+                    result.grain,
+                    scan_step_nm=ctx.scan_step_nm,
+                ),
+                "Virtual annular dark-field images of tilts the grain was solved from; "
+                "the grain's aperture (orange) and the other grains (blue).",
+            )
+        )
     else:
         parts.append("<p>(no virtual images were given to the report)</p>")
-    parts.append(_table([{"t": int(t), "a": float(a), "n": int(n)} for t, a, n in
-                         zip(result.tilts, result.tilt_angles_deg, result.positions)][:: max(1, len(result.tilts) // 12)],
-                        [("t", "tilt #"), ("a", "angle (°)"), ("n", "scan positions summed")]))
+    parts.append(
+        _table(
+            [
+                {"t": int(t), "a": float(a), "n": int(n)}
+                for t, a, n in zip(result.tilts, result.tilt_angles_deg, result.positions)
+            ][:: max(1, len(result.tilts) // 12)],
+            [("t", "tilt #"), ("a", "angle (°)"), ("n", "scan positions summed")],
+        )
+    )
     parts.append("<h2>Summed patterns, peaks and predicted spots</h2>")
-    parts.append(_safe(lambda: figures.patterns_figure(result), "Summed patterns (log scale); white circles: peaks "
-                       "found; crosses: spots predicted by each indexed lattice, one colour per lattice."))
+    parts.append(
+        _safe(
+            lambda: figures.patterns_figure(result),
+            "Summed patterns (log scale); white circles: peaks "
+            "found; crosses: spots predicted by each indexed lattice, one colour per lattice.",
+        )
+    )
     parts.append("<h2>Reciprocal lattice and indexed cell</h2>")
-    parts.append(_safe(lambda: figures.reciprocal_figure(result), "Every peak of the series mapped into 3D "
-                       "reciprocal space (specimen frame at zero tilt); arrows: a*, b*, c* of the indexed cell."))
-    parts.append(_table([{"l": b.lattice, "s": float(b.score)} for b in idx.bravais_candidates],
-                        [("l", "Bravais lattice"), ("s", "metric misfit (°)")]))
+    parts.append(
+        _safe(
+            lambda: figures.reciprocal_figure(result),
+            "Every peak of the series mapped into 3D "
+            "reciprocal space (specimen frame at zero tilt); arrows: a*, b*, c* of the indexed cell.",
+        )
+    )
+    parts.append(
+        _table(
+            [{"l": b.lattice, "s": float(b.score)} for b in idx.bravais_candidates],
+            [("l", "Bravais lattice"), ("s", "metric misfit (°)")],
+        )
+    )
     parts.append("<h2>Integration and merging against resolution</h2>")
-    parts.append(_safe(lambda: figures.merging_figure(stats), "Per resolution shell: mean I/σ(I), completeness, "
-                       "R_int and CC½ (dashed: overall)."))
-    cols = [("d_max", "d max (Å)"), ("d_min", "d min (Å)"), ("n_obs", "obs"), ("n_unique", "unique"),
-            ("completeness", "completeness"), ("multiplicity", "multiplicity"), ("i_over_sigma", "I/σ"),
-            ("r_int", "R_int"), ("cc_half", "CC½")]
+    parts.append(
+        _safe(
+            lambda: figures.merging_figure(stats),
+            "Per resolution shell: mean I/σ(I), completeness, R_int and CC½ (dashed: overall).",
+        )
+    )
+    cols = [
+        ("d_max", "d max (Å)"),
+        ("d_min", "d min (Å)"),
+        ("n_obs", "obs"),
+        ("n_unique", "unique"),
+        ("completeness", "completeness"),
+        ("multiplicity", "multiplicity"),
+        ("i_over_sigma", "I/σ"),
+        ("r_int", "R_int"),
+        ("cc_half", "CC½"),
+    ]
     parts.append(_table([*stats.shells, {**o, "d_max": o.get("d_max")}], cols))
     parts.append("<h2>Space group</h2>")
     sym = result.symmetry or {}
-    parts.append(f"<p>Laue class {_esc(sym.get('laue', '?'))}; space group {_esc(result.space_group)} "
-                 f"({_esc(sym.get('chosen_by', '?'))}).</p>")
-    parts.append(_table(sym.get("laue_table", []), [("laue", "Laue class"), ("r_int", "R_int"), ("cc_half", "CC½"),
-                                                    ("cc_sym", "CC symmetry pairs"), ("n_pairs", "pairs"),
-                                                    ("order", "order"), ("accepted", "accepted")]))
-    parts.append(_table(sym.get("candidates", []), [("space_group", "space group"), ("number", "No."),
-                                                    ("n_absent", "absences tested"),
-                                                    ("absent_mean_i_over_sigma", "⟨I/σ⟩ of absences"),
-                                                    ("consistent", "consistent"),
-                                                    ("reference_setting", "reference setting")]))
+    parts.append(
+        f"<p>Laue class {_esc(sym.get('laue', '?'))}; space group {_esc(result.space_group)} "
+        f"({_esc(sym.get('chosen_by', '?'))}).</p>"
+    )
+    parts.append(
+        _table(
+            sym.get("laue_table", []),
+            [
+                ("laue", "Laue class"),
+                ("r_int", "R_int"),
+                ("cc_half", "CC½"),
+                ("cc_sym", "CC symmetry pairs"),
+                ("n_pairs", "pairs"),
+                ("order", "order"),
+                ("accepted", "accepted"),
+            ],
+        )
+    )
+    parts.append(
+        _table(
+            sym.get("candidates", []),
+            [
+                ("space_group", "space group"),
+                ("number", "No."),
+                ("n_absent", "absences tested"),
+                ("absent_mean_i_over_sigma", "⟨I/σ⟩ of absences"),
+                ("consistent", "consistent"),
+                ("reference_setting", "reference setting"),
+            ],
+        )
+    )
     parts.append("<h2>Solution</h2>")
-    parts.append(_safe(lambda: solution_figure(sol), "Charge-flipping potential projected along each cell axis "
-                       "over one unit cell, with the atoms found and their symmetry copies."))
-    parts.append(_table([a.as_dict() for a in sol.atoms], [("label", "atom"), ("element", "element"), ("x", "x"),
-                                                           ("y", "y"), ("z", "z"), ("height", "map height"),
-                                                           ("multiplicity", "multiplicity")])
-                 if sol.atoms else "<p>No atoms (no solution).</p>")
+    parts.append(
+        _safe(
+            lambda: solution_figure(sol),
+            "Charge-flipping potential projected along each cell axis "
+            "over one unit cell, with the atoms found and their symmetry copies.",
+        )
+    )
+    parts.append(
+        _table(
+            [a.as_dict() for a in sol.atoms],
+            [
+                ("label", "atom"),
+                ("element", "element"),
+                ("x", "x"),
+                ("y", "y"),
+                ("z", "z"),
+                ("height", "map height"),
+                ("multiplicity", "multiplicity"),
+            ],
+        )
+        if sol.atoms
+        else "<p>No atoms (no solution).</p>"
+    )
     parts.append("<h2>Every number of report.json</h2><details><summary>show all</summary>")
-    parts.append("<table>" + "".join(f"<tr><td class=l>{_esc(k)}</td><td class=l>{_value(v)}</td></tr>"
-                                     for k, v in _flatten(report)) + "</table></details>")
-    parts.append(f"<p style='font-size:.8em;color:#777'>written by virtual-aperture on "
-                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>")
+    parts.append(
+        "<table>"
+        + "".join(
+            f"<tr><td class=l>{_esc(k)}</td><td class=l>{_value(v)}</td></tr>" for k, v in _flatten(report)
+        )
+        + "</table></details>"
+    )
+    parts.append(
+        f"<p style='font-size:.8em;color:#777'>written by virtual-aperture on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}</p>"
+    )
     title = f"Grain {result.grain} — virtual-aperture report"
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    return (
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>"
+    )
 
 
-def write_report(result, out: str | os.PathLike, *, report: dict | None = None,
-                 context: ReportContext | None = None) -> Path:
+def write_report(
+    result, out: str | os.PathLike, *, report: dict | None = None, context: ReportContext | None = None
+) -> Path:
     """Write ``report.html`` for a :class:`~virtual_aperture.workflow.GrainResult` into folder ``out``.
 
     ``report`` is the dict report.json holds (default ``result.report()``); ``context`` adds the

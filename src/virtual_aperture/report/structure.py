@@ -72,8 +72,15 @@ def solution_figure(solution):
         for label, element, p in copies:
             x = p[i] * li + p[j] * lj * np.cos(ang)
             y = p[j] * lj * np.sin(ang)
-            ax.scatter([x], [y], s=34, facecolors="none", edgecolors=colours[element], linewidths=1.4,
-                       label=element if element not in done else None)
+            ax.scatter(
+                [x],
+                [y],
+                s=34,
+                facecolors="none",
+                edgecolors=colours[element],
+                linewidths=1.4,
+                label=element if element not in done else None,
+            )
             done.add(element)
             if label not in done:
                 ax.text(x, y, f" {label}", fontsize=6, color="white", va="bottom")
@@ -88,6 +95,9 @@ def solution_figure(solution):
         axes[0].legend(fontsize=7, loc="upper right", framealpha=0.6)
     r1 = "n/a" if solution.r1 is None else f"{solution.r1:.3f}"
     state = "solved" if solution.converged else "not solved"
-    fig.suptitle(f"Charge-flipping potential over one cell in {solution.space_group}, {state} "
-                 f"(R1 {r1}); circles: atoms and their symmetry copies", fontsize=9)
+    fig.suptitle(
+        f"Charge-flipping potential over one cell in {solution.space_group}, {state} "
+        f"(R1 {r1}); circles: atoms and their symmetry copies",
+        fontsize=9,
+    )
     return fig

@@ -109,7 +109,7 @@ class GrainChainBox(QGroupBox):
         self.solve.report.setPlainText(result.summary())
         self.export_btn.setEnabled(True)
         self.status.setText(f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "
-                            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map, frames and report.html")
+                            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map, frames, report.html")
 
     def _export_dialog(self) -> None:  # pragma: no cover - interactive dialog
         path = QFileDialog.getExistingDirectory(self, "Export the grain's files into")
