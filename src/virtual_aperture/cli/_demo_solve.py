@@ -41,13 +41,13 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     store = out / "tilt_series.zarr"
     if store.exists():
         shutil.rmtree(store)
-    save_dataset(sim, store)
+    save_dataset(sim, store, progress=cli_progress("simulate tilt series", unit="chunks"))
     ds = open_dataset(store)
     times["simulate_and_save"] = time.perf_counter() - t0
     print(f"tilt series: {ds}  ({times['simulate_and_save']:.1f} s to simulate and save)")
 
     t0 = time.perf_counter()
-    cal, fit = calibrate_descan(ds)
+    cal, fit = calibrate_descan(ds, progress=cli_progress("descan"))
     ds = ds.with_calibration(center=cal.center, extra=cal.extra)
     descan_err = float(np.abs(fit.shifts - truth.descan_shift).max())
     times["descan"] = time.perf_counter() - t0

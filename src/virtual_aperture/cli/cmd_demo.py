@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace, out: Path, client) -> int:
     store = out / "sample.zarr"
     if store.exists():
         shutil.rmtree(store)
-    save_dataset(sim, store)
+    save_dataset(sim, store, progress=cli_progress("simulate agglomerate", unit="chunks"))
     ds = open_dataset(store)
     print(f"sample: {ds}  ({time.perf_counter() - t0:.1f} s to simulate and save)")
 
