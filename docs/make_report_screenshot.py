@@ -36,7 +36,15 @@ def main(report: str, height: int = 5200) -> int:
         stderr=subprocess.DEVNULL,
         timeout=120,
     )
-    print(f"wrote {OUT}")
+    import numpy as np
+    from PIL import Image
+
+    im = Image.open(OUT).convert("RGB")
+    rows = np.flatnonzero((np.asarray(im) < 250).any(axis=(1, 2)))
+    im = im.crop((0, 0, im.width, int(rows.max()) + 20 if rows.size else im.height))
+    im = im.resize((900, round(im.height * 900 / im.width)), Image.LANCZOS)
+    im.quantize(256, dither=Image.Dither.NONE).save(OUT, optimize=True)
+    print(f"wrote {OUT} ({im.width}×{im.height})")
     return 0
 
 
