@@ -47,8 +47,6 @@ def parse_detector(spec: str, ds) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tifffile
-
     from virtual_aperture.compute import virtual_image
 
     ds = open_from_args(args)
@@ -59,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
                             progress=cli_progress("virtual image"))
     finally:
         close_client(client)
-    tifffile.imwrite(args.out, img, metadata={"detector": args.detector, "axes": "TYX" if img.ndim == 3 else "YX"})
-    print(f"wrote {args.out}: virtual image {img.shape} float64, min {img.min():.6g}, max {img.max():.6g}")
+    from ._images import REAL_UNIT, save_tiff
+
+    save_tiff(args.out, img, pixel=ds.calibration.scan_step_nm, unit=REAL_UNIT,
+              metadata={"detector": args.detector, "calibration": ds.calibration.to_dict()})
+    print(f"wrote {args.out}: virtual image {img.shape} float32 (ImageJ-calibrated, "
+          f"{ds.calibration.scan_step_nm:g} nm per pixel), min {img.min():.6g}, max {img.max():.6g}")
     return 0
 
 
