@@ -16,12 +16,21 @@ def test_cli_propose_writes_labels(tmp_path, capsys):
     path = tmp_path / "scan.npy"
     np.save(path, ds.data.compute())
     out = tmp_path / "labels.tif"
-    assert main(["propose", str(path), "--out", str(out), "--min-size", "10"]) == 0
+    assert main(["propose", str(path), "--out", str(out), "--min-size", "10", "--scan-step", "0.5"]) == 0
     labels = tifffile.imread(out)
-    assert labels.shape == (32, 32) and labels.dtype == np.int32
-    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert labels.shape == (32, 32) and labels.dtype.kind in "iu"
+    with tifffile.TiffFile(out) as tif:  # Fiji reads the scale: ImageJ unit + pixels per unit
+        assert tif.imagej_metadata["unit"] == "nm"
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert den / num == np.float32(0.5)
+    text = capsys.readouterr().out
+    assert len(text) < 2000 and "{" not in text  # a short table for people, not a JSON blob
+    table = text.strip().splitlines()
+    assert table[1].split()[:2] == ["grain", "tilts"]
+    record = json.loads(out.with_suffix(".json").read_text())
+    rows = record["per_tilt"]
     assert {r["grain"] for r in rows} == set(np.unique(labels[labels > 0]).tolist())
-    assert len(rows) >= 3
+    assert len(rows) >= 3 and len(table) == 2 + len(rows)  # one line per grain (one tilt)
     # grains sit on crystals, vacuum stays 0
     assert (tr.labels[labels > 0] > 0).mean() > 0.9
 

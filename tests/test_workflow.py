@@ -87,6 +87,37 @@ def test_grain_files_for_crystallographers(solved, tmp_path):
         write_grain(res, tmp_path)
 
 
+def test_grain_report_is_one_self_contained_page(solved, tmp_path):
+    """report.html: figures embedded as PNG (no external resource), the aperture strip, every
+    number of report.json, the space-group candidates, the atoms and the rerun command."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from virtual_aperture.report import ReportContext, strip_images
+
+    ds, truth, labels, res, _ = solved
+    ctx = ReportContext(images=strip_images(ds, res.tilts), labels=labels,
+                        scan_step_nm=ds.calibration.scan_step_nm, command="virtual-aperture solve data.zarr --grain 1", source="simulated brookite")
+    write_grain(res, tmp_path, context=ctx)
+    page = (tmp_path / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(?!data:)[a-z]+:""", page)  # nothing fetched from anywhere
+    assert "<script" not in page and "<link" not in page
+    pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(pngs) == 5 and "not drawn" not in page  # strip, patterns, reciprocal, merging, solution
+    for b in pngs:
+        w, h = Image.open(io.BytesIO(base64.b64decode(b))).size
+        assert w > 600 and h > 250
+    assert "virtual-aperture solve data.zarr --grain 1" in page
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert f"{rep['merging']['overall']['cc_half']:.4g}" in page and rep["space_group"] in page
+    assert all(c["space_group"] in page for c in rep["symmetry"]["candidates"])
+    assert all(f"{a['x']:.4g}" in page for a in rep["atoms"])
+    assert "timings_s.phase" in page and "indexing.rmsd_px" in page  # the flattened report.json
+
+
 def test_tilt_run_of_a_grain():
     lab = np.zeros((8, 4, 4), np.int32)
     lab[[0, 2, 3, 4, 6], :2, :2] = 5

@@ -55,10 +55,16 @@ _LAZY: dict[str, str] = {
     "lattice_centring": ".crystal",
     "IndexingError": ".crystal",
     "match_to_reference": ".crystal",
+    "calibrate_descan": ".crystal.calibrate",
+    "crystal": ".crystal",
+    "grains": ".grains",
+    "report": ".report",
     # one grain end to end
     "solve_grain": ".workflow",
     "write_grain": ".workflow",
     "GrainResult": ".workflow",
+    "ReportContext": ".report",
+    "write_report": ".report",
     # sessions
     "save_session": ".session",
     "load_session": ".session",

@@ -292,20 +292,22 @@ def solve_grain(
 
 
 #: files :func:`write_grain` adds to those of ``crystal.export.write_solution``
-GRAIN_FILES = ("structure.hkl", "frames.mrc", "smv")
+GRAIN_FILES = ("structure.hkl", "frames.mrc", "smv", "report.html")
 
 
 def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool = False,
-                physical_pixel_mm: float = 0.055) -> list[Path]:
+                physical_pixel_mm: float = 0.055, context: Any = None) -> list[Path]:
     """Write the crystallographer's files of one solved (or unsolved) grain into ``out``.
 
     ``structure.cif``, ``potential.ccp4``, ``structure.ins``/``.res``, ``reflections.cif`` (the
     merged data R1 was computed against) and ``report.json`` (as ``virtual-aperture phase`` writes
     them), ``structure.hkl`` (unmerged HKLF 4 beside the .ins, no batch column, ready for
     SHELXT/SHELXL/Olex2), ``frames.mrc`` (the summed patterns as an MRC stack, calibration and
-    tilts in its FEI2 extended header) and ``smv/`` (one SMV image per tilt, turned so the tilt
-    axis is along the fast axis as dxtbx's ADSC reader assumes). Refuses to overwrite unless
-    ``overwrite=True``.
+    tilts in its FEI2 extended header), ``smv/`` (one SMV image per tilt, turned so the tilt
+    axis is along the fast axis as dxtbx's ADSC reader assumes) and ``report.html`` (the figures
+    and every number, see :func:`virtual_aperture.report.write_report`; ``context`` a
+    :class:`~virtual_aperture.report.ReportContext` adds the aperture over the tilts and the rerun
+    command). Refuses to overwrite unless ``overwrite=True``.
     """
     from .crystal.export import SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_smv, write_solution
 
@@ -329,6 +331,9 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
                            wavelength=ical.wavelength, pixel_size=ical.pixel_size,
                            center=tuple(np.median(result.centers, axis=0)), physical_pixel_mm=physical_pixel_mm,
                            tilt_axis_deg=axis, overwrite=overwrite))
+    from .report import write_report
+
+    paths.append(write_report(result, out, report=report, context=context))
     return paths
 
 

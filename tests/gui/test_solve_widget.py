@@ -109,7 +109,10 @@ def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp
     assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in viewer.layers}
     assert w.reflections is res.merged and "cell" in w.report.toPlainText()
     paths = w.chain.export(tmp_path / "grain1")
-    assert {"structure.cif", "structure.hkl", "structure.ins", "frames.mrc"} <= {p.name for p in paths}
+    names = {p.name for p in paths}
+    assert {"structure.cif", "structure.hkl", "structure.ins", "frames.mrc", "report.html"} <= names
+    page = (tmp_path / "grain1" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "not drawn" not in page  # with the aperture strip
     assert w.chain.export(tmp_path / "grain1") == [] and "already exists" in w.chain.status.text()
     # a second run cancelled at once ends cleanly: status says so, buttons come back
     worker = w.chain.run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import shlex
 import sys
 
 
@@ -46,7 +47,10 @@ def _dash_paths(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_dash_paths(sys.argv[1:] if argv is None else list(argv)))
+    cli_argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_dash_paths(cli_argv))
+    # the exact command, for the reports that say how to rerun them
+    args.command_line = shlex.join(["virtual-aperture", *cli_argv])
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
+
 
 def _add_open_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default=None, help="force a reader (mib, hspy, hdf5, zarr, npy, ...)")
@@ -81,6 +83,21 @@ def describe(ds) -> dict:
     return out
 
 
+def tilt_summary(angles, *, max_listed: int = 8) -> str:
+    """``"121: -60 … +60 deg, step 1"`` for a long list (every angle when ≤ ``max_listed``); an
+    irregular list says so and gives the smallest and largest step."""
+    a = [float(v) for v in angles]
+    if len(a) <= max_listed:
+        return f"{len(a)}: " + ", ".join(f"{v:g}" for v in a) + " deg"
+    steps = np.diff(a)
+    lo, hi = float(steps.min()), float(steps.max())
+    if np.allclose(steps, steps[0], rtol=1e-3, atol=1e-6):
+        step = f"step {float(np.mean(steps)):g}"
+    else:
+        step = f"irregular steps {lo:g} … {hi:g}"
+    return f"{len(a)}: {a[0]:+g} … {a[-1]:+g} deg, {step}"
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
@@ -120,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         f"centre       ({d['center'][0]:g}, {d['center'][1]:g}) px (k_y, k_x){s('center')}",
     ]
     if d["tilt_angles_deg"]:
-        angles = ", ".join(f"{a:g}" for a in d["tilt_angles_deg"])
-        lines.append(f"tilts        {len(d['tilt_angles_deg'])}: {angles} deg{s('tilt_angles_deg')}")
+        lines.append(f"tilts        {tilt_summary(d['tilt_angles_deg'])}{s('tilt_angles_deg')}")
         lines.append(f"tilt axis    {d['tilt_axis_deg']:g} deg{s('tilt_axis_deg')}")
     print("\n".join(lines))
     return 0

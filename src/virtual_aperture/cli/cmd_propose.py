@@ -4,19 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
-from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client, write_output
+from ._images import REAL_UNIT, save_tiff
+from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client
 from .cmd_info import _add_open_options, open_from_args
 
 
-def run(args: argparse.Namespace) -> int:
-    import tifffile
+def grain_table(rows: list[dict], angles: list[float]) -> str:
+    """One line per grain: tilts covered, scan positions (median over those tilts), mean confidence."""
+    by: dict[int, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["grain"], []).append(r)
+    lines = [f"{'grain':>5}  {'tilts covered':<24} {'positions':>9}  {'confidence':>10}"]
+    for g in sorted(by):
+        rs = by[g]
+        ts = sorted(r["tilt"] for r in rs)
+        if angles:
+            cover = f"{len(ts)}: {angles[ts[0]]:+.1f}…{angles[ts[-1]]:+.1f}°"
+        else:
+            cover = "1" if len(ts) == 1 else f"{len(ts)}"
+        pos = int(np.median([r["size"] for r in rs]))
+        conf = float(np.mean([r["confidence"] for r in rs]))
+        lines.append(f"{g:>5}  {cover:<24} {pos:>9}  {conf:>10.2f}")
+    return "\n".join(lines)
 
+
+def run(args: argparse.Namespace) -> int:
+    from virtual_aperture._atomic import check_target, write_text
     from virtual_aperture.grains import propose_grains
 
     check_output(args)  # before opening and computing
+    record = Path(args.record) if args.record else Path(args.out).with_suffix(".json")
+    check_target(record, args.overwrite, option="--overwrite")
     ds = open_from_args(args)
     client = open_client(args.scheduler)
     try:
@@ -35,12 +57,16 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         close_client(client)
-    labels = prop.labels.astype(np.int32)
-    meta = {"axes": "TYX" if labels.ndim == 3 else "YX"}
-    write_output(args, lambda tmp: tifffile.imwrite(tmp, labels, metadata=meta))
-    print(f"wrote {args.out}: labels {prop.labels.shape} int32, {prop.n_grains} grain(s)")
+    cal = ds.calibration
+    save_tiff(Path(args.out), prop.labels, pixel=cal.scan_step_nm, unit=REAL_UNIT, overwrite=args.overwrite,
+              metadata={"what": "grain labels (0 = none)",
+                        "tilt_angles_deg": list(cal.tilt_angles_deg or [])})
     rows = [{"tilt": t, "grain": g, "size": s, "confidence": round(c, 3)} for t, g, s, c in prop.table()]
-    print(json.dumps(rows))
+    full = {"labels": str(args.out), "shape": list(prop.labels.shape), "per_tilt": rows}
+    write_text(record, json.dumps(full, indent=1), overwrite=args.overwrite)
+    print(f"wrote {args.out}: labels {prop.labels.shape}, {prop.n_grains} grain(s); "
+          f"every grain on every tilt in {record}")
+    print(grain_table(rows, list(cal.tilt_angles_deg or []) if prop.labels.ndim == 3 else []))
     return 0
 
 
@@ -49,12 +75,16 @@ def register(subparsers) -> None:
         "propose",
         help="propose grains (labels) by diffraction similarity",
         description="Spatially coherent segmentation of the scan into grains by the similarity of their "
-        "diffraction patterns; vacuum/amorphous = 0. Writes an int32 labels TIFF and prints size and "
-        "confidence per grain as JSON.",
+        "diffraction patterns; vacuum/amorphous = 0. Writes a labels TIFF (ImageJ-calibrated in nm), prints "
+        "one line per grain (tilts covered, positions, confidence) and writes every grain on every tilt to "
+        "a JSON record.",
     )
     p.add_argument("path", nargs="+", help="dataset file(s) or folder")
     _add_open_options(p)
     add_output_options(p, "output labels TIFF (sy, sx) or (n_tilt, sy, sx)")
+    p.add_argument("--record", default=None, metavar="JSON",
+                   help="full record: size and confidence of every grain on every tilt "
+                   "(default: OUT with .json)")
     p.add_argument("--min-size", type=int, default=20, help="smallest grain in scan positions (default 20)")
     p.add_argument("--threshold", type=float, default=0.6, help="similarity to join a grain, 0-1 (default 0.6)")
     p.add_argument("--min-confidence", type=float, default=0.35,

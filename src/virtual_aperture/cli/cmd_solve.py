@@ -3,7 +3,8 @@
 Sums the grain's patterns on every tilt, finds and indexes the Bragg peaks, integrates, chooses
 the space group (or takes ``--space-group``), merges, phases by charge flipping and writes
 DIR/structure.cif, potential.ccp4, report.json, structure.ins/.res, structure.hkl,
-reflections.cif, frames.mrc and smv/ (see ``virtual_aperture.workflow``).
+reflections.cif, frames.mrc, smv/ and report.html (figures and every number, with the command
+that reruns it; see ``virtual_aperture.workflow`` and ``virtual_aperture.report``).
 
 LABELS is an integer TIFF or .npy, ``(sy, sx)`` or ``(n_tilt, sy, sx)``, or a session file saved
 by the napari plugin (its grains and calibration are used). Exit codes: 0 solved, 3 no solution,
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
         "solve",
         help="solve the structure of one grain of a tilt series (sum → peaks → index → integrate → phase)",
         description="The whole chain for one grain of a 5D tilt series; writes CIF, CCP4 map, SHELX .hkl/.ins/.res, "
-        "reflections CIF, an MRC and SMV frame stack and a JSON report.",
+        "reflections CIF, an MRC and SMV frame stack, a JSON report and report.html (the figures).",
     )
     p.add_argument("path", nargs="+", help="5D dataset (one file, or one 4D file per tilt)")
     p.add_argument("--labels", required=True, help="grain labels: TIFF/.npy (sy, sx) or (n_tilt, sy, sx), or a session file")
@@ -100,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         import dataclasses
 
         ds = ds.with_calibration(**{f.name: getattr(session_cal, f.name) for f in dataclasses.fields(session_cal)})
+    if not ds.is_tilt_series:
+        raise ValueError(f"solve needs a tilt series (5D, one scan per tilt); {Path(args.path[0]).name} is "
+                         "one 4D scan: pass one file per tilt with --tilt-angles, or sum a grain with "
+                         "`virtual-aperture sum` and find its peaks and cell with `virtual-aperture index`")
     out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
     if args.descan:
         from virtual_aperture.crystal.calibrate import calibrate_descan
@@ -114,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
                           progress=staged_progress())
     finally:
         close_client(client)
-    write_grain(res, out, overwrite=args.overwrite)
+    from virtual_aperture.report import ReportContext, strip_images
+
+    context = ReportContext(images=strip_images(ds, res.tilts), labels=labels,
+                            scan_step_nm=ds.calibration.scan_step_nm,
+                            command=getattr(args, "command_line", None), source=ds.source)
+    write_grain(res, out, overwrite=args.overwrite, context=context)
     print(res.summary())
-    print(f"wrote {out}")
+    print(f"wrote {out} (open {Path(out) / 'report.html'} in a browser for the figures)")
     return 0 if res.solved else 3

@@ -9,7 +9,7 @@ import argparse
 
 import numpy as np
 
-from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client, write_output
+from ._runtime import add_output_options, check_output, cli_progress, close_client, open_client
 from .cmd_info import _add_open_options, open_from_args
 
 
@@ -47,8 +47,6 @@ def parse_detector(spec: str, ds) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tifffile
-
     from virtual_aperture.compute import virtual_image
 
     check_output(args)  # before opening and computing
@@ -60,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
                             progress=cli_progress("virtual image"))
     finally:
         close_client(client)
-    meta = {"detector": args.detector, "axes": "TYX" if img.ndim == 3 else "YX"}
-    write_output(args, lambda tmp: tifffile.imwrite(tmp, img, metadata=meta))
-    print(f"wrote {args.out}: virtual image {img.shape} float64, min {img.min():.6g}, max {img.max():.6g}")
+    from ._images import REAL_UNIT, save_tiff
+
+    save_tiff(args.out, img, pixel=ds.calibration.scan_step_nm, unit=REAL_UNIT, overwrite=args.overwrite,
+              metadata={"detector": args.detector, "calibration": ds.calibration.to_dict()})
+    print(f"wrote {args.out}: virtual image {img.shape} float32 (ImageJ-calibrated, "
+          f"{ds.calibration.scan_step_nm:g} nm per pixel), min {img.min():.6g}, max {img.max():.6g}")
     return 0
 
 

@@ -24,6 +24,10 @@ _LAZY: dict[str, str] = {
     "lattice_centring": ".symmetry",
     "IndexingError": ".indexing",
     "match_to_reference": ".compare",
+    # submodules reachable as attributes (``virtual_aperture.crystal.calibrate.calibrate_descan``)
+    "calibrate": ".calibrate",
+    "geometry": ".geometry",
+    "export": ".export",
 }
 
 __all__ = sorted(_LAZY)
@@ -33,6 +37,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    mod = importlib.import_module(module, __name__)
+    value = mod if module == f".{name}" and not hasattr(mod, name) else getattr(mod, name)
     globals()[name] = value
     return value

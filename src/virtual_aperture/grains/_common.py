@@ -89,18 +89,23 @@ def bin_frames(frames: np.ndarray, bin: int) -> np.ndarray:
     return f.reshape(*lead, by, bin, bx, bin).sum(axis=(-3, -1), dtype=np.float32)
 
 
-def central_mask(data4d: da.Array, bin: int, *, center: tuple[float, float] | None = None) -> np.ndarray:
+def central_mask(
+    data4d: Any, bin: int, *, center: tuple[float, float] | None = None, rows: int | None = None
+) -> np.ndarray:
     """Boolean mask of the (binned) central disk, found on the mean pattern of a few scan rows.
 
-    Reads one chunk-sized block of rows from the middle of the scan. Returns an all-False mask
-    when no dominant direct beam is found.
+    Reads one chunk-sized block of rows (or ``rows`` rows of an in-memory array) from the middle
+    of the scan. Returns an all-False mask when no dominant direct beam is found.
     """
     sy = data4d.shape[0]
-    rows = max(1, min(sy, data4d.chunks[0][0]))
+    if rows is None:
+        rows = data4d.chunks[0][0] if isinstance(data4d, da.Array) else 32
+    rows = max(1, min(sy, rows))
     y0 = max(0, sy // 2 - rows // 2)
     block = data4d[y0 : y0 + rows]
     step = max(1, int(math.ceil(block.shape[1] / 64)))
-    mean = bin_frames(np.asarray(block[:, ::step].mean(axis=(0, 1), dtype=np.float64).compute()), bin)
+    mean = block[:, ::step].mean(axis=(0, 1), dtype=np.float64)
+    mean = bin_frames(np.asarray(mean.compute() if isinstance(mean, da.Array) else mean), bin)
     mean = ndimage.uniform_filter(mean, 3)
     med = float(np.median(mean))
     peak = float(mean.max())

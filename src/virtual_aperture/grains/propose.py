@@ -16,9 +16,11 @@ py4DSTEM ``process/utils/cluster.py``, re-implemented here):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import dask.array as da
 import numpy as np
 from scipy import ndimage
 
@@ -31,9 +33,13 @@ from ._common import (
     feature_array,
     normalise_rows,
     report,
+    spot_features,
     tilt_array,
 )
 from ._kernels import grow_regions, seed_scores
+
+#: a tilt at most this large (bytes) is read into memory once for all the proposal's stages
+IN_MEMORY_TILT_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -250,37 +256,90 @@ def propose_grains(
     else:
         tilt_array(ds, 0 if tilt is None else tilt)  # validates the tilt index
         tilts = [0 if tilt is None else int(tilt) % ds.n_tilts]
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread for the whole proposal: its matrix products are small and latency-bound;
+    # multi-threaded OpenBLAS spinning against dask's threads (or other processes) made the SVD
+    # step 16× slower (0.88 s instead of 0.054 s per 576×1024 tilt on a busy 2-core machine)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _propose(ds, tilts, tilt, b, min_size=min_size, threshold=threshold,
+                        n_components=n_components, min_confidence=min_confidence, mean_patterns=mean_patterns,
+                        track=track, client=client, progress=progress, cancel=cancel)
+
+
+def _read_tilt(arr: da.Array, client: Any) -> np.ndarray | None:
+    """The tilt's data in memory when it is small enough (so it is read once, not per stage)."""
+    if client is not None or arr.nbytes > IN_MEMORY_TILT_BYTES:
+        return None
+    return np.asarray(arr.compute())
+
+
+def _blockwise_features(mem: np.ndarray, chunks, b: int, cm: np.ndarray, cancel) -> np.ndarray:
+    """:func:`feature_array` of an in-memory tilt, block by block as dask would (same numbers)."""
+    ry, rx = (np.cumsum((0,) + c) for c in chunks[:2])
+    out = np.empty(mem.shape[:2] + (mem.shape[2] // b, mem.shape[3] // b), np.float32)
+    for y0, y1 in itertools.pairwise(ry):
+        check_cancel(cancel)
+        for x0, x1 in itertools.pairwise(rx):
+            out[y0:y1, x0:x1] = spot_features(mem[y0:y1, x0:x1], b, cm)
+    return out
+
+
+def _propose(ds, tilts: list[int], tilt, b: int, *, min_size, threshold, n_components, min_confidence,
+             mean_patterns: bool, track: bool, client, progress, cancel) -> GrainProposal:
+    series = ds.is_tilt_series and tilt is None
+    tracking = track and series and len(tilts) > 1
     sy = ds.scan_shape[0]
-    passes = 2 if mean_patterns else 1
+    passes = 2 if (mean_patterns or tracking) else 1
     total = len(tilts) * (sy + 1) * passes
-    all_labels, confs, sizes, patterns = [], [], [], []
+    all_labels, confs, sizes, patterns, spots, adf = [], [], [], [], [], []
+    adf_mask = None
     done = 0
     for t in tilts:
         arr = tilt_array(ds, t)
-        cm = central_mask(arr, b, center=ds.calibration.center)
-        feats = compute_rows(feature_array(arr, b, cm), client=client, progress=progress, cancel=cancel,
-                             offset=done, total=total)
+        mem = _read_tilt(arr, client)
+        src = arr if mem is None else mem
+        cm = central_mask(src, b, center=ds.calibration.center, rows=arr.chunks[0][0])
+        if mem is None:
+            feats = compute_rows(feature_array(arr, b, cm), client=client, progress=progress, cancel=cancel,
+                                 offset=done, total=total)
+        else:
+            feats = _blockwise_features(mem, arr.chunks, b, cm, cancel)
         done += sy
         f = feats.reshape(feats.shape[0], feats.shape[1], -1)
         labels, conf, size = segment_features(f, min_size=min_size, threshold=threshold, n_components=n_components,
                                               min_confidence=min_confidence)
         done += 1
         report(progress, done, total)
-        if mean_patterns:
-            patterns.append(_mean_patterns(arr, labels, client, cancel))
+        if mean_patterns or tracking:
+            means = _mean_patterns(src, labels, client, cancel)
+            if mean_patterns:
+                patterns.append(means)
             done += sy + 1
             report(progress, done, total)
+        if tracking and mem is not None:  # what tracking needs, from the tilt already in memory
+            from ..compute import virtual_image
+            from ..compute.detectors import annular_dark_field
+            from .tracking import grain_spot_patterns
+
+            spots.append(grain_spot_patterns(mem, labels, center=ds.calibration.center, means=means,
+                                             rows=arr.chunks[0][0]))
+            if adf_mask is None:
+                adf_mask = annular_dark_field(ds)  # as estimate_drift
+            adf.append(virtual_image(mem, adf_mask))
         all_labels.append(labels)
         confs.append(conf)
         sizes.append(size)
     check_cancel(cancel)
-    if len(tilts) == 1 and not (ds.is_tilt_series and tilt is None):
+    if not series:
         return GrainProposal(all_labels[0], confs, sizes, patterns, tilts)
     stack = np.stack(all_labels)
     proposal = GrainProposal(stack, confs, sizes, patterns, tilts)
-    if track and len(tilts) > 1:
-        from .tracking import track_grains
+    if tracking:
+        from .tracking import drift_from_images, track_grains
 
-        tracks = track_grains(stack, ds, cancel=cancel)
+        complete = len(spots) == len(tilts)
+        tracks = track_grains(stack, ds, drift=drift_from_images(np.stack(adf)) if complete else None,
+                              patterns=spots if complete else None, cancel=cancel)
         proposal = tracks.apply_to(proposal)
     return proposal

@@ -152,17 +152,30 @@ class Tracks:
         )
 
 
-def _grain_patterns(ds, t: int, labels: np.ndarray, bin: int) -> dict[int, np.ndarray]:
-    """Unit-norm mean spot pattern of every grain on one tilt (binned detector)."""
+#: detector binning of the pattern-continuity term of the tracking
+TRACK_BIN = 2
+
+
+def grain_spot_patterns(
+    data4d: Any, labels: np.ndarray, *, bin: int = TRACK_BIN, center: Any = None, means: dict | None = None,
+    rows: int | None = None,
+) -> dict[int, np.ndarray]:
+    """Unit-norm mean spot pattern (binned detector) of every grain of one tilt.
+
+    ``data4d`` is that tilt's ``(scan_y, scan_x, k_y, k_x)`` array; ``means`` the grains' mean
+    full-resolution patterns when already known (as :func:`propose_grains` has them), otherwise
+    one pass over the tilt sums them. ``center``/``rows`` as :func:`central_mask`.
+    """
     from ..compute import aperture_sums
 
-    arr = tilt_array(ds, t)
     if not labels.any():
         return {}
-    cm = central_mask(arr, bin, center=ds.calibration.center)
+    cm = central_mask(data4d, bin, center=center, rows=rows)
+    if means is None:
+        means = {gid: r.mean for gid, r in aperture_sums(data4d, labels).items()}
     out = {}
-    for gid, r in aperture_sums(arr, labels).items():
-        f = spot_features(r.mean[None], bin, cm)[0].ravel()
+    for gid, mean in means.items():
+        f = spot_features(np.asarray(mean)[None], bin, cm)[0].ravel()
         f = f - f.mean()
         n = np.linalg.norm(f)
         out[gid] = f / n if n > 0 else f
@@ -177,7 +190,8 @@ def track_grains(
     min_iou: float = 0.2,
     pattern_weight: float = 0.3,
     max_gap: int = 2,
-    bin: int = 2,
+    bin: int = TRACK_BIN,
+    patterns: Any = None,
     cancel: Any = None,
 ) -> Tracks:
     """Give each grain one id through a tilt series.
@@ -198,6 +212,10 @@ def track_grains(
         Weight (0…1) of the pattern correlation in the matching score (the rest is IoU).
     max_gap
         A track missing on up to this many tilts can still be continued.
+    patterns
+        Optional, per tilt, ``{label: unit spot pattern}`` of every grain as
+        :func:`grain_spot_patterns` gives them (with the same ``bin``): used instead of reading
+        the dataset again (:func:`propose_grains` passes the ones it computed on the way).
 
     Returns
     -------
@@ -218,6 +236,14 @@ def track_grains(
             raise ValueError(
                 f"labels {lab.shape} do not match the dataset ({ds.n_tilts} tilts, scan {ds.scan_shape})"
             )
+    if patterns is not None:
+        patterns = list(patterns)
+        if len(patterns) != n_t:
+            raise ValueError(f"patterns must hold one dict per tilt ({n_t}), got {len(patterns)}")
+        for t, m in enumerate(patterns):
+            missing = {int(g) for g in np.unique(lab[t]) if g > 0} - {int(g) for g in m}
+            if missing:
+                raise ValueError(f"patterns of tilt {t} lack grain(s) {sorted(missing)}")
     if drift is None:
         drift = estimate_drift(ds, cancel=cancel) if ds is not None else drift_from_images((lab > 0).astype(float))
     drift = np.asarray(drift, dtype=np.float64)
@@ -231,7 +257,14 @@ def track_grains(
     for t in range(n_t):
         check_cancel(cancel)
         grains = [int(g) for g in np.unique(lab[t]) if g > 0]
-        pats = _grain_patterns(ds, t, lab[t], bin) if ds is not None and pattern_weight > 0 else {}
+        if pattern_weight == 0:
+            pats = {}
+        elif patterns is not None:
+            pats = patterns[t]
+        elif ds is not None:
+            pats = grain_spot_patterns(tilt_array(ds, t), lab[t], bin=bin, center=ds.calibration.center)
+        else:
+            pats = {}
         cands = [tid for tid, (lt, _, _) in last.items() if t - lt <= max_gap + 1]
         mapping: dict[int, int] = {}
         if grains and cands:

@@ -109,12 +109,23 @@ class GrainChainBox(QGroupBox):
         self.solve.report.setPlainText(result.summary())
         self.export_btn.setEnabled(True)
         self.status.setText(f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "
-                            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map and frames")
+                            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map, frames, report.html")
 
     def _export_dialog(self) -> None:  # pragma: no cover - interactive dialog
         path = QFileDialog.getExistingDirectory(self, "Export the grain's files into")
         if path:
             self.export(path)
+
+    def _report_context(self):
+        """The grain's aperture over the tilts for report.html (None when the layer is gone)."""
+        from virtual_aperture.report import ReportContext, strip_images
+
+        try:
+            ds, labels = self._inputs()
+        except ValueError:
+            return None
+        return ReportContext(images=strip_images(ds, self.result.tilts), labels=labels,
+                             scan_step_nm=ds.calibration.scan_step_nm, source=ds.source or "napari")
 
     def export(self, directory: str | Path) -> list[Path]:
         """Write the last result's files into ``directory`` (never overwriting); [] on error."""
@@ -124,7 +135,7 @@ class GrainChainBox(QGroupBox):
             self.status.setText("error: solve a grain first")
             return []
         try:
-            paths = write_grain(self.result, directory)
+            paths = write_grain(self.result, directory, context=self._report_context())
         except (ValueError, OSError) as exc:
             self.status.setText(f"error: {exc}")
             return []
