@@ -59,6 +59,12 @@ _LAZY: dict[str, str] = {
     "solve_grain": ".workflow",
     "write_grain": ".workflow",
     "GrainResult": ".workflow",
+    # every grain of an acquisition
+    "solve_all_grains": ".batch",
+    "BatchResult": ".batch",
+    "GrainOutcome": ".batch",
+    "group_by_cell": ".grains.phases",
+    "Phase": ".grains.phases",
     # sessions
     "save_session": ".session",
     "load_session": ".session",
