@@ -154,3 +154,21 @@ def test_cli_solve_all_refuses_bad_combinations(tmp_path):
     grains_alone = subprocess.run([*cmd, "--grain", "1", "--grains", "1,2"], capture_output=True, text=True)
     assert grains_alone.returncode == 2 and "--grains and --workers go with --all" in grains_alone.stderr
     assert "Traceback" not in grains_alone.stderr
+
+
+@pytest.mark.slow
+def test_batch_on_a_local_cluster_of_processes_reading_from_disk(batch, tmp_path):
+    """Each worker process opens the zarr store itself (the task carries only the lazy graph)."""
+    distributed = pytest.importorskip("distributed")
+    ds, truth, labels, threaded, _, _ = batch
+    va.save_dataset(ds, tmp_path / "series.zarr")
+    on_disk = va.open_dataset(tmp_path / "series.zarr")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        res = va.solve_all_grains(on_disk, labels, out=tmp_path / "out", grains=[2, SPECK], client=client,
+                                  composition="TiO2", starts=2)
+    rows = {o.grain: o for o in res.outcomes}
+    assert rows[2].status == "solved" and rows[SPECK].status == "failed"
+    assert rows[2].cell == pytest.approx(threaded.outcomes[1].cell, rel=1e-3)
+    assert res.info["scheduler"].startswith("tcp://")
+    assert (tmp_path / "out" / "grain_2" / "structure.cif").is_file()
