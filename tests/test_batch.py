@@ -130,6 +130,9 @@ def test_summary_table_and_maps_on_disk(batch):
     d_true = np.abs(truth.orientations[1].T @ [0, 0, 1])
     assert om[two][0] / 255.0 == pytest.approx(d_true / d_true.max(), abs=0.02)
     assert "grains solved" in res.table_text()
+    from PIL import Image
+
+    assert Image.open(out / "maps.png").size[0] > 800
 
 
 def test_bad_batch_input_is_one_clear_error(batch, tmp_path):

@@ -296,15 +296,18 @@ def solve_all_grains(
     info = {"seconds": round(time.perf_counter() - t_start, 1),
             "scheduler": "threads" if client is None else str(getattr(client, "scheduler_info", lambda: {})()
                                                                .get("address", "distributed"))}
+    info["scan_step_nm"] = float(dataset.calibration.scan_step_nm)
     batch = BatchResult(tuple(outcomes), phases, pmap, omap, unassigned, out_path, info)
     if out_path is not None:
-        write_batch(batch, out_path, overwrite=True)
+        write_batch(batch, out_path, overwrite=True, labels=lab)
     return batch
 
 
-def write_batch(batch: BatchResult, out: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-    """Write ``summary.csv``, ``summary.json``, ``phase_map.tif`` (int32) and
-    ``orientation_map.tif`` (RGB uint8, IPF colours) of a batch into ``out``."""
+def write_batch(batch: BatchResult, out: str | os.PathLike, *, overwrite: bool = False,
+                labels: np.ndarray | None = None) -> list[Path]:
+    """Write ``summary.csv``, ``summary.json``, ``phase_map.tif`` (int32),
+    ``orientation_map.tif`` (RGB uint8, IPF colours) and ``maps.png`` (both maps as a figure with
+    axes in nm) of a batch into ``out``."""
     import tifffile
 
     from .crystal.export._atomic import atomic_path
@@ -328,4 +331,11 @@ def write_batch(batch: BatchResult, out: str | os.PathLike, *, overwrite: bool =
             rgb = np.round(255 * batch.orientation_map).astype(np.uint8)
             tifffile.imwrite(tmp, rgb, photometric="rgb", metadata={"axes": axes + "S"})
         paths += [out / "phase_map.tif", out / "orientation_map.tif"]
+        from .grains.phase_figure import maps_figure
+
+        with atomic_path(out / "maps.png", overwrite=overwrite) as tmp:
+            maps_figure(batch.phase_map, batch.orientation_map, batch.phases, out=tmp,
+                        scan_step_nm=float(batch.info.get("scan_step_nm", 1.0)),
+                        title=f"{batch.n_solved} of {len(batch.outcomes)} grains solved", labels=labels)
+        paths.append(out / "maps.png")
     return paths
