@@ -56,17 +56,15 @@ class SolveAllBox(QGroupBox):
             self.out_edit.setText(path)
 
     def _inputs(self) -> dict:
+        ds, labels = self.solve.chain._inputs()  # the same grains the one-grain chain solves
         ws = getattr(self.solve, "workspace", None)
-        if ws is None or ws.dataset is None or ws.grains is None:
-            raise ValueError("open a dataset and paint or propose grains first")
-        labels = np.array(ws.grains.data, copy=True)
         if not np.any(labels > 0):
             raise ValueError("no grains yet: paint or propose grains first")
         out = self.out_edit.text().strip() or None
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise ValueError(f"{out} exists and is not a folder")
-        client = ws.model.client() if hasattr(ws.model, "client") else None
-        return dict(dataset=ws.dataset, labels=labels, out=out, client=client, overwrite=False,
+        client = ws.model.client() if ws is not None else None
+        return dict(dataset=ds, labels=labels, out=out, client=client, overwrite=False,
                     composition=self.solve.comp_edit.text().strip() or None, starts=self.solve.starts_spin.value(),
                     seed=self.solve.seed_spin.value())
 
@@ -126,12 +124,14 @@ class SolveAllBox(QGroupBox):
     def _show_maps(self, batch) -> None:
         """Phase map (Labels) and orientation map (RGB) over the real-space view, on the grains'
         scale and translation; replaced, not duplicated, on the next run."""
-        ws = self.solve.workspace
+        ws = getattr(self.solve, "workspace", None)
         viewer = self.solve.viewer
-        if viewer is None or ws is None or ws.grains is None:
+        grains = ws.grains if ws is not None else (viewer.layers["grains"] if viewer is not None
+                                                   and "grains" in viewer.layers else None)
+        if viewer is None or grains is None:
             return
-        geo = {"scale": ws.grains.scale, "translate": ws.grains.translate}
-        units = getattr(ws.grains, "units", None)
+        geo = {"scale": grains.scale, "translate": grains.translate}
+        units = getattr(grains, "units", None)
         if units is not None:
             geo["units"] = units
         for name in (PHASE_LAYER, ORIENTATION_LAYER):
