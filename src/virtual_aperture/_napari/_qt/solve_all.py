@@ -63,6 +63,8 @@ class SolveAllBox(QGroupBox):
         out = self.out_edit.text().strip() or None
         if out is not None and Path(out).exists() and not Path(out).is_dir():
             raise ValueError(f"{out} exists and is not a folder")
+        if out is not None and (Path(out) / "summary.csv").exists():
+            raise ValueError(f"{Path(out) / 'summary.csv'} already exists: choose another folder")
         client = ws.model.client() if ws is not None else None
         return dict(dataset=ds, labels=labels, out=out, client=client, overwrite=False,
                     composition=self.solve.comp_edit.text().strip() or None, starts=self.solve.starts_spin.value(),
