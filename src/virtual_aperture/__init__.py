@@ -65,6 +65,12 @@ _LAZY: dict[str, str] = {
     "GrainResult": ".workflow",
     "ReportContext": ".report",
     "write_report": ".report",
+    # every grain of an acquisition
+    "solve_all_grains": ".batch",
+    "BatchResult": ".batch",
+    "GrainOutcome": ".batch",
+    "group_by_cell": ".grains.phases",
+    "Phase": ".grains.phases",
     # sessions
     "save_session": ".session",
     "load_session": ".session",

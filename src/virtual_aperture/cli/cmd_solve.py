@@ -33,7 +33,15 @@ def register(subparsers) -> None:
     )
     p.add_argument("path", nargs="+", help="5D dataset (one file, or one 4D file per tilt)")
     p.add_argument("--labels", required=True, help="grain labels: TIFF/.npy (sy, sx) or (n_tilt, sy, sx), or a session file")
-    p.add_argument("--grain", required=True, type=int, help="label of the grain to solve")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--grain", type=int, help="label of the grain to solve")
+    which.add_argument("--all", action="store_true",
+                       help="solve every grain of the labels (one task per grain; a folder per grain, "
+                            "summary.csv, phase and orientation maps)")
+    p.add_argument("--grains", default=None, metavar="N,N,...",
+                   help="with --all: only these labels (default: every label present)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --all and no --scheduler: grains solved at once in threads (default 1)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--composition", default=None, help="cell contents or formula unit, e.g. TiO2")
     p.add_argument("--space-group", default=None, help="space group in the indexed setting (default: suggested)")
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     from ._runtime import cli_progress, staged_progress
 
     labels, session_cal = read_labels(args.labels)
+    if not args.all and (args.grains is not None or args.workers is not None):
+        raise ValueError("--grains and --workers go with --all")
     ds = open_from_args(args)
     overridden = any(getattr(args, n) is not None for n in
                      ("pixel_size", "beam_energy", "tilt_angles", "tilt_axis", "center", "scan_step"))
@@ -105,12 +115,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"solve needs a tilt series (5D, one scan per tilt); {Path(args.path[0]).name} is "
                          "one 4D scan: pass one file per tilt with --tilt-angles, or sum a grain with "
                          "`virtual-aperture sum` and find its peaks and cell with `virtual-aperture index`")
-    out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
+    if args.all:
+        out = None
+    else:
+        out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
     if args.descan:
         from virtual_aperture.crystal.calibrate import calibrate_descan
 
         cal, _ = calibrate_descan(ds, progress=cli_progress("descan"))
         ds = ds.with_calibration(center=cal.center, extra=cal.extra)
+    if args.all:
+        from ._solve_all import run_all
+
+        return run_all(args, ds, labels)
     client = open_client(args.scheduler)
     try:
         res = solve_grain(ds, labels, args.grain, composition=args.composition, space_group=args.space_group,
