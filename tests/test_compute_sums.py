@@ -4,8 +4,14 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from virtual_aperture.compute import (ApertureSum, ApertureSumResult, VirtualImageUpdater, aperture_sums,
-                                      pattern_at, region_mean)
+from virtual_aperture.compute import (
+    ApertureSum,
+    ApertureSumResult,
+    VirtualImageUpdater,
+    aperture_sums,
+    pattern_at,
+    region_mean,
+)
 
 
 def streamed(a, chunks):

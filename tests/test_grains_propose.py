@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from test_grains_support import make_sample
 
 import virtual_aperture as va
 from virtual_aperture.grains import grain_coherence, neighbour_dissimilarity, propose_grains
 from virtual_aperture.grains._kernels import grow_regions, seed_scores
 from virtual_aperture.model import Dataset
-
-from test_grains_support import make_sample
 
 
 def matched_ious(pred: np.ndarray, truth_labels: np.ndarray, footprints: np.ndarray) -> np.ndarray:

@@ -69,8 +69,9 @@ print(json.dumps(results))
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
     """Three big sparse files opened in one fresh subprocess; returns what it measured."""
-    import h5py
     import shutil
+
+    import h5py
 
     tmp = tmp_path_factory.mktemp("big")
     if shutil.disk_usage(tmp).free < GIB:

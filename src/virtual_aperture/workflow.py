@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,8 @@ class GrainResult:
         idx, o, sol = self.indexing, self.merge_stats.overall, self.solution
         cell = " ".join(f"{v:.4f}" for v in idx.cell[:3]) + " " + " ".join(f"{v:.2f}" for v in idx.cell[3:])
         lines = [
-            f"grain {self.grain}: {len(self.tilts)} tilts {self.tilt_angles_deg[0]:+.1f}…{self.tilt_angles_deg[-1]:+.1f}°, "
+            f"grain {self.grain}: {len(self.tilts)} tilts "
+            f"{self.tilt_angles_deg[0]:+.1f}…{self.tilt_angles_deg[-1]:+.1f}°, "
             f"{int(sum(len(p) for p in self.peaks))} peaks, {100 * idx.indexed_fraction:.1f} % indexed "
             f"(rmsd {idx.rmsd_px:.2f} px)",
             f"cell {cell} ({idx.lattice}); space group {self.space_group}",
@@ -306,7 +308,13 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     with the headers DIALS/XDS read). Refuses to overwrite unless ``overwrite=True``.
     """
     from .crystal.export import (
-        SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_reflections_cif, write_smv, write_solution,
+        SOLUTION_FILES,
+        check_free,
+        write_hkl,
+        write_mrc_stack,
+        write_reflections_cif,
+        write_smv,
+        write_solution,
     )
 
     out = check_free(out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=overwrite)

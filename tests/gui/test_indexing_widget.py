@@ -9,7 +9,10 @@ from virtual_aperture.model.calibration import electron_wavelength
 CELL = (5.2, 5.5, 9.2, 90, 90, 90)
 
 
-def render_series(seed=2, tilts=np.arange(-30, 30.1, 2.0)):
+TILTS = np.arange(-30, 30.1, 2.0)
+
+
+def render_series(seed=2, tilts=TILTS):
     rng = np.random.default_rng(seed)
     UB = geo.random_rotation(rng) @ geo.reciprocal_basis(CELL)
     hkl = geo.miller_indices_within(CELL, 0.8)

@@ -22,6 +22,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
+    import tifffile
+
     from virtual_aperture.crystal.calibrate import calibrate_descan
     from virtual_aperture.crystal.compare import match_to_reference, reference_sites
     from virtual_aperture.crystal.refine import nearest_rotation
@@ -30,8 +32,6 @@ def run_solve_demo(out: Path, *, seed: int = 3, client=None) -> dict:
     from virtual_aperture.sample import simulate_agglomerate
     from virtual_aperture.sample.structures import STRUCTURE_DIR
     from virtual_aperture.workflow import grain_tilts, solve_grain, write_grain
-
-    import tifffile
 
     from ._runtime import cli_progress, staged_progress
 

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from .cmd_info import _add_open_options, open_from_args
 from ._runtime import cli_progress, close_client, open_client
+from .cmd_info import _add_open_options, open_from_args
 
 
 def run(args: argparse.Namespace) -> int:

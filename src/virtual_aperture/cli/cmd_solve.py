@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "solve",
         help="solve the structure of one grain of a tilt series (sum → peaks → index → integrate → phase)",
-        description="The whole chain for one grain of a 5D tilt series; writes CIF, CCP4 map, SHELX .hkl/.ins/.res, "
+        description="The whole chain for one grain of a 5D tilt series; "
+                    "writes CIF, CCP4 map, SHELX .hkl/.ins/.res, "
         "reflections CIF, an MRC and SMV frame stack and a JSON report.",
     )
     p.add_argument("path", nargs="+", help="5D dataset (one file, or one 4D file per tilt)")
@@ -69,7 +70,8 @@ def read_labels(path: str):
 
         s = load_session(p)
         return s.grains, s.calibration
-    raise ValueError(f"--labels {path!r}: expected a .tif/.tiff/.npy labels image or a session ({', '.join(SESSION_SUFFIXES)})")
+    raise ValueError(f"--labels {path!r}: expected a .tif/.tiff/.npy labels "
+                     f"image or a session ({', '.join(SESSION_SUFFIXES)})")
 
 
 def _known_cell(text: str | None):

@@ -45,7 +45,7 @@ class ApertureSum:
             self.set_mask(mask)
 
     # ---- updates -----------------------------------------------------------------------------
-    def set_mask(self, mask) -> "ApertureSum":
+    def set_mask(self, mask) -> ApertureSum:
         """Replace the mask; only positions that differ from the current mask are read."""
         new = prepare_scan_mask(mask, self._src.scan_shape)
         add_y, add_x = np.nonzero(new & ~self._mask)
@@ -55,14 +55,14 @@ class ApertureSum:
         self._mask = new.copy()
         return self
 
-    def add(self, positions) -> "ApertureSum":
+    def add(self, positions) -> ApertureSum:
         """Add scan positions ``(n, 2)`` int (y, x); positions already in the mask are ignored."""
         ys, xs = self._new_positions(positions, want=False)
         self._apply(ys, xs, np.ones(ys.size))
         self._mask[ys, xs] = True
         return self
 
-    def remove(self, positions) -> "ApertureSum":
+    def remove(self, positions) -> ApertureSum:
         """Remove scan positions ``(n, 2)`` int (y, x); positions not in the mask are ignored."""
         ys, xs = self._new_positions(positions, want=True)
         self._apply(ys, xs, -np.ones(ys.size))

@@ -9,8 +9,8 @@ is reached as numpy blocks without dask so kernels run at memory bandwidth; anyt
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import dask.array as da
 import numpy as np

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .executor import CancelToken, ProgressFn, check_cancel, check_client, local_workers, parse_memory_budget, stream
+from .executor import (
+    CancelToken,
+    ProgressFn,
+    check_cancel,
+    check_client,
+    local_workers,
+    parse_memory_budget,
+    stream,
+)
 from .source import Source
 from .validate import Masks, prepare_masks, prepare_shifts
 

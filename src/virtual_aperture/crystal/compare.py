@@ -9,7 +9,7 @@ the one that matches most reference atoms.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -23,11 +23,18 @@ reflections with |g·(ẑ × e)| < 0.05·|g|.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .geometry import cell_from_basis, miller_indices_within, predict_reflections, tilt_axis_vector, tilt_rotation
+from .geometry import (
+    cell_from_basis,
+    miller_indices_within,
+    predict_reflections,
+    tilt_axis_vector,
+    tilt_rotation,
+)
 from .reflections import Reflections, check_cancel
 
 __all__ = ["integrate_reflections"]

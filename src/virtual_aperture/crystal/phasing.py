@@ -26,8 +26,9 @@ space group (gemmi ``symmetrize_avg``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.fft as sfft

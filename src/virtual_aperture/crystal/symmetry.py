@@ -89,7 +89,9 @@ def _ios(r: Reflections) -> np.ndarray:
 
 
 def suggest_laue_class(reflections: Reflections) -> tuple[str, list[dict]]:
-    """The suggested Laue class and a table (one dict per candidate: laue, r_int, cc_half, order, accepted)."""
+    """The suggested Laue class and a table.
+
+    One dict per candidate: laue, r_int, cc_half, order, accepted."""
     import gemmi
 
     rows = []

@@ -7,10 +7,10 @@
 * :func:`estimate_drift`, :func:`track_grains` – one id per grain through a tilt series.
 """
 
+from .peaks import find_vectors
 from .propose import GrainProposal, propose_grains
 from .similarity import grain_coherence, neighbour_dissimilarity
 from .tracking import Tracks, estimate_drift, track_grains
-from .peaks import find_vectors
 from .vectors import Crystal, VectorClusters, cluster_vectors, vector_selective_sum
 
 __all__ = [

@@ -10,19 +10,18 @@ so two patterns correlate when they share reflections, i.e. come from the same c
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from ..compute.executor import Cancelled, check_cancel  # noqa: F401  (shared by the grain modules)
 from ..model.dataset import Dataset
 
 #: Largest number of binned detector pixels used by automatic binning.
 MAX_FEATURES = 1024
-
-
-from ..compute.executor import Cancelled, check_cancel  # noqa: F401  (shared by the grain modules)
 
 
 def report(progress: Callable[[int, int], Any] | None, done: int, total: int) -> None:
@@ -135,8 +134,9 @@ def spot_features(frames: np.ndarray, bin: int, cmask: np.ndarray, *, window: in
     """Bragg-spot features of patterns ``(..., k_y, k_x)`` → ``(..., k_y//bin, k_x//bin)`` float32.
 
     sqrt of the binned counts minus its radial mean profile about the central disk, minus its
-    local mean over ``window``×``window`` binned pixels (a linear high-pass: a smooth background, like vacuum or amorphous rings, leaves zero-mean
-    noise that does not correlate between positions), central disk (``cmask``) zeroed.
+    local mean over ``window``×``window`` binned pixels (a linear high-pass: a smooth background,
+    like vacuum or amorphous rings, leaves zero-mean noise that does not correlate between
+    positions), central disk (``cmask``) zeroed.
     """
     b = bin_frames(frames, bin)
     np.maximum(b, 0, out=b)

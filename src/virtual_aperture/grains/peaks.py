@@ -6,7 +6,8 @@ e.g. 65 536 scan positions, where a per-pattern template matcher would be too sl
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask
 import numpy as np

@@ -16,8 +16,9 @@ py4DSTEM ``process/utils/cluster.py``, re-implemented here):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage

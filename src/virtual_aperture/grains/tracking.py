@@ -31,7 +31,6 @@ def estimate_drift(dataset: Any, *, upsample: int = 10, client: Any = None, canc
     ``(n_tilts, 2)`` float: ``(dy, dx)`` in scan pixels; an object at ``p`` on tilt 0 is at
     ``p + drift[t]`` on tilt ``t``. Zeros for 4D data.
     """
-    from skimage.registration import phase_cross_correlation
 
     from ..compute import virtual_image
     from ..compute.detectors import annular_dark_field

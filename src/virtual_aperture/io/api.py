@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any
 
 from ..model.calibration import Calibration, electron_wavelength
 from ..model.dataset import DEFAULT_CHUNK_BYTES, Dataset, scan_chunks

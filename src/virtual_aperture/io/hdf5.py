@@ -53,7 +53,7 @@ class H5Source:
             return f[self.name][key]
 
     @classmethod
-    def of(cls, ds: h5py.Dataset) -> "H5Source":
+    def of(cls, ds: h5py.Dataset) -> H5Source:
         return cls(ds.file.filename, ds.name, ds.shape, ds.dtype)
 
 

@@ -126,7 +126,7 @@ class Calibration:
         return ((detector_shape[0] - 1) / 2.0, (detector_shape[1] - 1) / 2.0)
 
     # ---- copies and serialisation ---------------------------------------------------------
-    def replace(self, **changes: Any) -> "Calibration":
+    def replace(self, **changes: Any) -> Calibration:
         """A copy with some fields changed (validated like the constructor)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -141,7 +141,7 @@ class Calibration:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         for k in ("tilt_angles_deg", "center", "ellipticity"):

@@ -8,7 +8,8 @@ address from the settings (empty = local threads) is used for the sums.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (

@@ -9,7 +9,8 @@ the only place layers are touched. Failures become napari notifications.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
