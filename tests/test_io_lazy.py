@@ -42,7 +42,7 @@ def sparse_mib(path: Path, sy: int, sx: int, h: int = 256, w: int = 256) -> Path
 PROBE = r"""
 import json, os, sys, time, psutil, numpy as np
 import virtual_aperture as va
-import dask.array, h5py, zarr, rsciio.quantumdetector, virtual_aperture.io.api  # imports are not data
+import dask.array, h5py, zarr, rsciio.quantumdetector, virtual_aperture.io.dispatch  # imports are not data
 proc = psutil.Process()
 results = {}
 for path, kw in json.loads(sys.argv[1]):
@@ -115,7 +115,7 @@ SAVE = r"""
 import resource, sys, json, dask.array as da, numpy as np
 import virtual_aperture as va
 from virtual_aperture.io import save_dataset
-import zarr, numcodecs, virtual_aperture.io.store, virtual_aperture.io.api  # imports are not data
+import zarr, numcodecs, virtual_aperture.io.store, virtual_aperture.io.dispatch  # imports are not data
 da.zeros((2, 2), chunks=1).sum().compute()  # start the thread pool
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 data = (da.ones((64, 64, 256, 256), dtype=np.uint16, chunks=(1, 64, 256, 256))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from test_phasing import P212121_CELL, P212121_SITES, make_structure
 
+from virtual_aperture.compute import Cancelled
 from virtual_aperture.crystal.phasing import charge_flip
-from virtual_aperture.crystal.reflections import Cancelled
 from virtual_aperture.crystal.solve import simulate_reflections
 
 

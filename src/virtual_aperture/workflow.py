@@ -203,12 +203,13 @@ def solve_grain(
     """
     from .compute import aperture_sums
     from .compute.detectors import measure_central_disk
+    from .compute.executor import check_cancel
     from .crystal.descan import descan_shifts
     from .crystal.indexing import index_tilt_series
     from .crystal.integrate import integrate_reflections
     from .crystal.merge import merge_reflections
     from .crystal.peaks import find_bragg_peaks
-    from .crystal.reflections import check_cancel, check_cell_matches_space_group
+    from .crystal.reflections import check_cell_matches_space_group
     from .crystal.solve import solve_structure
     from .crystal.symmetry import suggest_laue_class, suggest_space_groups
 

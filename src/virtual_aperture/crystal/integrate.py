@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compute.executor import check_cancel
 from .geometry import (
     cell_from_basis,
     miller_indices_within,
@@ -35,7 +36,7 @@ from .geometry import (
     tilt_axis_vector,
     tilt_rotation,
 )
-from .reflections import Reflections, check_cancel
+from .reflections import Reflections
 
 __all__ = ["integrate_reflections"]
 

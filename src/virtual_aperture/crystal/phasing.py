@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from ..compute.executor import check_cancel, is_cancelled
 from .geometry import reciprocal_basis
-from .reflections import Reflections, check_cancel, is_cancelled, parse_space_group
+from .reflections import Reflections, parse_space_group
 
 __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
 

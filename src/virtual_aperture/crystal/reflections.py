@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from ..compute.executor import Cancelled, check_cancel, is_cancelled  # noqa: F401  (used by the crystal modules)
 from .geometry import reciprocal_basis
 
 __all__ = ["Reflections", "parse_space_group", "check_cell_matches_space_group"]

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from ..compute.executor import check_cancel
 from .atoms import Atom, find_atoms, r_factor, structure_factors
 from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
-from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
+from .reflections import Reflections, check_cell_matches_space_group, parse_space_group
 
 __all__ = ["solve_structure", "Solution", "simulate_reflections"]
 

@@ -8,7 +8,8 @@
 """
 
 from .peaks import find_vectors
-from .propose import GrainProposal, propose_grains
+from .proposal import GrainProposal
+from .propose import propose_grains
 from .similarity import grain_coherence, neighbour_dissimilarity
 from .tracking import Tracks, estimate_drift, track_grains
 from .vectors import Crystal, VectorClusters, cluster_vectors, vector_selective_sum

@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage
 
-from ..compute.executor import Cancelled, check_cancel  # noqa: F401  (shared by the grain modules)
+from ..compute.executor import check_cancel
 from ..model.dataset import Dataset
 
 #: Largest number of binned detector pixels used by automatic binning.

@@ -12,7 +12,8 @@ from typing import Any
 import dask
 import numpy as np
 
-from ._common import as_dataset, central_mask, check_cancel, report, tilt_array
+from ..compute.executor import check_cancel
+from ._common import as_dataset, central_mask, report, tilt_array
 from ._kernels import find_peaks_kernel
 
 

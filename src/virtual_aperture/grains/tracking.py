@@ -16,7 +16,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from ._common import as_dataset, central_mask, check_cancel, spot_features, tilt_array
+from ..compute.executor import check_cancel
+from ._common import as_dataset, central_mask, spot_features, tilt_array
+from .proposal import GrainProposal
 
 
 def estimate_drift(dataset: Any, *, upsample: int = 10, client: Any = None, cancel: Any = None) -> np.ndarray:
@@ -138,10 +140,8 @@ class Tracks:
             out[t] = lut[self.labels[t]]
         return out
 
-    def apply_to(self, proposal: Any) -> Any:
+    def apply_to(self, proposal: GrainProposal) -> GrainProposal:
         """A copy of a :class:`GrainProposal` of the whole series with track ids."""
-        from .propose import GrainProposal
-
         def remap(per_tilt: list[dict]) -> list[dict]:
             return [{self.ids[t][k]: v for k, v in d.items() if k in self.ids[t]} for t, d in enumerate(per_tilt)]
 

@@ -14,6 +14,7 @@ import dask.array as da
 from ..model.dataset import Dataset
 from .errors import fail
 from .formats import SUPPORTED_EXTENSIONS, is_zarr_dir
+from .scan import open_scan
 
 #: file-name patterns tried in order; each has a group named ``angle``
 DEFAULT_PATTERNS = (
@@ -103,8 +104,6 @@ def open_tilt_series(
         No files; a scan that cannot be read; scans of different shapes or dtypes; missing or
         duplicate angles.
     """
-    from .api import open_dataset
-
     allowed = {"scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_axis_deg", "center", "scan_shape", "chunk_bytes"}
     unknown = set(calibration) - allowed
     if unknown:
@@ -123,7 +122,7 @@ def open_tilt_series(
             raise ValueError("open_tilt_series needs at least one file")
     if tilt_angles_deg is not None and len(tilt_angles_deg) != len(files):
         raise fail(where, f"{len(tilt_angles_deg)} tilt angles given for {len(files)} files")
-    scans = [open_dataset(f, format=format, **calibration) for f in files]
+    scans = [open_scan(f, format=format, **calibration) for f in files]
     for f, s in zip(files, scans):
         if s.is_tilt_series:
             raise fail(f, f"is already 5D {s.shape}; a tilt series is built from 4D scans")

@@ -23,10 +23,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from virtual_aperture.compute.executor import check_cancel
+
 from ..export import safe_name, save_pattern_stack
 from ..live import as_tilt_stack
 from ..reader import META_KEY
-from .jobs import check_cancel
 
 
 def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, address: str = "",

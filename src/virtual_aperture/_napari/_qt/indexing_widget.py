@@ -162,9 +162,9 @@ class IndexingWidget(QWidget):
             changes["pixel_size"] = self.pixel_spin.value()
         text = self.tilts_edit.text().replace(",", " ").split()
         if text:
-            from virtual_aperture.cli.cmd_index import parse_tilts
+            from virtual_aperture.model.tilts import parse_tilt_angles
 
-            changes["tilt_angles_deg"] = parse_tilts([float(v) for v in text], n)
+            changes["tilt_angles_deg"] = parse_tilt_angles(text, n)
         elif cal.tilt_angles_deg is None or len(cal.tilt_angles_deg) != n:
             changes["tilt_angles_deg"] = tuple(float(i) for i in range(n)) if n > 1 else None
             if n > 1:

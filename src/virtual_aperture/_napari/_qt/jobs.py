@@ -17,18 +17,6 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from .runner import notify_error
 
 
-def check_cancel(token: Any) -> None:
-    """Raise the engine's ``Cancelled`` when ``token`` was cancelled."""
-    if hasattr(token, "raise_if_cancelled"):
-        token.raise_if_cancelled()
-        return
-    flag = getattr(token, "cancelled", False)
-    if (flag() if callable(flag) else flag):
-        from virtual_aperture.compute import Cancelled
-
-        raise Cancelled("cancelled")
-
-
 class JobRunner(QObject):
     busy_changed = Signal(bool)
     message = Signal(str)

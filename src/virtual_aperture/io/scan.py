@@ -1,4 +1,4 @@
-"""``open_dataset``: any supported file, folder or list of files → a lazy :class:`Dataset`."""
+"""One scan file or zarr folder → a lazy :class:`Dataset` (readers dispatched, calibration resolved)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..model.calibration import Calibration, electron_wavelength
 from ..model.dataset import DEFAULT_CHUNK_BYTES, Dataset, scan_chunks
 from .binary import empad_xml_for_raw, read_npy
 from .errors import ReadError, fail
-from .formats import Raw, check_content, format_for, is_zarr_dir, supported_list
+from .formats import Raw, check_content, format_for
 from .units import tilt_from_metadata
 
 #: calibration keywords shared by open_dataset and open_tilt_series
@@ -84,8 +84,8 @@ def _shape_to_4d(path: Path, raw: Raw, scan_shape: tuple[int, int] | None) -> An
     return data
 
 
-def open_dataset(
-    path: str | os.PathLike | Sequence[str | os.PathLike],
+def open_scan(
+    path: str | os.PathLike,
     *,
     format: str | None = None,
     scan_step_nm: float | None = None,
@@ -97,59 +97,26 @@ def open_dataset(
     scan_shape: tuple[int, int] | None = None,
     chunk_bytes: int | None = None,
 ) -> Dataset:
-    """Open a 4D-STEM scan or a 5D tilt series lazily.
+    """Open one file or zarr folder lazily (what :func:`~virtual_aperture.open_dataset` does for a
+    single file; folders and lists of files go through :func:`~virtual_aperture.open_tilt_series`).
 
     Parameters
     ----------
     path
-        A file, a zarr folder, a folder of 4D scans (→ 5D tilt series) or a list of files
-        (→ 5D tilt series, see :func:`open_tilt_series`).
-    format
-        Force a reader (``"mib"``, ``"hspy"``, ``"hdf5"``, ``"zarr"``, ``"npy"``, ...) instead of
-        choosing it from the extension.
-    scan_step_nm, pixel_size, beam_energy_kv, tilt_angles_deg, tilt_axis_deg, center
-        Calibration overrides (nm; Å⁻¹ per detector pixel; kV; degrees; degrees; ``(k_y, k_x)``
-        pixels). Values given here win over those read from the file.
-    scan_shape
-        ``(ny, nx)`` for files that store a flat stack of frames (Merlin without ``.hdr``, MRC,
-        TVIPS, Arina, 3D arrays).
-    chunk_bytes
-        Target bytes per dask chunk (whole detector frames per chunk; default 128 MiB).
+        One detector file or zarr folder.
+    format, scan_step_nm, pixel_size, beam_energy_kv, tilt_angles_deg
+        As for :func:`~virtual_aperture.open_dataset`.
+    tilt_axis_deg, center, scan_shape, chunk_bytes
+        As for :func:`~virtual_aperture.open_dataset`.
 
     Returns
     -------
     Dataset
-        Lazy: ``data`` is a dask array; nothing is read until computed. ``metadata["format"]``
-        names the reader; ``metadata["calibration_source"]`` says where each value came from.
-
-    Raises
-    ------
-    ReadError
-        The file is missing, empty, truncated, of an unknown format, not 4D/5D, or inconsistent;
-        the message names the file and the problem.
+        Lazy 4D or 5D dataset.
     """
     overrides = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
                  "tilt_axis_deg": tilt_axis_deg, "center": center}
-    if isinstance(path, (list, tuple)) or (not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")):
-        paths = list(path)
-        if len(paths) == 1:  # napari hands over lists; one file is one scan
-            return open_dataset(paths[0], format=format, tilt_angles_deg=tilt_angles_deg, scan_shape=scan_shape,
-                                chunk_bytes=chunk_bytes, **overrides)
-        from .tilt import open_tilt_series
-
-        return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format,
-                                scan_shape=scan_shape, chunk_bytes=chunk_bytes, **overrides)
     p = Path(os.fspath(path))
-    if p.is_dir() and not is_zarr_dir(p):
-        from .tilt import dataset_files, open_tilt_series
-
-        files = dataset_files(p)
-        if not files:
-            raise fail(p, f"the folder holds no supported files (supported: {supported_list()})")
-        if len(files) > 1:
-            return open_tilt_series(p, tilt_angles_deg=tilt_angles_deg, format=format,
-                                    scan_shape=scan_shape, chunk_bytes=chunk_bytes, **overrides)
-        p = files[0]
     target = int(chunk_bytes) if chunk_bytes is not None else DEFAULT_CHUNK_BYTES
     if target <= 0:
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
@@ -217,4 +184,4 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
     return cal, sources
 
 
-__all__ = ["open_dataset", "read_raw", "CALIBRATION_KEYS"]
+__all__ = ["CALIBRATION_KEYS", "open_scan", "read_raw"]
