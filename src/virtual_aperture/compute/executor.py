@@ -193,7 +193,8 @@ def _compute_sync(task: Any) -> Any:
     return result
 
 
-def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) -> None:
+def _stream_distributed(tasks: Sequence[Any], accumulate: Callable[[int, Any], None], client: Any,
+                        in_flight: int | None, progress: ProgressFn | None, cancel: Any) -> None:
     from distributed import as_completed
 
     total = len(tasks)
@@ -207,7 +208,7 @@ def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) 
     next_i = 0
     done = 0
 
-    def submit(i: int):
+    def submit(i: int) -> Any:
         fut = client.compute(tasks[i])
         index[fut.key] = i
         return fut

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -23,11 +24,12 @@ class MemmapSource:
     requested block (dask copies a whole numpy memmap handed to ``from_array``; this does not).
     Picklable (holds the path, not the map), so it also works with a distributed client."""
 
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int, order: str = "C"):
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int,
+                 order: Literal["C", "F"] = "C") -> None:
         self.path, self.dtype, self.shape, self.offset, self.order = str(path), np.dtype(dtype), shape, offset, order
         self.ndim = len(shape)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> np.ndarray:
         mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order)
         return np.array(mm[key])
 

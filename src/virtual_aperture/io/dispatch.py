@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from ..model.dataset import Dataset
 from .errors import fail
@@ -62,7 +63,7 @@ def open_dataset(
         The file is missing, empty, truncated, of an unknown format, not 4D/5D, or inconsistent;
         the message names the file and the problem.
     """
-    overrides = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
+    overrides: dict[str, Any] = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
                  "tilt_axis_deg": tilt_axis_deg, "center": center}
     if isinstance(path, (list, tuple)) or (not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")):
         paths = list(path)
@@ -71,7 +72,7 @@ def open_dataset(
                                 chunk_bytes=chunk_bytes, **overrides)
         return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format,
                                 scan_shape=scan_shape, chunk_bytes=chunk_bytes, **overrides)
-    p = Path(os.fspath(path))
+    p = Path(os.fspath(cast("str | os.PathLike", path)))
     if p.is_dir() and not is_zarr_dir(p):
         files = dataset_files(p)
         if not files:

@@ -114,7 +114,7 @@ def open_scan(
     Dataset
         Lazy 4D or 5D dataset.
     """
-    overrides = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
+    overrides: dict[str, Any] = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
                  "tilt_axis_deg": tilt_axis_deg, "center": center}
     p = Path(os.fspath(path))
     target = int(chunk_bytes) if chunk_bytes is not None else DEFAULT_CHUNK_BYTES

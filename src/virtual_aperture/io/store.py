@@ -107,7 +107,7 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool =
     per = total if progress is None else max(1, math.ceil(total / 50))
     for i in range(0, total, per):
         lo, hi = int(bounds[i]), int(bounds[min(total, i + per)])
-        da.store(data[lo:hi], arr, regions=(slice(lo, hi),), lock=False)
+        da.store(data[lo:hi], arr, regions=(slice(lo, hi),), lock=False)  # type: ignore[arg-type]  # zarr target
         if progress is not None:
             progress(min(total, i + per), total)
     return path

@@ -131,11 +131,11 @@ def open_tilt_series(
     else:
         named = [angle_from_name(f, pattern) for f in files]
         if all(a is not None for a in named):
-            angles, source = named, "file names"
+            angles, source = [a for a in named if a is not None], "file names"
         else:
             stage = [s.metadata.get("stage_tilt_deg") for s in scans]
             if all(a is not None for a in stage):
-                angles, source = [float(a) for a in stage], "metadata"
+                angles, source = [float(a) for a in stage if a is not None], "metadata"
             else:
                 missing = [f.name for f, a in zip(files, named) if a is None][:5]
                 raise fail(where, "no tilt angle for " + ", ".join(missing) +
