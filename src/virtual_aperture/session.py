@@ -176,6 +176,16 @@ def _write_zarr(path: Path, grains: np.ndarray, dets: dict[str, np.ndarray], met
 def load_session(path: str | os.PathLike) -> Session:
     """Read a session written by :func:`save_session`.
 
+    Parameters
+    ----------
+    path
+        A session file written by :func:`save_session`.
+
+    Returns
+    -------
+    Session
+        Grains, grain names, detectors, calibration and the dataset's source.
+
     Raises
     ------
     FileNotFoundError

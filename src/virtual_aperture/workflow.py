@@ -193,6 +193,12 @@ def solve_grain(
     cancel
         A token with ``.cancelled``; checked between and inside stages.
 
+    Returns
+    -------
+    GrainResult
+        Every stage's result (sums, peaks, indexing, reflections, merging statistics, solution) and
+        ``solved``; write its files with :func:`write_grain`.
+
     Raises
     ------
     ValueError
@@ -307,6 +313,22 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     ready for SHELXT/SHELXL/Olex2), ``reflections.cif`` (merged), ``frames.mrc`` (the summed
     patterns as an MRC stack with pixel size and tilt angles) and ``smv/`` (one SMV image per tilt
     with the headers DIALS/XDS read). Refuses to overwrite unless ``overwrite=True``.
+
+    Parameters
+    ----------
+    result
+        What :func:`solve_grain` returned.
+    out
+        The output folder (created).
+    overwrite
+        Replace existing files.
+    physical_pixel_mm
+        Detector pixel size (mm) written into the SMV headers.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
     """
     from .crystal.export import (
         SOLUTION_FILES,

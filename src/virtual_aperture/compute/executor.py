@@ -109,6 +109,11 @@ def get_client(address_or_client: Any = None, *, n_workers: int = 2, threads_per
         checked (it must not be closed) and returned.
     n_workers, threads_per_worker, memory_limit
         Used only for ``"local"``.
+
+    Returns
+    -------
+    distributed.Client or None
+        The client, or ``None`` for in-process threads.
     """
     if address_or_client is None:
         return None

@@ -42,6 +42,20 @@ def region_mean(data: Any, mask_or_positions: Any, *, tilt: int = 0) -> np.ndarr
 
     ``mask_or_positions``: a boolean scan mask ``(sy, sx)`` or positions ``(n, 2)`` int (y, x)
     (duplicates counted once). Raises ``ValueError`` for an empty region.
+
+    Parameters
+    ----------
+    data
+        A 4D/5D :class:`~virtual_aperture.Dataset` or array.
+    mask_or_positions
+        A boolean scan mask ``(sy, sx)`` or int positions ``(n, 2)`` ``(y, x)``.
+    tilt
+        The tilt to read (5D data).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(k_y, k_x)`` mean pattern.
     """
     src = Source(data)
     m = np.asarray(mask_or_positions)

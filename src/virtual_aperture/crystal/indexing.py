@@ -237,6 +237,11 @@ def index_tilt_series(
     min_indexed
         Refuse (IndexingError) when less than this fraction of the peaks can be indexed.
 
+    Returns
+    -------
+    IndexingResult
+        Cell, lattice, ``UB``, Miller indices per peak, residuals and the refined calibration.
+
     Raises
     ------
     IndexingError

@@ -374,6 +374,11 @@ def charge_flip(
         A ``dask.distributed.Client`` to run the starts on; default: dask threads.
     progress, cancel
         ``progress(done, total)`` in iterations; a cancel token (raises ``Cancelled``).
+
+    Returns
+    -------
+    PhasingResult
+        The best start: potential map, phases, R_CF, convergence and symmetry agreement.
     """
     import dask
 

@@ -30,8 +30,18 @@ def estimate_drift(dataset: Any, *, upsample: int = 10, client: Any = None, canc
 
     Returns
     -------
-    ``(n_tilts, 2)`` float: ``(dy, dx)`` in scan pixels; an object at ``p`` on tilt 0 is at
-    ``p + drift[t]`` on tilt ``t``. Zeros for 4D data.
+    numpy.ndarray
+        ``(n_tilts, 2)`` float: ``(dy, dx)`` in scan pixels; an object at ``p`` on tilt 0 is at
+        ``p + drift[t]`` on tilt ``t``. Zeros for 4D data.
+
+    Parameters
+    ----------
+    dataset
+        A 5D :class:`~virtual_aperture.Dataset` or array (4D gives zeros).
+    upsample
+        Sub-pixel precision of the registration, ``1/upsample`` scan pixels.
+    client, cancel
+        Optional dask.distributed client; a cancel token (raises ``Cancelled``).
     """
 
     from ..compute import virtual_image

@@ -143,6 +143,16 @@ def can_read(path: str | os.PathLike | list | tuple) -> bool:
 
     True for a file with a supported extension, a zarr folder, a folder holding supported
     files, or a list of such files. Used by the napari reader to return None early.
+
+    Parameters
+    ----------
+    path
+        A file, a folder or a list of files.
+
+    Returns
+    -------
+    bool
+        Whether a reader claims ``path`` (by extension or folder layout, not content).
     """
     if isinstance(path, (list, tuple)):
         return len(path) > 0 and all(can_read(p) for p in path)

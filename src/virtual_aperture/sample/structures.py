@@ -28,7 +28,13 @@ _BUILTIN: dict[str, str] = {
 
 
 def builtin_structures() -> dict[str, str]:
-    """The shipped structures: ``{name: description}`` (names are accepted by :func:`load_structure`)."""
+    """The shipped structures: ``{name: description}`` (names are accepted by :func:`load_structure`).
+
+    Returns
+    -------
+    dict of str to str
+        ``{name: one-line description}`` of every shipped structure.
+    """
     return {k: v for k, v in _BUILTIN.items() if (STRUCTURE_DIR / f"{k}.cif").is_file()}
 
 
