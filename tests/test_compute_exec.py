@@ -1,6 +1,5 @@
 """Executors: distributed client gives identical results, cancel, progress, memory budget, bad clients."""
 
-import dask.array as da
 import numpy as np
 import pytest
 
@@ -15,11 +14,9 @@ from virtual_aperture.compute import (
 from virtual_aperture.compute.source import Source
 from virtual_aperture.compute.virtual import block_plan
 
+from builders import streamed
+
 distributed = pytest.importorskip("distributed")
-
-
-def streamed(a, chunks):
-    return da.from_array(a, chunks=chunks).map_blocks(lambda b: b.copy(), dtype=a.dtype)
 
 
 @pytest.fixture(scope="module")

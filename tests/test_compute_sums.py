@@ -13,9 +13,7 @@ from virtual_aperture.compute import (
     region_mean,
 )
 
-
-def streamed(a, chunks):
-    return da.from_array(a, chunks=chunks).map_blocks(lambda b: b.copy(), dtype=a.dtype)
+from builders import streamed
 
 
 @pytest.fixture

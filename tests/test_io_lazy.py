@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import data_factories as F  # noqa: E402
+import data_factories as F
 
 GIB = 2**30
 

@@ -1,0 +1,53 @@
+"""Builders shared by several test modules (import them: ``tests/`` is on ``sys.path`` through
+``pythonpath`` in pyproject.toml; the fixtures of ``conftest.py`` are built on them).
+
+* :func:`streamed` – a dask array that is not numpy-backed (forces the streamed compute path);
+* ``P212121_*`` and :func:`make_structure` – the small organic-like test structure (8 atoms,
+  S, 2 O, N, 4 C in P 2₁2₁2₁, all distances ≥ 1.3 Å; generated once with a fixed seed, the
+  coordinates frozen here) and a gemmi builder for it and its variants;
+* ``BROOKITE_SERIES`` – options of ``simulate_agglomerate`` for a small brookite tilt series that
+  the whole chain solves (workflow and Solve-dock tests).
+"""
+
+from __future__ import annotations
+
+import dask.array as da
+import gemmi
+import numpy as np
+
+P212121_CELL = (7.1, 9.3, 11.2, 90, 90, 90)
+P212121_SITES = [
+    ("S1", "S", (0.511822, 0.950464, 0.144160)),
+    ("O2", "O", (0.948649, 0.311831, 0.423326)),
+    ("O3", "O", (0.827703, 0.409199, 0.549594)),
+    ("N4", "N", (0.027559, 0.753513, 0.538143)),
+    ("C5", "C", (0.329732, 0.788429, 0.303195)),
+    ("C6", "C", (0.280409, 0.485191, 0.980737)),
+    ("C7", "C", (0.276891, 0.160652, 0.969925)),
+    ("C8", "C", (0.776683, 0.613003, 0.917298)),
+]
+
+BROOKITE_SERIES = dict(structure="brookite", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128),
+                       tilts=(-60, 60, 1.0), seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
+
+
+def make_structure(cell, sg, sites, b=1.0, *, u_iso=None) -> gemmi.SmallStructure:
+    """A ``gemmi.SmallStructure`` of ``sites`` ``(label, element, fractional xyz)`` in ``cell``/``sg``
+    with isotropic B = ``b`` Å² (or ``u_iso`` Å² when given)."""
+    st = gemmi.SmallStructure()
+    st.cell = gemmi.UnitCell(*cell)
+    st.spacegroup = gemmi.SpaceGroup(sg)
+    st.spacegroup_hm = st.spacegroup.hm
+    for label, el, xyz in sites:
+        s = gemmi.SmallStructure.Site()
+        s.label, s.element, s.occ = label, gemmi.Element(el), 1.0
+        s.fract = gemmi.Fractional(*xyz)
+        s.u_iso = b / (8 * np.pi**2) if u_iso is None else u_iso
+        st.add_site(s)
+    st.setup_cell_images()
+    return st
+
+
+def streamed(a: np.ndarray, chunks) -> da.Array:
+    """A dask array that is not numpy-backed (forces the streamed dask path)."""
+    return da.from_array(a, chunks=chunks).map_blocks(lambda b: b.copy(), dtype=a.dtype)
