@@ -136,8 +136,8 @@ def test_dissimilarity_chunk_borders_agree(sample):
     import dask.array as da
 
     data, _ = sample
-    one = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(40, 40, 32, 32))), bin=2)
-    many = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(7, 9, 32, 32))), bin=2)
+    one = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(40, 40, 32, 32))), binning=2)
+    many = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(7, 9, 32, 32))), binning=2)
     np.testing.assert_allclose(one, many, atol=1e-5)
 
 
@@ -186,8 +186,8 @@ def test_inputs_not_mutated(sample):
     data, _ = sample
     before = data.copy()
     propose_grains(data, min_size=10, bin=1, mean_patterns=False)
-    neighbour_dissimilarity(data, bin=1)
-    grain_coherence(data, np.ones((40, 40), bool), bin=1)
+    neighbour_dissimilarity(data, binning=1)
+    grain_coherence(data, np.ones((40, 40), bool), binning=1)
     np.testing.assert_array_equal(data, before)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -71,22 +70,22 @@ def check_cancel(cancel: Any) -> None:
         raise Cancelled("computation cancelled")
 
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
 def parse_memory_budget(budget: int | float | str | None) -> int:
     """Bytes from ``budget``: a number of bytes or a string like ``"2GB"``, ``"512 MiB"``.
 
-    ``None`` gives :data:`DEFAULT_BUDGET` (1 GiB). Raises ``ValueError`` for anything not positive.
+    Strings are read by :func:`dask.utils.parse_bytes` (decimal ``kB``/``MB``/``GB``/``TB`` and
+    binary ``KiB``/``MiB``/``GiB``/``TiB`` units). ``None`` gives :data:`DEFAULT_BUDGET` (1 GiB).
+    Raises ``ValueError`` for anything not positive.
     """
+    from dask.utils import parse_bytes
+
     if budget is None:
         return DEFAULT_BUDGET
     if isinstance(budget, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-zA-Z]*)\s*", budget)
-        if not m or m.group(2).lower() not in _UNITS:
-            raise ValueError(f"memory budget {budget!r} is not a size like '2GB' or '512MiB'")
-        value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+        try:
+            value = float(parse_bytes(budget.strip()))
+        except ValueError:
+            raise ValueError(f"memory budget {budget!r} is not a size like '2GB' or '512MiB'") from None
     elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
         value = float(budget)
     else:
