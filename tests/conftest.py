@@ -15,11 +15,29 @@ from builders import BROOKITE_SERIES, P212121_CELL, P212121_SITES, make_structur
 
 GUI_DIR = Path(__file__).parent / "gui"
 
+# Modules and tests measured above ~20 s (`pytest --durations=0`, 2-core machine shared by
+# several jobs, 2026-12-02; setup = the module fixture that simulates and solves the sample):
+# test_cli_demo 361 s; test_cli_solve 128 s setup + 87 s; test_workflow 93 s setup;
+# test_indexing_sample::test_uio66_face_centred_cubic 32 s. A module listed here has its
+# expensive fixture shared by all its tests, so the whole module is slow.
+SLOW = {
+    "test_cli_demo.py",
+    "test_cli_solve.py",
+    "test_workflow.py::test_grain_solved_from_its_summed_tilt_series",
+    "test_workflow.py::test_grain_files_for_crystallographers",
+    "test_workflow.py::test_bad_input_is_refused_clearly",
+    "test_indexing_sample.py::test_uio66_face_centred_cubic",
+}
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if GUI_DIR in Path(str(item.fspath)).parents:
+        path = Path(str(item.fspath))
+        if GUI_DIR in path.parents:
             item.add_marker(pytest.mark.gui)
+        name = item.nodeid.split("/")[-1].split("[")[0]
+        if path.name in SLOW or name in SLOW:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

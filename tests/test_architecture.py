@@ -195,3 +195,18 @@ def test_modules_stay_under_500_lines():
         if n > TO_SPLIT.get(name, MAX_LINES):
             long[name] = n
     assert long == {}, "split these modules by responsibility"
+
+
+def test_slow_marks_name_existing_tests():
+    tests = Path(__file__).parent
+    conftest = ast.parse((tests / "conftest.py").read_text(encoding="utf-8"))
+    slow = next(ast.literal_eval(n.value) for n in conftest.body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "SLOW")
+    assert slow
+    for entry in slow:
+        file, _, func = entry.partition("::")
+        assert (tests / file).is_file(), entry
+        if func:
+            names = {n.name for n in ast.walk(ast.parse((tests / file).read_text(encoding="utf-8")))
+                     if isinstance(n, ast.FunctionDef)}
+            assert func in names, entry
