@@ -5,6 +5,8 @@
 * ``P212121_*`` and :func:`make_structure` – the small organic-like test structure (8 atoms,
   S, 2 O, N, 4 C in P 2₁2₁2₁, all distances ≥ 1.3 Å; generated once with a fixed seed, the
   coordinates frozen here) and a gemmi builder for it and its variants;
+* :func:`render_spot_series` – summed patterns of a tilt series rendered from the shared geometry
+  (Gaussian spots on a central beam, Poisson noise) for the indexing CLI and widget tests;
 * ``BROOKITE_SERIES`` – options of ``simulate_agglomerate`` for a small brookite tilt series that
   the whole chain solves (workflow and Solve-dock tests).
 """
@@ -46,6 +48,33 @@ def make_structure(cell, sg, sites, b=1.0, *, u_iso=None) -> gemmi.SmallStructur
         st.add_site(s)
     st.setup_cell_images()
     return st
+
+
+SPOT_CELL = (5.2, 5.5, 9.2, 90, 90, 90)
+SPOT_TILTS = np.arange(-30, 30.1, 2.0)
+
+
+def render_spot_series(seed: int = 2, tilts=SPOT_TILTS, cell=SPOT_CELL) -> np.ndarray:
+    """``(n_tilts, 128, 128)`` float32 patterns of one crystal of ``cell`` (300 kV, 0.015 Å⁻¹/px,
+    tilt axis 15°, centre (63.7, 64.2)); the orientation is random with ``seed``."""
+    from virtual_aperture.crystal import geometry as geo
+    from virtual_aperture.model.calibration import electron_wavelength
+
+    rng = np.random.default_rng(seed)
+    UB = geo.random_rotation(rng) @ geo.reciprocal_basis(cell)
+    hkl = geo.miller_indices_within(cell, 0.8)
+    yy, xx = np.mgrid[0:128, 0:128]
+    center = (63.7, 64.2)
+    frames = []
+    for t in tilts:
+        pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=15.0,
+                                            wavelength=electron_wavelength(300), pixel_size=0.015, center=center)
+        img = 2000 * np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / 4.0) + 5.0
+        for (py, px), si in zip(pos, s):
+            if abs(si) < 0.008:
+                img += 400 * np.exp(-(si / 0.004) ** 2) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 3.0)
+        frames.append(rng.poisson(img).astype(np.float32))
+    return np.stack(frames)
 
 
 def streamed(a: np.ndarray, chunks) -> da.Array:
