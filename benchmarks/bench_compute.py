@@ -12,6 +12,7 @@ Run: ``.venv/bin/python benchmarks/run.py`` (or ``make bench``); ``--small`` for
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -81,9 +82,15 @@ def make_data(shape, seed=0) -> np.ndarray:
 
 
 def bench_memory(a: np.ndarray, repeat: int) -> float:
-    from virtual_aperture.compute import (ApertureSum, VirtualImageUpdater, aperture_sums, detectors, pattern_at,
-                                          virtual_image)
-    from virtual_aperture.compute import kernels
+    from virtual_aperture.compute import (
+        ApertureSum,
+        VirtualImageUpdater,
+        aperture_sums,
+        detectors,
+        kernels,
+        pattern_at,
+        virtual_image,
+    )
 
     sy, sx, ky, kx = a.shape
     flat = a.reshape(sy * sx, ky * kx)
@@ -126,7 +133,7 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
         ts, trs = [], []
         for _ in range(repeat):
             trs.append(best(ceiling, 1))
-            ts.append(best(lambda: aperture_sums(a, lab), 1))
+            ts.append(best(lambda: aperture_sums(a, lab), 1))  # noqa: B023 - called at once
         frac_read = f * min(trs)
         r = min(ts) / frac_read
         row(f"aperture sums, {n_lab:2d} label(s), f = {f}", f"{min(ts) * 1e3:.0f} ms  {r:.2f}x read(f)", "<= 1.3x",
@@ -137,7 +144,7 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
     s = ApertureSum(a)
     yy, xx = np.mgrid[:sy, :sx]
     strokes = []
-    for i in range(20):
+    for _ in range(20):
         cy, cx = rng.integers(20, sy - 20, 2)
         d = np.hypot(yy - cy, xx - cx)
         order = np.argsort(d, axis=None)[:200]
@@ -160,7 +167,7 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
         f"{t_build / tr:.1f}x read; uses_copy={up.uses_copy}")
     mask = ann.copy()
     times = []
-    for i in range(20):
+    for _ in range(20):
         idx = rng.choice(ky * kx, 50, replace=False)
         mask.reshape(-1)[idx] ^= True
         t0 = time.perf_counter()
@@ -172,15 +179,16 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
     row("  ... image after 20 edits equals a full recompute", str(bool(np.array_equal(check, up.image))), "", None)
     del up
 
-    from virtual_aperture.model import Dataset
     import dask.array as da
+
+    from virtual_aperture.model import Dataset
 
     ds = Dataset(da.from_array(a, chunks=(32, 256, ky, kx)))
     ms = median_ms(lambda: pattern_at(ds, int(rng.integers(sy)), int(rng.integers(sx))), 50)
     row("pattern_at (Dataset over in-memory dask)", f"{ms:.3f} ms (median)", "< 2 ms", ms < 2)
     t_ds = best(lambda: virtual_image(ds, rnd), 2)
     row("virtual image via Dataset(dask from_array)", f"{t_ds / tr:.2f}x read", "(same numba path)")
-    del ds
+    ds = None  # free it before the peers run
     return tr
 
 
@@ -235,8 +243,10 @@ def bench_peers(a: np.ndarray, tr: float) -> None:
 
                 dc = py4DSTEM.DataCube(data=a)
                 ky, kx = a.shape[2:]
-                t = best(lambda: dc.get_virtual_image(mode="annulus", geometry=((ky / 2, kx / 2), (ky / 8, ky / 2 - 2)),
-                                                      name="adf", returncalc=True), 1)
+                geometry = ((ky / 2, kx / 2), (ky / 8, ky / 2 - 2))
+                run = functools.partial(dc.get_virtual_image, mode="annulus", geometry=geometry, name="adf",
+                                        returncalc=True)
+                t = best(run, 1)
             else:
                 from libertem.api import Context
 
@@ -244,7 +254,7 @@ def bench_peers(a: np.ndarray, tr: float) -> None:
                 ds = ctx.load("memory", data=a, sig_dims=2)
                 ky, kx = a.shape[2:]
                 an = ctx.create_ring_analysis(ds, cy=ky / 2, cx=kx / 2, ri=ky / 8, ro=ky / 2 - 2)
-                t = best(lambda: ctx.run(an), 1)
+                t = best(lambda: ctx.run(an), 1)  # noqa: B023 - called at once
             row(f"{name} virtual image, annulus", f"{t:.2f} s  {t / tr:.2f}x read")
         except Exception as exc:  # noqa: BLE001 - a peer failing must not stop the benchmark
             row(f"{name}", f"failed: {type(exc).__name__}: {exc}"[:80])
@@ -261,7 +271,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     shape = (64, 256, 128, 128) if args.small else (256, 256, 128, 128)
     info = machine()
-    print(f"machine: {info['nproc']} cores, {info['cpu']}, {info['ram_gib']} GiB RAM, load avg {info['load_avg']} "
+    print(f"machine: {info['nproc']} cores, {info['cpu']}, "
+          f"{info['ram_gib']} GiB RAM, load avg {info['load_avg']} "
           "(shared with other users: ratios are measured in the same run)")
     t0 = time.perf_counter()
     a = make_data(shape)

@@ -83,7 +83,8 @@ def main() -> None:
           f"  -> {prop.n_grains} grains for {truth.n_grains} true, mean IoU vs truth {ious.mean():.3f}")
     print(f"vectors: {len(vec) / ds.scan_shape[0] / ds.scan_shape[1]:.1f}/pattern; "
           f"{len(vc)} crystals for {truth.n_grains} grains")
-    print(f"vectors total:                       {t_find + t_clu:6.1f} s  target < 60 s  ratio {(t_find + t_clu) / 60:.2f}")
+    print(f"vectors total:                       {t_find + t_clu:6.1f} "
+          f"s  target < 60 s  ratio {(t_find + t_clu) / 60:.2f}")
 
 
 if __name__ == "__main__":

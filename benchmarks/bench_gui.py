@@ -26,7 +26,8 @@ import numpy as np
 
 def _percentiles(values: list[float]) -> str:
     a = np.asarray(values) * 1000
-    return f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} ms   max {a.max():6.1f} ms  (n={a.size})"
+    return (f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} "
+            f"ms   max {a.max():6.1f} ms  (n={a.size})")
 
 
 def make_data(scan: tuple[int, int], det: tuple[int, int]) -> np.ndarray:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         after = int((g.data == 1).sum())
         if after == before:
             continue
-        wait_for(lambda: c.grain_count == after and c.grain_key == (0, 1))
+        wait_for(lambda: c.grain_count == after and c.grain_key == (0, 1))  # noqa: B023 - called at once
         shown.append(stamp["grain"] - t)
         app.processEvents()  # the repaint of both canvases
         paint.append(time.perf_counter() - t)
@@ -119,13 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     view = canvas.view
     tr = view.transform * view.scene.transform
     hover, hover_shown = [], []
-    for i in range(args.n + 5):
+    for _ in range(args.n + 5):
         yy, xx = int(rng.integers(0, scan[0])), int(rng.integers(0, scan[1]))
         world = c.navigator.data_to_world((yy, xx))
         pos = tr.map([world[1], world[0]])
         t = time.perf_counter()
         canvas._scene_canvas.events.mouse_move(pos=(int(round(pos[0])), int(round(pos[1]))), modifiers=())
-        wait_for(lambda: c.cursor_position == (0, yy, xx))
+        wait_for(lambda: c.cursor_position == (0, yy, xx))  # noqa: B023 - called at once
         hover_shown.append(stamp["cursor"] - t)
         app.processEvents()
         hover.append(time.perf_counter() - t)
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     hover, hover_shown = hover[5:], hover_shown[5:]
     hover_exact = bool(np.array_equal(c.cursor_pattern, arr[yy, xx]))
 
-    print(f"data {scan[0]}×{scan[1]} scan × {det[0]}×{det[1]} detector uint16, {arr.nbytes / 2**30:.2f} GiB in memory")
+    print(f"data {scan[0]}×{scan[1]} scan × {det[0]}×{det[1]} "
+          f"detector uint16, {arr.nbytes / 2**30:.2f} GiB in memory")
     print("'on layer' = the new pattern is in the diffraction layer; '+ repaint' = after the next event-loop")
     print("pass, which redraws both canvases (software OpenGL under Xvfb here)")
     print(f"paint → summed pattern ({np.mean(sizes):.1f} new positions per dab)")

@@ -50,7 +50,8 @@ def main() -> None:
     t0 = time.perf_counter()
     sol = solve_structure(refl, composition="Zr6O32C48", starts=args.starts, seed=0)
     atoms = sol.atoms
-    print(f"solve_structure (charge flipping again + peaks + Fourier recycling): {time.perf_counter() - t0:.1f} s; "
+    print("solve_structure (charge flipping again + peaks + "
+          f"Fourier recycling): {time.perf_counter() - t0:.1f} s; "
           f"converged={sol.converged}, R1={sol.r1}, {len(atoms)} atoms, Z={sol.z}, "
           f"R1 per recycling cycle {[round(v, 3) for v in sol.extra.get('r1_recycling', [])]}")
     uc = st.cell

@@ -40,7 +40,8 @@ def bench(label: str, **kw) -> None:
           f"{int(np.prod(ds.shape[:-2])) / t_all:8.0f} frames/s)")
     print(f"  build + compute       {total:8.3f} s   = {total / BUDGET_S:5.2f} x the {BUDGET_S:.0f} s budget")
     print(f"  vs numpy np.full of the same array ({t_floor:.3f} s): {t_all / t_floor:6.1f} x slower")
-    print(f"  mean counts/frame     {data.sum(axis=(-2, -1), dtype=np.float64).mean():10.1f}; grains {truth.n_grains}")
+    print(f"  mean counts/frame     {data.sum(axis=(-2, -1), dtype=np.float64).mean():10.1f}; "
+          f"grains {truth.n_grains}")
 
 
 def main() -> None:

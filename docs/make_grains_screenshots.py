@@ -51,7 +51,8 @@ def main() -> None:
     _wait(app, w)
     print("proposal:", w.status.text())
     for row in w.proposal.table():
-        print("  tilt %d grain %d size %d confidence %.2f" % row)
+        tilt, gid, size, conf = row
+        print(f"  tilt {tilt} grain {gid} size {size} confidence {conf:.2f}")
     viewer.screenshot(str(OUT / "grains-proposal.png"), canvas_only=False)
 
     viewer.layers["grains"].visible = False

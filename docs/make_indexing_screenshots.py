@@ -1,4 +1,6 @@
-"""Make the screenshots of docs/indexing.md: run with ``xvfb-run -a .venv/bin/python docs/make_indexing_screenshots.py``.
+"""Make the screenshots of docs/indexing.md.
+
+Run: ``xvfb-run -a .venv/bin/python docs/make_indexing_screenshots.py``.
 
 Simulates a small brookite tilt series, opens it in napari, sums one grain with the indexing widget,
 finds peaks, indexes and overlays the predicted spots; saves the canvas and the dock as PNGs under
@@ -21,7 +23,7 @@ def main() -> None:
     from qtpy.QtWidgets import QApplication
 
     from virtual_aperture import simulate_agglomerate
-    from virtual_aperture._napari._qt.indexing_widget import PEAKS_NAME, PRED_NAME, IndexingWidget
+    from virtual_aperture._napari._qt.indexing_widget import IndexingWidget
     from virtual_aperture._napari.reader import navigator_layers
 
     OUT.mkdir(exist_ok=True)

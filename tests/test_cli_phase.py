@@ -14,26 +14,14 @@ from virtual_aperture.cli import main
 from virtual_aperture.crystal.export import write_hkl, write_ins
 from virtual_aperture.crystal.solve import simulate_reflections
 
-CELL = (7.1, 9.3, 11.2, 90, 90, 90)
-SITES = [
-    ("S1", "S", (0.511822, 0.950464, 0.144160)), ("O2", "O", (0.948649, 0.311831, 0.423326)),
-    ("O3", "O", (0.827703, 0.409199, 0.549594)), ("N4", "N", (0.027559, 0.753513, 0.538143)),
-    ("C5", "C", (0.329732, 0.788429, 0.303195)), ("C6", "C", (0.280409, 0.485191, 0.980737)),
-    ("C7", "C", (0.276891, 0.160652, 0.969925)), ("C8", "C", (0.776683, 0.613003, 0.917298)),
-]
+from builders import P212121_CELL
+
+CELL = P212121_CELL
 
 
 @pytest.fixture(scope="module")
-def hkl_file(tmp_path_factory):
-    st = gemmi.SmallStructure()
-    st.cell = gemmi.UnitCell(*CELL)
-    st.spacegroup = gemmi.SpaceGroup("P 21 21 21")
-    for label, el, xyz in SITES:
-        s = gemmi.SmallStructure.Site()
-        s.label, s.element, s.occ, s.u_iso = label, gemmi.Element(el), 1.0, 0.0127
-        s.fract = gemmi.Fractional(*xyz)
-        st.add_site(s)
-    refl = simulate_reflections(st, d_min=0.8, tilt_range_deg=35, noise=0.05, seed=2)
+def hkl_file(tmp_path_factory, p212121_structure):
+    refl = simulate_reflections(p212121_structure, d_min=0.8, tilt_range_deg=35, noise=0.05, seed=2)
     d = tmp_path_factory.mktemp("data")
     write_hkl(d / "org.hkl", refl)
     write_ins(d / "org.ins", cell=CELL, space_group="P 21 21 21", wavelength=0.0251,

@@ -5,12 +5,11 @@ import json
 import numpy as np
 import pytest
 import tifffile
+from test_workflow import SAMPLE
 
 from virtual_aperture import simulate_agglomerate
 from virtual_aperture.cli import main
 from virtual_aperture.io import save_dataset
-
-from test_workflow import SAMPLE
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,22 @@
 """Executors: distributed client gives identical results, cancel, progress, memory budget, bad clients."""
 
-import dask.array as da
 import numpy as np
 import pytest
 
-from virtual_aperture.compute import (CancelToken, Cancelled, aperture_sums, get_client, parse_memory_budget,
-                                      virtual_image)
+from virtual_aperture.compute import (
+    Cancelled,
+    CancelToken,
+    aperture_sums,
+    get_client,
+    parse_memory_budget,
+    virtual_image,
+)
 from virtual_aperture.compute.source import Source
 from virtual_aperture.compute.virtual import block_plan
 
+from builders import streamed
+
 distributed = pytest.importorskip("distributed")
-
-
-def streamed(a, chunks):
-    return da.from_array(a, chunks=chunks).map_blocks(lambda b: b.copy(), dtype=a.dtype)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def test_distributed_identical_results(client):
         np.testing.assert_array_equal(virtual_image(data, masks, shifts=shifts, client=client),
                                       virtual_image(data, masks, shifts=shifts))
         calls = []
-        got = aperture_sums(data, lab, client=client, progress=lambda d, t: calls.append((d, t)))
+        got = aperture_sums(data, lab, client=client, progress=lambda d, t: calls.append((d, t)))  # noqa: B023
         want = aperture_sums(data, lab)
         assert calls[-1][0] == calls[-1][1] > 0
         assert got.keys() == want.keys()

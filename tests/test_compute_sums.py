@@ -4,12 +4,16 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from virtual_aperture.compute import (ApertureSum, ApertureSumResult, VirtualImageUpdater, aperture_sums,
-                                      pattern_at, region_mean)
+from virtual_aperture.compute import (
+    ApertureSum,
+    ApertureSumResult,
+    VirtualImageUpdater,
+    aperture_sums,
+    pattern_at,
+    region_mean,
+)
 
-
-def streamed(a, chunks):
-    return da.from_array(a, chunks=chunks).map_blocks(lambda b: b.copy(), dtype=a.dtype)
+from builders import streamed
 
 
 @pytest.fixture

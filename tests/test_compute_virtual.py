@@ -9,6 +9,8 @@ import virtual_aperture as va
 from virtual_aperture.compute import virtual_image
 from virtual_aperture.model import Calibration, Dataset
 
+from builders import streamed
+
 
 def ref_vi(data, masks):
     """numpy reference: (..., ky, kx) x (n, ky, kx) -> (n, ...)."""
@@ -26,11 +28,6 @@ def ref_shifted(data4, mask, shifts):
             m = ndimage.map_coordinates(mask.astype(float), [yy - s[0], xx - s[1]], order=1, mode="grid-constant", cval=0.0)
             out[y, x] = (data4[y, x].astype(float) * m).sum()
     return out
-
-
-def streamed(a, chunks):
-    """A dask array that is not numpy-backed (forces the streamed dask path)."""
-    return da.from_array(a, chunks=chunks).map_blocks(lambda b: b.copy(), dtype=a.dtype)
 
 
 @pytest.fixture

@@ -10,8 +10,20 @@ import pytest
 
 from virtual_aperture.crystal.atoms import Atom
 from virtual_aperture.crystal.export import (
-    atomic_path, read_hkl, read_ins, sfac_coefficients, shelx_symmetry, smv_header, write_ccp4_map, write_hkl,
-    write_ins, write_mrc_stack, write_reflections_cif, write_report, write_smv, write_structure_cif,
+    atomic_path,
+    read_hkl,
+    read_ins,
+    sfac_coefficients,
+    shelx_symmetry,
+    smv_header,
+    write_ccp4_map,
+    write_hkl,
+    write_ins,
+    write_mrc_stack,
+    write_reflections_cif,
+    write_report,
+    write_smv,
+    write_structure_cif,
 )
 from virtual_aperture.crystal.reflections import Reflections
 

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from test_grains_support import make_sample
 
 import virtual_aperture as va
 from virtual_aperture.grains import grain_coherence, neighbour_dissimilarity, propose_grains
 from virtual_aperture.grains._kernels import grow_regions, seed_scores
 from virtual_aperture.model import Dataset
-
-from test_grains_support import make_sample
 
 
 def matched_ious(pred: np.ndarray, truth_labels: np.ndarray, footprints: np.ndarray) -> np.ndarray:
@@ -137,8 +136,8 @@ def test_dissimilarity_chunk_borders_agree(sample):
     import dask.array as da
 
     data, _ = sample
-    one = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(40, 40, 32, 32))), bin=2)
-    many = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(7, 9, 32, 32))), bin=2)
+    one = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(40, 40, 32, 32))), binning=2)
+    many = neighbour_dissimilarity(Dataset(da.from_array(data, chunks=(7, 9, 32, 32))), binning=2)
     np.testing.assert_allclose(one, many, atol=1e-5)
 
 
@@ -187,8 +186,8 @@ def test_inputs_not_mutated(sample):
     data, _ = sample
     before = data.copy()
     propose_grains(data, min_size=10, bin=1, mean_patterns=False)
-    neighbour_dissimilarity(data, bin=1)
-    grain_coherence(data, np.ones((40, 40), bool), bin=1)
+    neighbour_dissimilarity(data, binning=1)
+    grain_coherence(data, np.ones((40, 40), bool), binning=1)
     np.testing.assert_array_equal(data, before)
 
 

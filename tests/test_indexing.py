@@ -7,12 +7,19 @@ import pytest
 from virtual_aperture import Calibration, index_tilt_series, index_zone_axis
 from virtual_aperture.crystal import geometry as geo
 from virtual_aperture.crystal.indexing import IndexingError
-from virtual_aperture.crystal.lattice import bravais_candidates, centring_allowed, niggli_cell, niggli_reduce_basis
+from virtual_aperture.crystal.lattice import (
+    bravais_candidates,
+    centring_allowed,
+    niggli_cell,
+    niggli_reduce_basis,
+)
 from virtual_aperture.crystal.peaks import PeakList
 from virtual_aperture.crystal.refine import nearest_rotation
 
+TILTS = np.arange(-30, 30.1, 1.5)
 
-def spot_series(cell, centring="P", *, seed=0, tilts=np.arange(-30, 30.1, 1.5), axis=12.0, ps=0.008, s_max=0.006,
+
+def spot_series(cell, centring="P", *, seed=0, tilts=TILTS, axis=12.0, ps=0.008, s_max=0.006,
                 noise=0.1, n_spurious=0, shape=(256, 256), center=(127.6, 128.3), ell=(1.02, 20.0), d_min=0.7):
     rng = np.random.default_rng(seed)
     U = geo.random_rotation(rng)

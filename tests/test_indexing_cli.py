@@ -7,32 +7,17 @@ import pytest
 import tifffile
 
 from virtual_aperture.cli import main
-from virtual_aperture.crystal import geometry as geo
-from virtual_aperture.model.calibration import electron_wavelength
+
+from builders import render_spot_series
 
 CELL = (5.2, 5.5, 9.2, 90, 90, 90)
 
 
 @pytest.fixture(scope="module")
 def stack_file(tmp_path_factory):
-    rng = np.random.default_rng(2)
-    U = geo.random_rotation(rng)
-    UB = U @ geo.reciprocal_basis(CELL)
-    hkl = geo.miller_indices_within(CELL, 0.8)
-    tilts = np.arange(-30, 30.1, 2.0)
-    yy, xx = np.mgrid[0:128, 0:128]
-    center = (63.7, 64.2)
-    frames = []
-    for t in tilts:
-        pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=15.0, wavelength=electron_wavelength(300),
-                                            pixel_size=0.015, center=center)
-        img = 2000 * np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / 4.0) + 5.0
-        for (py, px), si in zip(pos, s):
-            if abs(si) < 0.008:
-                img += 400 * np.exp(-(si / 0.004) ** 2) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 3.0)
-        frames.append(rng.poisson(img).astype(np.float32))
+    frames = render_spot_series(2, np.arange(-30, 30.1, 2.0), CELL)
     path = tmp_path_factory.mktemp("idx") / "sums.tif"
-    tifffile.imwrite(path, np.stack(frames))
+    tifffile.imwrite(path, frames)
     return path
 
 

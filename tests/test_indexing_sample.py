@@ -34,7 +34,7 @@ def brookite():
 
 
 def _check(ds, truth, results, lattice):
-    for g, (peaks, r) in results.items():
+    for g, (_peaks, r) in results.items():
         assert r.lattice == lattice
         # gemmi's lattice symmetry agrees: mmm → 4 rotations, m-3m → 24
         assert r.info["gemmi_lattice_rotations"] == {"oP": 4, "cF": 24}[lattice]

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from virtual_aperture.crystal.geometry import (
-    miller_indices_within, predict_reflections, random_rotation, reciprocal_basis,
+    miller_indices_within,
+    predict_reflections,
+    random_rotation,
+    reciprocal_basis,
 )
 from virtual_aperture.crystal.integrate import integrate_reflections
 

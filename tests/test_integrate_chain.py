@@ -5,7 +5,12 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from virtual_aperture.crystal.geometry import miller_indices_within, predict_reflections, random_rotation, reciprocal_basis
+from virtual_aperture.crystal.geometry import (
+    miller_indices_within,
+    predict_reflections,
+    random_rotation,
+    reciprocal_basis,
+)
 from virtual_aperture.crystal.integrate import integrate_reflections
 from virtual_aperture.crystal.merge import merge_reflections
 from virtual_aperture.crystal.solve import solve_structure

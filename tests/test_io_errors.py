@@ -3,18 +3,16 @@ the problem — never a bare traceback from inside a library."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import data_factories as F  # noqa: E402
-
 import virtual_aperture  # noqa: E402
 from virtual_aperture.io import ReadError, open_dataset, open_tilt_series  # noqa: E402
+
+import data_factories as F
 
 
 def raises(path, match, **kw) -> ReadError:

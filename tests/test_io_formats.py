@@ -4,18 +4,14 @@ shape, dtype, values, calibration from the file, user overrides, laziness."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import dask.array as da
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import data_factories as F  # noqa: E402
-
 from virtual_aperture import Dataset, electron_wavelength  # noqa: E402
 from virtual_aperture.io import open_dataset  # noqa: E402
+
+import data_factories as F
 
 
 def check(ds: Dataset, expected: np.ndarray, fmt: str) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import data_factories as F  # noqa: E402
+import data_factories as F
 
 GIB = 2**30
 
@@ -42,7 +41,7 @@ def sparse_mib(path: Path, sy: int, sx: int, h: int = 256, w: int = 256) -> Path
 PROBE = r"""
 import json, os, sys, time, psutil, numpy as np
 import virtual_aperture as va
-import dask.array, h5py, zarr, rsciio.quantumdetector, virtual_aperture.io.api  # imports are not data
+import dask.array, h5py, zarr, rsciio.quantumdetector, virtual_aperture.io.dispatch  # imports are not data
 proc = psutil.Process()
 results = {}
 for path, kw in json.loads(sys.argv[1]):
@@ -69,8 +68,9 @@ print(json.dumps(results))
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
     """Three big sparse files opened in one fresh subprocess; returns what it measured."""
-    import h5py
     import shutil
+
+    import h5py
 
     tmp = tmp_path_factory.mktemp("big")
     if shutil.disk_usage(tmp).free < GIB:
@@ -114,7 +114,7 @@ SAVE = r"""
 import resource, sys, json, dask.array as da, numpy as np
 import virtual_aperture as va
 from virtual_aperture.io import save_dataset
-import zarr, numcodecs, virtual_aperture.io.store, virtual_aperture.io.api  # imports are not data
+import zarr, numcodecs, virtual_aperture.io.store, virtual_aperture.io.dispatch  # imports are not data
 da.zeros((2, 2), chunks=1).sum().compute()  # start the thread pool
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 data = (da.ones((64, 64, 256, 256), dtype=np.uint16, chunks=(1, 64, 256, 256))

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import data_factories as F  # noqa: E402
-
 import virtual_aperture  # noqa: E402
 from virtual_aperture import Dataset  # noqa: E402
 from virtual_aperture.io import angle_from_name, can_read, open_dataset, open_tilt_series, save_dataset  # noqa: E402
+
+import data_factories as F
 
 
 @pytest.mark.parametrize("name,angle", [

@@ -9,20 +9,13 @@ from virtual_aperture.crystal.merge import merge_reflections, to_asu
 from virtual_aperture.crystal.reflections import Reflections
 from virtual_aperture.crystal.symmetry import lattice_centring, suggest_laue_class, suggest_space_groups
 
-SITES = [("S1", "S", (0.511822, 0.950464, 0.144160)), ("O2", "O", (0.948649, 0.311831, 0.423326)),
-         ("N4", "N", (0.027559, 0.753513, 0.538143)), ("C5", "C", (0.329732, 0.788429, 0.303195))]
+from builders import P212121_SITES, make_structure
+
+SITES = [P212121_SITES[i] for i in (0, 1, 3, 4)]  # S1, O2, N4, C5 of the shared test structure
 
 
 def _unmerged(cell, sg, d_min=1.0, noise=0.03, seed=0, mult=3):
-    st = gemmi.SmallStructure()
-    st.cell = gemmi.UnitCell(*cell)
-    st.spacegroup = gemmi.SpaceGroup(sg)
-    for label, el, xyz in SITES:
-        s = gemmi.SmallStructure.Site()
-        s.label, s.element, s.occ, s.u_iso = label, gemmi.Element(el), 1.0, 0.01
-        s.fract = gemmi.Fractional(*xyz)
-        st.add_site(s)
-    st.setup_cell_images()
+    st = make_structure(cell, sg, SITES, u_iso=0.01)
     calc = gemmi.StructureFactorCalculatorE(st.cell)
     rng = np.random.default_rng(seed)
     hkl = miller_indices_within(cell, d_min)

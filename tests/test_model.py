@@ -12,7 +12,8 @@ from virtual_aperture.model import Calibration, Dataset, electron_wavelength, sc
 def test_import_loads_no_qt_or_napari():
     code = (
         "import sys, virtual_aperture as va; "
-        "va.Dataset; va.Calibration; va.open_dataset; va.simulate_agglomerate; va.virtual_image; va.aperture_sums; "
+        "va.Dataset; va.Calibration; va.open_dataset; "
+        "va.simulate_agglomerate; va.virtual_image; va.aperture_sums; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0].lower() in "
         "('pyqt5','pyqt6','pyside2','pyside6','qtpy','napari','vispy','magicgui','superqt')); "
         "print(','.join(bad))"
@@ -77,4 +78,4 @@ def test_dataset_shape_and_errors():
 
 def test_unknown_public_name():
     with pytest.raises(AttributeError):
-        va.does_not_exist
+        va.does_not_exist  # noqa: B018 - the attribute access is what raises

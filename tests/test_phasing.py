@@ -12,37 +12,9 @@ from virtual_aperture.crystal.phasing import charge_flip, expand_to_p1
 from virtual_aperture.crystal.reflections import Reflections
 from virtual_aperture.crystal.solve import simulate_reflections, solve_structure
 
+from builders import P212121_CELL, P212121_SITES, make_structure
+
 STRUCTURES = Path(__file__).parents[1] / "src" / "virtual_aperture" / "sample" / "structures"
-
-# A test structure made for this file: 8 independent atoms (S, 2 O, N, 4 C) in P 21 21 21,
-# all interatomic distances ≥ 1.3 Å (generated once with a fixed seed, coordinates frozen here).
-P212121_CELL = (7.1, 9.3, 11.2, 90, 90, 90)
-P212121_SITES = [
-    ("S1", "S", (0.511822, 0.950464, 0.144160)),
-    ("O2", "O", (0.948649, 0.311831, 0.423326)),
-    ("O3", "O", (0.827703, 0.409199, 0.549594)),
-    ("N4", "N", (0.027559, 0.753513, 0.538143)),
-    ("C5", "C", (0.329732, 0.788429, 0.303195)),
-    ("C6", "C", (0.280409, 0.485191, 0.980737)),
-    ("C7", "C", (0.276891, 0.160652, 0.969925)),
-    ("C8", "C", (0.776683, 0.613003, 0.917298)),
-]
-
-
-def make_structure(cell, sg, sites, b=1.0):
-    st = gemmi.SmallStructure()
-    st.cell = gemmi.UnitCell(*cell)
-    st.spacegroup = gemmi.SpaceGroup(sg)
-    st.spacegroup_hm = st.spacegroup.hm
-    for label, el, xyz in sites:
-        s = gemmi.SmallStructure.Site()
-        s.label, s.element, s.occ = label, gemmi.Element(el), 1.0
-        s.fract = gemmi.Fractional(*xyz)
-        s.u_iso = b / (8 * np.pi**2)
-        st.add_site(s)
-    st.setup_cell_images()
-    return st
-
 
 def match_distances(found, truth, cell, sg):
     """Distance (Å) of each true atom to the nearest found atom under the best origin shift and hand."""

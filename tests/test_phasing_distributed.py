@@ -4,12 +4,11 @@ import threading
 
 import numpy as np
 import pytest
-
-from virtual_aperture.crystal.phasing import charge_flip
-from virtual_aperture.crystal.reflections import Cancelled
-from virtual_aperture.crystal.solve import simulate_reflections
-
 from test_phasing import P212121_CELL, P212121_SITES, make_structure
+
+from virtual_aperture.compute import Cancelled
+from virtual_aperture.crystal.phasing import charge_flip
+from virtual_aperture.crystal.solve import simulate_reflections
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from virtual_aperture.crystal.compare import match_to_reference, reference_sites
 from virtual_aperture.sample import structures
 from virtual_aperture.workflow import grain_tilts, solve_grain, write_grain
 
-SAMPLE = dict(structure="brookite", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128), tilts=(-60, 60, 1.0),
-              seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
+from builders import BROOKITE_SERIES
+
+SAMPLE = BROOKITE_SERIES
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 The library is Qt-free; everything public is importable from here and loaded lazily, so
 ``import virtual_aperture`` is fast and pulls in neither napari nor Qt (the napari widgets
-live in :mod:`virtual_aperture._napari`).
+live in :mod:`virtual_aperture._napari`). ``__init__.pyi`` lists the same names as imports, so
+type checkers and IDEs see them (``tests/test_public_api.py`` keeps the two in step).
 """
 
 from __future__ import annotations
@@ -84,6 +85,21 @@ _LAZY: dict[str, str] = {
     "vector_selective_sum": ".grains",
     "estimate_drift": ".grains",
 }
+
+# result types of the functions above, from the modules that define them
+_LAZY.update({
+    "Truth": ".sample.truth",
+    "PeakList": ".crystal.peaks",
+    "IndexingResult": ".crystal.indexing",
+    "ZoneAxisResult": ".crystal.zoneaxis",
+    "MergeStats": ".crystal.merge",
+    "PhasingResult": ".crystal.phasing",
+    "Solution": ".crystal.solve",
+    "GrainProposal": ".grains.proposal",
+    "Tracks": ".grains.tracking",
+    "VectorClusters": ".grains.vectors",
+    "Session": ".session",
+})
 
 __all__ = sorted([*_LAZY, "__version__"])
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -153,6 +154,16 @@ def _write_zarr(path: Path, grains: np.ndarray, dets: dict[str, np.ndarray], met
 
 def load_session(path: str | os.PathLike) -> Session:
     """Read a session written by :func:`save_session`.
+
+    Parameters
+    ----------
+    path
+        A session file written by :func:`save_session`.
+
+    Returns
+    -------
+    Session
+        Grains, grain names, detectors, calibration and the dataset's source.
 
     Raises
     ------

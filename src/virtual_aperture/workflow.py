@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,8 @@ class GrainResult:
         idx, o, sol = self.indexing, self.merge_stats.overall, self.solution
         cell = " ".join(f"{v:.4f}" for v in idx.cell[:3]) + " " + " ".join(f"{v:.2f}" for v in idx.cell[3:])
         lines = [
-            f"grain {self.grain}: {len(self.tilts)} tilts {self.tilt_angles_deg[0]:+.1f}…{self.tilt_angles_deg[-1]:+.1f}°, "
+            f"grain {self.grain}: {len(self.tilts)} tilts "
+            f"{self.tilt_angles_deg[0]:+.1f}…{self.tilt_angles_deg[-1]:+.1f}°, "
             f"{int(sum(len(p) for p in self.peaks))} peaks, {100 * idx.indexed_fraction:.1f} % indexed "
             f"(rmsd {idx.rmsd_px:.2f} px)",
             f"cell {cell} ({idx.lattice}); space group {self.space_group}",
@@ -191,6 +193,12 @@ def solve_grain(
     cancel
         A token with ``.cancelled``; checked between and inside stages.
 
+    Returns
+    -------
+    GrainResult
+        Every stage's result (sums, peaks, indexing, reflections, merging statistics, solution) and
+        ``solved``; write its files with :func:`write_grain`.
+
     Raises
     ------
     ValueError
@@ -201,12 +209,13 @@ def solve_grain(
     """
     from .compute import aperture_sums
     from .compute.detectors import measure_central_disk
+    from .compute.executor import check_cancel
     from .crystal.descan import descan_shifts
     from .crystal.indexing import index_tilt_series
     from .crystal.integrate import integrate_reflections
     from .crystal.merge import merge_reflections
     from .crystal.peaks import find_bragg_peaks
-    from .crystal.reflections import check_cancel, check_cell_matches_space_group
+    from .crystal.reflections import check_cell_matches_space_group
     from .crystal.solve import solve_structure
     from .crystal.symmetry import suggest_laue_class, suggest_space_groups
 
@@ -305,9 +314,27 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     SHELXT/SHELXL/Olex2), ``frames.mrc`` (the summed patterns as an MRC stack, calibration and
     tilts in its FEI2 extended header), ``smv/`` (one SMV image per tilt, turned so the tilt
     axis is along the fast axis as dxtbx's ADSC reader assumes) and ``report.html`` (the figures
-    and every number, see :func:`virtual_aperture.report.write_report`; ``context`` a
-    :class:`~virtual_aperture.report.ReportContext` adds the aperture over the tilts and the rerun
-    command). Refuses to overwrite unless ``overwrite=True``.
+    and every number, see :func:`virtual_aperture.report.write_report`). Refuses to overwrite
+    unless ``overwrite=True``.
+
+    Parameters
+    ----------
+    result
+        What :func:`solve_grain` returned.
+    out
+        The output folder (created).
+    overwrite
+        Replace existing files.
+    physical_pixel_mm
+        Detector pixel size (mm) written into the SMV headers.
+    context
+        A :class:`~virtual_aperture.report.ReportContext`: adds the aperture over the tilts and
+        the rerun command to ``report.html``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
     """
     from .crystal.export import SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_smv, write_solution
 

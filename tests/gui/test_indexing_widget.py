@@ -3,28 +3,16 @@
 import numpy as np
 import pytest
 
-from virtual_aperture.crystal import geometry as geo
-from virtual_aperture.model.calibration import electron_wavelength
+from builders import SPOT_TILTS, render_spot_series
 
 CELL = (5.2, 5.5, 9.2, 90, 90, 90)
 
 
-def render_series(seed=2, tilts=np.arange(-30, 30.1, 2.0)):
-    rng = np.random.default_rng(seed)
-    UB = geo.random_rotation(rng) @ geo.reciprocal_basis(CELL)
-    hkl = geo.miller_indices_within(CELL, 0.8)
-    yy, xx = np.mgrid[0:128, 0:128]
-    center = (63.7, 64.2)
-    frames = []
-    for t in tilts:
-        pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=15.0, wavelength=electron_wavelength(300),
-                                            pixel_size=0.015, center=center)
-        img = 2000 * np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / 4.0) + 5.0
-        for (py, px), si in zip(pos, s):
-            if abs(si) < 0.008:
-                img += 400 * np.exp(-(si / 0.004) ** 2) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 3.0)
-        frames.append(rng.poisson(img).astype(np.float32))
-    return np.stack(frames)
+TILTS = SPOT_TILTS
+
+
+def render_series(seed=2, tilts=TILTS):
+    return render_spot_series(seed, tilts, CELL)
 
 
 def wait_worker(qtbot, worker, timeout=60_000):

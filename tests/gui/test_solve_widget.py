@@ -79,18 +79,14 @@ def test_solve_widget_bad_input(qtbot, tmp_path):
 
 def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp_path):
     """A grain of a simulated brookite tilt series → 'Solve grain' → solution layers → Export…"""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parents[1]))
-    from test_workflow import SAMPLE
-
     from virtual_aperture import simulate_agglomerate
     from virtual_aperture._napari._qt.solve_widget import SolveWidget
     from virtual_aperture._napari.reader import META_KEY
     from virtual_aperture.crystal.calibrate import calibrate_descan
 
-    ds, truth = simulate_agglomerate(**SAMPLE)
+    from builders import BROOKITE_SERIES
+
+    ds, truth = simulate_agglomerate(**BROOKITE_SERIES)
     cal, _ = calibrate_descan(ds)
     ds = ds.with_calibration(center=cal.center, extra=cal.extra)
     viewer = make_napari_viewer()

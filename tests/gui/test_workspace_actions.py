@@ -129,13 +129,11 @@ def test_autosave_only_when_changed(dataset_factory, open_workspace, tmp_path, m
 
 def test_gui_stays_responsive_while_summing_1_gib(open_workspace, qtbot, monkeypatch):
     """Heartbeat: the event loop never stalls > 100 ms while 1 GiB of lazy data is summed."""
+    import dask
     import napari
     from qtpy.QtCore import QTimer
 
-    from virtual_aperture._napari._qt.workspace import WorkspaceWidget
     from virtual_aperture.model import Calibration, Dataset
-
-    import dask
 
     # a real session has run dask before (the reader's navigator); warm up its one-time imports
     dask.compute(da.zeros((2, 2), chunks=1).to_delayed()[0, 0], scheduler="sync")

@@ -267,7 +267,7 @@ class WorkspaceModel:
             self.dirty_changed.emit(False)
 
 
-_REGISTRY: "weakref.WeakKeyDictionary[Any, WorkspaceModel]" = weakref.WeakKeyDictionary()
+_REGISTRY: weakref.WeakKeyDictionary[Any, WorkspaceModel] = weakref.WeakKeyDictionary()
 
 
 def _unwrap(viewer: Any) -> Any:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.tilts import parse_tilt_angles
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -95,20 +97,6 @@ def read_pattern_stack(path: str | Path, *, grain: int = 0) -> np.ndarray:
     return arr
 
 
-def parse_tilts(values, n: int) -> tuple[float, ...]:
-    """Tilt angles: one per pattern, or (start, stop, step) with the stop included."""
-    v = [float(x) for x in values]
-    if len(v) == n:
-        return tuple(v)
-    if len(v) == 3 and v[2] != 0:
-        start, stop, step = v
-        angles = start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
-        if len(angles) == n:
-            return tuple(float(a) for a in angles)
-        raise ValueError(f"--tilts {start:g} {stop:g} {step:g} gives {len(angles)} angles for {n} patterns")
-    raise ValueError(f"--tilts has {len(v)} value(s) for {n} patterns (give one per pattern or START STOP STEP)")
-
-
 def _cell_arg(values, centring):
     if values is None:
         return None
@@ -130,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     stack = read_pattern_stack(args.patterns, grain=args.grain)
     cal = Calibration(pixel_size=args.pixel_size, beam_energy_kv=args.kv,
-                      tilt_angles_deg=parse_tilts(args.tilts, stack.shape[0]), tilt_axis_deg=args.tilt_axis,
+                      tilt_angles_deg=parse_tilt_angles(args.tilts, stack.shape[0], name="--tilts"), tilt_axis_deg=args.tilt_axis,
                       center=tuple(args.center) if args.center else None, ellipticity=tuple(args.ellipticity))
     known = _cell_arg(args.cell, args.centring)
     from virtual_aperture.crystal.export.solution import check_free

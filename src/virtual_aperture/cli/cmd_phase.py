@@ -19,8 +19,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "phase",
         help="solve a structure ab initio (charge flipping) from merged reflections",
-        description="Charge flipping → potential map → atoms → R1; writes CIF, CCP4 map, SHELX .ins/.res and a "
-        "JSON report. Give a SHELX HKLF 4 file with --cell and --space-group, or a .ins file (its .hkl beside it).",
+        description="Charge flipping → potential map → atoms → R1; "
+                    "writes CIF, CCP4 map, SHELX .ins/.res and a "
+        "JSON report. Give a SHELX HKLF 4 file with --cell and "
+        "--space-group, or a .ins file (its .hkl beside it).",
     )
     p.add_argument("reflections", help="HKLF 4 .hkl file, or a SHELX .ins file with NAME.hkl beside it")
     p.add_argument("--cell", nargs=6, type=float, metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),

@@ -78,7 +78,8 @@ def read_labels(path: str):
 
         s = load_session(p)
         return s.grains, s.calibration
-    raise ValueError(f"--labels {path!r}: expected a .tif/.tiff/.npy labels image or a session ({', '.join(SESSION_SUFFIXES)})")
+    raise ValueError(f"--labels {path!r}: expected a .tif/.tiff/.npy labels "
+                     f"image or a session ({', '.join(SESSION_SUFFIXES)})")
 
 
 def _known_cell(text: str | None):

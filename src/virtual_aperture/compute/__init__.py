@@ -6,7 +6,7 @@ client) under a bounded memory budget. See ``docs/compute.md``.
 """
 
 from . import detectors
-from .executor import CancelToken, Cancelled, get_client, parse_memory_budget
+from .executor import Cancelled, CancelToken, get_client, parse_memory_budget
 from .fetch import pattern_at, region_mean
 from .incremental import ApertureSum, VirtualImageUpdater
 from .sums import ApertureSumResult, aperture_sums

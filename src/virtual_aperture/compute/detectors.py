@@ -9,11 +9,12 @@ has its centre at ``(i, j)``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 
-def _shape(shape) -> tuple[int, int]:
+def _shape(shape: Any) -> tuple[int, int]:
     try:
         ky, kx = (int(s) for s in shape)
     except (TypeError, ValueError) as exc:
@@ -23,7 +24,7 @@ def _shape(shape) -> tuple[int, int]:
     return ky, kx
 
 
-def _radius_grid(shape, center) -> np.ndarray:
+def _radius_grid(shape: Any, center: tuple[float, float]) -> np.ndarray:
     ky, kx = _shape(shape)
     cy, cx = (float(c) for c in center)
     if not (math.isfinite(cy) and math.isfinite(cx)):
@@ -39,7 +40,7 @@ def _check_r(name: str, r: float) -> float:
     return r
 
 
-def disk(shape, center, radius: float) -> np.ndarray:
+def disk(shape: Any, center: tuple[float, float], radius: float) -> np.ndarray:
     """Boolean disk: pixels whose centre is within ``radius`` pixels of ``center`` (k_y, k_x)."""
     r = _check_r("radius", radius)
     if r == 0:
@@ -47,7 +48,7 @@ def disk(shape, center, radius: float) -> np.ndarray:
     return _radius_grid(shape, center) <= r
 
 
-def annulus(shape, center, r_inner: float, r_outer: float) -> np.ndarray:
+def annulus(shape: Any, center: tuple[float, float], r_inner: float, r_outer: float) -> np.ndarray:
     """Boolean annulus ``r_inner <= r <= r_outer`` (pixels) around ``center`` (k_y, k_x)."""
     ri, ro = _check_r("r_inner", r_inner), _check_r("r_outer", r_outer)
     if ro <= ri:
@@ -56,7 +57,7 @@ def annulus(shape, center, r_inner: float, r_outer: float) -> np.ndarray:
     return (r >= ri) & (r <= ro)
 
 
-def rectangle(shape, start, stop) -> np.ndarray:
+def rectangle(shape: Any, start: tuple[int, int], stop: tuple[int, int]) -> np.ndarray:
     """Boolean rectangle of pixels ``start[0] <= k_y < stop[0]``, ``start[1] <= k_x < stop[1]``."""
     ky, kx = _shape(shape)
     (y0, x0), (y1, x1) = ((int(a), int(b)) for a, b in (start, stop))
@@ -67,7 +68,7 @@ def rectangle(shape, start, stop) -> np.ndarray:
     return m
 
 
-def mean_pattern(data, *, tilt: int = 0, max_rows: int = 4) -> np.ndarray:
+def mean_pattern(data: Any, *, tilt: int = 0, max_rows: int = 4) -> np.ndarray:
     """Mean pattern of ``data`` (a 2D pattern is returned as float64) from ≤ ``max_rows`` scan rows.
 
     Evenly spaced whole scan rows are averaged, so file-backed data reads at most ``max_rows``
@@ -89,7 +90,7 @@ def mean_pattern(data, *, tilt: int = 0, max_rows: int = 4) -> np.ndarray:
     return region_mean(data, mask, tilt=tilt)
 
 
-def measure_central_disk(data, *, tilt: int = 0) -> tuple[tuple[float, float], float]:
+def measure_central_disk(data: Any, *, tilt: int = 0) -> tuple[tuple[float, float], float]:
     """Centre ``(k_y, k_x)`` and radius (pixels) of the unscattered central disk.
 
     The mean pattern is smoothed (σ = 1 px) and thresholded half-way between its median and its
@@ -111,7 +112,7 @@ def measure_central_disk(data, *, tilt: int = 0) -> tuple[tuple[float, float], f
     return (float(cy), float(cx)), float(math.sqrt(disk_px.sum() / math.pi))
 
 
-def bright_field(dataset_or_pattern, *, scale: float = 1.0, tilt: int = 0) -> np.ndarray:
+def bright_field(dataset_or_pattern: Any, *, scale: float = 1.0, tilt: int = 0) -> np.ndarray:
     """Boolean bright-field disk sized from the measured central disk, radius × ``scale``."""
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be > 0, got {scale!r}")
@@ -121,7 +122,7 @@ def bright_field(dataset_or_pattern, *, scale: float = 1.0, tilt: int = 0) -> np
     return disk(shape, (cy, cx), max(r * scale, 0.5))
 
 
-def annular_dark_field(dataset_or_pattern, *, inner: float = 1.5, outer: float | None = None,
+def annular_dark_field(dataset_or_pattern: Any, *, inner: float = 1.5, outer: float | None = None,
                        tilt: int = 0) -> np.ndarray:
     """Boolean ADF annulus around the measured central disk.
 
@@ -136,6 +137,6 @@ def annular_dark_field(dataset_or_pattern, *, inner: float = 1.5, outer: float |
     return annulus(shape, (cy, cx), inner * r, r_out)
 
 
-def _det_shape(data) -> tuple[int, int]:
+def _det_shape(data: Any) -> tuple[int, int]:
     arr = getattr(data, "data", data)
     return tuple(int(s) for s in arr.shape[-2:])  # type: ignore[return-value]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import dask
 
@@ -70,22 +70,22 @@ def check_cancel(cancel: Any) -> None:
         raise Cancelled("computation cancelled")
 
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
 def parse_memory_budget(budget: int | float | str | None) -> int:
     """Bytes from ``budget``: a number of bytes or a string like ``"2GB"``, ``"512 MiB"``.
 
-    ``None`` gives :data:`DEFAULT_BUDGET` (1 GiB). Raises ``ValueError`` for anything not positive.
+    Strings are read by :func:`dask.utils.parse_bytes` (decimal ``kB``/``MB``/``GB``/``TB`` and
+    binary ``KiB``/``MiB``/``GiB``/``TiB`` units). ``None`` gives :data:`DEFAULT_BUDGET` (1 GiB).
+    Raises ``ValueError`` for anything not positive.
     """
+    from dask.utils import parse_bytes
+
     if budget is None:
         return DEFAULT_BUDGET
     if isinstance(budget, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-zA-Z]*)\s*", budget)
-        if not m or m.group(2).lower() not in _UNITS:
-            raise ValueError(f"memory budget {budget!r} is not a size like '2GB' or '512MiB'")
-        value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+        try:
+            value = float(parse_bytes(budget.strip()))
+        except ValueError:
+            raise ValueError(f"memory budget {budget!r} is not a size like '2GB' or '512MiB'") from None
     elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
         value = float(budget)
     else:
@@ -108,6 +108,11 @@ def get_client(address_or_client: Any = None, *, n_workers: int = 2, threads_per
         checked (it must not be closed) and returned.
     n_workers, threads_per_worker, memory_limit
         Used only for ``"local"``.
+
+    Returns
+    -------
+    distributed.Client or None
+        The client, or ``None`` for in-process threads.
     """
     if address_or_client is None:
         return None
@@ -192,7 +197,8 @@ def _compute_sync(task: Any) -> Any:
     return result
 
 
-def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) -> None:
+def _stream_distributed(tasks: Sequence[Any], accumulate: Callable[[int, Any], None], client: Any,
+                        in_flight: int | None, progress: ProgressFn | None, cancel: Any) -> None:
     from distributed import as_completed
 
     total = len(tasks)
@@ -206,7 +212,7 @@ def _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel) 
     next_i = 0
     done = 0
 
-    def submit(i: int):
+    def submit(i: int) -> Any:
         fut = client.compute(tasks[i])
         index[fut.key] = i
         return fut

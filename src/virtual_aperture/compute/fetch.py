@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .incremental import ApertureSum
@@ -9,7 +11,7 @@ from .source import Source
 from .validate import prepare_positions, prepare_scan_mask
 
 
-def pattern_at(data, y: int, x: int, *, tilt: int = 0) -> np.ndarray:
+def pattern_at(data: Any, y: int, x: int, *, tilt: int = 0) -> np.ndarray:
     """The diffraction pattern at scan position ``(y, x)`` as a numpy array (a copy).
 
     Parameters
@@ -35,11 +37,25 @@ def pattern_at(data, y: int, x: int, *, tilt: int = 0) -> np.ndarray:
     raise AssertionError("position not found in any block")  # pragma: no cover
 
 
-def region_mean(data, mask_or_positions, *, tilt: int = 0) -> np.ndarray:
+def region_mean(data: Any, mask_or_positions: Any, *, tilt: int = 0) -> np.ndarray:
     """Mean pattern over a small scan region, float64 ``(k_y, k_x)``.
 
     ``mask_or_positions``: a boolean scan mask ``(sy, sx)`` or positions ``(n, 2)`` int (y, x)
     (duplicates counted once). Raises ``ValueError`` for an empty region.
+
+    Parameters
+    ----------
+    data
+        A 4D/5D :class:`~virtual_aperture.Dataset` or array.
+    mask_or_positions
+        A boolean scan mask ``(sy, sx)`` or int positions ``(n, 2)`` ``(y, x)``.
+    tilt
+        The tilt to read (5D data).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(k_y, k_x)`` mean pattern.
     """
     src = Source(data)
     m = np.asarray(mask_or_positions)

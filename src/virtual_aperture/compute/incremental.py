@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import kernels
@@ -36,7 +38,7 @@ class ApertureSum:
     position for 128×128 uint16; for file-backed data whole chunks are read.
     """
 
-    def __init__(self, data, *, mask=None, tilt: int = 0) -> None:
+    def __init__(self, data: Any, *, mask: Any = None, tilt: int = 0) -> None:
         self._src = Source(data)
         self._tilt = self._src.check_tilt(tilt)
         self._sum = np.zeros((1, self._src.ky * self._src.kx))
@@ -45,7 +47,7 @@ class ApertureSum:
             self.set_mask(mask)
 
     # ---- updates -----------------------------------------------------------------------------
-    def set_mask(self, mask) -> "ApertureSum":
+    def set_mask(self, mask: Any) -> ApertureSum:
         """Replace the mask; only positions that differ from the current mask are read."""
         new = prepare_scan_mask(mask, self._src.scan_shape)
         add_y, add_x = np.nonzero(new & ~self._mask)
@@ -55,28 +57,28 @@ class ApertureSum:
         self._mask = new.copy()
         return self
 
-    def add(self, positions) -> "ApertureSum":
+    def add(self, positions: Any) -> ApertureSum:
         """Add scan positions ``(n, 2)`` int (y, x); positions already in the mask are ignored."""
         ys, xs = self._new_positions(positions, want=False)
         self._apply(ys, xs, np.ones(ys.size))
         self._mask[ys, xs] = True
         return self
 
-    def remove(self, positions) -> "ApertureSum":
+    def remove(self, positions: Any) -> ApertureSum:
         """Remove scan positions ``(n, 2)`` int (y, x); positions not in the mask are ignored."""
         ys, xs = self._new_positions(positions, want=True)
         self._apply(ys, xs, -np.ones(ys.size))
         self._mask[ys, xs] = False
         return self
 
-    def _new_positions(self, positions, *, want: bool):
+    def _new_positions(self, positions: Any, *, want: bool) -> tuple[np.ndarray, np.ndarray]:
         ys, xs = prepare_positions(positions, self._src.scan_shape)
         flat = np.unique(ys * self._src.sx + xs)
         ys, xs = flat // self._src.sx, flat % self._src.sx
         keep = self._mask[ys, xs] == want
         return ys[keep], xs[keep]
 
-    def _apply(self, ys, xs, wt) -> None:
+    def _apply(self, ys: np.ndarray, xs: np.ndarray, wt: np.ndarray) -> None:
         if ys.size == 0:
             return
         lab = np.zeros(ys.size, dtype=np.int64)
@@ -135,7 +137,7 @@ class VirtualImageUpdater:
     also resets float rounding drift (integer data with bool masks are always exact).
     """
 
-    def __init__(self, data, mask, *, tilt: int = 0, memory_budget=None) -> None:
+    def __init__(self, data: Any, mask: Any, *, tilt: int = 0, memory_budget: int | str | None = None) -> None:
         from .executor import parse_memory_budget
 
         self._src = Source(data)
@@ -220,7 +222,7 @@ class VirtualImageUpdater:
             return
         self._update(index, self._w[index].copy())
 
-    def set_mask(self, mask) -> np.ndarray:
+    def set_mask(self, mask: Any) -> np.ndarray:
         """Change the detector mask and return the updated image ``(sy, sx)`` float64."""
         w, _ = as_weights(mask, self._src.det_shape, allow_stack=False, allow_empty=True)
         new = w[0].reshape(-1)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numba
 import numpy as np
@@ -20,7 +22,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # lets reductions vectorise; keeps NaN/inf semantics
-_OPTS = dict(parallel=True, cache=True, nogil=True, fastmath=_FAST)
+_OPTS: dict[str, Any] = dict(parallel=True, cache=True, nogil=True, fastmath=_FAST)
 
 #: below this many values a kernel runs on the calling thread: waking the other numba threads
 #: costs milliseconds on a busy machine, more than the work itself (interactive updates)
@@ -28,7 +30,7 @@ SMALL_WORK = 2**24
 
 
 @contextlib.contextmanager
-def single_thread():
+def single_thread() -> Iterator[None]:
     """Run numba kernels called from this thread on one numba thread (thread-local setting)."""
     old = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -42,23 +44,32 @@ _PARALLEL_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
-def all_threads():
+def all_threads() -> Iterator[None]:
     """Serialise whole-machine kernel launches from different Python threads (GUI workers)."""
     with _PARALLEL_LOCK:
         yield
 
 
 # ---- element conversion -----------------------------------------------------------------------
-def as_f64(x):  # pragma: no cover - replaced by the overload inside kernels
+def as_f64(x: Any) -> np.float64:  # pragma: no cover - replaced by the overload inside kernels
     return np.float64(x)
 
 
 @overload(as_f64)
-def _as_f64_overload(x):
+def _as_f64_overload(x: Any) -> Callable[[Any], np.float64]:
     # small integers go through int32: LLVM vectorises i32 -> f64 but scalarises u16 -> f64
-    if isinstance(x, types.Integer) and x.bitwidth <= 16:
-        return lambda x: np.float64(np.int32(x))
-    return lambda x: np.float64(x)
+    # (numba matches the implementation's parameters, annotations included, to ``as_f64``'s)
+    if isinstance(x, types.Integer) and x.bitwidth <= 16:  # type: ignore[attr-defined]  # not in numba's stubs
+
+        def via_i32(x: Any) -> np.float64:
+            return np.float64(np.int32(x))
+
+        return via_i32
+
+    def direct(x: Any) -> np.float64:
+        return np.float64(x)
+
+    return direct
 
 
 # NB: inner loops index slices with range() counters only (no offsets), which lets LLVM drop the
@@ -66,7 +77,7 @@ def _as_f64_overload(x):
 
 # ---- virtual image --------------------------------------------------------------------------
 @njit(**_OPTS)
-def vi_dense(frames, weights, y0, x0, out):
+def vi_dense(frames: np.ndarray, weights: np.ndarray, y0: int, x0: int, out: np.ndarray) -> None:
     """``out[m, p] = sum_{r,c} frames[p, y0 + r, x0 + c] * weights[m, r, c]``.
 
     ``frames`` (N, ky, kx); ``weights`` (n, h, w) float64, the masks cut to their bounding box at
@@ -86,7 +97,7 @@ def vi_dense(frames, weights, y0, x0, out):
 
 
 @njit(**_OPTS)
-def vi_shifted(frames, padded, y0, x0, shifts, out):
+def vi_shifted(frames: np.ndarray, padded: np.ndarray, y0: int, x0: int, shifts: np.ndarray, out: np.ndarray) -> None:
     """Virtual image with the mask moved by a per-position shift (bilinear weights).
 
     ``padded`` (n, h + 2, w + 2) float64: the masks cut to their bounding box at (y0, x0) with a
@@ -137,7 +148,7 @@ def vi_shifted(frames, padded, y0, x0, shifts, out):
 
 # ---- gathered sums ---------------------------------------------------------------------------
 @njit(**_OPTS)
-def _gather_sum(frames, pos, lab, wt, out, n_parts):
+def _gather_sum(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, wt: np.ndarray, out: np.ndarray, n_parts: int) -> None:
     n_t = pos.shape[0]
     n_k = frames.shape[1]
     for part in prange(n_parts):
@@ -152,7 +163,7 @@ def _gather_sum(frames, pos, lab, wt, out, n_parts):
 
 
 @njit(**_OPTS)
-def _gather_sum_u32(frames, pos, lab, out, n_parts):
+def _gather_sum_u32(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, out: np.ndarray, n_parts: int) -> None:
     """:func:`_gather_sum` with unit weights for unsigned 8/16-bit data, ``lab`` sorted.
 
     Runs of one label accumulate in uint32 (flushed to the float64 ``out`` every 65536 frames, so
@@ -180,7 +191,7 @@ def _gather_sum_u32(frames, pos, lab, out, n_parts):
                 buf[k] = 0
 
 
-def gather_sum(frames, pos, lab, wt, out):
+def gather_sum(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, wt: np.ndarray, out: np.ndarray) -> None:
     """``out[lab[t], :] += wt[t] * frames[pos[t], :]`` for every t; flat ``frames`` (N, K).
 
     Positions are visited label by label (so one accumulator row stays in cache) and each
@@ -205,7 +216,7 @@ def gather_sum(frames, pos, lab, wt, out):
 
 
 @njit(**_OPTS)
-def vi_dense_bool(frames, weights, y0, x0, out):
+def vi_dense_bool(frames: np.ndarray, weights: np.ndarray, y0: int, x0: int, out: np.ndarray) -> None:
     """:func:`vi_dense` for unsigned 8/16-bit data and 0/1 weights (uint32): exact integer sums.
 
     Rows accumulate in uint32 (≤ 65535 × 65536 per row), totals in uint64.
@@ -226,7 +237,7 @@ def vi_dense_bool(frames, weights, y0, x0, out):
 
 
 @njit(**_OPTS)
-def _column_update(tframes, index, dw, image):
+def _column_update(tframes: np.ndarray, index: np.ndarray, dw: np.ndarray, image: np.ndarray) -> None:
     """Detector-major update: ``image[p] += sum_j dw[j] * tframes[index[j], p]``.
 
     ``tframes`` (K, N) is the detector-major copy; cost ∝ len(index) * N, contiguous reads.
@@ -244,7 +255,7 @@ def _column_update(tframes, index, dw, image):
                 img[p] += d * as_f64(col[p])
 
 
-def column_update(tframes, index, dw, image):
+def column_update(tframes: np.ndarray, index: np.ndarray, dw: np.ndarray, image: np.ndarray) -> None:
     """Detector-major update ``image[p] += sum_j dw[j] * tframes[index[j], p]`` (see ``_column_update``)."""
     if index.shape[0] * tframes.shape[1] < SMALL_WORK:
         with single_thread():
@@ -254,7 +265,7 @@ def column_update(tframes, index, dw, image):
 
 
 @njit(**_OPTS)
-def strided_update(frames, index, dw, image):
+def strided_update(frames: np.ndarray, index: np.ndarray, dw: np.ndarray, image: np.ndarray) -> None:
     """Scan-major fallback of :func:`column_update`: ``image[p] += sum_j dw[j] * frames[p, index[j]]``."""
     n_pos = frames.shape[0]
     for p in prange(n_pos):
@@ -266,7 +277,7 @@ def strided_update(frames, index, dw, image):
 
 
 @njit(**_OPTS)
-def transpose_into(frames, p0, tframes):
+def transpose_into(frames: np.ndarray, p0: int, tframes: np.ndarray) -> None:
     """Copy flat ``frames`` (n, K) into columns ``p0 : p0 + n`` of ``tframes`` (K, N).
 
     Threads take 64-frame tiles and sweep the detector in 64-pixel tiles (each frame is read
@@ -287,7 +298,7 @@ def transpose_into(frames, p0, tframes):
 
 
 @njit(**_OPTS)
-def read_ceiling(frames):
+def read_ceiling(frames: np.ndarray) -> float:
     """One pass that reads every byte of flat ``frames`` (N, K) once; returns the sum of all values.
 
     Unsigned 8/16-bit data accumulate per frame in uint32 lanes (exact for frames of <= 65536 uint16
@@ -300,15 +311,16 @@ def read_ceiling(frames):
     return total
 
 
-def _frame_total(f):  # pragma: no cover - replaced by the overload inside kernels
+def _frame_total(f: np.ndarray) -> float:  # pragma: no cover - replaced by the overload inside kernels
     return float(f.sum())
 
 
 @overload(_frame_total)
-def _frame_total_overload(f):
-    if isinstance(f.dtype, types.Integer) and not f.dtype.signed and f.dtype.bitwidth <= 16:
+def _frame_total_overload(f: Any) -> Callable[[np.ndarray], Any]:
+    integer = isinstance(f.dtype, types.Integer)
+    if integer and not f.dtype.signed and f.dtype.bitwidth <= 16:
 
-        def impl(f):
+        def impl(f: np.ndarray) -> np.float64:
             acc = np.uint64(0)
             for k0 in range(0, f.shape[0], 65536):
                 part = f[k0 : k0 + 65536]
@@ -320,7 +332,7 @@ def _frame_total_overload(f):
 
         return impl
 
-    def impl_f(f):
+    def impl_f(f: np.ndarray) -> float:
         acc = 0.0
         for k in range(f.shape[0]):
             acc += np.float64(f[k])
@@ -330,7 +342,7 @@ def _frame_total_overload(f):
 
 
 @njit(**_OPTS)
-def _gather_sum_shifted(frames, pos, lab, shifts, out, n_parts):
+def _gather_sum_shifted(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, shifts: np.ndarray, out: np.ndarray, n_parts: int) -> None:
     n_t = pos.shape[0]
     ky, kx = frames.shape[1], frames.shape[2]
     for part in prange(n_parts):
@@ -368,7 +380,7 @@ def _gather_sum_shifted(frames, pos, lab, shifts, out, n_parts):
                             orow[c] += wgt * as_f64(srow[c])
 
 
-def gather_sum_shifted(frames3, pos, lab, shifts, out3):
+def gather_sum_shifted(frames3: np.ndarray, pos: np.ndarray, lab: np.ndarray, shifts: np.ndarray, out3: np.ndarray) -> None:
     """Aligned sums: ``out3[lab[t]](k) += frames3[pos[t]](k + shifts[t])``, bilinear, zero outside.
 
     ``frames3`` (N, ky, kx); ``shifts`` (n, 2) float64 detector pixels; ``out3`` (L, ky, kx)

@@ -9,8 +9,9 @@ is reached as numpy blocks without dask so kernels run at memory bandwidth; anyt
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -34,7 +35,7 @@ class Block:
 class Source:
     """Normalised input data. ``data``: ``Dataset``, dask array or numpy array, 4D or 5D."""
 
-    def __init__(self, data) -> None:
+    def __init__(self, data: Any) -> None:
         arr = getattr(data, "data", data) if not isinstance(data, (np.ndarray, da.Array)) else data
         if not isinstance(arr, (np.ndarray, da.Array)):
             if hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__getitem__") and len(arr.shape) in (4, 5):
@@ -151,7 +152,7 @@ def _max_chunk_bytes(arr: da.Array) -> int:
     return int(math.prod(max(c) for c in arr.chunks) * arr.dtype.itemsize)
 
 
-def _scan_chunks_at_most(shape5, itemsize: int, target: int) -> tuple[int, ...]:
+def _scan_chunks_at_most(shape5: tuple[int, ...], itemsize: int, target: int) -> tuple[int, ...]:
     _, sy, sx, ky, kx = shape5
     frame = ky * kx * itemsize
     frames = max(1, target // max(frame, 1))
@@ -160,7 +161,7 @@ def _scan_chunks_at_most(shape5, itemsize: int, target: int) -> tuple[int, ...]:
     return (1, 1, max(1, frames), ky, kx)
 
 
-def _numpy_blocks(arr) -> list[Block] | None:
+def _numpy_blocks(arr: Any) -> list[Block] | None:
     """Numpy blocks (as 5D) of an in-memory 4D/5D array, or None when the data must be streamed."""
     lead = arr.ndim == 4
     if isinstance(arr, np.ndarray):
@@ -192,7 +193,7 @@ def _numpy_blocks(arr) -> list[Block] | None:
     return None
 
 
-def _iter_keys(keys):
+def _iter_keys(keys: Any) -> Iterator[Any]:
     if isinstance(keys, tuple):
         yield keys
         return

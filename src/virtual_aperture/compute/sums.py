@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class ApertureSumResult:
             return np.where(c > 0, self.sum / np.where(c > 0, c, 1), np.nan)
 
 
-def aperture_sums(data, labels, *, shifts=None, client=None, progress: ProgressFn | None = None,
+def aperture_sums(data: Any, labels: Any, *, shifts: Any = None, client: Any = None, progress: ProgressFn | None = None,
                   cancel: CancelToken | None = None, memory_budget: int | str | None = None
                   ) -> dict[int, ApertureSumResult]:
     """Sum the diffraction patterns of every labelled region, all labels in ONE pass.
@@ -96,7 +97,8 @@ def aperture_sums(data, labels, *, shifts=None, client=None, progress: ProgressF
     return out
 
 
-def _in_memory(src: Source, dense, sh, acc, progress, cancel) -> None:
+def _in_memory(src: Source, dense: np.ndarray, sh: np.ndarray | None, acc: np.ndarray,
+               progress: ProgressFn | None, cancel: Any) -> None:
     per_batch = max(1, _BATCH_BYTES // src.frame_bytes)
     work = []
     for t in range(src.n_tilt):
@@ -115,7 +117,8 @@ def _in_memory(src: Source, dense, sh, acc, progress, cancel) -> None:
             progress(i + 1, len(work))
 
 
-def _accumulate(flat, local, lab, shifts2, acc_t, src) -> None:
+def _accumulate(flat: np.ndarray, local: np.ndarray, lab: np.ndarray, shifts2: np.ndarray | None,
+                acc_t: Any, src: Source) -> None:
     """Add frames ``flat[local]`` to rows ``lab`` of ``acc_t`` (L, K), resampled by ``shifts2`` if given."""
     if shifts2 is None:
         kernels.gather_sum(flat, local, lab, np.ones(local.size), acc_t)
@@ -124,7 +127,7 @@ def _accumulate(flat, local, lab, shifts2, acc_t, src) -> None:
                                    acc_t.reshape(-1, src.ky, src.kx))
 
 
-def _sum_task(block5: np.ndarray, dense_block: np.ndarray, shifts3=None) -> tuple[np.ndarray, np.ndarray]:
+def _sum_task(block5: np.ndarray, dense_block: np.ndarray, shifts3: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One dask task: partial sums of a (1, cy, cx, ky, kx) chunk for the labels it holds."""
     _, cy, cx, ky, kx = block5.shape
     flat = np.ascontiguousarray(block5[0]).reshape(cy * cx, ky * kx)
@@ -142,7 +145,8 @@ def _sum_task(block5: np.ndarray, dense_block: np.ndarray, shifts3=None) -> tupl
     return present, part
 
 
-def _streamed(src: Source, dense, sh, acc, client, budget, progress, cancel) -> None:
+def _streamed(src: Source, dense: np.ndarray, sh: np.ndarray | None, acc: np.ndarray, client: Any,
+              budget: int, progress: ProgressFn | None, cancel: Any) -> None:
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
@@ -157,7 +161,7 @@ def _streamed(src: Source, dense, sh, acc, client, budget, progress, cancel) -> 
                     tasks.append(delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d), s3))
                     where.append(tb[t])
 
-    def accumulate(k: int, res) -> None:
+    def accumulate(k: int, res: Any) -> None:
         present, part = res
         acc[where[k], present] += part
 

@@ -6,6 +6,7 @@ Every check raises one ``ValueError`` naming the parameter and the shapes involv
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Masks:
         return out
 
 
-def as_weights(mask, det_shape: tuple[int, int], *, name: str = "mask", allow_stack: bool = True,
+def as_weights(mask: Any, det_shape: tuple[int, int], *, name: str = "mask", allow_stack: bool = True,
                allow_empty: bool = False) -> tuple[np.ndarray, bool]:
     """``mask`` as float64 (n, ky, kx) plus whether it was a stack; checks shape and values."""
     m = np.asarray(mask)
@@ -63,10 +64,10 @@ def as_weights(mask, det_shape: tuple[int, int], *, name: str = "mask", allow_st
     return w, stacked
 
 
-def prepare_masks(mask, det_shape: tuple[int, int], *, name: str = "mask") -> Masks:
+def prepare_masks(mask: Any, det_shape: tuple[int, int], *, name: str = "mask") -> Masks:
     """Validate ``mask`` and cut it to the bounding box of its non-zero weights."""
     w, stacked = as_weights(mask, det_shape, name=name)
-    nz = w.any(axis=0)
+    nz = np.asarray(w.any(axis=0))
     rows = np.flatnonzero(nz.any(axis=1))
     cols = np.flatnonzero(nz.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
@@ -75,7 +76,7 @@ def prepare_masks(mask, det_shape: tuple[int, int], *, name: str = "mask") -> Ma
     return Masks(cut, y0, x0, stacked, binary)
 
 
-def prepare_shifts(shifts, n_tilt: int, scan_shape: tuple[int, int], is5d: bool) -> np.ndarray | None:
+def prepare_shifts(shifts: Any, n_tilt: int, scan_shape: tuple[int, int], is5d: bool) -> np.ndarray | None:
     """Shifts as float64 (n_tilt, sy, sx, 2), or None."""
     if shifts is None:
         return None
@@ -94,7 +95,7 @@ def prepare_shifts(shifts, n_tilt: int, scan_shape: tuple[int, int], is5d: bool)
     return s
 
 
-def prepare_labels(labels, n_tilt: int, scan_shape: tuple[int, int], is5d: bool) -> np.ndarray:
+def prepare_labels(labels: Any, n_tilt: int, scan_shape: tuple[int, int], is5d: bool) -> np.ndarray:
     """Labels as int64 (n_tilt, sy, sx); 0 means no aperture."""
     lab = np.asarray(labels)
     if lab.dtype == bool:
@@ -116,7 +117,7 @@ def prepare_labels(labels, n_tilt: int, scan_shape: tuple[int, int], is5d: bool)
     return np.ascontiguousarray(lab, dtype=np.int64)
 
 
-def prepare_positions(positions, scan_shape: tuple[int, int], *, name: str = "positions") -> tuple[np.ndarray, np.ndarray]:
+def prepare_positions(positions: Any, scan_shape: tuple[int, int], *, name: str = "positions") -> tuple[np.ndarray, np.ndarray]:
     """Scan positions ``(n, 2)`` int (y, x) → (ys, xs) int64, checked against the scan."""
     p = np.asarray(positions)
     if p.size == 0:
@@ -139,7 +140,7 @@ def prepare_positions(positions, scan_shape: tuple[int, int], *, name: str = "po
     return ys, xs
 
 
-def prepare_scan_mask(mask, scan_shape: tuple[int, int], *, name: str = "mask") -> np.ndarray:
+def prepare_scan_mask(mask: Any, scan_shape: tuple[int, int], *, name: str = "mask") -> np.ndarray:
     """A boolean scan-space mask (sy, sx)."""
     m = np.asarray(mask)
     if m.shape != tuple(scan_shape):

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from . import kernels
-from .executor import CancelToken, ProgressFn, check_cancel, check_client, local_workers, parse_memory_budget, stream
+from .executor import (
+    CancelToken,
+    ProgressFn,
+    check_cancel,
+    check_client,
+    local_workers,
+    parse_memory_budget,
+    stream,
+)
 from .source import Source
 from .validate import Masks, prepare_masks, prepare_shifts
 
+if TYPE_CHECKING:
+    import dask.array as da
 
-def virtual_image(data, mask, *, shifts=None, client=None, progress: ProgressFn | None = None,
+
+def virtual_image(data: Any, mask: Any, *, shifts: Any = None, client: Any = None, progress: ProgressFn | None = None,
                   cancel: CancelToken | None = None, memory_budget: int | str | None = None) -> np.ndarray:
     """Virtual detector image: ``image[y, x] = sum_k data[y, x, k] * mask[k]``.
 
@@ -77,7 +90,8 @@ def _frames3(block4: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(block4).reshape(ny * nx, ky, kx)
 
 
-def _in_memory(src: Source, masks: Masks, sh, out, progress, cancel) -> None:
+def _in_memory(src: Source, masks: Masks, sh: np.ndarray | None, out: np.ndarray, progress: ProgressFn | None,
+               cancel: Any) -> None:
     slabs = list(src.slabs())
     padded = masks.padded() if sh is not None else None
     if progress is not None:
@@ -93,7 +107,8 @@ def _in_memory(src: Source, masks: Masks, sh, out, progress, cancel) -> None:
             progress(i + 1, len(slabs))
 
 
-def _vi_task(block5: np.ndarray, weights: np.ndarray, binary, y0: int, x0: int, shifts4) -> np.ndarray:
+def _vi_task(block5: np.ndarray, weights: np.ndarray, binary: np.ndarray | None, y0: int, x0: int,
+             shifts4: np.ndarray | None) -> np.ndarray:
     """One dask task: (1, cy, cx, ky, kx) block → (n, cy, cx) on one numba thread."""
     masks = Masks(weights, y0, x0, True)
     masks.binary = binary
@@ -104,7 +119,7 @@ def _vi_task(block5: np.ndarray, weights: np.ndarray, binary, y0: int, x0: int, 
     return res.reshape(masks.n, cy, cx)
 
 
-def block_plan(src: Source, client, budget: int):
+def block_plan(src: Source, client: Any, budget: int) -> tuple[da.Array, list[np.ndarray], int]:
     """The 5D dask array (chunks sized to the budget) and its chunk offsets."""
     workers = local_workers() if client is None else max(1, sum(client.nthreads().values()))
     # each task holds its chunk plus a decompression buffer of about the same size
@@ -114,7 +129,8 @@ def block_plan(src: Source, client, budget: int):
     return arr, bounds, workers
 
 
-def _streamed(src: Source, masks: Masks, sh, out, client, budget, progress, cancel) -> None:
+def _streamed(src: Source, masks: Masks, sh: np.ndarray | None, out: np.ndarray, client: Any, budget: int,
+              progress: ProgressFn | None, cancel: Any) -> None:
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)

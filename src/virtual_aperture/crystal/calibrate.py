@@ -14,9 +14,9 @@ Every calibrating function returns numbers (and, for the ``calibrate_*`` helpers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage, signal

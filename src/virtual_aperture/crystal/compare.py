@@ -9,7 +9,7 @@ the one that matches most reference atoms.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,6 +42,24 @@ def match_to_reference(
     smaller summed distance); the ``tries`` heaviest found atoms are tried as anchors. The winning
     translation is then refined by least squares over the matched atoms, so the anchor atom's
     own error is measured too rather than being zero by construction.
+
+    Parameters
+    ----------
+    found, reference
+        ``(element, fractional xyz)`` pairs, in the same cell setting.
+    cell
+        ``(a, b, c, α, β, γ)`` in Å and degrees.
+    space_group
+        Hermann–Mauguin symbol; its allowed origin shifts and the hand are tried.
+    tolerance
+        Distance (Å) within which a reference atom counts as found.
+    tries
+        Number of the heaviest found atoms tried as anchors.
+
+    Returns
+    -------
+    numpy.ndarray
+        One distance (Å) per reference atom to its nearest found atom under the best placement.
     """
     import gemmi
 

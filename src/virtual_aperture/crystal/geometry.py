@@ -22,7 +22,7 @@ Frames and conventions (one set, used everywhere):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

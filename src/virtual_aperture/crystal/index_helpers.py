@@ -14,7 +14,8 @@ from .zoneaxis import IndexingError
 
 def assign_hkl(UB, peaks, tilts, centers, cal, axis, tol_px, G, allowed=None, s_max=None):
     """Miller indices per peak: nearest lattice points around the 3D estimate, best |s| among those
-    whose predicted position is within ``tol_px`` (and |s| ≤ ``s_max`` if given). Returns (hkl, indexed mask, residual px)."""
+    whose predicted position is within ``tol_px`` (and |s| ≤ ``s_max`` if given).
+    Returns (hkl, indexed mask, residual px)."""
     H0 = np.rint(G @ np.linalg.inv(UB).T).astype(int)
     steps = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
     best_h = H0.copy()

@@ -11,17 +11,25 @@ single pattern (see :mod:`crystal.zoneaxis`). Failures raise :class:`IndexingErr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import geometry
+from .index_helpers import assign_hkl, excitation_spread, excitation_weights, family_of, read_known_cell
 from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
 from .peaks import PeakList
-from .index_helpers import assign_hkl, excitation_spread, excitation_weights, family_of, read_known_cell
-from .refine import expand_cell_esd, nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
+from .refine import (
+    expand_cell_esd,
+    nearest_rotation,
+    predict_positions,
+    refine_cell,
+    refine_ub,
+    symmetrize_cell,
+)
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
 
 __all__ = ["IndexingError", "IndexingResult", "ZoneAxisResult", "index_tilt_series", "index_zone_axis",
@@ -228,6 +236,11 @@ def index_tilt_series(
         measured — the same reflections seen at many azimuths across the tilts calibrate it).
     min_indexed
         Refuse (IndexingError) when less than this fraction of the peaks can be indexed.
+
+    Returns
+    -------
+    IndexingResult
+        Cell, lattice, ``UB``, Miller indices per peak, residuals and the refined calibration.
 
     Raises
     ------

@@ -23,12 +23,20 @@ reflections with |g·(ẑ × e)| < 0.05·|g|.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .geometry import cell_from_basis, miller_indices_within, predict_reflections, tilt_axis_vector, tilt_rotation
-from .reflections import Reflections, check_cancel
+from ..compute.executor import check_cancel
+from .geometry import (
+    cell_from_basis,
+    miller_indices_within,
+    predict_reflections,
+    tilt_axis_vector,
+    tilt_rotation,
+)
+from .reflections import Reflections
 
 __all__ = ["integrate_reflections"]
 

@@ -36,11 +36,13 @@ class MergeStats:
 
     def table(self) -> str:
         """The shells as a fixed-width text table."""
-        head = f"{'d_max':>7} {'d_min':>6} {'n_obs':>7} {'n_uniq':>7} {'compl':>6} {'mult':>5} {'I/sig':>6} {'Rint':>6} {'CC1/2':>6}"
+        head = (f"{'d_max':>7} {'d_min':>6} {'n_obs':>7} {'n_uniq':>7} "
+                f"{'compl':>6} {'mult':>5} {'I/sig':>6} {'Rint':>6} {'CC1/2':>6}")
         rows = [head]
         for s in [*self.shells, {**self.overall, "d_max": self.overall["d_max"]}]:
             rows.append(
-                f"{s['d_max']:7.2f} {s['d_min']:6.2f} {s['n_obs']:7d} {s['n_unique']:7d} {s['completeness']:6.3f} "
+                f"{s['d_max']:7.2f} {s['d_min']:6.2f} {s['n_obs']:7d} "
+                f"{s['n_unique']:7d} {s['completeness']:6.3f} "
                 f"{s['multiplicity']:5.2f} {s['i_over_sigma']:6.1f} {_f(s['r_int'])} {_f(s['cc_half'])}"
             )
         return "\n".join(rows)

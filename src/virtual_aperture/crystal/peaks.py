@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage, signal
@@ -55,11 +55,11 @@ class PeakList:
         """(n, 2) array of ``(k_y, k_x)`` pixel positions."""
         return np.stack([self.y, self.x], axis=1) if len(self) else np.zeros((0, 2))
 
-    def select(self, keep: np.ndarray) -> "PeakList":
+    def select(self, keep: np.ndarray) -> PeakList:
         """A PeakList with only the peaks where the boolean/integer index ``keep`` selects."""
         return replace(self, **{f: getattr(self, f)[keep] for f in _FIELDS})
 
-    def for_tilt(self, tilt: int) -> "PeakList":
+    def for_tilt(self, tilt: int) -> PeakList:
         """The peaks of one pattern of a stack."""
         return self.select(self.tilt == tilt)
 
@@ -81,7 +81,7 @@ class PeakList:
                 w.writerow(row + [extra[k][i] for k in extra])
 
     @classmethod
-    def from_csv(cls, path: str | Path) -> "PeakList":
+    def from_csv(cls, path: str | Path) -> PeakList:
         """Read peaks written by :meth:`to_csv` (needs at least the columns ``y`` and ``x``)."""
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -94,7 +94,7 @@ class PeakList:
     @classmethod
     def from_positions(
         cls, positions: np.ndarray, *, tilt: np.ndarray | int = 0, calibration=None, center=None
-    ) -> "PeakList":
+    ) -> PeakList:
         """Peaks at given ``(k_y, k_x)`` positions (e.g. edited by hand), no intensities."""
         p = np.asarray(positions, dtype=float).reshape(-1, 2)
         n = len(p)
@@ -106,7 +106,7 @@ class PeakList:
                    center=c if c is not None else (math.nan, math.nan))
 
     @classmethod
-    def concatenate(cls, lists: Sequence["PeakList"]) -> "PeakList":
+    def concatenate(cls, lists: Sequence[PeakList]) -> PeakList:
         """One PeakList holding the peaks of several (keeps each one's ``tilt``)."""
         if not lists:
             return cls.from_positions(np.zeros((0, 2)))

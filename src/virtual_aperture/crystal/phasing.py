@@ -26,14 +26,16 @@ space group (gemmi ``symmetrize_avg``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
 
+from ..compute.executor import check_cancel, is_cancelled
 from .geometry import reciprocal_basis
-from .reflections import Reflections, check_cancel, is_cancelled, parse_space_group
+from .reflections import Reflections, parse_space_group
 
 __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
 
@@ -372,6 +374,11 @@ def charge_flip(
         A ``dask.distributed.Client`` to run the starts on; default: dask threads.
     progress, cancel
         ``progress(done, total)`` in iterations; a cancel token (raises ``Cancelled``).
+
+    Returns
+    -------
+    PhasingResult
+        The best start: potential map, phases, R_CF, convergence and symmetry agreement.
     """
     import dask
 

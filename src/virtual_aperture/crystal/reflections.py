@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..compute.executor import Cancelled, check_cancel, is_cancelled  # noqa: F401  (used by the crystal modules)
 from .geometry import reciprocal_basis
 
 __all__ = ["Reflections", "parse_space_group", "check_cell_matches_space_group"]
@@ -76,7 +76,8 @@ def check_cell_matches_space_group(cell: Sequence[float], space_group: Any, *, t
         ok = ang(right[0], 90) and ang(right[1], 90)
     if not ok:
         raise ValueError(
-            f"cell {tuple(round(v, 4) for v in cell)} does not fit space group {sg.hm} ({system} crystal system)"
+            f"cell {tuple(round(v, 4) for v in cell)} does not "
+            f"fit space group {sg.hm} ({system} crystal system)"
         )
 
 
@@ -179,11 +180,11 @@ class Reflections:
 
         return gemmi.UnitCell(*self.cell)
 
-    def replace(self, **changes: Any) -> "Reflections":
+    def replace(self, **changes: Any) -> Reflections:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
-    def select(self, mask: np.ndarray) -> "Reflections":
+    def select(self, mask: np.ndarray) -> Reflections:
         """Rows where ``mask`` (boolean (n,) or index array) selects."""
         m = np.asarray(mask)
         return dataclasses.replace(
@@ -197,7 +198,7 @@ class Reflections:
             meta=dict(self.meta),
         )
 
-    def resolution_cut(self, d_min: float) -> "Reflections":
+    def resolution_cut(self, d_min: float) -> Reflections:
         """Only reflections with d ≥ ``d_min`` (Å)."""
         if not d_min > 0:
             raise ValueError(f"d_min must be positive, got {d_min}")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from ..compute.executor import check_cancel
 from .atoms import Atom, find_atoms, r_factor, structure_factors
 from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
 from .refinement import refine_structure
-from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
+from .reflections import Reflections, check_cell_matches_space_group, parse_space_group
 
 __all__ = ["solve_structure", "Solution", "simulate_reflections"]
 
@@ -102,6 +104,12 @@ def solve_structure(
     recycle
         Cycles of Fourier recycling (map from |F_obs| and the phases of the current atoms →
         new peak search), kept while R1 improves; completes models dominated by heavy atoms.
+
+    Returns
+    -------
+    Solution
+        Atoms, R1, the potential map and the phasing result; ``converged=False`` with a message when
+        the structure was not solved.
     """
     if not isinstance(reflections, Reflections):
         raise ValueError(f"reflections must be a Reflections table, got {type(reflections).__name__}")
@@ -180,6 +188,26 @@ def simulate_reflections(
     brought into the plane perpendicular to the beam by a tilt within ±``tilt_range_deg`` about
     the lab x axis (crystal orientation ``orientation`` or random): the rest is the missing
     wedge. Gaussian noise of ``noise``·I (+ a 2 % of the mean floor) is added; σ is set to match.
+
+    Parameters
+    ----------
+    structure
+        A ``gemmi.SmallStructure``.
+    d_min
+        Resolution limit (Å).
+    tilt_range_deg
+        Tilt range ± (degrees) that decides the missing wedge.
+    orientation
+        Crystal orientation matrix ``U`` (random when ``None``).
+    noise
+        Relative Gaussian noise on the intensities.
+    seed
+        Seed of the orientation and the noise.
+
+    Returns
+    -------
+    Reflections
+        Merged reflections (cell and space group of ``structure``) with intensities and σ.
     """
     import gemmi
 

@@ -89,7 +89,20 @@ def _ios(r: Reflections) -> np.ndarray:
 
 
 def suggest_laue_class(reflections: Reflections) -> tuple[str, list[dict]]:
-    """The suggested Laue class and a table (one dict per candidate: laue, r_int, cc_half, order, accepted)."""
+    """The suggested Laue class and a table of every candidate.
+
+    Parameters
+    ----------
+    reflections
+        Unmerged reflections with a cell.
+
+    Returns
+    -------
+    laue : str
+        The suggested Laue class.
+    table : list of dict
+        One dict per candidate: ``laue, r_int, cc_half, order, accepted``.
+    """
     import gemmi
 
     rows = []
@@ -116,7 +129,20 @@ def suggest_laue_class(reflections: Reflections) -> tuple[str, list[dict]]:
 
 
 def lattice_centring(reflections: Reflections) -> tuple[str, dict]:
-    """The lattice centring suggested by the absences, and per type the mean I/σ of forbidden reflections."""
+    """The lattice centring suggested by the absences, and per type the mean I/σ of forbidden reflections.
+
+    Parameters
+    ----------
+    reflections
+        Merged or unmerged reflections with a cell.
+
+    Returns
+    -------
+    centring : str
+        The suggested lattice centring (``"P"``, ``"I"``, ``"F"``, ...).
+    table : dict
+        Per centring type, the mean I/σ of the reflections it forbids.
+    """
     h = reflections.hkl.astype(float)
     ios = _ios(reflections)
     strong = ios > 3
@@ -139,7 +165,23 @@ def lattice_centring(reflections: Reflections) -> tuple[str, dict]:
 
 def suggest_space_groups(reflections: Reflections, *, laue: str | None = None, max_results: int = 10) -> list[dict]:
     """Ranked space-group suggestions (dicts: space_group, number, laue, centring, n_absent,
-    absent_mean_i_over_sigma, consistent)."""
+    absent_mean_i_over_sigma, consistent).
+
+    Parameters
+    ----------
+    reflections
+        Merged or unmerged reflections with a cell.
+    laue
+        Restrict to this Laue class (default: :func:`suggest_laue_class`).
+    max_results
+        At most this many suggestions.
+
+    Returns
+    -------
+    list of dict
+        Best first; keys ``space_group, number, laue, centring, n_absent,
+        absent_mean_i_over_sigma, consistent``.
+    """
     import gemmi
 
     if len(reflections) < 10:

@@ -193,6 +193,11 @@ def index_zone_axis(
         ``(a, b, c, α, β, γ)`` in Å/°, with lattice ``centring``; zone axes up to ``max_index``.
     tolerance
         Positional tolerance in Å⁻¹ (pixels without pixel size); default 3 px.
+
+    Returns
+    -------
+    ZoneAxisResult
+        The 2D lattice of the pattern and, with ``cell``, its zone axis and orientation.
     """
     n = len(peaks)
     if n < 4:

@@ -7,10 +7,11 @@
 * :func:`estimate_drift`, :func:`track_grains` – one id per grain through a tilt series.
 """
 
-from .propose import GrainProposal, propose_grains
+from .peaks import find_vectors
+from .proposal import GrainProposal
+from .propose import propose_grains
 from .similarity import grain_coherence, neighbour_dissimilarity
 from .tracking import Tracks, estimate_drift, track_grains
-from .peaks import find_vectors
 from .vectors import Crystal, VectorClusters, cluster_vectors, vector_selective_sum
 
 __all__ = [

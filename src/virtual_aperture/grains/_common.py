@@ -10,19 +10,18 @@ so two patterns correlate when they share reflections, i.e. come from the same c
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask.array as da
 import numpy as np
 from scipy import ndimage
 
+from ..compute.executor import check_cancel
 from ..model.dataset import Dataset
 
 #: Largest number of binned detector pixels used by automatic binning.
 MAX_FEATURES = 1024
-
-
-from ..compute.executor import Cancelled, check_cancel  # noqa: F401  (shared by the grain modules)
 
 
 def report(progress: Callable[[int, int], Any] | None, done: int, total: int) -> None:
@@ -61,36 +60,36 @@ def tilt_array(ds: Dataset, tilt: int) -> da.Array:
     return ds.data
 
 
-def check_bin(bin: int | None, detector_shape: tuple[int, int]) -> int:
+def check_bin(binning: int | None, detector_shape: tuple[int, int], *, name: str = "bin") -> int:
     """Validate a detector binning factor; ``None`` picks one giving ≤ MAX_FEATURES pixels."""
     ky, kx = detector_shape
-    if bin is None:
+    if binning is None:
         return max(1, math.ceil(math.sqrt(ky * kx / MAX_FEATURES)))
-    if not isinstance(bin, (int, np.integer)) or isinstance(bin, bool) or bin < 1:
-        raise ValueError(f"bin must be a positive integer, got {bin!r}")
-    if bin > min(ky, kx):
-        raise ValueError(f"bin={bin} is larger than the detector {ky}×{kx}")
-    return int(bin)
+    if not isinstance(binning, (int, np.integer)) or isinstance(binning, bool) or binning < 1:
+        raise ValueError(f"{name} must be a positive integer, got {binning!r}")
+    if binning > min(ky, kx):
+        raise ValueError(f"{name}={binning} is larger than the detector {ky}×{kx}")
+    return int(binning)
 
 
-def bin_frames(frames: np.ndarray, bin: int) -> np.ndarray:
-    """Sum ``bin``×``bin`` detector pixels (trailing rows/columns that do not fit are dropped)."""
+def bin_frames(frames: np.ndarray, binning: int) -> np.ndarray:
+    """Sum ``binning``×``binning`` detector pixels (trailing rows/columns that do not fit are dropped)."""
     *lead, ky, kx = frames.shape
-    by, bx = ky // bin, kx // bin
-    f = np.asarray(frames)[..., : by * bin, : bx * bin]
-    if bin == 1:
+    by, bx = ky // binning, kx // binning
+    f = np.asarray(frames)[..., : by * binning, : bx * binning]
+    if binning == 1:
         return f.astype(np.float32, copy=True)  # callers modify the result in place
     n = int(np.prod(lead)) if lead else 1
     if n >= 16 and f.dtype.kind in "uif":  # numba kernel: no float copy of the full frames
         from ._kernels import bin_sum_kernel
 
-        flat = np.ascontiguousarray(f.reshape(n, by * bin, bx * bin))
-        return bin_sum_kernel(flat, int(bin)).reshape(*lead, by, bx)
-    return f.reshape(*lead, by, bin, bx, bin).sum(axis=(-3, -1), dtype=np.float32)
+        flat = np.ascontiguousarray(f.reshape(n, by * binning, bx * binning))
+        return bin_sum_kernel(flat, int(binning)).reshape(*lead, by, bx)
+    return f.reshape(*lead, by, binning, bx, binning).sum(axis=(-3, -1), dtype=np.float32)
 
 
 def central_mask(
-    data4d: Any, bin: int, *, center: tuple[float, float] | None = None, rows: int | None = None
+    data4d: Any, binning: int, *, center: tuple[float, float] | None = None, rows: int | None = None
 ) -> np.ndarray:
     """Boolean mask of the (binned) central disk, found on the mean pattern of a few scan rows.
 
@@ -105,14 +104,14 @@ def central_mask(
     block = data4d[y0 : y0 + rows]
     step = max(1, int(math.ceil(block.shape[1] / 64)))
     mean = block[:, ::step].mean(axis=(0, 1), dtype=np.float64)
-    mean = bin_frames(np.asarray(mean.compute() if isinstance(mean, da.Array) else mean), bin)
+    mean = bin_frames(np.asarray(mean.compute() if isinstance(mean, da.Array) else mean), binning)
     mean = ndimage.uniform_filter(mean, 3)
     med = float(np.median(mean))
     peak = float(mean.max())
     if peak <= 0 or peak < 4 * max(med, 1e-12):
         return np.zeros(mean.shape, bool)
     if center is not None:
-        cy, cx = int(round(center[0] / bin)), int(round(center[1] / bin))
+        cy, cx = int(round(center[0] / binning)), int(round(center[1] / binning))
         cy, cx = min(max(cy, 0), mean.shape[0] - 1), min(max(cx, 0), mean.shape[1] - 1)
     else:
         cy, cx = np.unravel_index(int(np.argmax(mean)), mean.shape)
@@ -121,7 +120,7 @@ def central_mask(
     if lab[cy, cx] == 0:
         return np.zeros(mean.shape, bool)
     # margin for descan shifts of the disk across the scan (a few detector pixels)
-    return ndimage.binary_dilation(lab == lab[cy, cx], iterations=1 + math.ceil(3 / bin))
+    return ndimage.binary_dilation(lab == lab[cy, cx], iterations=1 + math.ceil(3 / binning))
 
 
 def _rings(shape: tuple[int, int], cmask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -136,14 +135,15 @@ def _rings(shape: tuple[int, int], cmask: np.ndarray) -> tuple[np.ndarray, int]:
     return r, int(r.max()) + 1
 
 
-def spot_features(frames: np.ndarray, bin: int, cmask: np.ndarray, *, window: int = 5) -> np.ndarray:
-    """Bragg-spot features of patterns ``(..., k_y, k_x)`` → ``(..., k_y//bin, k_x//bin)`` float32.
+def spot_features(frames: np.ndarray, binning: int, cmask: np.ndarray, *, window: int = 5) -> np.ndarray:
+    """Bragg-spot features of patterns ``(..., k_y, k_x)`` → ``(..., k_y//binning, k_x//binning)`` float32.
 
     sqrt of the binned counts minus its radial mean profile about the central disk, minus its
-    local mean over ``window``×``window`` binned pixels (a linear high-pass: a smooth background, like vacuum or amorphous rings, leaves zero-mean
-    noise that does not correlate between positions), central disk (``cmask``) zeroed.
+    local mean over ``window``×``window`` binned pixels (a linear high-pass: a smooth background,
+    like vacuum or amorphous rings, leaves zero-mean noise that does not correlate between
+    positions), central disk (``cmask``) zeroed.
     """
-    b = bin_frames(frames, bin)
+    b = bin_frames(frames, binning)
     np.maximum(b, 0, out=b)
     np.sqrt(b, out=b)
     # remove the radially symmetric background (amorphous rings, diffuse scattering): it differs
@@ -167,12 +167,12 @@ def spot_features(frames: np.ndarray, bin: int, cmask: np.ndarray, *, window: in
     return b
 
 
-def feature_array(data4d: da.Array, bin: int, cmask: np.ndarray) -> da.Array:
-    """Lazy spot features of every scan position: ``(scan_y, scan_x, k_y//bin, k_x//bin)``."""
+def feature_array(data4d: da.Array, binning: int, cmask: np.ndarray) -> da.Array:
+    """Lazy spot features of every scan position: ``(scan_y, scan_x, k_y//binning, k_x//binning)``."""
     ky, kx = data4d.shape[-2:]
-    by, bx = ky // bin, kx // bin
+    by, bx = ky // binning, kx // binning
     return data4d.map_blocks(
-        spot_features, bin, cmask, chunks=data4d.chunks[:2] + ((by,), (bx,)), dtype=np.float32
+        spot_features, binning, cmask, chunks=data4d.chunks[:2] + ((by,), (bx,)), dtype=np.float32
     )
 
 

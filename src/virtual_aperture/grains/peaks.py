@@ -6,12 +6,14 @@ e.g. 65 536 scan positions, where a per-pattern template matcher would be too sl
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dask
 import numpy as np
 
-from ._common import as_dataset, central_mask, check_cancel, report, tilt_array
+from ..compute.executor import check_cancel
+from ._common import as_dataset, central_mask, report, tilt_array
 from ._kernels import find_peaks_kernel
 
 
@@ -49,8 +51,24 @@ def find_vectors(
 
     Returns
     -------
-    float32 array ``(n, 5)``: ``scan_y, scan_x`` (scan pixels), ``k_y, k_x`` (detector pixels),
-    background-subtracted intensity (counts).
+    numpy.ndarray
+        float32 ``(n, 5)``: ``scan_y, scan_x`` (scan pixels), ``k_y, k_x`` (detector pixels),
+        background-subtracted intensity (counts).
+
+    Parameters
+    ----------
+    dataset
+        A 4D/5D :class:`~virtual_aperture.Dataset` or array.
+    tilt
+        The tilt to search (5D data).
+    threshold
+        Minimum signal-to-noise ratio (Poisson) of a peak.
+    r_in, r_out
+        Radii (pixels) of the box filter and of the background ring.
+    max_peaks
+        At most this many peaks per pattern (the strongest).
+    client, progress, cancel
+        Optional dask.distributed client; ``progress(done, total)``; a cancel token.
     """
     ds = as_dataset(dataset, name="dataset")
     arr = tilt_array(ds, tilt)

@@ -15,7 +15,7 @@ from ._common import as_dataset, central_mask, check_bin, feature_array, normali
 
 
 def grain_coherence(
-    data: Any, mask: Any, *, tilt: int = 0, bin: int | None = None, denoise: int = 2
+    data: Any, mask: Any, *, tilt: int = 0, binning: int | None = None, denoise: int = 2
 ) -> tuple[float, np.ndarray]:
     """How much the patterns under a real-space mask look like one crystal.
 
@@ -27,7 +27,7 @@ def grain_coherence(
         Boolean ``(scan_y, scan_x)`` virtual aperture (at least one position).
     tilt
         Tilt index for 5D data.
-    bin
+    binning
         Detector binning factor for the comparison; ``None`` bins to ≤ 32×32 pixels.
     denoise
         Keep this many leading singular components of the member patterns before comparing
@@ -50,7 +50,7 @@ def grain_coherence(
     m = m.astype(bool)
     if not m.any():
         raise ValueError("mask is empty: select at least one scan position")
-    b = check_bin(bin, ds.detector_shape)
+    b = check_bin(binning, ds.detector_shape, name="binning")
     ys, xs = np.nonzero(m)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     cm = central_mask(arr, b, center=ds.calibration.center)
@@ -100,7 +100,7 @@ def _block_dissimilarity(block: np.ndarray, block_info: dict | None = None) -> n
     return out.astype(np.float32)[:, :, None, None]
 
 
-def neighbour_dissimilarity(data: Any, *, tilt: int = 0, bin: int = 2, client: Any = None) -> np.ndarray:
+def neighbour_dissimilarity(data: Any, *, tilt: int = 0, binning: int = 2, client: Any = None) -> np.ndarray:
     """Local pattern dissimilarity map, bright along grain boundaries.
 
     For every scan position: 1 − normalised correlation of its spot pattern with each 4-neighbour
@@ -117,7 +117,7 @@ def neighbour_dissimilarity(data: Any, *, tilt: int = 0, bin: int = 2, client: A
         :class:`~virtual_aperture.Dataset` or a 4D/5D array.
     tilt
         Tilt index for 5D data.
-    bin
+    binning
         Detector binning factor (≥ 1) applied before comparing patterns.
     client
         Optional ``dask.distributed`` client; the threaded scheduler is used otherwise.
@@ -128,7 +128,7 @@ def neighbour_dissimilarity(data: Any, *, tilt: int = 0, bin: int = 2, client: A
     """
     ds = as_dataset(data)
     arr = tilt_array(ds, tilt)
-    b = check_bin(bin, ds.detector_shape)
+    b = check_bin(binning, ds.detector_shape, name="binning")
     cm = central_mask(arr, b, center=ds.calibration.center)
     feats = feature_array(arr, b, cm)
     ov = da.overlap.overlap(feats, depth={0: 1, 1: 1, 2: 0, 3: 0}, boundary="none")

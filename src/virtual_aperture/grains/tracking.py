@@ -16,7 +16,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from ._common import as_dataset, central_mask, check_cancel, spot_features, tilt_array
+from ..compute.executor import check_cancel
+from ._common import as_dataset, central_mask, spot_features, tilt_array
+from .proposal import GrainProposal
 
 
 def estimate_drift(dataset: Any, *, upsample: int = 10, client: Any = None, cancel: Any = None) -> np.ndarray:
@@ -28,10 +30,19 @@ def estimate_drift(dataset: Any, *, upsample: int = 10, client: Any = None, canc
 
     Returns
     -------
-    ``(n_tilts, 2)`` float: ``(dy, dx)`` in scan pixels; an object at ``p`` on tilt 0 is at
-    ``p + drift[t]`` on tilt ``t``. Zeros for 4D data.
+    numpy.ndarray
+        ``(n_tilts, 2)`` float: ``(dy, dx)`` in scan pixels; an object at ``p`` on tilt 0 is at
+        ``p + drift[t]`` on tilt ``t``. Zeros for 4D data.
+
+    Parameters
+    ----------
+    dataset
+        A 5D :class:`~virtual_aperture.Dataset` or array (4D gives zeros).
+    upsample
+        Sub-pixel precision of the registration, ``1/upsample`` scan pixels.
+    client, cancel
+        Optional dask.distributed client; a cancel token (raises ``Cancelled``).
     """
-    from skimage.registration import phase_cross_correlation
 
     from ..compute import virtual_image
     from ..compute.detectors import annular_dark_field
@@ -139,10 +150,8 @@ class Tracks:
             out[t] = lut[self.labels[t]]
         return out
 
-    def apply_to(self, proposal: Any) -> Any:
+    def apply_to(self, proposal: GrainProposal) -> GrainProposal:
         """A copy of a :class:`GrainProposal` of the whole series with track ids."""
-        from .propose import GrainProposal
-
         def remap(per_tilt: list[dict]) -> list[dict]:
             return [{self.ids[t][k]: v for k, v in d.items() if k in self.ids[t]} for t, d in enumerate(per_tilt)]
 

@@ -4,7 +4,7 @@ Public: :func:`open_dataset`, :func:`open_tilt_series`, :func:`save_dataset`, :f
 :class:`ReadError`, ``SUPPORTED_EXTENSIONS``. See ``docs/opening-data.md``.
 """
 
-from .api import open_dataset
+from .dispatch import open_dataset
 from .errors import ReadError
 from .formats import FORMATS, SUPPORTED_EXTENSIONS, can_read
 from .store import save_dataset

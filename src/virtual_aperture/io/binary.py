@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -23,11 +24,12 @@ class MemmapSource:
     requested block (dask copies a whole numpy memmap handed to ``from_array``; this does not).
     Picklable (holds the path, not the map), so it also works with a distributed client."""
 
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int, order: str = "C"):
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int,
+                 order: Literal["C", "F"] = "C") -> None:
         self.path, self.dtype, self.shape, self.offset, self.order = str(path), np.dtype(dtype), shape, offset, order
         self.ndim = len(shape)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> np.ndarray:
         try:
             mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape,
                            order=self.order)
@@ -52,7 +54,7 @@ def read_npy(path: Path, target_bytes: int) -> Raw:
         offset = f.tell()
     if dtype.hasobject:
         raise fail(path, "holds Python objects, not numbers")
-    from .api import check_numeric
+    from .formats import check_numeric
 
     check_numeric(path, dtype)
     check_declared(path, tuple(shape), dtype.itemsize, None)

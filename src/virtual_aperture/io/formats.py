@@ -11,6 +11,7 @@ from typing import Any
 
 import dask.array as da
 
+from ..model.dataset import DEFAULT_CHUNK_BYTES
 from .errors import fail
 
 
@@ -187,6 +188,16 @@ def can_read(path: str | os.PathLike | list | tuple) -> bool:
 
     True for a file with a supported extension, a zarr folder, a folder holding supported
     files, or a list of such files. Used by the napari reader to return None early.
+
+    Parameters
+    ----------
+    path
+        A file, a folder or a list of files.
+
+    Returns
+    -------
+    bool
+        Whether a reader claims ``path`` (by extension or folder layout, not content).
     """
     if isinstance(path, (list, tuple)):
         return len(path) > 0 and all(can_read(p) for p in path)
@@ -202,3 +213,29 @@ def can_read(path: str | os.PathLike | list | tuple) -> bool:
         except OSError:
             return False
     return p.suffix.lower() in _BY_EXT
+
+
+def check_chunk_bytes(chunk_bytes: Any) -> int:
+    """``chunk_bytes`` as a positive int (``None`` → the default); ValueError otherwise."""
+    if chunk_bytes is None:
+        return DEFAULT_CHUNK_BYTES
+    try:
+        value = float(chunk_bytes)
+    except (TypeError, ValueError):
+        raise ValueError(f"chunk_bytes must be a number of bytes, got {chunk_bytes!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"chunk_bytes must be at least 1 byte, got {chunk_bytes!r}")
+    return int(value)
+
+
+def check_numeric(path: Path, dtype: Any) -> None:
+    """ReadError unless the values are plain numbers (bool, integer, float)."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    if dt.names is not None:
+        raise fail(path, f"holds records ({dt}), not numbers; save one numeric field as its own array")
+    if dt.kind not in "biuf":
+        kind = {"c": "complex numbers", "M": "dates", "m": "time spans", "U": "text", "S": "bytes",
+                "O": "Python objects", "V": "raw bytes"}.get(dt.kind, dt.kind)
+        raise fail(path, f"holds {kind} ({dt}); detector counts must be integers or floats")

@@ -11,9 +11,11 @@ import dask.array as da
 import h5py
 import numpy as np
 
+from ..model.calibration import beam_energy_from_wavelength
 from ..model.dataset import scan_chunks
 from .errors import ReadError, fail
 from .formats import Raw, check_declared
+from .h5source import H5Source
 from .units import calibration_from_axes
 
 
@@ -37,35 +39,6 @@ def _chunks(shape: tuple[int, ...], itemsize: int, target_bytes: int) -> tuple[i
     return "auto"
 
 
-class H5Source:
-    """Picklable array-like for one HDF5 dataset (file path + dataset name), so dask graphs built
-    on it also run on a ``dask.distributed`` cluster (h5py objects cannot be pickled)."""
-
-    def __init__(self, filename: str, name: str, shape: tuple[int, ...], dtype: np.dtype):
-        self.filename, self.name, self.shape, self.dtype = str(filename), name, tuple(shape), np.dtype(dtype)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        # open per read (open + one-frame read + close measured at 2.8 ms on a loaded 2-core
-        # machine, against chunks of ~100 MB): no handle outlives the
-        # read, so the file can be rewritten or deleted while datasets built on it exist
-        try:
-            with h5py.File(self.filename, "r") as f:
-                return f[self.name][key]
-        except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError
-            raise fail(self.filename, f"dataset {self.name} cannot be read at {_region(key)} "
-                                      f"({type(exc).__name__}: {exc}); the file may be damaged") from exc
-
-    @classmethod
-    def of(cls, ds: h5py.Dataset) -> "H5Source":
-        return cls(ds.file.filename, ds.name, ds.shape, ds.dtype)
-
-
-def _region(key: Any) -> str:
-    keys = key if isinstance(key, tuple) else (key,)
-    return "[" + ", ".join(f"{k.start or 0}:{k.stop}" if isinstance(k, slice) else str(k) for k in keys) + "]"
-
-
 def check_allocated(ds: h5py.Dataset, path: Path, fill_missing: bool) -> None:
     """ReadError when a dataset declares an impossible size, or (unless ``fill_missing``) has chunks
     that were never written — HDF5 reads those as the fill value, which would pass for data."""
@@ -82,21 +55,6 @@ def check_allocated(ds: h5py.Dataset, path: Path, fill_missing: bool) -> None:
         raise fail(path, f"dataset {ds.name}: {total - have} of {total} chunks were never written (HDF5 would "
                          f"read them as the fill value {ds.fillvalue!r}); pass fill_missing=True "
                          "(--fill-missing) to accept that")
-
-
-def picklable(data: da.Array) -> da.Array:
-    """Rebuild a dask array that reads one h5py dataset (maybe transposed, as rosettasciio does
-    for Berkeley EMD) on an :class:`H5Source`; other arrays are returned unchanged."""
-    found = [v for v in data.__dask_graph__().values() if isinstance(v, h5py.Dataset)]
-    if len({(d.file.filename, d.name) for d in found}) != 1:
-        return data
-    ds = found[0]
-    src = da.from_array(H5Source.of(ds), chunks=ds.chunks or "auto", name=f"h5src-{ds.file.filename}-{ds.name}")
-    if tuple(ds.shape) == tuple(data.shape):
-        return src
-    if tuple(ds.shape[::-1]) == tuple(data.shape):
-        return src.T
-    return data
 
 
 def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str, fill_missing: bool = False) -> da.Array:
@@ -260,14 +218,6 @@ def _find_energy(f: h5py.File) -> float | None:
     return None
 
 
-def _kv_from_wavelength(lam_angstrom: float) -> float:
-    """Accelerating voltage (kV) whose relativistic electron wavelength is ``lam_angstrom``."""
-    h, m0, e, c = 6.62607015e-34, 9.1093837015e-31, 1.602176634e-19, 299792458.0
-    p = h / (lam_angstrom * 1e-10)  # momentum, kg m / s
-    energy = math.sqrt((p * c) ** 2 + (m0 * c**2) ** 2) - m0 * c**2  # kinetic energy, J
-    return energy / e / 1e3
-
-
 def _read_arina(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool) -> Raw:
     """Dectris Arina master file: ``entry/data/data_NNNNNN`` (external links to the data files),
     each a stack ``(frames, k_y, k_x)``; they are joined into one 3D stack of frames."""
@@ -289,7 +239,7 @@ def _read_arina(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool)
     meta: dict[str, Any] = {"hdf5_kind": "arina", "data_files": len(parts)}
     try:
         lam = float(f["entry/instrument/beam/incident_wavelength"][()])
-        found["beam_energy_kv"] = _kv_from_wavelength(lam)
+        found["beam_energy_kv"] = beam_energy_from_wavelength(lam)
         det = f["entry/instrument/detector"]
         px, dist = float(det["x_pixel_size"][()]), float(det["detector_distance"][()])
         if px > 0 and dist > 0:

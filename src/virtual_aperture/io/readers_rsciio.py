@@ -16,6 +16,7 @@ from ..model.dataset import DEFAULT_CHUNK_BYTES, scan_chunks
 from .binary import check_empad, mib_hdr_frames, parse_mib_header
 from .errors import ReadError, fail
 from .formats import Raw
+from .h5source import picklable
 from .headers import check_blockfile, check_mrc
 from .units import beam_energy_from_metadata, calibration_from_axes
 
@@ -117,8 +118,6 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
         lazy = lazy and isinstance(data, np.memmap)
         data = da.from_array(data, chunks="auto", asarray=False)
     if fmt in ("hspy", "nexus", "emd"):
-        from .hdf5 import picklable
-
         data = picklable(data)
     md = _apply_mapping(sig.get("metadata") or {}, sig.get("original_metadata") or {}, sig.get("mapping") or {})
     found = calibration_from_axes(list(sig.get("axes") or []), data.ndim)

@@ -77,7 +77,7 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool =
     """
     if not isinstance(dataset, Dataset):
         raise TypeError(f"save_dataset needs a Dataset, got {type(dataset).__name__}")
-    from .api import check_chunk_bytes
+    from .formats import check_chunk_bytes
 
     target = check_chunk_bytes(chunk_bytes)
     path = check_target(path, overwrite)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import dask.array as da
 
 from ..model.dataset import Dataset
 from .errors import fail
 from .formats import SUPPORTED_EXTENSIONS, is_zarr_dir
+from .scan import open_scan
 
 #: file-name patterns tried in order; each has a group named ``angle``
 DEFAULT_PATTERNS = (
@@ -102,8 +104,6 @@ def open_tilt_series(
         No files; a scan that cannot be read; scans of different shapes or dtypes; missing or
         duplicate angles.
     """
-    from .api import open_dataset
-
     allowed = {"scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_axis_deg", "center", "scan_shape", "chunk_bytes",
                "fill_missing"}
     unknown = set(calibration) - allowed
@@ -123,7 +123,7 @@ def open_tilt_series(
             raise ValueError("open_tilt_series needs at least one file")
     if tilt_angles_deg is not None and len(tilt_angles_deg) != len(files):
         raise fail(where, f"{len(tilt_angles_deg)} tilt angles given for {len(files)} files")
-    scans = [open_dataset(f, format=format, **calibration) for f in files]
+    scans = [open_scan(f, format=format, **calibration) for f in files]
     for f, s in zip(files, scans):
         if s.is_tilt_series:
             raise fail(f, f"is already 5D {s.shape}; a tilt series is built from 4D scans")
@@ -132,11 +132,11 @@ def open_tilt_series(
     else:
         named = [angle_from_name(f, pattern) for f in files]
         if all(a is not None for a in named):
-            angles, source = named, "file names"
+            angles, source = [a for a in named if a is not None], "file names"
         else:
             stage = [s.metadata.get("stage_tilt_deg") for s in scans]
             if all(a is not None for a in stage):
-                angles, source = [float(a) for a in stage], "metadata"
+                angles, source = [float(a) for a in stage if a is not None], "metadata"
             else:
                 missing = [f.name for f, a in zip(files, named) if a is None][:5]
                 raise fail(where, "no tilt angle for " + ", ".join(missing) +

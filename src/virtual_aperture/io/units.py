@@ -85,8 +85,8 @@ def calibration_from_axes(axes: list[dict[str, Any]], ndim: int) -> dict[str, An
         return found
     det = by_index[-2:]
     scan = by_index[-4:-2] if ndim >= 4 else []
-    steps = [length_to_nm(a.get("scale", 1.0), a.get("units")) for a in scan]
-    steps = [s for s in steps if s is not None and _good(s)]
+    lengths = [length_to_nm(a.get("scale", 1.0), a.get("units")) for a in scan]
+    steps = [s for s in lengths if s is not None and _good(s)]
     if steps:
         found["scan_step_nm"] = steps[0]
         if len(steps) == 2 and not math.isclose(steps[0], steps[1], rel_tol=1e-6):

@@ -19,23 +19,62 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-# CODATA 2018
-_H = 6.62607015e-34  # J s
-_M0 = 9.1093837015e-31  # kg
-_E = 1.602176634e-19  # C
-_C = 299792458.0  # m/s
+from scipy import constants as _const
+
+# CODATA values, from scipy (the one place the package takes physical constants from)
+_H = _const.h  # Planck constant, J s
+_M0 = _const.m_e  # electron rest mass, kg
+_E = _const.e  # elementary charge, C
+_C = _const.c  # speed of light, m/s
 
 
 def electron_wavelength(kv: float) -> float:
     """Relativistic electron wavelength in Å for an accelerating voltage in kV.
 
     λ = h / sqrt(2 m e V (1 + e V / (2 m c²))); 200 kV → 0.02508 Å, 300 kV → 0.01969 Å.
+
+    Parameters
+    ----------
+    kv
+        Accelerating voltage in kV (positive, finite).
+
+    Returns
+    -------
+    float
+        The wavelength in Å.
+
+    Raises
+    ------
+    ValueError
+        ``kv`` is not a positive finite number.
     """
     if not (isinstance(kv, (int, float)) and math.isfinite(kv) and kv > 0):
         raise ValueError(f"beam energy must be a positive number of kV, got {kv!r}")
     v = kv * 1e3
     lam_m = _H / math.sqrt(2 * _M0 * _E * v * (1 + _E * v / (2 * _M0 * _C**2)))
     return lam_m * 1e10
+
+
+def beam_energy_from_wavelength(wavelength: float) -> float:
+    """Accelerating voltage in kV whose relativistic electron wavelength is ``wavelength`` Å.
+
+    The inverse of :func:`electron_wavelength`.
+
+    Parameters
+    ----------
+    wavelength
+        Electron wavelength in Å (positive, finite).
+
+    Returns
+    -------
+    float
+        The accelerating voltage in kV.
+    """
+    if not (isinstance(wavelength, (int, float)) and math.isfinite(wavelength) and wavelength > 0):
+        raise ValueError(f"wavelength must be a positive number of Å, got {wavelength!r}")
+    p = _H / (wavelength * 1e-10)  # momentum, kg m / s
+    energy = math.sqrt((p * _C) ** 2 + (_M0 * _C**2) ** 2) - _M0 * _C**2  # kinetic energy, J
+    return energy / _E / 1e3
 
 
 def _positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
@@ -126,7 +165,7 @@ class Calibration:
         return ((detector_shape[0] - 1) / 2.0, (detector_shape[1] - 1) / 2.0)
 
     # ---- copies and serialisation ---------------------------------------------------------
-    def replace(self, **changes: Any) -> "Calibration":
+    def replace(self, **changes: Any) -> Calibration:
         """A copy with some fields changed (validated like the constructor)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -141,7 +180,7 @@ class Calibration:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         for k in ("tilt_angles_deg", "center", "ellipticity"):

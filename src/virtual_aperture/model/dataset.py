@@ -56,7 +56,8 @@ class Dataset:
             self.data = da.asarray(self.data)
         if self.data.ndim not in (4, 5):
             raise ValueError(
-                f"a dataset must be 4D (scan_y, scan_x, k_y, k_x) or 5D (tilt, ...), got shape {self.data.shape}"
+                "a dataset must be 4D (scan_y, scan_x, k_y, k_x) "
+                f"or 5D (tilt, ...), got shape {self.data.shape}"
                 + (f" from {self.source}" if self.source else "")
             )
         if any(s == 0 for s in self.data.shape):
@@ -116,7 +117,7 @@ class Dataset:
         return f"Dataset({dims}, dtype={self.dtype}, {self.nbytes / 2**30:.2f} GiB{src})"
 
     # ---- access ------------------------------------------------------------------------------
-    def tilt(self, index: int) -> "Dataset":
+    def tilt(self, index: int) -> Dataset:
         """The 4D scan of one tilt (a view; for 4D data only index 0 is valid)."""
         if not self.is_tilt_series:
             if index != 0:
@@ -140,10 +141,10 @@ class Dataset:
         arr = self.data[tilt] if self.is_tilt_series else self.data
         return np.asarray(arr[y, x].compute())
 
-    def with_calibration(self, **changes: Any) -> "Dataset":
+    def with_calibration(self, **changes: Any) -> Dataset:
         """A dataset sharing the same data with some calibration fields overridden."""
         return Dataset(self.data, self.calibration.replace(**changes), source=self.source, metadata=dict(self.metadata))
 
-    def rechunk(self, *, target_bytes: int = DEFAULT_CHUNK_BYTES) -> "Dataset":
+    def rechunk(self, *, target_bytes: int = DEFAULT_CHUNK_BYTES) -> Dataset:
         chunks = scan_chunks(self.shape, self.dtype.itemsize, target_bytes=target_bytes)
         return Dataset(self.data.rechunk(chunks), self.calibration, source=self.source, metadata=self.metadata)

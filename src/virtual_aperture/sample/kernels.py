@@ -2,7 +2,8 @@
 
 For each scan position: the expected counts on the detector are the canvas (Bragg disks
 scattered from sparse stamps with the position's reflection intensities + weighted central
-disk + amorphous background) moved by the descan shift with bilinear interpolation and cropped; Poisson counts are drawn by walking a unit-rate Poisson process
+disk + amorphous background) moved by the descan shift with bilinear interpolation and cropped;
+Poisson counts are drawn by walking a unit-rate Poisson process
 along the cumulative expected counts (exact, cost ∝ pixels + electrons), with direct Poisson
 draws for bright pixels (λ > 10). The generator is re-seeded per position, so a frame does not
 depend on how the scan is chunked or which thread renders it. ``render.FrameRenderer.shift_crop``
@@ -15,7 +16,6 @@ import math
 
 import numba
 import numpy as np
-
 
 
 def position_seeds(seed: int, salt: int, tilt: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

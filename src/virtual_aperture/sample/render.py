@@ -134,7 +134,8 @@ class FrameRenderer:
         self.central_idx = np.flatnonzero(self.central).astype(np.int64)
         self.central_val = self.central[self.central_idx].astype(np.float32)
         self.bg = det.background()
-        # per tilt, built on first use: all grains' stamps stacked (rows = reflections of grain 0, then grain 1, ...)
+        # per tilt, built on first use: all grains' stamps stacked
+        # (rows = reflections of grain 0, then grain 1, ...)
         self._stacked: dict[int, tuple[sp.csr_matrix, np.ndarray]] = {}
 
     def stacked_stamps(self, ti: int) -> tuple[sp.csr_matrix, np.ndarray]:

@@ -34,7 +34,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import dask.array as da
 import gemmi
@@ -314,7 +315,8 @@ def simulate_agglomerate(
     if n_est > MAX_REFLECTIONS:
         raise _bad(
             f"{sname_hint(structure, st)}: about {n_est:.2g} reflections to d_min = {d_min:.2f} Å (unit cell "
-            f"{st.cell.volume:.0f} Å³) is too many to simulate; raise d_min or use a smaller detector/pixel_size"
+            f"{st.cell.volume:.0f} Å³) is too many to simulate; "
+            "raise d_min or use a smaller detector/pixel_size"
         )
     hkl_all, f_all = structure_factor_table(st, d_min)
     kappa_all = interaction_kappa(f_all, wavelength=wavelength, gamma=gamma, volume=st.cell.volume)
@@ -351,7 +353,8 @@ def simulate_agglomerate(
             clipped = True
             warnings.warn(
                 f"simulate_agglomerate: up to {peak:.0f} counts per pixel expected in the central disk, "
-                f"above the {dtype} maximum {top}; those pixels are clipped (lower dose or use a wider dtype)",
+                f"above the {dtype} maximum {top}; those pixels "
+                "are clipped (lower dose or use a wider dtype)",
                 stacklevel=2,
             )
 

@@ -63,8 +63,10 @@ class Truth:
     def __repr__(self) -> str:
         scan = tuple(int(v) for v in self.labels.shape[-2:])
         return (
-            f"Truth(structure={self.structure_name!r}, space_group={self.space_group!r}, n_grains={self.n_grains}, "
-            f"n_tilts={self.n_tilts}, scan={scan}, overlapping_positions={int((self.footprints.sum(axis=0) > 1).sum())})"
+            f"Truth(structure={self.structure_name!r}, "
+            f"space_group={self.space_group!r}, n_grains={self.n_grains}, "
+            f"n_tilts={self.n_tilts}, scan={scan}, "
+            f"overlapping_positions={int((self.footprints.sum(axis=0) > 1).sum())})"
         )
 
     # ---- derived ---------------------------------------------------------------------------

@@ -8,7 +8,8 @@ address from the settings (empty = local threads) is used for the sums.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
@@ -22,10 +23,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from virtual_aperture.compute.executor import check_cancel
+
 from ..export import safe_name, save_pattern_stack
 from ..live import as_tilt_stack
 from ..reader import META_KEY
-from .jobs import check_cancel
 
 
 def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, address: str = "",

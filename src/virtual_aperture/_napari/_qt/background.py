@@ -8,7 +8,8 @@ delivers what a generator yields to the GUI thread. :func:`run_reporting` bridge
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: returned instead of a result when the job's cancel token was set
 CANCELLED = object()

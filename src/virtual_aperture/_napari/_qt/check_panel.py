@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from virtual_aperture.compute.executor import check_cancel
+
 from ..reader import META_KEY
-from .jobs import check_cancel
 
 
 class CheckPanel(QWidget):

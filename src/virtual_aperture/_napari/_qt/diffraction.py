@@ -11,18 +11,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
-from qtpy.QtCore import Qt, QTimer
 
 
 class DiffractionView(QWidget):

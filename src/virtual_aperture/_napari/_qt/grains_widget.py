@@ -8,7 +8,8 @@ tilt series) that the user accepts or edits with napari's usual Labels tools.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (

@@ -16,8 +16,19 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 META_KEY = "virtual_aperture"
@@ -151,9 +162,9 @@ class IndexingWidget(QWidget):
             changes["pixel_size"] = self.pixel_spin.value()
         text = self.tilts_edit.text().replace(",", " ").split()
         if text:
-            from virtual_aperture.cli.cmd_index import parse_tilts
+            from virtual_aperture.model.tilts import parse_tilt_angles
 
-            changes["tilt_angles_deg"] = parse_tilts([float(v) for v in text], n)
+            changes["tilt_angles_deg"] = parse_tilt_angles(text, n)
         elif cal.tilt_angles_deg is None or len(cal.tilt_angles_deg) != n:
             changes["tilt_angles_deg"] = tuple(float(i) for i in range(n)) if n > 1 else None
             if n > 1:
@@ -357,8 +368,9 @@ class IndexingWidget(QWidget):
             text = (f"2D lattice {result.lengths[0]:.4f}, {result.lengths[1]:.4f} {result.units}, "
                     f"{result.angle_deg:.2f}°; indexed {100 * result.indexed_fraction:.1f}%")
             if result.zone_axis is not None:
-                text += f"\nzone axis {list(result.zone_axis)}, in-plane rotation {result.in_plane_rotation_deg:.2f}°, " \
-                        f"score {result.fit_score:.3f}"
+                text += (f"\nzone axis {list(result.zone_axis)}, in-plane "
+                         f"rotation {result.in_plane_rotation_deg:.2f}°, "
+                         f"score {result.fit_score:.3f}")
             self.report.setPlainText(text)
             self.status.setText("zone axis indexed" if result.zone_axis else "2D lattice found")
 

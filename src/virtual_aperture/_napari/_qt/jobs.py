@@ -9,23 +9,12 @@ the only place layers are touched. Failures become napari notifications.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from .runner import notify_error
-
-
-def check_cancel(token: Any) -> None:
-    """Raise the engine's ``Cancelled`` when ``token`` was cancelled."""
-    if hasattr(token, "raise_if_cancelled"):
-        token.raise_if_cancelled()
-        return
-    flag = getattr(token, "cancelled", False)
-    if (flag() if callable(flag) else flag):
-        from virtual_aperture.compute import Cancelled
-
-        raise Cancelled("cancelled")
 
 
 class JobRunner(QObject):

@@ -8,8 +8,9 @@ shown as napari notifications, never raised into the event loop.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 

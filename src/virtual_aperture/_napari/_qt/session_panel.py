@@ -167,7 +167,8 @@ class SessionPanel(QWidget):
             notify_error(f"could not open session: {exc}")
             return False
         if s.grains.shape != c.grains.data.shape:
-            notify_error(f"session {path} has grains of shape {s.grains.shape}; this dataset needs {c.grains.data.shape}")
+            notify_error(f"session {path} has grains of shape {s.grains.shape}; "
+                         f"this dataset needs {c.grains.data.shape}")
             return False
         c.grains.data = s.grains.astype(np.int32)
         self.model.set_grain_names(s.grain_names)

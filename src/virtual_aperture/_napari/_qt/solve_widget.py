@@ -17,8 +17,18 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from virtual_aperture.crystal.geometry import direct_basis
@@ -142,7 +152,8 @@ class SolveWidget(QWidget):
         return True
 
     def set_reflections(self, reflections) -> None:
-        """Use ``reflections`` (a :class:`~virtual_aperture.crystal.reflections.Reflections`), e.g. from the workspace."""
+        """Use ``reflections`` (a :class:`~virtual_aperture.crystal.reflections.Reflections`),
+        e.g. from the workspace."""
         self.reflections = reflections
         self.cell_edit.setText(" ".join(f"{v:g}" for v in reflections.cell))
         if reflections.space_group != "P 1" or not self.sg_edit.text().strip():

@@ -9,8 +9,8 @@ i.e. λ·Δg = p/L, so ``DISTANCE = p / (λ · pixel_size)`` with ``pixel_size``
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -1,25 +1,18 @@
-"""``open_dataset``: any supported file, folder or list of files → a lazy :class:`Dataset`."""
+"""One scan file or zarr folder → a lazy :class:`Dataset` (readers dispatched, calibration resolved)."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..model.calibration import Calibration, electron_wavelength
 from ..model.dataset import DEFAULT_CHUNK_BYTES, Dataset, scan_chunks
 from .binary import empad_xml_for_raw, read_npy
 from .errors import ReadError, fail
-from .formats import (
-    Raw,
-    check_content,
-    check_declared,
-    check_regular,
-    format_for,
-    is_zarr_dir,
-    supported_list,
-)
+from .formats import Raw, check_chunk_bytes, check_content, check_declared, check_numeric, check_regular, format_for
 from .units import tilt_from_metadata
 
 #: calibration keywords shared by open_dataset and open_tilt_series
@@ -69,32 +62,6 @@ def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, in
         raise fail(path, f"cannot be read as {fmt} ({type(exc).__name__}: {exc})") from exc
 
 
-def check_chunk_bytes(chunk_bytes: Any) -> int:
-    """``chunk_bytes`` as a positive int (``None`` → the default); ValueError otherwise."""
-    if chunk_bytes is None:
-        return DEFAULT_CHUNK_BYTES
-    try:
-        value = float(chunk_bytes)
-    except (TypeError, ValueError):
-        raise ValueError(f"chunk_bytes must be a number of bytes, got {chunk_bytes!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise ValueError(f"chunk_bytes must be at least 1 byte, got {chunk_bytes!r}")
-    return int(value)
-
-
-def check_numeric(path: Path, dtype: Any) -> None:
-    """ReadError unless the values are plain numbers (bool, integer, float)."""
-    import numpy as np
-
-    dt = np.dtype(dtype)
-    if dt.names is not None:
-        raise fail(path, f"holds records ({dt}), not numbers; save one numeric field as its own array")
-    if dt.kind not in "biuf":
-        kind = {"c": "complex numbers", "M": "dates", "m": "time spans", "U": "text", "S": "bytes",
-                "O": "Python objects", "V": "raw bytes"}.get(dt.kind, dt.kind)
-        raise fail(path, f"holds {kind} ({dt}); detector counts must be integers or floats")
-
-
 def _shape_to_4d(path: Path, raw: Raw, scan_shape: tuple[int, int] | None) -> Any:
     data = raw.data
     if scan_shape is not None and data.ndim in (3, 4):
@@ -116,8 +83,8 @@ def _shape_to_4d(path: Path, raw: Raw, scan_shape: tuple[int, int] | None) -> An
     return data
 
 
-def open_dataset(
-    path: str | os.PathLike | Sequence[str | os.PathLike],
+def open_scan(
+    path: str | os.PathLike,
     *,
     format: str | None = None,
     scan_step_nm: float | None = None,
@@ -130,66 +97,26 @@ def open_dataset(
     chunk_bytes: int | None = None,
     fill_missing: bool = False,
 ) -> Dataset:
-    """Open a 4D-STEM scan or a 5D tilt series lazily.
+    """Open one file or zarr folder lazily (what :func:`~virtual_aperture.open_dataset` does for a
+    single file; folders and lists of files go through :func:`~virtual_aperture.open_tilt_series`).
 
     Parameters
     ----------
     path
-        A file, a zarr folder, a folder of 4D scans (→ 5D tilt series) or a list of files
-        (→ 5D tilt series, see :func:`open_tilt_series`).
-    format
-        Force a reader (``"mib"``, ``"hspy"``, ``"hdf5"``, ``"zarr"``, ``"npy"``, ...) instead of
-        choosing it from the extension.
-    scan_step_nm, pixel_size, beam_energy_kv, tilt_angles_deg, tilt_axis_deg, center
-        Calibration overrides (nm; Å⁻¹ per detector pixel; kV; degrees; degrees; ``(k_y, k_x)``
-        pixels). Values given here win over those read from the file.
-    scan_shape
-        ``(ny, nx)`` for files that store a flat stack of frames (Merlin without ``.hdr``, MRC,
-        TVIPS, Arina, 3D arrays).
-    chunk_bytes
-        Target bytes per dask chunk (whole detector frames per chunk; default 128 MiB).
-    fill_missing
-        For zarr stores and HDF5 files not written by virtual-aperture: accept chunks that were
-        never written and read them as the array's fill value (usually 0). By default a missing
-        chunk is a ``ReadError`` (a deleted chunk file would otherwise read as zeros, silently).
+        One detector file or zarr folder.
+    format, scan_step_nm, pixel_size, beam_energy_kv, tilt_angles_deg
+        As for :func:`~virtual_aperture.open_dataset`.
+    tilt_axis_deg, center, scan_shape, chunk_bytes, fill_missing
+        As for :func:`~virtual_aperture.open_dataset`.
 
     Returns
     -------
     Dataset
-        Lazy: ``data`` is a dask array; nothing is read until computed. ``metadata["format"]``
-        names the reader; ``metadata["calibration_source"]`` says where each value came from.
-
-    Raises
-    ------
-    ReadError
-        The file is missing, empty, truncated, not a regular file (FIFO, device), of an unknown
-        format, not 4D/5D, not numeric, inconsistent with its header or missing chunks; the
-        message names the file and the problem. Damage that only reading can reveal (a chunk
-        that does not decode) raises ``ReadError`` when the data are computed.
+        Lazy 4D or 5D dataset.
     """
-    overrides = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
+    overrides: dict[str, Any] = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
                  "tilt_axis_deg": tilt_axis_deg, "center": center}
-    if isinstance(path, (list, tuple)) or (not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")):
-        paths = list(path)
-        if len(paths) == 1:  # napari hands over lists; one file is one scan
-            return open_dataset(paths[0], format=format, tilt_angles_deg=tilt_angles_deg,
-                                scan_shape=scan_shape, chunk_bytes=chunk_bytes, fill_missing=fill_missing,
-                                **overrides)
-        from .tilt import open_tilt_series
-
-        return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format, scan_shape=scan_shape,
-                                chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
     p = Path(os.fspath(path))
-    if p.is_dir() and not is_zarr_dir(p):
-        from .tilt import dataset_files, open_tilt_series
-
-        files = dataset_files(p)
-        if not files:
-            raise fail(p, f"the folder holds no supported files (supported: {supported_list()})")
-        if len(files) > 1:
-            return open_tilt_series(p, tilt_angles_deg=tilt_angles_deg, format=format, scan_shape=scan_shape,
-                                    chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
-        p = files[0]
     target = check_chunk_bytes(chunk_bytes)
     shape2 = _as_scan_shape(p, scan_shape)
     raw = read_raw(p, format=format, scan_shape=shape2, target_bytes=target, fill_missing=bool(fill_missing))
@@ -257,4 +184,4 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
     return cal, sources
 
 
-__all__ = ["open_dataset", "read_raw", "CALIBRATION_KEYS"]
+__all__ = ["CALIBRATION_KEYS", "open_scan", "read_raw"]
