@@ -79,6 +79,10 @@ def test_cli_virtual_and_sum(tmp_path, capsys):
     sums = tifffile.imread(tmp_path / "sums.tif")
     np.testing.assert_array_equal(sums[0], data[:2].reshape(-1, 32, 32).sum(0))
     np.testing.assert_array_equal(sums[1], data[4, 4])
+    assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"), "--pixel-size", "0.02",
+                 "--out", str(tmp_path / "sums.tif"), "--overwrite"]) == 0
+    cal = read_calibration(tmp_path / "sums.tif")  # diffraction in Å⁻¹, as Fiji shows it
+    assert cal["unit"] == "1/A" and cal["pixel"] == pytest.approx(0.02) and cal["info"]["counts"] == [10, 1]
 
 
 @pytest.mark.parametrize("spec, msg", [("annulus:9,4", "larger"), ("ring:3", "is not bf"),
