@@ -15,7 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = "virtual_aperture"
 
 # docs/architecture.md, top to bottom: a layer imports only from layers before it (or itself)
-LAYERS = ["model", "io", "sample", "compute", "crystal", "grains", "workflow", "session", "cli", "_napari"]
+LAYERS = ["_atomic", "model", "io", "sample", "compute", "crystal", "grains", "report", "workflow", "batch",
+          "session", "cli", "_napari"]
 # leaf modules that a layer listed before them may import (they import nothing of the package
 # but the data model), as docs/architecture.md says
 SHARED_LEAVES = {"virtual_aperture.crystal.geometry": {"sample"}}

@@ -26,7 +26,8 @@ def _stub_imports() -> dict[str, str]:
 
 def _lazy_as_imports() -> dict[str, str]:
     # a lazily loaded module (``detectors``: ``.compute.detectors``) is imported from its package
-    return {n: m.rsplit(".", 1)[0] if m.rsplit(".", 1)[-1] == n else m for n, m in va._LAZY.items()}
+    # (``crystal``: ``.crystal`` is ``from . import crystal``)
+    return {n: (m.rsplit(".", 1)[0] or ".") if m.rsplit(".", 1)[-1] == n else m for n, m in va._LAZY.items()}
 
 
 def test_the_stub_lists_every_lazily_loaded_name():

@@ -2,6 +2,12 @@
 
 __version__: str
 
+from . import crystal as crystal
+from . import grains as grains
+from . import report as report
+from .batch import BatchResult as BatchResult
+from .batch import GrainOutcome as GrainOutcome
+from .batch import solve_all_grains as solve_all_grains
 from .compute import ApertureSum as ApertureSum
 from .compute import ApertureSumResult as ApertureSumResult
 from .compute import Cancelled as Cancelled
@@ -27,6 +33,7 @@ from .crystal import simulate_reflections as simulate_reflections
 from .crystal import solve_structure as solve_structure
 from .crystal import suggest_laue_class as suggest_laue_class
 from .crystal import suggest_space_groups as suggest_space_groups
+from .crystal.calibrate import calibrate_descan as calibrate_descan
 from .crystal.indexing import IndexingResult as IndexingResult
 from .crystal.merge import MergeStats as MergeStats
 from .crystal.peaks import PeakList as PeakList
@@ -41,6 +48,8 @@ from .grains import neighbour_dissimilarity as neighbour_dissimilarity
 from .grains import propose_grains as propose_grains
 from .grains import track_grains as track_grains
 from .grains import vector_selective_sum as vector_selective_sum
+from .grains.phases import Phase as Phase
+from .grains.phases import group_by_cell as group_by_cell
 from .grains.proposal import GrainProposal as GrainProposal
 from .grains.tracking import Tracks as Tracks
 from .grains.vectors import VectorClusters as VectorClusters
@@ -52,6 +61,8 @@ from .io.errors import ReadError as ReadError
 from .model.calibration import Calibration as Calibration
 from .model.calibration import electron_wavelength as electron_wavelength
 from .model.dataset import Dataset as Dataset
+from .report import ReportContext as ReportContext
+from .report import write_report as write_report
 from .sample import builtin_structures as builtin_structures
 from .sample import load_structure as load_structure
 from .sample import simulate_agglomerate as simulate_agglomerate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def cli_progress(label: str, unit: str = "chunks") -> Callable[[int, int], None]:
@@ -93,3 +94,18 @@ def staged_progress(unit: str = "steps") -> Callable[[str, int, int], None]:
         bars[stage](done, total)
 
     return progress
+
+
+def known_cell_arg(text: str | None):
+    """``--known-cell``: six numbers (a b c α β γ) as a tuple, or the path of an existing CIF."""
+    if text is None:
+        return None
+    parts = text.replace(",", " ").split()
+    if len(parts) == 6:
+        try:
+            return tuple(float(v) for v in parts)
+        except ValueError:
+            pass
+    if not Path(text).is_file():
+        raise ValueError(f"--known-cell {text!r} is neither six numbers nor an existing CIF file")
+    return text

@@ -47,6 +47,6 @@ def run_all(args: argparse.Namespace, dataset, labels) -> int:
 
 
 def _known(args):
-    from .cmd_solve import _known_cell
+    from ._runtime import known_cell_arg
 
-    return _known_cell(args.known_cell)
+    return known_cell_arg(args.known_cell)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._runtime import close_client, open_client
+from ._runtime import close_client, known_cell_arg, open_client
 from .cmd_info import _add_open_options, open_from_args
 
 SESSION_SUFFIXES = (".h5", ".hdf5", ".vas", ".zarr")
@@ -82,20 +82,6 @@ def read_labels(path: str):
                      f"image or a session ({', '.join(SESSION_SUFFIXES)})")
 
 
-def _known_cell(text: str | None):
-    if text is None:
-        return None
-    parts = text.replace(",", " ").split()
-    if len(parts) == 6:
-        try:
-            return tuple(float(v) for v in parts)
-        except ValueError:
-            pass
-    if not Path(text).is_file():
-        raise ValueError(f"--known-cell {text!r} is neither six numbers nor an existing CIF file")
-    return text
-
-
 def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.export import SOLUTION_FILES, check_free
     from virtual_aperture.workflow import GRAIN_FILES, solve_grain, write_grain
@@ -132,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     client = open_client(args.scheduler)
     try:
         res = solve_grain(ds, labels, args.grain, composition=args.composition, space_group=args.space_group,
-                          known_cell=_known_cell(args.known_cell), d_min=args.d_min, min_positions=args.min_positions,
+                          known_cell=known_cell_arg(args.known_cell), d_min=args.d_min, min_positions=args.min_positions,
                           peak_threshold=args.threshold, starts=args.starts, seed=args.seed, client=client,
                           progress=staged_progress())
     finally:

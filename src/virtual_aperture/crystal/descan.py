@@ -189,6 +189,27 @@ def calibrate_descan(dataset, *, order: int = 3, radius: float | None = None, ti
     fitted centre at the middle of the scan when it has none). The new calibration has
     ``center`` = the reference and the fit stored in ``extra["descan"]`` (rebuild the shift
     map with :func:`descan_shifts`, pass it as ``shifts=`` to ``virtual_image``).
+
+    Parameters
+    ----------
+    dataset
+        A 4D scan or 5D tilt series (:class:`~virtual_aperture.Dataset`).
+    order
+        Degree of the 2D polynomial fitted to the measured beam centres over the scan.
+    radius
+        Radius (detector pixels) of the central disk; found from the mean pattern when None.
+    tilt
+        Tilt of a 5D series whose scan is measured (the descan is a property of the scan coils).
+    reference
+        ``(k_y, k_x)`` the shifts are measured from.
+    progress
+        ``progress(done, total)`` callback.
+
+    Returns
+    -------
+    (Calibration, DescanFit)
+        The calibration with the fit in ``extra["descan"]``, and the fit (measured centres,
+        coefficients, residuals).
     """
     cal = dataset.calibration
     ref = reference if reference is not None else cal.center

@@ -294,10 +294,26 @@ def write_report(
 
     ``report`` is the dict report.json holds (default ``result.report()``); ``context`` adds the
     virtual images and labels (the strip of the aperture over the tilts) and the rerun command.
+
+    Parameters
+    ----------
+    result
+        What :func:`~virtual_aperture.solve_grain` returned (solved or not).
+    out
+        The folder (created if missing); the page is written there atomically, replacing an older one.
+    report
+        The figures of merit (default ``result.report()``).
+    context
+        A :class:`ReportContext` (virtual images, labels, scan step, rerun command, source).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``report.html`` written (self-contained: figures embedded as PNG data URIs).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rep = json.loads(json.dumps(report if report is not None else result.report(), default=float))
-    path = out / REPORT_FILE
-    path.write_text(render(result, rep, context), encoding="utf-8")
-    return path
+    from .._atomic import write_text
+
+    return write_text(out / REPORT_FILE, render(result, rep, context), overwrite=True)
