@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .atoms import Atom, find_atoms, r_factor, structure_factors
+from .atoms import Atom, find_atoms, r_factor, refine_elements, structure_factors
 from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
 from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
@@ -149,7 +149,13 @@ def solve_structure(
             break
         atoms, info, r1, k, b, potential = new_atoms, new_info, r_new, k_new, b_new, m.astype(np.float32)
     ph.potential = potential
-    base["extra"] = {"r1_recycling": history}
+    swaps: list = []
+    if composition is not None:  # elements of similar scattering power (C/N/O): whichever fits the data
+        b_atoms = float(np.mean([a.b_iso for a in atoms])) + b
+        atoms, swaps = refine_elements(atoms, data.hkl, fo, cell=refl.cell, space_group=sg, b_iso=b_atoms)
+        if swaps:
+            r1, k, b = score(atoms)
+    base["extra"] = {"r1_recycling": history, "element_swaps": [list(m) for m in swaps]}
     if r1 > R1_LIMIT:
         return Solution(False, atoms=[], r1=r1, scale=k, b_overall=b, z=info["z"], message=(
             f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"), **base)
