@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .atoms import Atom, find_atoms, r_factor, refine_elements, structure_factors
+from .atoms import Atom, find_atoms, parse_formula, r_factor, refine_elements, structure_factors
+from .completion import complete_model
 from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
 from .reflections import Reflections, check_cancel, check_cell_matches_space_group, parse_space_group
@@ -149,13 +150,20 @@ def solve_structure(
             break
         atoms, info, r1, k, b, potential = new_atoms, new_info, r_new, k_new, b_new, m.astype(np.float32)
     ph.potential = potential
+    completion: dict = {}
+    if composition is not None and info.get("z"):  # light atoms from difference maps, R1-gated
+        contents = {e: n * info["z"] for e, n in parse_formula(composition).items()}
+        atoms, completion = complete_model(atoms, data.hkl, fo, ph.hkl, ph.amplitudes, cell=refl.cell,
+                                           space_group=sg, grid=ph.grid, cell_contents=contents, cancel=cancel)
+        r1, k, b = score(atoms)
     swaps: list = []
     if composition is not None:  # elements of similar scattering power (C/N/O): whichever fits the data
         b_atoms = float(np.mean([a.b_iso for a in atoms])) + b
         atoms, swaps = refine_elements(atoms, data.hkl, fo, cell=refl.cell, space_group=sg, b_iso=b_atoms)
         if swaps:
             r1, k, b = score(atoms)
-    base["extra"] = {"r1_recycling": history, "element_swaps": [list(m) for m in swaps]}
+    base["extra"] = {"r1_recycling": history, "element_swaps": [list(m) for m in swaps],
+                     "r1_completion": [float(v) for v in completion.get("r1", [])]}
     if r1 > R1_LIMIT:
         return Solution(False, atoms=[], r1=r1, scale=k, b_overall=b, z=info["z"], message=(
             f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"), **base)
@@ -176,7 +184,8 @@ def simulate_reflections(
 ) -> Reflections:
     """Kinematic merged electron reflections of a ``gemmi.SmallStructure`` with a missing wedge.
 
-    Intensities are |F_e|² from gemmi's ``StructureFactorCalculatorE`` for the unique
+    Intensities are |F_e|² from gemmi's ``StructureFactorCalculatorE`` (on a copy whose
+    special-position occupancies are made crystallographic) for the unique
     reflections with d ≥ ``d_min``. A reflection is kept when some symmetry equivalent can be
     brought into the plane perpendicular to the beam by a tilt within ±``tilt_range_deg`` about
     the lab x axis (crystal orientation ``orientation`` or random): the rest is the missing
@@ -186,13 +195,14 @@ def simulate_reflections(
 
     if not d_min > 0:
         raise ValueError(f"d_min must be positive, got {d_min}")
-    import copy
-
     rng = np.random.default_rng(seed)
     sg = structure.spacegroup or parse_space_group(structure.spacegroup_hm or "P 1")
-    if structure.spacegroup is None:
-        structure = copy.deepcopy(structure)
-        structure.spacegroup = sg
+    wavelength = float(structure.wavelength) if getattr(structure, "wavelength", 0) else None
+    structure = gemmi.make_small_structure_from_block(structure.make_cif_block())  # a copy
+    structure.spacegroup = sg
+    # gemmi applies every operation to every site: a site on a special position must carry
+    # occupancy / (operations mapping it onto itself), or its atoms are counted several times
+    structure.change_occupancies_to_crystallographic()
     cell = tuple(structure.cell.parameters)
     from .geometry import miller_indices_within
 
@@ -216,6 +226,5 @@ def simulate_reflections(
     intensity = f * f
     sig = noise * intensity + 0.02 * intensity.mean()
     obs = intensity + rng.normal(size=intensity.shape) * sig
-    wavelength = float(structure.wavelength) if getattr(structure, "wavelength", 0) else None
     return Reflections(hkl, obs, sig, cell=cell, space_group=sg.hm, merged=True, wavelength=wavelength,
                        meta={"completeness": float(reach.mean()), "tilt_range_deg": tilt_range_deg})
