@@ -159,7 +159,10 @@ def solve_structure(
     swaps: list = []
     if composition is not None:  # elements of similar scattering power (C/N/O): whichever fits the data
         b_atoms = float(np.mean([a.b_iso for a in atoms])) + b
-        atoms, swaps = refine_elements(atoms, data.hkl, fo, cell=refl.cell, space_group=sg, b_iso=b_atoms)
+        swapped, swaps = refine_elements(atoms, data.hkl, fo, cell=refl.cell, space_group=sg, b_iso=b_atoms)
+        # keep only the elements: displacement parameters are refined with the final model
+        atoms = [Atom(n.label, n.element, a.x, a.y, a.z, a.height, a.multiplicity, a.occupancy, a.b_iso)
+                 for a, n in zip(atoms, swapped)]
         if swaps:
             r1, k, b = score(atoms)
     base["extra"] = {"r1_recycling": history, "element_swaps": [list(m) for m in swaps],
