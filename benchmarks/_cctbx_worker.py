@@ -21,6 +21,16 @@ def f_obs_of(hkl, cell, hall):
     return arrays[0].merge_equivalents().array().f_sq_as_f()
 
 
+class _Iterations(int):
+    """smtbx multiplies its iteration limit by 1.5 after two failed attempts, making it a float that
+    itertools.islice refuses (Python 3); this int stays an int, as smtbx intends."""
+
+    def __mul__(self, other):
+        return _Iterations(int(int(self) * other))
+
+    __rmul__ = __mul__
+
+
 def smtbx(f_obs, n_sites, seed):
     from smtbx.ab_initio import charge_flipping
 
@@ -28,7 +38,8 @@ def smtbx(f_obs, n_sites, seed):
     t0 = time.perf_counter()
     flipping = charge_flipping.weak_reflection_improved_iterator(delta=None)
     solving = charge_flipping.solving_iterator(
-        flipping, f_obs, normalisations_for=charge_flipping.amplitude_quasi_normalisations)
+        flipping, f_obs, normalisations_for=charge_flipping.amplitude_quasi_normalisations,
+        max_solving_iterations=_Iterations(charge_flipping.solving_iterator.max_solving_iterations))
     charge_flipping.loop(solving, verbose=False, out=io.StringIO())
     peaks = []
     if solving.f_calc_solutions:
