@@ -8,7 +8,7 @@ read off the diffraction pattern (summed disk minus the median of an annulus), a
 of symmetry-equivalent reflections are averaged. These intensities carry multiple scattering,
 partiality and the finite-crystal shape: they are not |F|².
 
-    python tests/data/make_dynamical.py brookite     # ~1-2 min on 2 cores
+    python tests/data/make_dynamical.py brookite     # ~4 min on 2 cores (THICK=60 N_ORIENT=60 env vars)
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ HERE = Path(__file__).parent
 STRUCTURES = HERE.parents[1] / "src" / "virtual_aperture" / "sample" / "structures"
 CIFS = {"brookite": STRUCTURES / "brookite.cif", "azo": HERE / "azo_1854329.cif"}
 N_ORIENT = int(os.environ.get("N_ORIENT", "60"))
-LATERAL, THICK, BOX, SAMPLING = 30.0, 30.0, 40.0, 0.05
+LATERAL, THICK, BOX, SAMPLING = 30.0, float(os.environ.get("THICK", "30")), 40.0, 0.05
+OUT = Path(os.environ.get("OUT_DIR", str(HERE)))
 D_MIN, S_MAX, R_DISK = 0.8, 0.012, 0.04
 ENERGY = 200e3
 
@@ -104,7 +105,7 @@ def main(name: str, seed: int = 0) -> None:
     var = np.bincount(inv, obs_i**2) / np.bincount(inv) - mean**2
     n_obs = np.bincount(inv)
     sigma = np.sqrt(np.maximum(var, 0) / n_obs) + 0.05 * np.abs(mean) + 1e-9
-    np.savez_compressed(HERE / f"dynamical_{name}.npz", hkl=uniq.astype(np.int16), intensity=mean,
+    np.savez_compressed(OUT / f"dynamical_{name}.npz", hkl=uniq.astype(np.int16), intensity=mean,
                         sigma=sigma, n_obs=n_obs, cell=np.array(st.cell.parameters), space_group=st.spacegroup.hm,
                         settings=np.array([N_ORIENT, LATERAL, THICK, SAMPLING, D_MIN, S_MAX, ENERGY, seed]))
     print(f"{len(uniq)} unique reflections from {len(obs_i)} observations -> dynamical_{name}.npz")
