@@ -106,7 +106,8 @@ def main(name: str, seed: int = 0) -> None:
     n_obs = np.bincount(inv)
     sigma = np.sqrt(np.maximum(var, 0) / n_obs) + 0.05 * np.abs(mean) + 1e-9
     np.savez_compressed(OUT / f"dynamical_{name}.npz", hkl=uniq.astype(np.int16), intensity=mean,
-                        sigma=sigma, n_obs=n_obs, cell=np.array(st.cell.parameters), space_group=st.spacegroup.hm,
+                        sigma=sigma, n_obs=n_obs, cell=np.array(st.cell.parameters),
+                        space_group=st.spacegroup.hm,
                         settings=np.array([N_ORIENT, LATERAL, THICK, SAMPLING, D_MIN, S_MAX, ENERGY, seed]))
     print(f"{len(uniq)} unique reflections from {len(obs_i)} observations -> dynamical_{name}.npz")
 
