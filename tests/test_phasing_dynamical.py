@@ -28,14 +28,15 @@ WORKER = ROOT / "benchmarks" / "_cctbx_worker.py"
 def write_hklf4(path: Path, hkl, intensity, sigma) -> None:
     """SHELX HKLF 4, FORMAT(3I4,2F8.2), written here so that the test does not use the exporter it checks."""
     k = 9000.0 / np.max(intensity)
-    lines = [f"{h:4d}{kk:4d}{ll:4d}{i * k:8.2f}{s * k:8.2f}" for (h, kk, ll), i, s in zip(hkl, intensity, sigma)]
+    lines = [f"{h:4d}{kk:4d}{ll:4d}{i * k:8.2f}{s * k:8.2f}"
+             for (h, kk, ll), i, s in zip(hkl, intensity, sigma)]
     path.write_text("\n".join([*lines, f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}"]) + "\n")
 
 
 def cctbx_r1(hkl: Path, cif: Path, cell) -> float:
     hall = gemmi.SpaceGroup("P b c a").hall
-    res = subprocess.run([sys.executable, str(WORKER), "r1", str(hkl), " ".join(map(str, cell)), hall, str(cif)],
-                         check=False, capture_output=True, text=True, timeout=300)
+    args = [sys.executable, str(WORKER), "r1", str(hkl), " ".join(map(str, cell)), hall, str(cif)]
+    res = subprocess.run(args, check=False, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     return float(json.loads(res.stdout.strip().splitlines()[-1])["r1"])
 
