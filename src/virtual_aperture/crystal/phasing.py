@@ -14,13 +14,16 @@ The agreement ``R_CF = Σ| |E_obs| − c|G| | / Σ|E_obs|`` (c a scale) over the
 first stays on a plateau, then drops and settles when the phases lock in. A start is *converged*
 when the mean R_CF over the last 30 iterations is below ``(1 − drop)`` × its random-phase plateau
 (the larger median of iterations 2–8 and 5–35) and
-its spread over that window is < 5 % of the mean. Starts run in parallel as dask tasks (threads
-by default, a ``dask.distributed`` client when given). The best start is the converged one with
+its spread over that window is < 5 % of the mean, or, for a start whose R_CF has not dropped (small
+structures lock in within the first iterations), when its map's symmetry agreement (below)
+reaches 0.6 at one of the checks every 50 iterations. Starts run in pairs as
+dask tasks on threads (all at once on a ``dask.distributed`` client when given); no further pair
+is started once one has converged. The best start is the converged one with
 the lowest final R_CF. Its origin is then located by the symmetry agreement of the P1 map
 (Palatinus & van der Lee 2008 / Palatinus & Chapuis 2007): for every operation (R, τ) the
 correlation c(u) = Σ ρ(y)ρ(Ry + u) is one FFT of Φ(k)·Φ*(Rᵀk), and the origin shift t maximising
 the mean of c(τ + (I−R)t)/c(0) over the operations is chosen; the shifted map is averaged over the
-space group (gemmi ``symmetrize_avg``).
+space group (gemmi ``symmetrize_avg``). Origin search and grid live in :mod:`.origin`.
 """
 
 from __future__ import annotations
@@ -35,12 +38,15 @@ import scipy.fft as sfft
 
 from ..compute.executor import check_cancel, is_cancelled
 from .geometry import reciprocal_basis
+from .origin import locate_origin, phasing_grid, symmetrise
 from .reflections import Reflections, parse_space_group
 
 __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
 
 POLISH = 20  # iterations run after convergence is detected
 SYMMETRY_CONVERGED = 0.6  # symmetry agreement that marks a start as converged
+BATCH = 2  # starts run side by side (threads); later batches only while none has converged
+SYMMETRY_CHECK = 50  # a start whose R_CF is flat has its symmetry agreement checked every this many iterations
 
 
 @dataclass
@@ -103,17 +109,6 @@ def expand_to_p1(hkl: np.ndarray, values: np.ndarray, space_group) -> tuple[np.n
     return uniq[keep], all_v[idx][keep]
 
 
-def phasing_grid(cell, space_group, d_min: float, grid_factor: float = 2.5) -> tuple[int, int, int]:
-    """Grid for the cell: spacing ≈ d_min/grid_factor, sizes FFT-friendly and symmetry-compatible."""
-    import gemmi
-
-    g = gemmi.FloatGrid()
-    g.spacegroup = parse_space_group(space_group)
-    g.set_unit_cell(gemmi.UnitCell(*cell))
-    g.set_size_from_spacing(d_min / grid_factor, gemmi.GridSizeRounding.Up)
-    return tuple(int(v) for v in g.shape)
-
-
 def _normalise(hkl: np.ndarray, amp: np.ndarray, cell, sg, n_shells: int = 12) -> np.ndarray:
     """Quasi-normalised |E| = |F| / sqrt(ε <|F|²>_shell) in shells of equal count in s²."""
     s2 = np.sum((hkl @ reciprocal_basis(cell).T) ** 2, axis=1)
@@ -131,6 +126,8 @@ class _Problem:
 
     def __init__(self, hkl_p1, e_p1, f_p1, cell, shape, d_min, weak_fraction, unobserved):
         self.shape = shape
+        self.cell = cell
+        self.hall: str | None = None  # space group (Hall symbol) for in-loop symmetry checks; None in P1
         nx, ny, nz = shape
         keep = hkl_p1[:, 2] >= 0
         h = hkl_p1[keep]
@@ -167,6 +164,13 @@ def _plateau(hist: list[float]) -> float:
     return max(float(np.median(hist[2:8])), float(np.median(hist[5:35])))
 
 
+def _agreement(p: "_Problem", phases: np.ndarray) -> float:
+    import gemmi
+
+    sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(p.hall))
+    return float(locate_origin(p, phases, p.shape, sg, p.cell)[1])
+
+
 def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop: float,
                tick: Callable[[], None], cancel: Any) -> dict:
     rng = np.random.default_rng(seed)
@@ -177,7 +181,7 @@ def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop:
     ph = G0[p.idx] / np.maximum(np.abs(G0[p.idx]), 1e-30)
     F[p.idx] = p.e * ph
     hist: list[float] = []
-    converged_at = None
+    converged_at, by_symmetry = None, False
     rot = np.exp(0.5j * np.pi * p.sign).astype(np.complex64)
     win = 30
     for it in range(max_iter):
@@ -202,6 +206,11 @@ def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop:
             w = np.asarray(hist[-win:])
             if w.mean() < (1 - drop) * plateau and (w.max() - w.min()) < 0.05 * w.mean():
                 converged_at = it
+            elif it % SYMMETRY_CHECK == 0 and p.hall is not None:
+                # locked in from the first iterations (small structures): no R drop to see, but
+                # a map that already fits the space group is a solution
+                if _agreement(p, np.angle(F[p.idx])) >= SYMMETRY_CONVERGED:
+                    converged_at, by_symmetry = it, True
         if converged_at is not None and it >= converged_at + POLISH:
             break
     rho = sfft.irfftn(F, s=shape, workers=1)
@@ -213,121 +222,13 @@ def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop:
         "converged": converged_at is not None,
         "iterations": len(hist),
         "converged_at": converged_at,
+        "by_symmetry": by_symmetry,
         "r_cf": float(np.mean(hist[-10:])) if hist else float("nan"),
         "r_plateau": _plateau(hist) if len(hist) > 35 else float("nan"),
         "flipped_charge": flipped_charge,
         "history": hist,
         "phases": np.angle(F[p.idx]),
     }
-
-
-def _symmetry_agreement(rho: np.ndarray, sg) -> tuple[np.ndarray, float, list[float]]:
-    """Origin shift (grid index) maximising the mean symmetry correlation, its value, per-op values."""
-    shape = np.array(rho.shape)
-    ops = [op for op in sg.operations().sym_ops]
-    if len(ops) <= 1:
-        return np.zeros(3, int), 1.0, []
-    r = rho - rho.mean()
-    phi = np.fft.fftn(r)
-    c0 = float((r * r).sum())
-    k = np.stack(np.meshgrid(*[np.fft.fftfreq(n, 1.0 / n).astype(np.int64) for n in shape], indexing="ij"), -1)
-    j = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
-    total = np.zeros(j.shape[0])
-    corr_maps = []
-    for op in ops:
-        R = np.array(op.rot) // op.DEN
-        if np.array_equal(R, np.eye(3, dtype=int)) and not any(op.tran):
-            continue
-        kr = (k @ R) % shape  # Rᵀk as row vectors
-        a = phi * np.conj(phi[kr[..., 0], kr[..., 1], kr[..., 2]])
-        c = np.real(np.fft.ifftn(a)) / c0
-        tau = np.array(op.tran) / op.DEN
-        # u = τ + (I − R) t, in grid units
-        t = j / shape
-        u = tau + t - t @ R.T
-        ui = np.rint(u * shape).astype(np.int64) % shape
-        vals = c[ui[:, 0], ui[:, 1], ui[:, 2]]
-        total += vals
-        corr_maps.append(vals)
-    best = int(np.argmax(total))
-    per_op = [float(v[best]) for v in corr_maps]
-    return j[best], float(total[best] / len(corr_maps)), per_op
-
-
-def _refine_origin(hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray) -> tuple[np.ndarray, float, list[float]]:
-    """Refine the origin shift t off the grid by maximising the mean symmetry correlation.
-
-    ``hkl`` (n, 3) is a P1 set closed under the point group and Friedel, ``phi`` its complex
-    (numpy-convention) coefficients. S(t) = mean over operations of
-    Re Σ_k Φ(k) Φ*(kR) e^{2πi k·(τ + t − Rt)} / Σ|Φ|² (L-BFGS with the analytic gradient).
-    """
-    from scipy.optimize import minimize
-
-    ops = [op for op in sg.operations().sym_ops
-           if not (np.array_equal(np.array(op.rot) // op.DEN, np.eye(3, dtype=int)) and not any(op.tran))]
-    if not ops:
-        return np.zeros(3), 1.0, []
-    h = np.asarray(hkl, np.int64)
-    span = int(np.abs(h).max()) + 1
-    m = 2 * span + 1
-
-    def key(x: np.ndarray) -> np.ndarray:
-        return ((x[:, 0] + span) * m + (x[:, 1] + span)) * m + (x[:, 2] + span)
-
-    keys = key(h)
-    order = np.argsort(keys)
-    norm = float(np.sum(np.abs(phi) ** 2))
-    terms = []
-    for op in ops:
-        R = np.array(op.rot, np.int64) // op.DEN
-        kr = h @ R
-        pos = np.searchsorted(keys[order], key(kr))
-        pos = np.clip(pos, 0, len(keys) - 1)
-        found = keys[order][pos] == key(kr)
-        partner = order[pos]
-        a = np.where(found, phi * np.conj(phi[partner]), 0)
-        tau = np.array(op.tran) / op.DEN
-        terms.append((a, h @ tau, (h - kr).astype(float)))
-
-    def fun(t: np.ndarray) -> tuple[float, np.ndarray]:
-        val, grad = 0.0, np.zeros(3)
-        for a, ht, dk in terms:
-            z = a * np.exp(2j * np.pi * (ht + dk @ t))
-            val += float(z.real.sum())
-            grad += -2 * np.pi * (z.imag @ dk)
-        return -val / (norm * len(terms)), -grad / (norm * len(terms))
-
-    res = minimize(fun, np.asarray(t0, float), jac=True, method="L-BFGS-B")
-    t = res.x % 1.0
-    per_op = [float(np.real(a * np.exp(2j * np.pi * (ht + dk @ t))).sum() / norm) for a, ht, dk in terms]
-    return t, float(np.mean(per_op)), per_op
-
-
-def _locate_origin(p: _Problem, phases: np.ndarray, shape, sg, cell) -> tuple[np.ndarray, float, list[float]]:
-    """Origin shift of one start: grid search on a coarse (≈ 2 Å) |E| map, then off-grid
-    refinement with all reflections and |F| weights."""
-    coarse = phasing_grid(cell, sg, 2.0, 2.5)
-    coarse = tuple(min(c, s_) for c, s_ in zip(coarse, shape))
-    lim = (np.array(coarse) - 1) // 2
-    sel = np.all(np.abs(p.hkl) <= lim, axis=1)
-    h = p.hkl[sel]
-    Fe = np.zeros((coarse[0], coarse[1], coarse[2] // 2 + 1), complex)
-    Fe[h[:, 0] % coarse[0], h[:, 1] % coarse[1], h[:, 2]] = p.e[sel] * np.exp(1j * phases[sel])
-    shift0, _, _ = _symmetry_agreement(sfft.irfftn(Fe, s=coarse), sg)
-    pos = p.hkl[:, 2] > 0
-    full_h = np.concatenate([p.hkl, -p.hkl[pos]])
-    ph_full = np.concatenate([phases, -phases[pos]])
-    f_full = np.concatenate([p.f, p.f[pos]])
-    top = np.argsort(f_full)[::-1][:40000]
-    return _refine_origin(full_h[top], (f_full * np.exp(1j * ph_full))[top], sg, shift0 / np.array(coarse))
-
-
-def _symmetrise(rho: np.ndarray, cell, sg) -> np.ndarray:
-    import gemmi
-
-    g = gemmi.FloatGrid(np.ascontiguousarray(rho, dtype=np.float32), gemmi.UnitCell(*cell), sg)
-    g.symmetrize_avg()
-    return np.array(g, copy=True)
 
 
 def charge_flip(
@@ -356,7 +257,8 @@ def charge_flip(
     d_min
         Resolution cut in Å (default: all data).
     starts
-        Number of random starts, run in parallel.
+        Maximum number of random starts: run two at a time in parallel (all at once on a
+        ``client``); no further pair is started once a start has converged.
     delta_factor
         k in δ = k·σ(ρ) (1.0–1.3 typical).
     weak_fraction
@@ -411,6 +313,7 @@ def charge_flip(
     if np.any(2 * hmax >= np.array(shape)):
         raise ValueError(f"grid {shape} too small for indices up to {tuple(hmax)}")
     p = _Problem(hkl_p1, vals[:, 0], vals[:, 1], refl.cell, shape, dmin, weak_fraction, unobserved)
+    p.hall = sg.hall if len(sg.operations().sym_ops) > 1 else None
     base = int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is None else int(seed)
     total = int(starts) * max_iterations
     done = [0]
@@ -438,9 +341,14 @@ def charge_flip(
         check_cancel(cancel)
         runs = client.gather(futures)
     else:
-        tasks = [dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
-                 for i in range(int(starts))]
-        runs = dask.compute(*tasks, scheduler="threads")
+        # batches of BATCH starts in parallel; no further batch once a start has converged
+        runs = []
+        for first in range(0, int(starts), BATCH):
+            tasks = [dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
+                     for i in range(first, min(first + BATCH, int(starts)))]
+            runs.extend(dask.compute(*tasks, scheduler="threads"))
+            if any(r["converged"] for r in runs):
+                break
     check_cancel(cancel)
     if progress is not None:
         progress(total, total)
@@ -450,11 +358,11 @@ def charge_flip(
     origins = []
     for r, summ in zip(runs, summary):
         check_cancel(cancel)
-        origins.append(_locate_origin(p, r["phases"], shape, sg, refl.cell))
+        origins.append(locate_origin(p, r["phases"], shape, sg, refl.cell))
         summ["symmetry_agreement"] = origins[-1][1] if n_sym > 1 else None
         # a start whose map fits the space group well has converged even without a marked R drop
         # (tiny structures lock in within the first iterations)
-        summ["converged_by"] = ("r_drop" if r["converged"] else
+        summ["converged_by"] = (("symmetry" if r["by_symmetry"] else "r_drop") if r["converged"] else
                                 "symmetry" if n_sym > 1 and origins[-1][1] >= SYMMETRY_CONVERGED else None)
         summ["converged"] = summ["converged_by"] is not None
     conv = [i for i, s_ in enumerate(summary) if s_["converged"]]
@@ -468,7 +376,7 @@ def charge_flip(
     Ff = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), complex)
     Ff[p.idx] = p.f * np.exp(1j * (best["phases"] + 2 * np.pi * (p.hkl @ shift)))
     rho = sfft.irfftn(Ff, s=shape)
-    rho = _symmetrise(rho, refl.cell, sg)
+    rho = symmetrise(rho, refl.cell, sg)
     rho = (rho - rho.mean()) / max(float(rho.std()), 1e-30)
     # phases of the final map in the crystallographic convention (F = Σρ e^{+2πi h·x})
     G = sfft.rfftn(rho)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..compute.executor import check_cancel
-from .atoms import Atom, find_atoms, r_factor, structure_factors
+from .atoms import Atom, find_atoms, parse_formula, r_factor, refine_elements, structure_factors
+from .completion import complete_model
 from .geometry import random_rotation, reciprocal_basis
 from .phasing import PhasingResult, charge_flip
 from .refinement import refine_structure
@@ -161,10 +162,26 @@ def solve_structure(
             break
         atoms, info, r1, k, b, potential = new_atoms, new_info, r_new, k_new, b_new, m.astype(np.float32)
     ph.potential = potential
+    completion: dict = {}
+    if composition is not None and info.get("z"):  # light atoms from difference maps, R1-gated
+        contents = {e: n * info["z"] for e, n in parse_formula(composition).items()}
+        atoms, completion = complete_model(atoms, data.hkl, fo, ph.hkl, ph.amplitudes, cell=refl.cell,
+                                           space_group=sg, grid=ph.grid, cell_contents=contents, cancel=cancel)
+        r1, k, b = score(atoms)
+    swaps: list = []
+    if composition is not None:  # elements of similar scattering power (C/N/O): whichever fits the data
+        b_atoms = float(np.mean([a.b_iso for a in atoms])) + b
+        swapped, swaps = refine_elements(atoms, data.hkl, fo, cell=refl.cell, space_group=sg, b_iso=b_atoms)
+        # keep only the elements: displacement parameters are refined with the final model
+        atoms = [Atom(n.label, n.element, a.x, a.y, a.z, a.height, a.multiplicity, a.occupancy, a.b_iso)
+                 for a, n in zip(atoms, swapped)]
+        if swaps:
+            r1, k, b = score(atoms)
     # the exported model is the scored model: scale, per-atom total B and positions refined
     ref = refine_structure([replace(a, b_iso=max(a.b_iso + b, 0.0)) for a in atoms], data)
     atoms, r1, k, b = ref.atoms, ref.r1, ref.scale, 0.0
-    base["extra"] = {"r1_recycling": history, "refinement": ref.as_dict()}
+    base["extra"] = {"r1_recycling": history, "element_swaps": [list(m) for m in swaps],
+                     "r1_completion": [float(v) for v in completion.get("r1", [])], "refinement": ref.as_dict()}
     if r1 > R1_LIMIT:
         return Solution(False, atoms=[], r1=r1, scale=k, b_overall=b, z=info["z"], message=(
             f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"), **base)
@@ -183,7 +200,8 @@ def simulate_reflections(
 ) -> Reflections:
     """Kinematic merged electron reflections of a ``gemmi.SmallStructure`` with a missing wedge.
 
-    Intensities are |F_e|² from gemmi's ``StructureFactorCalculatorE`` for the unique
+    Intensities are |F_e|² from gemmi's ``StructureFactorCalculatorE`` (on a copy whose
+    special-position occupancies are made crystallographic) for the unique
     reflections with d ≥ ``d_min``. A reflection is kept when some symmetry equivalent can be
     brought into the plane perpendicular to the beam by a tilt within ±``tilt_range_deg`` about
     the lab x axis (crystal orientation ``orientation`` or random): the rest is the missing
@@ -213,13 +231,14 @@ def simulate_reflections(
 
     if not d_min > 0:
         raise ValueError(f"d_min must be positive, got {d_min}")
-    import copy
-
     rng = np.random.default_rng(seed)
     sg = structure.spacegroup or parse_space_group(structure.spacegroup_hm or "P 1")
-    if structure.spacegroup is None:
-        structure = copy.deepcopy(structure)
-        structure.spacegroup = sg
+    wavelength = float(structure.wavelength) if getattr(structure, "wavelength", 0) else None
+    structure = gemmi.make_small_structure_from_block(structure.make_cif_block())  # a copy
+    structure.spacegroup = sg
+    # gemmi applies every operation to every site: a site on a special position must carry
+    # occupancy / (operations mapping it onto itself), or its atoms are counted several times
+    structure.change_occupancies_to_crystallographic()
     cell = tuple(structure.cell.parameters)
     from .geometry import miller_indices_within
 
@@ -243,6 +262,5 @@ def simulate_reflections(
     intensity = f * f
     sig = noise * intensity + 0.02 * intensity.mean()
     obs = intensity + rng.normal(size=intensity.shape) * sig
-    wavelength = float(structure.wavelength) if getattr(structure, "wavelength", 0) else None
     return Reflections(hkl, obs, sig, cell=cell, space_group=sg.hm, merged=True, wavelength=wavelength,
                        meta={"completeness": float(reach.mean()), "tilt_range_deg": tilt_range_deg})
