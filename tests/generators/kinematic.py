@@ -131,7 +131,7 @@ CRYSTALS = {
 def reflections(crystal: Crystal, d_min: float):
     """(hkl (n, 3), g* rows in the crystal frame (n, 3), |F|² (n,)) with d ≥ d_min, |F|² > 0."""
     R = reciprocal_vectors(crystal.cell)
-    lim = [int(math.ceil(np.linalg.norm(v) / d_min)) + 1 for v in direct_vectors(crystal.cell)]
+    lim = [math.ceil(np.linalg.norm(v) / d_min) + 1 for v in direct_vectors(crystal.cell)]
     rng = [np.arange(-m, m + 1) for m in lim]
     hkl = np.stack(np.meshgrid(*rng, indexing="ij"), -1).reshape(-1, 3)
     gv = hkl @ R
@@ -192,7 +192,7 @@ def tilt_series(crystals, *, tilts=(-30, 30, 1), tilt_axis_deg=20.0, sense=1, pi
     pats, UBs, spots = [], [], []
     for i, cr in enumerate(crystals):
         U = orientations[i] if orientations is not None else random_orientation(rng)
-        hkl, gcr, f2 = reflections(cr, d_min)
+        hkl, _, f2 = reflections(cr, d_min)
         UB = reciprocal_vectors(cr.cell) @ U.T  # rows a*, b*, c* in the lab at zero tilt
         g0 = hkl @ UB
         stack, sp = [], []
