@@ -6,8 +6,9 @@ DIR/structure.cif, potential.ccp4, report.json, structure.ins/.res, structure.hk
 reflections.cif, frames.mrc and smv/ (see ``virtual_aperture.workflow``).
 
 LABELS is an integer TIFF or .npy, ``(sy, sx)`` or ``(n_tilt, sy, sx)``, or a session file saved
-by the napari plugin (its grains and calibration are used). Exit codes: 0 solved, 3 no solution,
-2 bad input.
+by the napari plugin (its grains and calibration are used). Exit codes: 0 solved, 3 ran without
+a solution (the indexing, integration, merged reflections and report are still written; when no
+lattice validates: the peaks, frames and the reason), 2 bad input (no output folder is left behind).
 """
 
 from __future__ import annotations
@@ -88,9 +89,7 @@ def _known_cell(text: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.export import SOLUTION_FILES, check_free
-    from virtual_aperture.workflow import GRAIN_FILES, solve_grain, write_grain
-
-    from ._runtime import cli_progress, staged_progress
+    from virtual_aperture.workflow import GRAIN_FILES, UnindexedGrain, write_unindexed
 
     labels, session_cal = read_labels(args.labels)
     ds = open_from_args(args)
@@ -100,7 +99,25 @@ def run(args: argparse.Namespace) -> int:
         import dataclasses
 
         ds = ds.with_calibration(**{f.name: getattr(session_cal, f.name) for f in dataclasses.fields(session_cal)})
+    existed = Path(args.out).exists()
     out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
+    try:
+        return _solve(args, ds, labels, out)
+    except UnindexedGrain as exc:  # ran, no lattice: the peaks, frames and the reason are written
+        for p in write_unindexed(exc, out, overwrite=args.overwrite):
+            print(f"wrote {p}")
+        print(f"grain {exc.grain}: {exc}")
+        return 3
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # never leave an empty output folder behind
+
+
+def _solve(args, ds, labels, out) -> int:
+    from virtual_aperture.workflow import solve_grain, write_grain
+
+    from ._runtime import cli_progress, staged_progress
+
     if args.descan:
         from virtual_aperture.crystal.calibrate import calibrate_descan
 
