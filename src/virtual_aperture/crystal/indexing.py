@@ -21,6 +21,7 @@ from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match
 from .lattice_search import indexed_mask, search_lattice
 from .peaks import PeakList
 from .index_helpers import assign_hkl, excitation_spread, excitation_weights, family_of, read_known_cell
+from .validation import reduce_supercell, validate_lattice
 from .refine import expand_cell_esd, nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
 
@@ -59,6 +60,7 @@ class IndexingResult:
     cell_esd: tuple = ()
     reduced_cell: tuple = ()
     info: dict = field(default_factory=dict)
+    confidence: float = float("nan")  # 0–1, from the checks of crystal.validation (info["validation"])
 
     @property
     def centring(self) -> str:
@@ -125,6 +127,7 @@ class IndexingResult:
             "rmsd_px": self.rmsd_px, "rmsd_inv_A": self.rmsd_inv_A,
             "excitation_tolerance": self.excitation_tolerance,
             "gemmi_lattice_rotations": self.info.get("gemmi_lattice_rotations"),
+            "confidence": self.confidence, "validation": self.info.get("validation"),
             "calibration": self.calibration.to_dict(),
         }
 
@@ -195,10 +198,11 @@ def index_tilt_series(
     centers: np.ndarray | None = None,
     tolerance: float | None = None,
     tolerance_px: float = 3.0,
-    lattice_tolerance_deg: float = 0.5,
+    lattice_tolerance_deg: float | None = None,
     refine_axis: bool = True,
     refine_ellipticity: bool = False,
     min_indexed: float = 0.5,
+    validate: bool = True,
     progress: Callable[[int, int], None] | None = None,
     _first_pass: bool = True,
 ) -> IndexingResult:
@@ -217,7 +221,8 @@ def index_tilt_series(
         centring for numbers; a CIF's space group gives it otherwise) instead of choosing one.
     lattice
         Force a Bravais lattice from the candidates (e.g. ``'mP'``); default: the most symmetric
-        one fitting within ``lattice_tolerance_deg``.
+        one fitting within ``lattice_tolerance_deg`` (default 0.5°; 1° for series with tilt steps
+        of 2° or more, whose metric is less precise).
     tolerance
         3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.01, 0.8 · pixel_size)``).
     tolerance_px
@@ -228,6 +233,10 @@ def index_tilt_series(
         measured — the same reflections seen at many azimuths across the tilts calibrate it).
     min_indexed
         Refuse (IndexingError) when less than this fraction of the peaks can be indexed.
+    validate
+        Refuse a solution that fails the checks of :mod:`crystal.validation` (chance indexing,
+        unobserved low-order reflections, an unsupported long axis, instability over subsets of
+        the tilts); the checks and ``confidence`` are reported either way.
 
     Raises
     ------
@@ -256,6 +265,9 @@ def index_tilt_series(
         raise IndexingError("cannot index: peaks from one tilt only; use index_zone_axis for a single pattern")
     span = np.ptp(np.asarray(cal.tilt_angles_deg)[tilts_used])
     tol = tolerance if tolerance is not None else max(0.01, 0.8 * cal.pixel_size)
+    if lattice_tolerance_deg is None:
+        steps = np.diff(np.unique(np.asarray(cal.tilt_angles_deg)[tilts_used]))
+        lattice_tolerance_deg = 1.0 if len(steps) and float(np.median(steps)) >= 2.0 else 0.5
     G = G_all[use]
     report(1, 5)
     max_len = min(0.9 * float(np.linalg.norm(G, axis=1).max()), 0.7)
@@ -264,6 +276,7 @@ def index_tilt_series(
         raise IndexingError(f"cannot index: no lattice found among {len(G)} peaks (no repeated difference vectors: noise?)")
     if frac < min_indexed:
         raise IndexingError(f"cannot index: the best lattice explains only {100 * frac:.0f}% of the peaks")
+    B = reduce_supercell(G, B, tol)  # a supercell of a smaller lattice that explains as much loses
     report(2, 5)
     # Niggli-reduce the primitive lattice (direct basis = inverse transpose of the reciprocal one)
     R, _ = niggli_reduce_basis(np.linalg.inv(B).T)
@@ -328,7 +341,7 @@ def index_tilt_series(
             peaks_per_tilt, calibration=cal.replace(tilt_axis_deg=axis), d_min=d_min, known_cell=known_cell,
             centring=centring, lattice=lattice, centers=centers, tolerance=tolerance, tolerance_px=tolerance_px,
             lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis, refine_ellipticity=True,
-            min_indexed=min_indexed, progress=progress, _first_pass=False)
+            min_indexed=min_indexed, validate=validate, progress=progress, _first_pass=False)
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
@@ -340,12 +353,27 @@ def index_tilt_series(
                                     centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
         s_lim = 2.0 * float(np.percentile(np.abs(s_ok), 90))  # spots far off the Ewald sphere: not ours
         hkl, ok, res = assign_hkl(UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim)
-        info["final_tolerance_px"] = tight
+        info["final_tolerance_px"], info["final_s_max"] = tight, s_lim
     if ok.mean() < min_indexed:
         raise IndexingError(f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks")
     _, s = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
                              centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
     rmsd = float(np.sqrt(np.mean(res[ok] ** 2)))
+    s_tol = float(np.percentile(np.abs(s), 90) + 1e-4)
+    tight = info.get("final_tolerance_px", tolerance_px)
+    s_lim = info.get("final_s_max")
+    val = validate_lattice(
+        UB_final, hkl, ok, peaks, G=G_all, tilts=tilts, centers=pc, calibration=cal, tilt_axis_deg=axis,
+        tolerance_px=tight, s_max=s_tol, centring=chosen[1],
+        assign=lambda M: assign_hkl(M, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim),
+        refit=lambda m: refine_ub(UB_final, hkl[m], peaks.positions[m], tilts[m], tilt_axis_deg=axis,
+                                  pixel_size=cal.pixel_size, centers=pc[m], ellipticity=cal.ellipticity,
+                                  refine_axis=False, wavelength=cal.wavelength, s_sigma=s_sigma,
+                                  s_weights=sw[m])[0])
+    info["validation"] = val.to_dict()
+    if validate and not val.accepted:
+        raise IndexingError(f"cannot index: {val.reason} (best cell {chosen} "
+                            f"{' '.join(f'{v:.3f}' for v in cell)})")
     report(5, 5)
     import gemmi
 
@@ -357,5 +385,5 @@ def index_tilt_series(
         cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
         tilt_axis_deg=axis, indexed_fraction=float(ok.mean()), hkl=hkl, indexed=ok, rmsd_px=rmsd,
         rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
-        excitation_tolerance=float(np.percentile(np.abs(s), 90) + 1e-4), cell_esd=expand_cell_esd(esd, family),
+        excitation_tolerance=s_tol, confidence=val.confidence, cell_esd=expand_cell_esd(esd, family),
         reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
