@@ -61,7 +61,7 @@ def test_true_lattice_passes_every_check_with_confidence():
     assert v["accepted"] and all(c["passed"] for c in v["checks"].values())
     assert 0.7 < r.confidence <= 1.0
     assert r.to_dict()["confidence"] == r.confidence
-    assert K.cell_matches(r.UB, S.UB[0])[0]
+    assert K.cell_matches(r.UB, S.UB[0], found_centring=r.centring)[0] == "right"
 
 
 def test_a_supercell_of_a_smaller_lattice_loses():

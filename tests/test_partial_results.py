@@ -39,9 +39,11 @@ def test_unphased_grain_still_writes_its_results(coarse, capsys):
     rep = json.loads((out / "report.json").read_text())
     assert (out / "indexing.json").stat().st_size > 0
     assert (out / "frames.mrc").stat().st_size > 0
-    assert rep["indexing"]["lattice"] == "cF"
     idx = json.loads((out / "indexing.json").read_text())
-    assert K.cell_matches(np.array(idx["UB"]), S.UB[0])[0]
+    # the true lattice (on 4° steps its metric may be reported at a lower symmetry, never a false one)
+    verdict, why = K.cell_matches(np.array(idx["UB"]), S.UB[0], found_centring=idx["lattice"][1], true_centring="F")
+    assert verdict in ("right", "inaccurate"), why
+    assert idx["confidence"] > 0.5
     if code == 3:  # ran without a solution: the reflections are written all the same
         assert not rep["converged"] and rep["message"]
         assert (out / "structure.hkl").stat().st_size > 0 and (out / "reflections.cif").stat().st_size > 0

@@ -291,23 +291,37 @@ def reduced_cell_of(crystal: Crystal):
     return tuple(gv.cell_parameters())
 
 
-def cell_matches(found_UB, true_UB_rows, *, rel=5e-3, deg=0.3):
-    """Is the lattice of ``found_UB`` (columns a*, b*, c*, the project's convention) the true one?
+#: primitive vectors (columns) of each centring, in conventional fractional coordinates
+PRIMITIVE = {
+    "P": np.eye(3),
+    "C": np.array([[0.5, -0.5, 0], [0.5, 0.5, 0], [0, 0, 1]]),
+    "A": np.array([[1, 0, 0], [0, 0.5, -0.5], [0, 0.5, 0.5]]),
+    "B": np.array([[0.5, 0, -0.5], [0, 1, 0], [0.5, 0, 0.5]]),
+    "I": np.array([[-0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.5, 0.5, -0.5]]),
+    "F": np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]),
+    "R": np.array([[2 / 3, -1 / 3, -1 / 3], [1 / 3, 1 / 3, -2 / 3], [1 / 3, 1 / 3, 1 / 3]]),
+}
 
-    The found direct basis is expressed in the true direct basis: it must be an integer matrix
-    of determinant ±1 (the same lattice, not a sub- or super-lattice), and the found cell must
-    equal the true lattice's cell in that basis within ``rel`` on lengths and ``deg`` on angles.
-    Returns ``(ok, reason)``.
+
+def cell_matches(found_UB, true_UB_rows, *, found_centring="P", true_centring="P", rel=5e-3, deg=0.3):
+    """Is the lattice of ``found_UB`` (columns a*, b*, c* of its conventional cell with
+    ``found_centring``, the project's convention) the true one?
+
+    Both are turned into primitive bases; the found one expressed in the true one must be an
+    integer matrix of determinant ±1 (the same lattice, not a sub- or super-lattice), and the
+    primitive cells in that common basis must agree within ``rel`` on lengths and ``deg`` on
+    angles (i.e. the reduced cells agree). Returns ``(verdict, reason)`` with verdict one of
+    ``"right"``, ``"inaccurate"`` (right lattice, metric off), ``"false"``.
     """
-    found_direct = np.linalg.inv(np.asarray(found_UB, float)).T  # columns: found a, b, c (lab)
-    true_direct = np.linalg.inv(np.asarray(true_UB_rows, float).T).T  # columns: true a, b, c (lab)
+    found_direct = np.linalg.inv(np.asarray(found_UB, float)).T @ PRIMITIVE[found_centring]
+    true_direct = np.linalg.inv(np.asarray(true_UB_rows, float).T).T @ PRIMITIVE[true_centring]
     M = np.linalg.solve(true_direct, found_direct)
     Mi = np.rint(M)
     if np.abs(M - Mi).max() > 0.15:
-        return False, f"not the same lattice (M off integers by {np.abs(M - Mi).max():.2f})"
+        return "false", f"not the same lattice (M off integers by {np.abs(M - Mi).max():.2f})"
     det = round(abs(np.linalg.det(Mi)))
     if det != 1:
-        return False, f"a {'super' if det > 1 else 'sub'}lattice (|det M| = {det})"
+        return "false", f"a {'super' if det > 1 else 'sub'}lattice (|det M| = {det})"
 
     def params(D):
         a = [np.linalg.norm(D[:, i]) for i in range(3)]
@@ -318,5 +332,5 @@ def cell_matches(found_UB, true_UB_rows, *, rel=5e-3, deg=0.3):
     lt, at = params(true_direct @ Mi)
     dl, da_ = float(np.max(np.abs(la / lt - 1))), float(np.max(np.abs(aa - at)))
     if dl > rel or da_ > deg:
-        return False, f"right lattice, inaccurate metric ({100 * dl:.2f} %, {da_:.2f}°)"
-    return True, "right cell"
+        return "inaccurate", f"right lattice, inaccurate metric ({100 * dl:.2f} %, {da_:.2f}°)"
+    return "right", "right cell"

@@ -6,7 +6,8 @@ peaks by chance. :func:`validate_lattice` measures, for a refined orientation ``
 ``chance``
     the fraction of the peaks the same lattice indexes (same tolerances) after random rotations
     of ``UB`` (decoys). A dense (false) lattice indexes random peaks too; the indexed fraction must
-    exceed the decoy fraction clearly (``excess = (f − f_decoy) / (1 − f_decoy) ≥ 0.5``).
+    exceed the decoy fraction clearly (``excess = (f − f_decoy) / max(1 − f_decoy, 0.05) ≥ 0.5``)
+    and a lattice indexing more than 40 % of random peaks is refused outright.
 ``low_order``
     of the low-order reflections the lattice predicts on the patterns (|g| up to the median |g|
     of the indexed peaks, |s| within the excitation tolerance, on the detector outside the beam
@@ -14,12 +15,16 @@ peaks by chance. :func:`validate_lattice` measures, for a refined orientation ``
 ``long_axis``
     the longest axis L of the reduced cell must be supported by the spot spacing: 1/L at least a
     quarter of the closest spacing of the peaks within one pattern (5th percentile).
+``precision``
+    the rmsd of the predicted positions is at most 0.2 × the closest spot spacing.
 ``stability``
-    the cell fitted to the peaks of the first and of the second half of the tilts separately
-    agrees with the whole (lengths within 3 %, angles within 3°) and each half is indexed at
-    least half as well as the whole.
+    the orientation and cell refined on the peaks of one half of the tilts (lower or upper
+    angles) must predict the other half: it indexes ≥ 70 % of what the whole solution indexes
+    there (a lattice fitted to chance coincidences does not transfer). The cell differences of
+    the halves are reported too.
 
-``confidence`` (0–1) is ``excess × min(1, low_order / 0.5) × stability score``. A supercell of a
+``confidence`` (0–1) is ``excess × min(1, low_order / 0.5) × min(1, transfer) ×
+(1 − rmsd / (0.2 × spacing))^¼``. A supercell of a
 smaller lattice is removed before validation by :func:`reduce_supercell`.
 """
 
@@ -39,8 +44,9 @@ __all__ = ["LatticeValidation", "reduce_supercell", "validate_lattice"]
 
 MIN_EXCESS = 0.5
 MIN_LOW_ORDER = 0.2
-STABLE_LENGTH = 0.03
-STABLE_ANGLE_DEG = 3.0
+MIN_TRANSFER = 0.7
+MAX_DECOY = 0.4
+MAX_RMSD_SPACING = 0.2
 
 
 @dataclass(frozen=True)
@@ -103,9 +109,9 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
     checks: dict = {}
     rng = np.random.default_rng(seed)
     decoys = [float(np.mean(assign(_rotation(rng) @ UB)[1])) for _ in range(n_decoys)]
-    f0 = min(float(np.mean(decoys)) + float(np.std(decoys)), 0.999)
-    excess = max(0.0, (f - f0) / (1 - f0))
-    checks["chance"] = {"value": round(excess, 3), "passed": excess >= MIN_EXCESS,
+    f0 = min(float(np.mean(decoys)) + float(np.std(decoys)), 1.0)
+    excess = float(np.clip((f - f0) / max(1.0 - f0, 0.05), 0.0, 1.0))
+    checks["chance"] = {"value": round(excess, 3), "passed": excess >= MIN_EXCESS and f0 <= MAX_DECOY,
                         "detail": f"indexed {100 * f:.0f}% of the peaks; randomly rotated, the same lattice "
                                   f"indexes {100 * f0:.0f}%"}
     # low-order reflections predicted on the patterns must be observed
@@ -138,33 +144,47 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
     L = max(reduced[:3])
     nn = _nn_spacing(peaks, centers, cal.pixel_size)
     ok_axis = not math.isfinite(nn) or 1.0 / L >= 0.25 * nn
+    # the positions must be predicted far better than the spots are spaced
+    res = assign(UB)[2]
+    rmsd = float(np.sqrt(np.mean(res[indexed] ** 2))) if indexed.any() else math.inf
+    nn_own = _nn_spacing(peaks.select(np.flatnonzero(indexed)), centers, cal.pixel_size)  # its own spots
+    nn_px = nn_own / cal.pixel_size if math.isfinite(nn_own) else math.inf
+    checks["precision"] = {"value": round(rmsd, 3), "passed": bool(rmsd <= MAX_RMSD_SPACING * nn_px),
+                           "detail": f"rmsd {rmsd:.2f} px for spots as close as {nn_px:.1f} px"}
     checks["long_axis"] = {"value": round(L, 3), "passed": bool(ok_axis),
                            "detail": f"longest reduced axis {L:.2f} Å (1/L = {1 / L:.4f} Å⁻¹); closest spot "
                                      f"spacing within a pattern {nn:.4f} Å⁻¹"}
-    # stability over subsets of the tilts
+    # stability over subsets of the tilts: the lattice refined on one half predicts the other half
     order = np.argsort(tilts)
     half = np.zeros(len(tilts), bool)
     half[order[: len(order) // 2]] = True
     worst_len = worst_ang = 0.0
-    frac_ok = True
+    transfer = []
     full = geometry.cell_from_basis(direct)
     for part in (half, ~half):
         m = part & indexed
-        frac_ok &= bool(part.sum() == 0 or m.sum() / part.sum() >= 0.5 * f)
         if refit is not None and m.sum() >= 8 and np.linalg.matrix_rank(hkl[m].astype(float)) == 3:
-            cp = geometry.cell_from_basis(np.linalg.inv(refit(m)).T)
+            UB_part = refit(m)
+            other = ~part
+            f_other = float(np.mean(indexed[other])) if other.any() else 1.0
+            if f_other > 0:
+                transfer.append(float(np.mean(assign(UB_part)[1][other])) / f_other)
+            cp = geometry.cell_from_basis(np.linalg.inv(UB_part).T)
         else:
             cp = _cell_from_fit(G[m], hkl[m])
         if cp is None:
             continue
         worst_len = max(worst_len, max(abs(cp[i] / full[i] - 1) for i in range(3)))
         worst_ang = max(worst_ang, max(abs(cp[i] - full[i]) for i in range(3, 6)))
-    stable = frac_ok and worst_len <= STABLE_LENGTH and worst_ang <= STABLE_ANGLE_DEG
-    checks["stability"] = {"value": [round(worst_len, 4), round(worst_ang, 2)], "passed": bool(stable),
-                           "detail": f"cells of the two halves of the tilts differ by ≤ {100 * worst_len:.1f}% "
-                                     f"and {worst_ang:.1f}°" + ("" if frac_ok else "; one half is poorly indexed")}
-    stab_score = max(0.0, 1.0 - 0.5 * max(worst_len / STABLE_LENGTH, worst_ang / STABLE_ANGLE_DEG))
+    t_min = min(transfer) if transfer else 1.0
+    stable = t_min >= MIN_TRANSFER
+    checks["stability"] = {"value": round(t_min, 3), "passed": bool(stable),
+                           "detail": f"refined on one half of the tilts, the lattice indexes {100 * t_min:.0f}% of "
+                                     f"what the whole indexes in the other half (cells differ by ≤ "
+                                     f"{100 * worst_len:.1f}%, {worst_ang:.1f}°)"}
+    stab_score = min(1.0, t_min)
     conf = excess * min(1.0, low_frac / 0.5) * (stab_score if stable else 0.0) * (1.0 if ok_axis else 0.0)
+    conf *= float(np.clip(1.0 - rmsd / (MAX_RMSD_SPACING * nn_px), 0.0, 1.0)) ** 0.25 if nn_px < math.inf else 1.0
     failed = [k for k, v in checks.items() if not v["passed"]]
     reason = ""
     if failed:
@@ -172,7 +192,8 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
         reason = {"chance": "the lattice indexes random peaks nearly as well (a dense, false lattice?): ",
                   "low_order": "the low-order reflections it predicts are not observed: ",
                   "long_axis": "an axis far longer than the spot spacing supports: ",
-                  "stability": "the cell is not stable over subsets of the tilts: "}[k] + checks[k]["detail"]
+                  "stability": "the cell is not stable over subsets of the tilts: ",
+                  "precision": "the positions are not predicted precisely: "}[k] + checks[k]["detail"]
     return LatticeValidation(accepted=not failed, confidence=round(float(conf), 3), checks=checks, reason=reason)
 
 
@@ -191,23 +212,47 @@ def reduce_supercell(G: np.ndarray, B: np.ndarray, tolerance: float, *, min_shar
         ok = np.linalg.norm(G - H @ B.T, axis=1) <= tolerance
         if ok.sum() < 20:  # too few points to tell a sublattice from chance
             return B
-        Hk = H[ok]
-        changed = False
-        for n in (2, 3):
-            for v in itertools.product(range(n), repeat=3):
-                if not any(v):
-                    continue
-                if np.mean((Hk @ np.array(v)) % n == 0) < min_share:
-                    continue
-                M = _sublattice_basis(np.array(v), n)
-                B = B @ M
-                changed = True
-                break
-            if changed:
-                break
-        if not changed:
+        M = sublattice_of(H[ok], min_share=min_share)
+        if M is None:
             return B
+        B = B @ M
     return B
+
+
+def sublattice_of(H: np.ndarray, *, min_share: float = 0.95):
+    """Integer matrix M (det 2 or 3) when ≥ ``min_share`` of the Miller indices ``H`` (n, 3) lie
+    on one sublattice h·v ≡ 0 (mod n) — the observed points are then explained as well by the
+    reciprocal basis ``B @ M``, i.e. a real cell n times smaller — else None (needs ≥ 20 rows)."""
+    if len(H) < 20:
+        return None
+    best = None
+    for n in (2, 3):
+        for v in itertools.product(range(n), repeat=3):
+            if not any(v):
+                continue
+            share = float(np.mean((H @ np.array(v)) % n == 0))
+            if share >= min_share and (best is None or share > best[0]):
+                best = (share, np.array(v), n)
+        if best is not None:
+            return _sublattice_basis(best[1], best[2])
+    return None
+
+
+def sublattice_matrices() -> list[np.ndarray]:
+    """The 7 index-2 and 13 index-3 sublattices of a lattice, as integer basis matrices M: the
+    reciprocal basis ``B @ M`` describes a real cell 2 or 3 times smaller."""
+    out = []
+    for n in (2, 3):
+        seen = set()
+        for v in itertools.product(range(n), repeat=3):
+            if not any(v):
+                continue
+            key = tuple(sorted({tuple((k * np.array(v)) % n) for k in range(1, n)}))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(_sublattice_basis(np.array(v), n))
+    return out
 
 
 def _sublattice_basis(v: np.ndarray, n: int) -> np.ndarray:
