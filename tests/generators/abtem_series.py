@@ -99,9 +99,12 @@ def main() -> None:
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")
 
 
-def load(path: Path = OUT) -> list[dict]:
+def load(path: Path = OUT, *, probe_sigma_px: float = 0.8) -> list[dict]:
     """The cached series: dicts with patterns, tilts_deg, tilt_axis_deg, kv, pixel_size, center,
-    UB (rows a*, b*, c* in the lab at zero tilt), cell, centring, lattice."""
+    UB (rows a*, b*, c* in the lab at zero tilt), cell, centring, lattice. The plane-wave patterns
+    are blurred by a Gaussian of ``probe_sigma_px`` (a convergent probe's disk, ~0.5 mrad)."""
+    from scipy.ndimage import gaussian_filter
+
     from generators.kinematic import reciprocal_vectors
 
     z = np.load(path)
@@ -109,7 +112,10 @@ def load(path: Path = OUT) -> list[dict]:
     i = 0
     while f"s{i}_patterns" in z:
         cell = tuple(float(v) for v in z[f"s{i}_cell"])
-        series.append({"patterns": z[f"s{i}_patterns"].astype(float), "tilts_deg": z["tilts_deg"],
+        pats = z[f"s{i}_patterns"].astype(float)
+        if probe_sigma_px:
+            pats = gaussian_filter(pats, (0, probe_sigma_px, probe_sigma_px))
+        series.append({"patterns": pats, "tilts_deg": z["tilts_deg"],
                        "tilt_axis_deg": float(z["tilt_axis_deg"]), "kv": float(z["kv"]),
                        "pixel_size": float(z["pixel_size"]), "center": tuple(z["center"]),
                        "UB": reciprocal_vectors(cell) @ z[f"s{i}_U"].T, "cell": cell,
