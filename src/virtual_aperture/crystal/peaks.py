@@ -252,6 +252,11 @@ def _one_pattern(
     if not np.isfinite(raw).all():
         raise ValueError("diffraction pattern contains NaN or infinite values")
     tmpl, radius = _template(template, raw.shape)
+    if sigma_background and sigma_background > 0:
+        img = raw - ndimage.gaussian_filter(raw, float(sigma_background), mode="nearest")
+    else:
+        img = raw - np.median(raw)
+    corr = signal.fftconvolve(img, tmpl[::-1, ::-1], mode="same")
     if isinstance(center, str):
         if center != "beam":
             raise ValueError(f"center must be (k_y, k_x), None or 'beam', got {center!r}")
@@ -262,17 +267,6 @@ def _one_pattern(
     yy, xx = np.indices(raw.shape)
     rad = np.hypot(yy - c[0], xx - c[1])
     region = rad > exclude_center_radius if exclude_center_radius else np.ones(raw.shape, bool)
-    base = raw
-    if exclude_center_radius:  # the direct beam's tail: a radial (azimuthal median) profile, removed
-        bins = np.rint(rad).astype(int)
-        prof = ndimage.median(raw, labels=bins, index=np.arange(bins.max() + 1))
-        base = raw - np.nan_to_num(np.asarray(prof))[bins]
-        base[~region] = 0.0
-    if sigma_background and sigma_background > 0:
-        img = base - ndimage.gaussian_filter(base, float(sigma_background), mode="nearest")
-    else:
-        img = base - np.median(base)
-    corr = signal.fftconvolve(img, tmpl[::-1, ::-1], mode="same")
     vals = corr[region]
     if vals.size < 10:
         raise ValueError(f"exclude_center_radius={exclude_center_radius} leaves no detector area")
