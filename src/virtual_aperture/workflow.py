@@ -12,15 +12,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["GrainResult", "solve_grain", "write_grain", "grain_tilts"]
+__all__ = ["GrainResult", "UnindexedGrain", "grain_tilts", "solve_grain", "write_grain", "write_unindexed"]
 
 STAGES = ("sum", "peaks", "index", "integrate", "symmetry", "phase")
+#: fewer integrated reflections than this: no phasing; indexing, integration and merging are still results
+MIN_REFLECTIONS = 20
 
 
 @dataclass
@@ -39,14 +41,15 @@ class GrainResult:
     merge_stats: Any
     space_group: str
     symmetry: dict
-    solution: Any  # Solution
+    solution: Any  # Solution, or None when phasing could not run (``message`` says why)
     composition: str | None = None
     beam_stop_radius_px: float = 4.0
     timings_s: dict = field(default_factory=dict)
+    message: str = ""  # why there is no solution (or the solution's own message)
 
     @property
     def solved(self) -> bool:
-        return bool(self.solution.converged)
+        return self.solution is not None and bool(self.solution.converged)
 
     @property
     def centers(self) -> np.ndarray:
@@ -56,7 +59,9 @@ class GrainResult:
     def report(self) -> dict:
         """Every figure of merit of every stage, JSON-able (what ``report.json`` holds)."""
         idx = self.indexing
-        rep = self.solution.report()
+        rep = self.solution.report() if self.solution is not None else {
+            "cell": [float(v) for v in idx.cell], "space_group": self.space_group, "converged": False,
+            "message": self.message, "r1": None, "atoms": [], "phasing": None}
         rep.update({
             "grain": int(self.grain),
             "tilts_used": [int(t) for t in self.tilts],
@@ -72,14 +77,14 @@ class GrainResult:
             },
             "integration": {"n_observations": len(self.reflections), **self.reflections.meta},
             "symmetry": self.symmetry,
-            "merging": self.merge_stats.as_dict(),
+            "merging": None if self.merge_stats is None else self.merge_stats.as_dict(),
             "timings_s": {k: round(v, 2) for k, v in self.timings_s.items()},
         })
         return rep
 
     def summary(self) -> str:
         """A few human-readable lines: cell, space group, merging and the solution."""
-        idx, o, sol = self.indexing, self.merge_stats.overall, self.solution
+        idx, sol = self.indexing, self.solution
         cell = " ".join(f"{v:.4f}" for v in idx.cell[:3]) + " " + " ".join(f"{v:.2f}" for v in idx.cell[3:])
         lines = [
             f"grain {self.grain}: {len(self.tilts)} tilts "
@@ -87,14 +92,48 @@ class GrainResult:
             f"{int(sum(len(p) for p in self.peaks))} peaks, {100 * idx.indexed_fraction:.1f} % indexed "
             f"(rmsd {idx.rmsd_px:.2f} px)",
             f"cell {cell} ({idx.lattice}); space group {self.space_group}",
-            f"reflections {o['n_obs']} → {o['n_unique']} unique to {o['d_min']:.2f} Å, completeness "
-            f"{100 * o['completeness']:.1f} %, Rint {o['r_int']:.3f}, CC½ {o['cc_half']:.3f}",
         ]
+        if self.merge_stats is not None:
+            o = self.merge_stats.overall
+            lines.append(f"reflections {o['n_obs']} → {o['n_unique']} unique to {o['d_min']:.2f} Å, completeness "
+                         f"{100 * o['completeness']:.1f} %, Rint {o['r_int']:.3f}, CC½ {o['cc_half']:.3f}")
+        if sol is None:
+            lines.append(f"no solution: {self.message}")
+            return "\n".join(lines)
         r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
         lines.append(f"{'solved' if sol.converged else 'no solution'}: {sol.message} (R1 {r1})")
         for a in sol.atoms:
             lines.append(f"  {a.label:<6} {a.element:<2} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  height {a.height:.2f}")
         return "\n".join(lines)
+
+
+class UnindexedGrain(ValueError):
+    """``solve_grain`` refused to index (the message is the ``cannot index: <reason>``); carries the
+    peaks and summed patterns found before the refusal (:func:`write_unindexed` writes them)."""
+
+    def __init__(self, message: str, *, grain: int, peaks, patterns, tilt_angles_deg, pixel_size: float) -> None:
+        super().__init__(message)
+        self.grain, self.peaks, self.patterns, self.tilt_angles_deg = grain, peaks, patterns, tilt_angles_deg
+        self.pixel_size = pixel_size
+
+
+def write_unindexed(exc: UnindexedGrain, out: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+    """``peaks.csv`` (every peak with its tilt), ``frames.mrc`` and ``report.json`` (the refusal)."""
+    from .crystal.export import check_free, write_mrc_stack
+    from .crystal.export.report import write_report
+    from .crystal.peaks import PeakList
+
+    out = check_free(out, ("peaks.csv", "frames.mrc", "report.json"), overwrite=overwrite)
+    allp = PeakList.concatenate([replace(p, tilt=np.full(len(p), t)) for t, p in enumerate(exc.peaks)])
+    allp.to_csv(out / "peaks.csv")
+    paths = [out / "peaks.csv"]
+    paths.append(write_mrc_stack(out / "frames.mrc", np.asarray(exc.patterns, np.float32), pixel_size=exc.pixel_size,
+                                 tilt_angles_deg=exc.tilt_angles_deg, overwrite=overwrite))
+    rep = {"grain": exc.grain, "converged": False, "message": str(exc), "indexed": False,
+           "n_peaks": len(allp), "tilt_range_deg": [float(exc.tilt_angles_deg[0]), float(exc.tilt_angles_deg[-1])],
+           "peaks_per_tilt": [len(p) for p in exc.peaks]}
+    paths.append(write_report(out / "report.json", rep, overwrite=overwrite))
+    return paths
 
 
 def grain_tilts(labels: np.ndarray, grain: int, n_tilts: int, *, min_positions: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +250,7 @@ def solve_grain(
     from .compute.detectors import measure_central_disk
     from .compute.executor import check_cancel
     from .crystal.descan import descan_shifts
-    from .crystal.indexing import index_tilt_series
+    from .crystal.indexing import IndexingError, index_tilt_series
     from .crystal.integrate import integrate_reflections
     from .crystal.merge import merge_reflections
     from .crystal.peaks import find_bragg_peaks
@@ -256,7 +295,11 @@ def solve_grain(
     timings["peaks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    idx = index_tilt_series(peaks, calibration=sub_cal, known_cell=known_cell, progress=stage("index"))
+    try:
+        idx = index_tilt_series(peaks, calibration=sub_cal, known_cell=known_cell, progress=stage("index"))
+    except IndexingError as exc:  # keep what was found: the peaks and the patterns are results too
+        raise UnindexedGrain(str(exc), grain=int(grain), peaks=peaks, patterns=pats, tilt_angles_deg=angles,
+                             pixel_size=sub_cal.pixel_size) from None
     timings["index"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -270,38 +313,53 @@ def solve_grain(
         pixel_size=ical.pixel_size, center=np.array([p.center for p in peaks], dtype=float),
         ellipticity=ical.ellipticity, d_min=d_min, radius_px=radius, background_annulus=(radius + 2, radius + 4),
         excitation_width=0.01, progress=stage("integrate"), cancel=cancel)
-    if len(refl) < 20:
-        raise ValueError(f"grain {grain}: only {len(refl)} reflections were fully recorded; cannot solve")
     timings["integrate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     check_cancel(cancel)
-    laue, laue_table = suggest_laue_class(refl)
-    candidates = suggest_space_groups(refl, laue=laue)
-    if space_group is None:
-        consistent = [c for c in candidates if c["consistent"]]
-        space_group = (consistent or candidates or [{"space_group": "P 1"}])[0]["space_group"]
-        chosen_by = "suggested"
+    merged = stats = sol = None
+    symmetry: dict = {}
+    message = ""
+    if len(refl) < MIN_REFLECTIONS:
+        message = f"too few reflections to phase ({len(refl)}; need at least {MIN_REFLECTIONS})"
+        if space_group is not None:
+            check_cell_matches_space_group(idx.cell, space_group)
+        space_group = space_group or "P 1"
+        chosen_by = "user" if space_group != "P 1" else "fallback (too few reflections for a suggestion)"
+        symmetry = {"chosen_by": chosen_by}
     else:
-        check_cell_matches_space_group(idx.cell, space_group)
-        chosen_by = "user"
+        laue, laue_table = suggest_laue_class(refl)
+        candidates = suggest_space_groups(refl, laue=laue)
+        if space_group is None:
+            consistent = [c for c in candidates if c["consistent"]]
+            space_group = (consistent or candidates or [{"space_group": "P 1"}])[0]["space_group"]
+            chosen_by = "suggested"
+        else:
+            check_cell_matches_space_group(idx.cell, space_group)
+            chosen_by = "user"
+        symmetry = {"laue": laue, "laue_table": laue_table, "candidates": candidates, "chosen_by": chosen_by}
     refl = refl.replace(space_group=space_group)
-    merged, stats = merge_reflections(refl)
-    symmetry = {"laue": laue, "laue_table": laue_table, "candidates": candidates, "chosen_by": chosen_by}
+    if len(refl):
+        merged, stats = merge_reflections(refl)
+        space_group = merged.space_group
     timings["symmetry"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sol = solve_structure(merged, composition=composition, starts=starts, seed=seed, client=client,
-                          progress=stage("phase"), cancel=cancel)
+    if not message:
+        try:
+            sol = solve_structure(merged, composition=composition, starts=starts, seed=seed, client=client,
+                                  progress=stage("phase"), cancel=cancel)
+        except ValueError as exc:  # phasing cannot run: the partial result is still a result
+            message = str(exc)
     timings["phase"] = time.perf_counter() - t0
     return GrainResult(grain=int(grain), tilts=tilts, tilt_angles_deg=angles, patterns=pats, positions=positions,
                        peaks=peaks, indexing=idx, reflections=refl, merged=merged, merge_stats=stats,
-                       space_group=merged.space_group, symmetry=symmetry, solution=sol, composition=composition,
-                       beam_stop_radius_px=exclude, timings_s=timings)
+                       space_group=space_group, symmetry=symmetry, solution=sol, composition=composition,
+                       beam_stop_radius_px=exclude, timings_s=timings, message=message or sol.message)
 
 
 #: files :func:`write_grain` adds to those of ``crystal.export.write_solution``
-GRAIN_FILES = ("structure.hkl", "frames.mrc", "smv", "report.html")
+GRAIN_FILES = ("indexing.json", "structure.hkl", "frames.mrc", "smv", "report.html")
 
 
 def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool = False,
@@ -310,12 +368,14 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
 
     ``structure.cif``, ``potential.ccp4``, ``structure.ins``/``.res``, ``reflections.cif`` (the
     merged data R1 was computed against) and ``report.json`` (as ``virtual-aperture phase`` writes
-    them), ``structure.hkl`` (unmerged HKLF 4 beside the .ins, no batch column, ready for
-    SHELXT/SHELXL/Olex2), ``frames.mrc`` (the summed patterns as an MRC stack, calibration and
-    tilts in its FEI2 extended header), ``smv/`` (one SMV image per tilt, turned so the tilt
-    axis is along the fast axis as dxtbx's ADSC reader assumes) and ``report.html`` (the figures
-    and every number, see :func:`virtual_aperture.report.write_report`). Refuses to overwrite
-    unless ``overwrite=True``.
+    them), ``indexing.json`` (cell, orientation, validation), ``structure.hkl`` (unmerged HKLF 4
+    beside the .ins, no batch column, ready for SHELXT/SHELXL/Olex2), ``frames.mrc`` (the summed
+    patterns as an MRC stack, calibration and tilts in its FEI2 extended header), ``smv/`` (one
+    SMV image per tilt, turned so the tilt axis is along the fast axis as dxtbx's ADSC reader
+    assumes) and ``report.html`` (the figures and every number, see
+    :func:`virtual_aperture.report.write_report`). Without a solution (phasing could not run) the
+    indexing, integration, merged reflections, frames and both reports are still written.
+    Refuses to overwrite unless ``overwrite=True``.
 
     Parameters
     ----------
@@ -336,7 +396,14 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     list of pathlib.Path
         The files written.
     """
-    from .crystal.export import SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_smv, write_solution
+    import json
+
+    from ._atomic import write_text
+    from .crystal.export import (
+        SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_reflections_cif, write_smv, write_solution,
+    )
+    from .crystal.export.report import to_jsonable
+    from .crystal.export.report import write_report as write_json_report
 
     out = check_free(out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=overwrite)
     ical = result.indexing.calibration
@@ -345,11 +412,19 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     report = result.report()
     report["exports"] = {"smv_scale": smv_scale, "smv_beam_stop_radius_px": result.beam_stop_radius_px,
                          "physical_pixel_mm": physical_pixel_mm, "smv_rotated_by_deg": -axis}
-    report["exports"]["hkl_scale"] = write_hkl(out / "structure.hkl", result.reflections, overwrite=overwrite)
-    paths = write_solution(out, result.solution, wavelength=ical.wavelength, report=report,
-                           composition=result.composition, cell_esd=result.indexing.cell_esd or None,
-                           overwrite=overwrite)
-    paths.append(out / "structure.hkl")
+    paths = [write_text(out / "indexing.json", json.dumps(to_jsonable(result.indexing.to_dict()), indent=2) + "\n",
+                        overwrite=overwrite)]
+    if len(result.reflections):
+        report["exports"]["hkl_scale"] = write_hkl(out / "structure.hkl", result.reflections, overwrite=overwrite)
+        paths.append(out / "structure.hkl")
+    if result.solution is not None:  # structure files and reflections.cif (the data R1 is against)
+        paths += write_solution(out, result.solution, wavelength=ical.wavelength, report=report,
+                                composition=result.composition, cell_esd=result.indexing.cell_esd or None,
+                                overwrite=overwrite)
+    else:  # partial result: indexing, integration, merging and the report, no structure files
+        if result.merged is not None:
+            paths.append(write_reflections_cif(out / "reflections.cif", result.merged, overwrite=overwrite))
+        paths.append(write_json_report(out / "report.json", report, overwrite=overwrite))
     paths.append(write_mrc_stack(out / "frames.mrc", result.patterns.astype(np.float32), pixel_size=ical.pixel_size,
                                  tilt_angles_deg=result.tilt_angles_deg, wavelength=ical.wavelength,
                                  tilt_axis_deg=axis, overwrite=overwrite))

@@ -7,8 +7,9 @@ reflections.cif, frames.mrc, smv/ and report.html (figures and every number, wit
 that reruns it; see ``virtual_aperture.workflow`` and ``virtual_aperture.report``).
 
 LABELS is an integer TIFF or .npy, ``(sy, sx)`` or ``(n_tilt, sy, sx)``, or a session file saved
-by the napari plugin (its grains and calibration are used). Exit codes: 0 solved, 3 no solution,
-2 bad input.
+by the napari plugin (its grains and calibration are used). Exit codes: 0 solved, 3 ran without
+a solution (the indexing, integration, merged reflections and report are still written; when no
+lattice validates: the peaks, frames and the reason), 2 bad input (no output folder is left behind).
 """
 
 from __future__ import annotations
@@ -84,9 +85,7 @@ def read_labels(path: str):
 
 def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.export import SOLUTION_FILES, check_free
-    from virtual_aperture.workflow import GRAIN_FILES, solve_grain, write_grain
-
-    from ._runtime import cli_progress, staged_progress
+    from virtual_aperture.workflow import GRAIN_FILES, UnindexedGrain, write_unindexed
 
     labels, session_cal = read_labels(args.labels)
     if not args.all and (args.grains is not None or args.workers is not None):
@@ -103,18 +102,44 @@ def run(args: argparse.Namespace) -> int:
                          "one 4D scan: pass one file per tilt with --tilt-angles, or sum a grain with "
                          "`virtual-aperture sum` and find its peaks and cell with `virtual-aperture index`")
     if args.all:
-        out = None
-    else:
-        out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
-    if args.descan:
-        from virtual_aperture.crystal.calibrate import calibrate_descan
+        return _solve_all(args, ds, labels)
+    existed = Path(args.out).exists()
+    out = check_free(args.out, (*SOLUTION_FILES, *GRAIN_FILES), overwrite=args.overwrite)
+    try:
+        return _solve(args, ds, labels, out)
+    except UnindexedGrain as exc:  # ran, no lattice: the peaks, frames and the reason are written
+        for p in write_unindexed(exc, out, overwrite=args.overwrite):
+            print(f"wrote {p}")
+        print(f"grain {exc.grain}: {exc}")
+        return 3
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # never leave an empty output folder behind
 
-        cal, _ = calibrate_descan(ds, progress=cli_progress("descan"))
-        ds = ds.with_calibration(center=cal.center, extra=cal.extra)
-    if args.all:
-        from ._solve_all import run_all
 
-        return run_all(args, ds, labels)
+def _descan(args, ds):
+    if not args.descan:
+        return ds
+    from virtual_aperture.crystal.calibrate import calibrate_descan
+
+    from ._runtime import cli_progress
+
+    cal, _ = calibrate_descan(ds, progress=cli_progress("descan"))
+    return ds.with_calibration(center=cal.center, extra=cal.extra)
+
+
+def _solve_all(args, ds, labels) -> int:
+    from ._solve_all import run_all
+
+    return run_all(args, _descan(args, ds), labels)
+
+
+def _solve(args, ds, labels, out) -> int:
+    from virtual_aperture.workflow import solve_grain, write_grain
+
+    from ._runtime import staged_progress
+
+    ds = _descan(args, ds)
     client = open_client(args.scheduler)
     try:
         res = solve_grain(ds, labels, args.grain, composition=args.composition, space_group=args.space_group,

@@ -22,14 +22,9 @@ from .index_helpers import assign_hkl, excitation_spread, excitation_weights, fa
 from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
 from .peaks import PeakList
-from .refine import (
-    expand_cell_esd,
-    nearest_rotation,
-    predict_positions,
-    refine_cell,
-    refine_ub,
-    symmetrize_cell,
-)
+from .multi_lattice import lattice_of
+from .validation import reduce_supercell, sublattice_matrices, validate_lattice
+from .refine import expand_cell_esd, nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
 
 __all__ = ["IndexingError", "IndexingResult", "ZoneAxisResult", "index_tilt_series", "index_zone_axis",
@@ -67,6 +62,10 @@ class IndexingResult:
     cell_esd: tuple = ()
     reduced_cell: tuple = ()
     info: dict = field(default_factory=dict)
+    confidence: float = float("nan")  # 0–1, from the checks of crystal.validation (info["validation"])
+    #: every lattice found in the peaks (crystal.multi_lattice.Lattice: cell, UB, owned peak indices,
+    #: confidence), ordered by peaks owned; ``lattices[0]`` is this (the chosen, integrated) one
+    lattices: list = field(default_factory=list)
 
     @property
     def centring(self) -> str:
@@ -133,6 +132,9 @@ class IndexingResult:
             "rmsd_px": self.rmsd_px, "rmsd_inv_A": self.rmsd_inv_A,
             "excitation_tolerance": self.excitation_tolerance,
             "gemmi_lattice_rotations": self.info.get("gemmi_lattice_rotations"),
+            "confidence": self.confidence, "validation": self.info.get("validation"),
+            "lattices": [lat.to_dict() for lat in self.lattices],
+            "overlapped_peaks": self.info.get("overlapped_peaks", []),
             "calibration": self.calibration.to_dict(),
         }
 
@@ -207,6 +209,8 @@ def index_tilt_series(
     refine_axis: bool = True,
     refine_ellipticity: bool = False,
     min_indexed: float = 0.5,
+    validate: bool = True,
+    max_lattices: int = 1,
     progress: Callable[[int, int], None] | None = None,
     _first_pass: bool = True,
 ) -> IndexingResult:
@@ -225,7 +229,8 @@ def index_tilt_series(
         centring for numbers; a CIF's space group gives it otherwise) instead of choosing one.
     lattice
         Force a Bravais lattice from the candidates (e.g. ``'mP'``); default: the most symmetric
-        one fitting within ``lattice_tolerance_deg``.
+        one fitting within ``lattice_tolerance_deg`` (a wider tolerance risks choosing a too
+        symmetric lattice for a pseudo-symmetric cell).
     tolerance
         3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.01, 0.8 · pixel_size)``).
     tolerance_px
@@ -236,6 +241,14 @@ def index_tilt_series(
         measured — the same reflections seen at many azimuths across the tilts calibrate it).
     min_indexed
         Refuse (IndexingError) when less than this fraction of the peaks can be indexed.
+    validate
+        Refuse a solution that fails the checks of :mod:`crystal.validation` (chance indexing,
+        unobserved low-order reflections, an unsupported long axis, instability over subsets of
+        the tilts); the checks and ``confidence`` are reported either way.
+    max_lattices
+        Search the peaks the dominant lattice leaves for up to this many lattices in all
+        (:mod:`crystal.multi_lattice`; a contaminated aperture); every lattice found is in
+        ``result.lattices``; two lattices of about equal weight are refused.
 
     Returns
     -------
@@ -247,6 +260,14 @@ def index_tilt_series(
     IndexingError
         ``"cannot index: <reason>"`` when there are too few peaks or tilts, or no lattice explains them.
     """
+    if max_lattices > 1:
+        from .multi_lattice import index_lattices
+
+        return index_lattices(
+            peaks_per_tilt, calibration=calibration, max_lattices=max_lattices, min_indexed=min_indexed, d_min=d_min,
+            known_cell=known_cell, centring=centring, lattice=lattice, centers=centers, tolerance=tolerance,
+            tolerance_px=tolerance_px, lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis,
+            refine_ellipticity=refine_ellipticity, validate=validate, progress=progress)
     cal = calibration
     if cal is None or cal.pixel_size is None:
         raise IndexingError("cannot index: the calibration has no pixel size (Å⁻¹/px)")
@@ -277,6 +298,7 @@ def index_tilt_series(
         raise IndexingError(f"cannot index: no lattice found among {len(G)} peaks (no repeated difference vectors: noise?)")
     if frac < min_indexed:
         raise IndexingError(f"cannot index: the best lattice explains only {100 * frac:.0f}% of the peaks")
+    B = reduce_supercell(G, B, tol)  # a supercell of a smaller lattice that explains as much loses
     report(2, 5)
     # Niggli-reduce the primitive lattice (direct basis = inverse transpose of the reciprocal one)
     R, _ = niggli_reduce_basis(np.linalg.inv(B).T)
@@ -286,13 +308,33 @@ def index_tilt_series(
     H, ok3 = indexed_mask(G_all, UB, tol)
     s_sigma = None
     sw = excitation_weights(peaks)
-    for _ in range(3):
+    tol_i = tolerance_px
+    for _ in range(4):
         UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
                                   pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
                                   refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma,
                                   s_weights=sw[ok3])
-        H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+        H, ok3, res3 = assign_hkl(UB, peaks, tilts, pc, cal, axis, tol_i, G_all)
         s_sigma = excitation_spread(UB, H[ok3], tilts[ok3], axis, cal)
+        if ok3.sum() >= 10:  # tighten: peaks of a neighbour lattice must not pull the refinement
+            tol_i = min(tolerance_px, max(1.0, 4.0 * float(np.median(res3[ok3])) / 1.1774))
+    H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+    # a supercell of a smaller lattice that explains as much loses (indices 2 and 3)
+    _, ok1, res1 = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+    f_tight = float(np.mean(ok1 & (res1 <= 1.0)))
+    for M in sublattice_matrices():
+        _, ok2, res2 = assign_hkl(UB @ M, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+        if np.mean(ok2 & (res2 <= 1.0)) >= f_tight - 0.03:
+            UB = np.linalg.inv(niggli_reduce_basis(np.linalg.inv(UB @ M).T)[0]).T
+            info["supercell_reduced"] = int(round(abs(np.linalg.det(M))))
+            H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+            for _ in range(2):
+                UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
+                                          pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
+                                          refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma,
+                                          s_weights=sw[ok3])
+                H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
+            break
     report(3, 5)
     direct = np.linalg.inv(UB).T  # lab-frame direct basis of the reduced cell
     reduced_cell = geometry.cell_from_basis(direct)
@@ -341,7 +383,7 @@ def index_tilt_series(
             peaks_per_tilt, calibration=cal.replace(tilt_axis_deg=axis), d_min=d_min, known_cell=known_cell,
             centring=centring, lattice=lattice, centers=centers, tolerance=tolerance, tolerance_px=tolerance_px,
             lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis, refine_ellipticity=True,
-            min_indexed=min_indexed, progress=progress, _first_pass=False)
+            min_indexed=min_indexed, validate=validate, max_lattices=1, progress=progress, _first_pass=False)
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
@@ -353,12 +395,27 @@ def index_tilt_series(
                                     centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
         s_lim = 2.0 * float(np.percentile(np.abs(s_ok), 90))  # spots far off the Ewald sphere: not ours
         hkl, ok, res = assign_hkl(UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim)
-        info["final_tolerance_px"] = tight
+        info["final_tolerance_px"], info["final_s_max"] = tight, s_lim
     if ok.mean() < min_indexed:
         raise IndexingError(f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks")
     _, s = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
                              centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
     rmsd = float(np.sqrt(np.mean(res[ok] ** 2)))
+    s_tol = float(np.percentile(np.abs(s), 90) + 1e-4)
+    tight = info.get("final_tolerance_px", tolerance_px)
+    s_lim = info.get("final_s_max")
+    val = validate_lattice(
+        UB_final, hkl, ok, peaks, G=G_all, tilts=tilts, centers=pc, calibration=cal, tilt_axis_deg=axis,
+        tolerance_px=tight, s_max=s_tol, centring=chosen[1],
+        assign=lambda M: assign_hkl(M, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim),
+        refit=lambda m: refine_ub(UB_final, hkl[m], peaks.positions[m], tilts[m], tilt_axis_deg=axis,
+                                  pixel_size=cal.pixel_size, centers=pc[m], ellipticity=cal.ellipticity,
+                                  refine_axis=False, wavelength=cal.wavelength, s_sigma=s_sigma,
+                                  s_weights=sw[m])[0])
+    info["validation"] = val.to_dict()
+    if validate and not val.accepted:
+        raise IndexingError(f"cannot index: {val.reason} (best cell {chosen} "
+                            f"{' '.join(f'{v:.3f}' for v in cell)})")
     report(5, 5)
     import gemmi
 
@@ -366,9 +423,11 @@ def index_tilt_series(
     lattice_ops = gemmi.find_lattice_symmetry(gemmi.UnitCell(*reduced_cell), "P", lattice_tolerance_deg)
     info.update({"tilt_span_deg": float(span), "search_tolerance": tol, "gemmi_lattice_rotations": len(lattice_ops),
                  "centers": {int(t): tuple(pc[peaks.tilt == t][0]) for t in np.unique(peaks.tilt)}})
-    return IndexingResult(
+    result = IndexingResult(
         cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
         tilt_axis_deg=axis, indexed_fraction=float(ok.mean()), hkl=hkl, indexed=ok, rmsd_px=rmsd,
         rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
-        excitation_tolerance=float(np.percentile(np.abs(s), 90) + 1e-4), cell_esd=expand_cell_esd(esd, family),
+        excitation_tolerance=s_tol, confidence=val.confidence, cell_esd=expand_cell_esd(esd, family),
         reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
+    result.lattices = [lattice_of(0, result, np.flatnonzero(ok))]
+    return result

@@ -128,9 +128,12 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
 
     ctx = context or ReportContext()
     sol, idx, stats = result.solution, result.indexing, result.merge_stats
-    o = stats.overall
+    # a partial result (phasing could not run, or too few reflections to merge) is reported too
+    o = stats.overall if stats is not None else {"n_unique": 0, "d_min": float("nan"), "completeness": 0.0,
+                                                   "r_int": None, "cc_half": None}
     state = "<span class=ok>solved</span>" if result.solved else "<span class=bad>not solved</span>"
-    r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
+    r1 = "n/a" if sol is None or sol.r1 is None else f"{sol.r1:.3f}"
+    message = sol.message if sol is not None else getattr(result, "message", "")
     c = idx.cell
     parts = [
         f"<h1>Grain {result.grain}: {state} in {_esc(result.space_group)}</h1>",
@@ -139,7 +142,7 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
         f"a={c[0]:.4f} b={c[1]:.4f} c={c[2]:.4f} Å, α={c[3]:.2f} β={c[4]:.2f} γ={c[5]:.2f}° "
         f"({_esc(idx.lattice)}); {o['n_unique']} unique reflections to {o['d_min']:.2f} Å, "
         f"completeness {100 * o['completeness']:.1f} %, "
-        f"R<sub>int</sub> {_num(o['r_int'])}, CC½ {_num(o['cc_half'])}; R1 {r1}. {_esc(sol.message)}</p>",
+        f"R<sub>int</sub> {_num(o['r_int'])}, CC½ {_num(o['cc_half'])}; R1 {r1}. {_esc(message)}</p>",
     ]
     if ctx.command:
         parts.append(f"<h2>Rerun</h2><pre>{_esc(ctx.command)}</pre>")
@@ -193,12 +196,13 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
         )
     )
     parts.append("<h2>Integration and merging against resolution</h2>")
-    parts.append(
-        _safe(
-            lambda: figures.merging_figure(stats),
-            "Per resolution shell: mean I/σ(I), completeness, R_int and CC½ (dashed: overall).",
+    if stats is not None:
+        parts.append(
+            _safe(
+                lambda: figures.merging_figure(stats),
+                "Per resolution shell: mean I/σ(I), completeness, R_int and CC½ (dashed: overall).",
+            )
         )
-    )
     cols = [
         ("d_max", "d max (Å)"),
         ("d_min", "d min (Å)"),
@@ -210,7 +214,10 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
         ("r_int", "R_int"),
         ("cc_half", "CC½"),
     ]
-    parts.append(_table([*stats.shells, {**o, "d_max": o.get("d_max")}], cols))
+    if stats is not None:
+        parts.append(_table([*stats.shells, {**o, "d_max": o.get("d_max")}], cols))
+    else:
+        parts.append("<p>No merged reflections.</p>")
     parts.append("<h2>Space group</h2>")
     sym = result.symmetry or {}
     parts.append(
@@ -245,8 +252,11 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
         )
     )
     parts.append("<h2>Solution</h2>")
+    if sol is None:
+        parts.append(f"<p>No phasing: {_esc(message)}. The indexing, integrated and merged reflections "
+                     "are in indexing.json, structure.hkl and reflections.cif.</p>")
     parts.append(
-        _safe(
+        "" if sol is None else _safe(
             lambda: solution_figure(sol),
             "Charge-flipping potential projected along each cell axis "
             "over one unit cell, with the atoms found and their symmetry copies.",
@@ -265,7 +275,7 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
                 ("multiplicity", "multiplicity"),
             ],
         )
-        if sol.atoms
+        if sol is not None and sol.atoms
         else "<p>No atoms (no solution).</p>"
     )
     parts.append("<h2>Every number of report.json</h2><details><summary>show all</summary>")

@@ -112,7 +112,8 @@ class GrainChainBox(QGroupBox):
             return
         self.result = result
         self.solve.set_reflections(result.merged)
-        self.solve._on_result(result.solution)
+        if result.solution is not None:  # None: phasing could not run (result.message says why)
+            self.solve._on_result(result.solution)
         self.solve.report.setPlainText(result.summary())
         self.export_btn.setEnabled(True)
         self.status.setText(f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "

@@ -1,0 +1,1 @@
+"""Independent test-data generators (they do not import virtual_aperture)."""
