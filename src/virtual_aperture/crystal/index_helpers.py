@@ -3,6 +3,9 @@ weights, and reading a known cell (numbers or CIF)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 
 from . import geometry
@@ -87,3 +90,30 @@ def read_known_cell(known, centring: str):
     if centring not in ("P", "A", "B", "C", "I", "F", "R"):
         raise IndexingError(f"cannot index: unknown centring {centring!r}")
     return cell, centring
+
+
+def _as_peaklist(peaks_per_tilt) -> tuple[PeakList, dict]:
+    """One PeakList with a tilt column, and the beam centre each per-tilt PeakList carried."""
+    if isinstance(peaks_per_tilt, PeakList):
+        return peaks_per_tilt, {}
+    lists, centers = [], {}
+    for t, p in enumerate(peaks_per_tilt):
+        if isinstance(p, PeakList):
+            lists.append(replace(p, tilt=np.full(len(p), t, dtype=int)))
+            if all(math.isfinite(v) for v in p.center):
+                centers[t] = tuple(p.center)
+        else:
+            lists.append(PeakList.from_positions(np.asarray(p, dtype=float).reshape(-1, 2), tilt=t))
+    return PeakList.concatenate(lists), centers
+
+
+def peaks_to_reciprocal_space(peaks: PeakList, calibration, centers: np.ndarray) -> np.ndarray:
+    """(n, 3) reciprocal vectors (Å⁻¹) of the peaks in the specimen frame at zero tilt."""
+    G = np.zeros((len(peaks), 3))
+    for t in np.unique(peaks.tilt):
+        m = peaks.tilt == t
+        G[m] = geometry.detector_to_crystal_frame(
+            peaks.positions[m], tilt_deg=calibration.tilt_angles_deg[t], tilt_axis_deg=calibration.tilt_axis_deg,
+            wavelength=calibration.wavelength, pixel_size=calibration.pixel_size, center=centers[m][0],
+            ellipticity=calibration.ellipticity)
+    return G

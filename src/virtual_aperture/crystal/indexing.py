@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import geometry
-from .index_helpers import assign_hkl, excitation_spread, excitation_weights, family_of, read_known_cell
+from .index_helpers import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
+    _as_peaklist, assign_hkl, excitation_spread, excitation_weights, family_of, peaks_to_reciprocal_space,
+    read_known_cell,
+)
 from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
 from .peaks import PeakList
-from .multi_lattice import lattice_of
+from .multi_lattice import index_lattices, lattice_of
 from .validation import reduce_supercell, sublattice_matrices, validate_lattice
 from .refine import expand_cell_esd, nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
@@ -145,21 +148,6 @@ class IndexingResult:
                 f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°")
 
 
-def _as_peaklist(peaks_per_tilt) -> tuple[PeakList, dict]:
-    """One PeakList with a tilt column, and the beam centre each per-tilt PeakList carried."""
-    if isinstance(peaks_per_tilt, PeakList):
-        return peaks_per_tilt, {}
-    lists, centers = [], {}
-    for t, p in enumerate(peaks_per_tilt):
-        if isinstance(p, PeakList):
-            lists.append(replace(p, tilt=np.full(len(p), t, dtype=int)))
-            if all(math.isfinite(v) for v in p.center):
-                centers[t] = tuple(p.center)
-        else:
-            lists.append(PeakList.from_positions(np.asarray(p, dtype=float).reshape(-1, 2), tilt=t))
-    return PeakList.concatenate(lists), centers
-
-
 def _peak_centers(peaks: PeakList, calibration, centers, list_centers: dict) -> np.ndarray:
     """Beam centre (n, 2) of every peak: ``centers`` given here, else the centre each tilt's
     PeakList was found with, else the calibration's."""
@@ -180,18 +168,6 @@ def _peak_centers(peaks: PeakList, calibration, centers, list_centers: dict) -> 
             raise IndexingError("cannot index: no beam centre (set calibration.center or pass centers=)")
         out[peaks.tilt == t] = c
     return out
-
-
-def peaks_to_reciprocal_space(peaks: PeakList, calibration, centers: np.ndarray) -> np.ndarray:
-    """(n, 3) reciprocal vectors (Å⁻¹) of the peaks in the specimen frame at zero tilt."""
-    G = np.zeros((len(peaks), 3))
-    for t in np.unique(peaks.tilt):
-        m = peaks.tilt == t
-        G[m] = geometry.detector_to_crystal_frame(
-            peaks.positions[m], tilt_deg=calibration.tilt_angles_deg[t], tilt_axis_deg=calibration.tilt_axis_deg,
-            wavelength=calibration.wavelength, pixel_size=calibration.pixel_size, center=centers[m][0],
-            ellipticity=calibration.ellipticity)
-    return G
 
 
 def index_tilt_series(
@@ -261,10 +237,8 @@ def index_tilt_series(
         ``"cannot index: <reason>"`` when there are too few peaks or tilts, or no lattice explains them.
     """
     if max_lattices > 1:
-        from .multi_lattice import index_lattices
-
         return index_lattices(
-            peaks_per_tilt, calibration=calibration, max_lattices=max_lattices, min_indexed=min_indexed, d_min=d_min,
+            index_tilt_series, peaks_per_tilt, calibration=calibration, max_lattices=max_lattices, min_indexed=min_indexed, d_min=d_min,
             known_cell=known_cell, centring=centring, lattice=lattice, centers=centers, tolerance=tolerance,
             tolerance_px=tolerance_px, lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis,
             refine_ellipticity=refine_ellipticity, validate=validate, progress=progress)

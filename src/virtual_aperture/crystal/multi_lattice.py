@@ -49,12 +49,15 @@ def lattice_of(order: int, r, owned: np.ndarray) -> Lattice:
                    tilt_axis_deg=float(r.tilt_axis_deg))
 
 
-def index_lattices(peaks, *, calibration, max_lattices: int = 3, min_indexed: float = 0.5,
+def index_lattices(index_one, peaks, *, calibration, max_lattices: int = 3, min_indexed: float = 0.5,
                    min_first: float = 0.25, ambiguous_ratio: float = 0.7, **kwargs):
     """Index up to ``max_lattices`` lattices; return the chosen lattice's ``IndexingResult`` with
     ``lattices`` filled. ``min_indexed`` applies to all lattices together, ``min_first`` to the
-    dominant one alone (each must pass the validation of :mod:`crystal.validation`)."""
-    from .indexing import IndexingError, _as_peaklist, index_tilt_series
+    dominant one alone (each must pass the validation of :mod:`crystal.validation`). ``index_one``
+    indexes one lattice (:func:`~virtual_aperture.crystal.indexing.index_tilt_series`, which calls
+    this function for ``max_lattices > 1``)."""
+    from .index_helpers import _as_peaklist, assign_hkl, peaks_to_reciprocal_space
+    from .zoneaxis import IndexingError
 
     allp, list_centers = _as_peaklist(peaks)
     centers = kwargs.pop("centers", None)
@@ -63,7 +66,7 @@ def index_lattices(peaks, *, calibration, max_lattices: int = 3, min_indexed: fl
         fallback = calibration.center if calibration.center is not None else next(iter(list_centers.values()))
         centers = np.array([list_centers.get(t, fallback) for t in range(n_t)], dtype=float)
     first_min = min_indexed if max_lattices <= 1 else min(min_indexed, min_first)
-    first = index_tilt_series(allp, calibration=calibration, centers=centers, min_indexed=first_min,
+    first = index_one(allp, calibration=calibration, centers=centers, min_indexed=first_min,
                               max_lattices=1, **kwargs)
     owned = [np.flatnonzero(first.indexed)]
     found = [first]
@@ -71,7 +74,7 @@ def index_lattices(peaks, *, calibration, max_lattices: int = 3, min_indexed: fl
     while len(found) < max_lattices and free.sum() >= 12:
         sub = allp.select(np.flatnonzero(free))
         try:
-            r = index_tilt_series(sub, calibration=calibration, centers=centers, min_indexed=min_first,
+            r = index_one(sub, calibration=calibration, centers=centers, min_indexed=min_first,
                                   max_lattices=1, **{k: v for k, v in kwargs.items() if k != "known_cell"})
         except IndexingError:
             break
@@ -95,12 +98,8 @@ def index_lattices(peaks, *, calibration, max_lattices: int = 3, min_indexed: fl
     # peaks of the chosen lattice that another lattice explains too: overlapping reflections
     overlapped = np.zeros(len(allp), bool)
     for r in found[1:]:
-        from .index_helpers import assign_hkl
-
         tilts = np.asarray(calibration.tilt_angles_deg)[allp.tilt]
         pc = np.array([first.info["centers"][int(t)] for t in allp.tilt])
-        from .indexing import peaks_to_reciprocal_space
-
         G = peaks_to_reciprocal_space(allp, r.calibration, pc)
         _, ok, _ = assign_hkl(r.UB, allp, tilts, pc, r.calibration, r.tilt_axis_deg,
                               r.info.get("final_tolerance_px", 2.0), G, allowed=r.centring)
