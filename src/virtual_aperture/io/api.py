@@ -188,6 +188,9 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
         if found.get(key) is not None:
             changes[key] = found[key]
             sources[key] = "file"
+    for key, note in (found.get("source_notes") or {}).items():
+        if sources.get(key) == "file":
+            sources[key] = f"file: {note}"
     extra = dict(base.extra)
     if "scan_step_nm_yx" in found:
         extra["scan_step_nm_yx"] = list(found["scan_step_nm_yx"])
