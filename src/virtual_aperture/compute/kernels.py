@@ -86,6 +86,24 @@ def vi_dense(frames, weights, y0, x0, out):
 
 
 @njit(**_OPTS)
+def vi_dense_float(frames, weights, y0, x0, out):
+    """:func:`vi_dense` for float frames: a pixel of weight 0 adds 0 whatever it holds (NaN/inf of
+    dead pixels in the hole of an annulus never reach the image). A select, so it still vectorises."""
+    n_pos = frames.shape[0]
+    n_mask, h, w = weights.shape
+    for p in prange(n_pos):
+        for m in range(n_mask):
+            acc = 0.0
+            for r in range(h):
+                row = frames[p, y0 + r, x0 : x0 + w]
+                wr = weights[m, r]
+                for c in range(w):
+                    v = as_f64(row[c]) * wr[c]
+                    acc += v if wr[c] != 0.0 else 0.0
+            out[m, p] = acc
+
+
+@njit(**_OPTS)
 def vi_shifted(frames, padded, y0, x0, shifts, out):
     """Virtual image with the mask moved by a per-position shift (bilinear weights).
 
@@ -131,7 +149,8 @@ def vi_shifted(frames, padded, y0, x0, shifts, out):
                 row = frames[p, r, c0:c1]
                 for c in range(nc):
                     wgt = w00 * pa[c] + w01 * pa1[c] + w10 * pb[c] + w11 * pb1[c]
-                    acc += as_f64(row[c]) * wgt
+                    v = as_f64(row[c]) * wgt
+                    acc += v if wgt != 0.0 else 0.0  # weight 0 adds 0, even for NaN/inf pixels
             out[m, p] = acc
 
 

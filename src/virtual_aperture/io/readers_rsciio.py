@@ -237,7 +237,7 @@ def de_calibration(info: dict[str, Any]) -> dict[str, Any]:
         found["scan_step_nm"] = sy
         if not np.isclose(sy, sx, rtol=1e-6):
             found["scan_step_nm_yx"] = (sy, sx)
-    py, px = (_num(info.get(f"Diffraction Pixel Size {a}")) for a in "YX")
+    px = _num(info.get("Diffraction Pixel Size X"))
     if px is not None:
         found["pixel_size"] = reciprocal_to_inv_angstrom(px, "1/nm")
         found["source_notes"] = {"pixel_size": "_info.txt Diffraction Pixel Size, read as nm⁻¹"}
