@@ -7,6 +7,8 @@
 #   make docs    build the documentation site (mkdocs, strict) into site/
 #   make napari  open napari with the plugin and the built-in sample loaded
 #   make bench   run the benchmarks (prints ratios measured in the same run)
+#   make test-min  the fast non-GUI tests in .venv-min, with the LOWEST version of every declared
+#                dependency (core + hdf5 + distributed extras + test tools): proves pyproject's ranges
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +23,14 @@ APT_PKGS := xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-cursor0
 	libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 \
 	libxcb-xinerama0 libxcb-xfixes0 libdbus-1-3 libfontconfig1
 
-.PHONY: demo test test-fast lint docs napari bench install system-deps constraints clean screenshots
+.PHONY: demo test test-fast test-min lint docs napari bench install system-deps constraints clean screenshots
+
+VENV_MIN ?= .venv-min
+MIN_EXTRAS := hdf5 distributed
+MIN_ALSO := pytest pytest-timeout hyperspy
+MIN_TESTS ?= tests/test_io_formats.py tests/test_io_errors.py tests/test_io_lazy.py tests/test_io_tilt_store.py \
+	tests/test_io_real_files.py tests/test_compute_exec.py tests/test_compute_sums.py \
+	tests/test_compute_cli_detectors.py tests/test_model.py
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +62,19 @@ lint: install
 docs: install
 	$(PY) -m mkdocs build --strict
 
+# uv's lowest-direct resolution installs, for each requirement as declared, the lowest release that
+# exists and resolves (a bound naming no release, e.g. tifffile>=2024.1, gets 2024.1.30); the
+# --check step then fails if any installed version is not the declared lower bound's release.
+test-min:
+	test -x $(VENV_MIN)/bin/python || $(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/pip install -q --upgrade uv
+	$(PYTHON) .ci/min_versions.py $(MIN_EXTRAS) --also $(MIN_ALSO) > $(VENV_MIN)/requirements-min.txt
+	$(VENV_MIN)/bin/uv pip install -q --python $(VENV_MIN)/bin/python --resolution lowest-direct \
+		-r $(VENV_MIN)/requirements-min.txt
+	$(VENV_MIN)/bin/uv pip install -q --python $(VENV_MIN)/bin/python --no-deps -e .
+	$(VENV_MIN)/bin/python .ci/min_versions.py $(MIN_EXTRAS) --also $(MIN_ALSO) --check
+	$(VENV_MIN)/bin/python -m pytest -m "not gui and not slow" $(PYTEST_ARGS) $(MIN_TESTS)
+
 demo: install
 	$(VENV)/bin/virtual-aperture demo --out $(DEMO_OUT)
 
@@ -71,4 +93,4 @@ constraints:
 	$(PIP) freeze --exclude-editable | grep -v -i napari-virtual-aperture > constraints.txt
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache build dist site
+	rm -rf $(VENV) $(VENV_MIN) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache build dist site

@@ -100,3 +100,56 @@ def test_cli_bad_labels(tmp_path, capsys):
     assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"),
                  "--out", str(tmp_path / "s.tif")]) == 2
     assert "does not match the scan" in capsys.readouterr().err
+
+
+def test_center_honoured_by_bf_and_adf(tmp_path, capsys):
+    """--center moves the bf disk and the adf annulus (only their radius is measured); a centre
+    off the detector is refused in one line, at open time."""
+    p = tmp_path / "scan.npy"
+    np.save(p, fake_scan())
+    out = {}
+    for name, extra in (("auto", []), ("given", ["--center", "12", "20"])):
+        for det in ("bf", "adf"):
+            f = tmp_path / f"{det}-{name}.tif"
+            assert main(["virtual", str(p), "--detector", det, "--out", str(f), *extra]) == 0
+            out[det, name] = tifffile.imread(f)
+    assert not np.array_equal(out["bf", "auto"], out["bf", "given"])
+    assert not np.array_equal(out["adf", "auto"], out["adf", "given"])
+    data = fake_scan()
+    bf = detectors.bright_field(data, center=(12, 20))
+    (_, _), r = detectors.measure_central_disk(data)
+    np.testing.assert_array_equal(bf, detectors.disk((32, 32), (12, 20), r))
+    np.testing.assert_allclose(out["bf", "given"], virtual_image(data, bf))
+    capsys.readouterr()
+    f = tmp_path / "x.tif"
+    assert main(["virtual", str(p), "--detector", "adf", "--out", str(f), "--center", "40", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "off the 32×32 detector" in err and not f.exists()
+    assert main(["info", str(p), "--center", "-3", "3"]) == 2
+    with pytest.raises(ValueError, match="off the 32×32 detector"):
+        detectors.disk((32, 32), (16, 33), 2)
+
+
+def test_central_disk_found_despite_a_few_nan_pixels():
+    data = fake_scan().astype(np.float32)
+    data[..., 3, 4] = np.nan
+    data[..., 20, 30] = np.inf
+    (cy, cx), r = detectors.measure_central_disk(data)
+    assert abs(cy - 15) < 0.3 and abs(cx - 17) < 0.3 and abs(r - 5) < 0.6
+    with pytest.raises(ValueError, match="every pixel"):
+        detectors.measure_central_disk(np.full((8, 8), np.nan))
+
+
+def test_info_into_a_closed_pipe_prints_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    p = tmp_path / "scan.npy"
+    np.save(p, fake_scan())
+    code = "import sys; from virtual_aperture.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "info", str(p)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `| head -0`: the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "BrokenPipe" not in err and "Traceback" not in err, err

@@ -167,3 +167,39 @@ def test_zarr_and_h5py_arrays_are_streamed(tmp_path, rng):
         f["d"] = a
     with h5py.File(tmp_path / "a.h5", "r") as f:
         np.testing.assert_allclose(virtual_image(f["d"], m), ref_vi(a, [m])[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "streamed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_inf_in_weight_zero_pixels_never_reach_the_image(rng, kind, dtype):
+    """Dead pixels (NaN/inf) in the hole of an annulus, inside its bounding box: weight 0 adds 0."""
+    from virtual_aperture.compute import detectors
+
+    a = rng.random((4, 5, 17, 17)).astype(dtype)
+    a[..., 8, 8] = np.nan
+    a[..., 7, 9] = np.inf
+    a[1, 2, 8, 7] = -np.inf
+    data = a if kind == "numpy" else streamed(a, (2, 3, 17, 17))
+    ring = detectors.annulus((17, 17), (8, 8), 3, 7)
+    ref = ref_vi(np.where(ring, a, 0), [ring])[0]
+    for mask in (ring, ring * rng.random((17, 17))):
+        img = virtual_image(data, mask)
+        assert np.isfinite(img).all()
+    np.testing.assert_allclose(virtual_image(data, ring), ref, rtol=1e-6)
+    shifted = virtual_image(data, ring, shifts=np.full((4, 5, 2), 0.25))
+    assert np.isfinite(shifted).all()
+    # a NaN pixel inside the mask is data: it shows
+    assert np.isnan(virtual_image(data, detectors.disk((17, 17), (8, 8), 2))).all()
+
+
+def test_incremental_mask_edit_drops_nan_pixel_removed_from_mask(rng):
+    from virtual_aperture.compute import VirtualImageUpdater
+
+    a = rng.random((3, 4, 9, 9))
+    a[..., 4, 4] = np.nan
+    m = np.zeros((9, 9), bool)
+    m[3:6, 3:6] = True
+    upd = VirtualImageUpdater(a, m)
+    assert np.isnan(upd.image).all()
+    m[4, 4] = False
+    np.testing.assert_allclose(upd.set_mask(m), ref_vi(np.where(m, a, 0), [m])[0], rtol=1e-12)

@@ -55,13 +55,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (``info … | head -1``) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except KeyboardInterrupt:
         print("virtual-aperture: interrupted", file=sys.stderr)
         return 130
     except (ValueError, OSError, KeyError, IndexError, RuntimeError) as exc:
         print(f"virtual-aperture {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so the interpreter's final
+    flush does not print a BrokenPipeError (the recipe of the Python docs, 'signal' module)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,8 +29,25 @@ def _radius_grid(shape: Any, center: tuple[float, float]) -> np.ndarray:
     cy, cx = (float(c) for c in center)
     if not (math.isfinite(cy) and math.isfinite(cx)):
         raise ValueError(f"center must be finite (k_y, k_x), got {center!r}")
+    check_center((ky, kx), (cy, cx))
     yy, xx = np.ogrid[:ky, :kx]
     return np.hypot(yy - cy, xx - cx)
+
+
+def check_center(shape, center) -> tuple[float, float]:
+    """``center`` as floats; ValueError (one line) when it is not on the ``shape`` detector."""
+    ky, kx = _shape(shape)
+    cy, cx = (float(c) for c in center)
+    if not (-0.5 <= cy <= ky - 0.5 and -0.5 <= cx <= kx - 0.5):
+        raise ValueError(f"center ({cy:g}, {cx:g}) px (k_y, k_x) is off the {ky}×{kx} detector")
+    return cy, cx
+
+
+def given_center(data) -> tuple[float, float] | None:
+    """The beam centre set in a dataset's calibration (user or file), or None."""
+    cal = getattr(data, "calibration", None)
+    c = getattr(cal, "center", None)
+    return None if c is None else (float(c[0]), float(c[1]))
 
 
 def _check_r(name: str, r: float) -> float:
@@ -90,46 +107,78 @@ def mean_pattern(data: Any, *, tilt: int = 0, max_rows: int = 4) -> np.ndarray:
     return region_mean(data, mask, tilt=tilt)
 
 
-def measure_central_disk(data: Any, *, tilt: int = 0) -> tuple[tuple[float, float], float]:
+def _finite_pattern(p: np.ndarray) -> np.ndarray:
+    """``p`` with NaN/inf pixels (dead or masked pixels) set to the median of the finite ones."""
+    good = np.isfinite(p)
+    if good.all():
+        return p
+    if not good.any():
+        raise ValueError("no central disk found: every pixel of the mean pattern is NaN or infinite")
+    return np.where(good, p, np.median(p[good]))
+
+
+def measure_central_disk(data: Any, *, tilt: int = 0, center: Any = None) -> tuple[tuple[float, float], float]:
     """Centre ``(k_y, k_x)`` and radius (pixels) of the unscattered central disk.
 
     The mean pattern is smoothed (σ = 1 px) and thresholded half-way between its median and its
     maximum; the connected region holding the maximum gives the intensity-weighted centre and
-    the radius ``sqrt(area / π)``.
+    the radius ``sqrt(area / π)``. NaN/inf pixels count as the median pattern value.
+
+    A given ``center`` is kept as the centre: only the radius is measured, from the region
+    holding that pixel.
     """
     from scipy import ndimage
 
-    p = mean_pattern(data, tilt=tilt)
-    s = ndimage.gaussian_filter(p, 1.0)
+    if getattr(data, "ndim", None) == 2 and not hasattr(data, "calibration"):
+        p = np.asarray(data, dtype=np.float64)
+    else:
+        p = mean_pattern(data, tilt=tilt)
+    if center is not None:
+        center = check_center(p.shape, center)
+    s = ndimage.gaussian_filter(_finite_pattern(p), 1.0)
     top, bg = float(s.max()), float(np.median(s))
     if not top > bg:
         raise ValueError("no central disk found: the mean pattern is flat")
     region, _ = ndimage.label(s > bg + 0.5 * (top - bg))
-    lab = region[np.unravel_index(np.argmax(s), s.shape)]
-    disk_px = region == lab
+    at = np.unravel_index(np.argmax(s), s.shape)
+    if center is not None:
+        iy, ix = (min(max(round(c), 0), n - 1) for c, n in zip(center, s.shape))
+        if region[iy, ix]:
+            at = (iy, ix)
+    disk_px = region == region[at]
+    r = float(math.sqrt(disk_px.sum() / math.pi))
+    if center is not None:
+        return center, r
     wts = np.where(disk_px, s - bg, 0.0)
     cy, cx = ndimage.center_of_mass(wts)
-    return (float(cy), float(cx)), float(math.sqrt(disk_px.sum() / math.pi))
+    return (float(cy), float(cx)), r
 
 
-def bright_field(dataset_or_pattern: Any, *, scale: float = 1.0, tilt: int = 0) -> np.ndarray:
-    """Boolean bright-field disk sized from the measured central disk, radius × ``scale``."""
+def bright_field(dataset_or_pattern: Any, *, scale: float = 1.0, tilt: int = 0, center: Any = None) -> np.ndarray:
+    """Boolean bright-field disk sized from the measured central disk, radius × ``scale``.
+
+    Centred on ``center`` (k_y, k_x), else on a centre set in the dataset's calibration, else on
+    the measured disk centre.
+    """
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be > 0, got {scale!r}")
-    (cy, cx), r = measure_central_disk(dataset_or_pattern, tilt=tilt)
-    shape = np.shape(mean_pattern(dataset_or_pattern, tilt=tilt)) if np.ndim(dataset_or_pattern) == 2 else \
-        _det_shape(dataset_or_pattern)
+    if center is None:
+        center = given_center(dataset_or_pattern)
+    (cy, cx), r = measure_central_disk(dataset_or_pattern, tilt=tilt, center=center)
+    shape = np.shape(dataset_or_pattern) if np.ndim(dataset_or_pattern) == 2 else _det_shape(dataset_or_pattern)
     return disk(shape, (cy, cx), max(r * scale, 0.5))
 
 
 def annular_dark_field(dataset_or_pattern: Any, *, inner: float = 1.5, outer: float | None = None,
-                       tilt: int = 0) -> np.ndarray:
-    """Boolean ADF annulus around the measured central disk.
+                       tilt: int = 0, center: Any = None) -> np.ndarray:
+    """Boolean ADF annulus around the central disk (centre as in :func:`bright_field`).
 
     ``inner`` and ``outer`` are multiples of the measured bright-field disk radius
     (``outer=None``: out to the farthest detector corner).
     """
-    (cy, cx), r = measure_central_disk(dataset_or_pattern, tilt=tilt)
+    if center is None:
+        center = given_center(dataset_or_pattern)
+    (cy, cx), r = measure_central_disk(dataset_or_pattern, tilt=tilt, center=center)
     shape = np.shape(dataset_or_pattern) if np.ndim(dataset_or_pattern) == 2 else _det_shape(dataset_or_pattern)
     ky, kx = shape
     far = max(math.hypot(y - cy, x - cx) for y in (0, ky - 1) for x in (0, kx - 1))

@@ -235,6 +235,8 @@ class VirtualImageUpdater:
                 dw = new[changed] - self._w[changed]
                 self._w = new.copy()
                 self._update(changed, dw)
+                if not np.isfinite(self._image).all():  # NaN/inf of a pixel now at weight 0 cannot
+                    self._recompute()  # be subtracted out: recompute from the pixels still in
         return self.image
 
     def refresh(self) -> np.ndarray:

@@ -97,6 +97,24 @@ def vi_dense(frames: np.ndarray, weights: np.ndarray, y0: int, x0: int, out: np.
 
 
 @njit(**_OPTS)
+def vi_dense_float(frames: np.ndarray, weights: np.ndarray, y0: int, x0: int, out: np.ndarray) -> None:
+    """:func:`vi_dense` for float frames: a pixel of weight 0 adds 0 whatever it holds (NaN/inf of
+    dead pixels in the hole of an annulus never reach the image). A select, so it still vectorises."""
+    n_pos = frames.shape[0]
+    n_mask, h, w = weights.shape
+    for p in prange(n_pos):
+        for m in range(n_mask):
+            acc = 0.0
+            for r in range(h):
+                row = frames[p, y0 + r, x0 : x0 + w]
+                wr = weights[m, r]
+                for c in range(w):
+                    v = as_f64(row[c]) * wr[c]
+                    acc += v if wr[c] != 0.0 else 0.0
+            out[m, p] = acc
+
+
+@njit(**_OPTS)
 def vi_shifted(frames: np.ndarray, padded: np.ndarray, y0: int, x0: int, shifts: np.ndarray, out: np.ndarray) -> None:
     """Virtual image with the mask moved by a per-position shift (bilinear weights).
 
@@ -142,7 +160,8 @@ def vi_shifted(frames: np.ndarray, padded: np.ndarray, y0: int, x0: int, shifts:
                 row = frames[p, r, c0:c1]
                 for c in range(nc):
                     wgt = w00 * pa[c] + w01 * pa1[c] + w10 * pb[c] + w11 * pb1[c]
-                    acc += as_f64(row[c]) * wgt
+                    v = as_f64(row[c]) * wgt
+                    acc += v if wgt != 0.0 else 0.0  # weight 0 adds 0, even for NaN/inf pixels
             out[m, p] = acc
 
 

@@ -78,6 +78,8 @@ def apply_kernel(frames3: np.ndarray, masks: Masks, shifts2: np.ndarray | None, 
     res = np.empty((masks.n, frames3.shape[0]))
     if shifts2 is None and masks.binary is not None and frames3.dtype in (np.uint8, np.uint16):
         kernels.vi_dense_bool(frames3, masks.binary, masks.y0, masks.x0, res)
+    elif shifts2 is None and frames3.dtype.kind == "f":
+        kernels.vi_dense_float(frames3, masks.weights, masks.y0, masks.x0, res)
     elif shifts2 is None:
         kernels.vi_dense(frames3, masks.weights, masks.y0, masks.x0, res)
     else:

@@ -95,8 +95,38 @@ def hdf5_kind(f: h5py.File, path: Path) -> str:
     return "generic"
 
 
+def load_filters() -> bool:
+    """Register the compression filters of ``hdf5plugin`` (bitshuffle-LZ4 of Dectris Arina/Eiger,
+    Blosc, Zstd, ...) with h5py; False when it is not installed (``pip install
+    napari-virtual-aperture[hdf5]``)."""
+    try:
+        import hdf5plugin  # noqa: F401 - importing registers the filters
+    except ImportError:
+        return False
+    return True
+
+
+def arina_master(path: Path) -> Path | None:
+    """The ``*_master.h5`` of a Dectris Arina acquisition that ``path`` belongs to (its metadata
+    ``NAME.h5`` or a ``NAME_data_NNNNNN.h5`` file), or None."""
+    name = path.name
+    if name.endswith("_master.h5"):
+        return None
+    stem = name[:-3] if name.endswith(".h5") else None
+    if stem is None:
+        return None
+    if "_data_" in stem:
+        stem = stem.rsplit("_data_", 1)[0]
+    master = path.with_name(stem + "_master.h5")
+    return master if master.is_file() else None
+
+
 def read_hdf5(path: Path, *, target_bytes: int, fill_missing: bool = False) -> Raw:
     """Open any supported HDF5 file lazily (dispatching on its content)."""
+    load_filters()
+    master = arina_master(path)
+    if master is not None:  # the metadata or a data file of an Arina scan: read the scan
+        path = master
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -237,17 +267,83 @@ def _read_arina(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool)
     data = da.concatenate(parts, axis=0)
     found: dict[str, Any] = {"square_scan": True}
     meta: dict[str, Any] = {"hdf5_kind": "arina", "data_files": len(parts)}
-    try:
-        lam = float(f["entry/instrument/beam/incident_wavelength"][()])
+    det = f.get("entry/instrument/detector")
+    px = _scalar(det, "x_pixel_size")
+    dist = _scalar(det, "detector_distance")
+    lam = _scalar(f, "entry/instrument/beam/incident_wavelength")
+    if lam is None:  # Arina writes the electron energy as the "photon" energy (eV)
+        ev = _scalar(det, "detectorSpecific/photon_energy")
+        if ev is not None:
+            found["beam_energy_kv"] = ev / 1e3
+    else:
         found["beam_energy_kv"] = beam_energy_from_wavelength(lam)
-        det = f["entry/instrument/detector"]
-        px, dist = float(det["x_pixel_size"][()]), float(det["detector_distance"][()])
-        if px > 0 and dist > 0:
-            found["pixel_size"] = px / (dist * lam)
-        meta["incident_wavelength_A"], meta["x_pixel_size_m"], meta["detector_distance_m"] = lam, px, dist
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        pass
+    scan = arina_scan_metadata(path)
+    meta.update({k: v for k, v in scan.items() if k != "scan_shape"})
+    if "scan_shape" in scan and math.prod(scan["scan_shape"]) == data.shape[0]:
+        data = data.reshape(tuple(scan["scan_shape"]) + tuple(data.shape[1:]))
+    if "scan_step_nm" in scan:
+        found["scan_step_nm"] = scan["scan_step_nm"]
+    if "beam_energy_kv" not in found and "beam_energy_kv" in scan:
+        found["beam_energy_kv"] = scan["beam_energy_kv"]
+    if not (dist and dist > 0) and scan.get("camera_length_m"):
+        dist = scan["camera_length_m"]
+        found["source_notes"] = {"pixel_size": f"detector pixel {px:g} m / camera length {dist:g} m"}
+    kv = found.get("beam_energy_kv")
+    if px and dist and kv:
+        from ..model.calibration import electron_wavelength
+
+        found["pixel_size"] = px / (dist * electron_wavelength(kv))
+    meta.update({"x_pixel_size_m": px, "detector_distance_m": dist})
     return Raw(data, "arina", found=found, metadata=meta)
+
+
+def _scalar(group: Any, name: str) -> float | None:
+    """A positive finite number stored at ``group[name]`` (dataset or attribute), or None."""
+    if group is None:
+        return None
+    try:
+        v = float(np.asarray(group[name][()]).ravel()[0])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def arina_scan_metadata(master: Path) -> dict[str, Any]:
+    """What the scan metadata file ``NAME.h5`` next to ``NAME_master.h5`` says (group ``STEM
+    Metadata``): ``Pixel Size`` (nm, the scan step — as rosettasciio reads it), ``NumPixelsY/X``
+    (the scan shape), ``High Tension`` (V) and ``Camera Length`` (m)."""
+    side = master.with_name(master.name[: -len("_master.h5")] + ".h5")
+    out: dict[str, Any] = {}
+    if not side.is_file():
+        return out
+    try:
+        with h5py.File(side, "r") as f:
+            g = f.get("STEM Metadata")
+            if g is None:
+                return out
+            attrs = {k: np.asarray(v).ravel() for k, v in g.attrs.items()}
+    except OSError:
+        return out
+
+    def num(key: str) -> float | None:
+        v = attrs.get(key)
+        try:
+            x = float(v[0]) if v is not None and v.size else None
+        except (TypeError, ValueError):
+            return None
+        return x if x is not None and math.isfinite(x) and x > 0 else None
+
+    out["scan_metadata_file"] = side.name
+    if num("Pixel Size") is not None:
+        out["scan_step_nm"] = num("Pixel Size")
+    ny, nx = num("NumPixelsY"), num("NumPixelsX")
+    if ny and nx:
+        out["scan_shape"] = (int(ny), int(nx))
+    if num("High Tension") is not None:
+        out["beam_energy_kv"] = num("High Tension") / 1e3  # type: ignore[operator]
+    if num("Camera Length") is not None:
+        out["camera_length_m"] = num("Camera Length")
+    return out
 
 
 __all__ = ["read_hdf5", "hdf5_kind", "ReadError"]

@@ -125,10 +125,13 @@ def open_scan(
     check_declared(p, tuple(data.shape), data.dtype.itemsize, None)
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
+    data, converted = _kernel_dtype(p, data)
     data = data.rechunk(scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target))
     cal, sources = _resolve_calibration(p, raw, overrides, tilt_angles_deg, data.shape)
     meta: dict[str, Any] = {"format": raw.format, "lazy": raw.lazy, **raw.metadata,
                             "calibration_source": sources}
+    if converted:
+        meta["dtype_converted"] = converted
     if "format" in raw.metadata and raw.format == "virtual-aperture":
         meta["format"] = "virtual-aperture"
         meta["original_format"] = raw.metadata["format"]
@@ -144,6 +147,24 @@ def open_scan(
         raise fail(p, str(exc)) from exc
 
 
+#: dtypes converted on read to one the compute kernels take (exactly: every value is kept)
+_CONVERT = {"float16": "float32", "bool": "uint8"}
+
+
+def _kernel_dtype(p: Path, data: Any) -> tuple[Any, str | None]:
+    """``data`` in a dtype the compute kernels take: integers and float32/64 as they are, float16 →
+    float32 and bool → uint8 (lossless) on read; complex and other kinds refused with one line."""
+    dt = data.dtype
+    if dt.name in _CONVERT:
+        return data.astype(_CONVERT[dt.name]), f"{dt.name} → {_CONVERT[dt.name]}"
+    if dt.kind in "iu" or dt.name in ("float32", "float64"):
+        return data, None
+    what = {"c": "complex", "f": "extended-precision float", "M": "date-time", "S": "byte-string",
+            "U": "text", "V": "structured", "O": "object"}.get(dt.kind, dt.kind)
+    raise fail(p, f"holds {dt} ({what}) values; detector counts must be integers or real floats "
+                  f"(float16/32/64)")
+
+
 def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angles: Any,
                          shape: tuple[int, ...]) -> tuple[Calibration, dict[str, str]]:
     found = raw.found
@@ -155,6 +176,9 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
         if found.get(key) is not None:
             changes[key] = found[key]
             sources[key] = "file"
+    for key, note in (found.get("source_notes") or {}).items():
+        if sources.get(key) == "file":
+            sources[key] = f"file: {note}"
     extra = dict(base.extra)
     if "scan_step_nm_yx" in found:
         extra["scan_step_nm_yx"] = list(found["scan_step_nm_yx"])
@@ -179,6 +203,11 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
             sources["pixel_size"] = f"file (mrad via λ at {cal.beam_energy_kv:g} kV)"
     except ValueError as exc:
         raise fail(p, str(exc)) from exc
+    if cal.center is not None:
+        (cy, cx), (ky, kx) = cal.center, shape[-2:]
+        if not (-0.5 <= cy <= ky - 0.5 and -0.5 <= cx <= kx - 0.5):
+            raise fail(p, f"center ({cy:g}, {cx:g}) px (k_y, k_x) [{sources['center']}] is off the "
+                          f"{ky}×{kx} detector (0 … {ky - 1}, 0 … {kx - 1})")
     if cal.tilt_angles_deg is not None and len(cal.tilt_angles_deg) != shape[0]:
         raise fail(p, f"{len(cal.tilt_angles_deg)} tilt angles given for {shape[0]} tilts")
     return cal, sources

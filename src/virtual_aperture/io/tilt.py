@@ -61,8 +61,9 @@ def dataset_files(folder: Path) -> list[Path]:
              (p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)]
     if any(p.suffix.lower() == ".xml" for p in files):
         files = [p for p in files if p.suffix.lower() != ".raw"]
-    if any(p.name.endswith("_master.h5") for p in files):
-        files = [p for p in files if "_data_" not in p.name]
+    masters = {p.name[: -len("_master.h5")] for p in files if p.name.endswith("_master.h5")}
+    if masters:  # an Arina scan: NAME_master.h5 + NAME_data_NNNNNN.h5 + the metadata file NAME.h5
+        files = [p for p in files if "_data_" not in p.name and p.name[:-3] not in masters]
     return files
 
 
