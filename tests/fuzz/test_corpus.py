@@ -16,10 +16,7 @@ from runner import counts, run_corpus  # noqa: E402
 
 #: outcomes that are known to be wrong still, with the reason (owned elsewhere); they must stay
 #: exactly as listed, so a fix shows up as a failure here that asks to remove the entry
-KNOWN: dict[tuple[str, str], tuple[str, str]] = {
-    ("npy-float16", "virtual"): ("wrong rejection", "float16 data is not converted yet (issue 17, files helper)"),
-    ("npy-float16", "api"): ("traceback", "float16 reaches the numba kernel (issue 17, files helper)"),
-}
+KNOWN: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def test_corpus(tmp_path, capsys):
