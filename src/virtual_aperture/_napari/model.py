@@ -12,6 +12,7 @@ and write to it; other widgets (indexing, solving) read from it. One model per n
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,7 @@ class WorkspaceModel:
     sums_changed = Signal()
     grain_handed = Signal(object)
     dirty_changed = Signal(bool)
+    calibration_changed = Signal(object)  # the dataset's calibration was replaced (e.g. descan fit)
 
     def __init__(self) -> None:
         self._dataset: Any = None
@@ -100,6 +102,8 @@ class WorkspaceModel:
         self._last_handed: int | None = None
         self._dirty = False
         self.session_path: str | None = None
+        self._clients: dict[str, Any] = {}
+        self._client_lock = threading.Lock()
 
     # ---- dataset ----------------------------------------------------------------------------
     @property
@@ -115,6 +119,17 @@ class WorkspaceModel:
         self.grain_sums, self.grain_counts, self.handed = {}, {}, {}
         self._selected, self._tilt, self._last_handed = 0, 0, None
         self.dataset_changed.emit(ds)
+
+    def recalibrate(self, calibration: Any) -> None:
+        """Replace the dataset's calibration (same data, grains and names kept)."""
+        from virtual_aperture.model import Dataset
+
+        ds = self._dataset
+        if ds is None:
+            raise ValueError("no dataset to calibrate: open a 4D/5D-STEM dataset first")
+        self._dataset = Dataset(ds.data, calibration, source=ds.source, metadata=dict(ds.metadata))
+        self.mark_dirty()
+        self.calibration_changed.emit(self._dataset)
 
     @property
     def n_tilts(self) -> int:
@@ -218,6 +233,35 @@ class WorkspaceModel:
         if address != self._scheduler:
             self._scheduler = address
             self.scheduler_changed.emit(address)
+
+    def client(self) -> Any:
+        """The dask client for heavy actions (None = local threads), made once per address.
+
+        ``"local"`` starts one ``LocalCluster`` for this workspace, reused by every action and
+        closed by :meth:`close`.
+        """
+        address = self._scheduler
+        if not address:
+            return None
+        with self._client_lock:  # called from worker threads
+            client = self._clients.get(address)
+            if client is None or getattr(client, "status", "running") in ("closed", "closing"):
+                from virtual_aperture.compute import get_client
+
+                client = self._clients[address] = get_client(address)
+            return client
+
+    def close(self) -> None:
+        """Close the dask clients (and a local cluster) this workspace started."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            cluster = getattr(client, "cluster", None)
+            try:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+            except Exception:  # noqa: BLE001 - closing on shutdown must not raise
+                pass
 
     # ---- results ----------------------------------------------------------------------------
     def set_sums(self, sums: dict[int, np.ndarray], counts: dict[int, np.ndarray]) -> None:

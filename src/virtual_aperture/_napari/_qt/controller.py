@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..live import GrainTracker, as_tilt_stack, warm_up
+from ..live import GrainTracker, as_tilt_stack, descan_map, warm_up
 from ..model import WorkspaceModel, workspace_for
 from ..reader import META_KEY, find_dataset_layer
 from .jobs import JobRunner
@@ -72,6 +72,8 @@ class WorkspaceController(QObject):
         self.model.selected_changed.connect(self._on_selected)
         self.model.tilt_changed.connect(self._on_tilt)
         self.model.display_changed.connect(self._redisplay)
+        self.model.grains_changed.connect(self._names_to_layer)
+        self.model.calibration_changed.connect(self._on_calibration)
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
         viewer.dims.events.current_step.connect(self._on_dims)
         viewer.mouse_move_callbacks.append(self._on_mouse_move)
@@ -125,7 +127,7 @@ class WorkspaceController(QObject):
             metadata={META_KEY: {"role": "grains", "dataset": ds, "grain_names": self.model.grain_names}},
         )
         self.grains.brush_size = 3
-        self.tracker = GrainTracker(ds, data)
+        self.tracker = GrainTracker(ds, data, shifts=descan_map(ds))
         self.sums.submit(lambda: self.tracker.drop())
         self.sums.submit(lambda: warm_up(ds))
         ev = self.grains.events
@@ -139,6 +141,7 @@ class WorkspaceController(QObject):
         self.model.selected = self.grains.selected_label
         self.viewer.layers.selection.active = self.grains
         self.viewer.reset_view()
+        self._on_dims()  # the workspace works on the tilt napari's slider shows (it opens on the middle one)
         self._request_grain()
         sy, sx = ds.scan_shape
         self.request_pattern(sy // 2, sx // 2)
@@ -154,6 +157,34 @@ class WorkspaceController(QObject):
         self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", scale=(px, px))
         self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", scale=(px, px), visible=False)
         dv.reset_view()
+
+    def _names_to_layer(self) -> None:
+        """Grain names into the grains layer's metadata, so napari's writer saves them."""
+        if self.grains is not None:
+            self.grains.metadata.setdefault(META_KEY, {})["grain_names"] = dict(self.model.grain_names)
+
+    def _on_calibration(self, ds: Any) -> None:
+        """A new calibration (e.g. a descan fit): live sums restart with its shifts."""
+        self.dataset = ds
+        if self.navigator is not None:
+            self.navigator.metadata[META_KEY]["dataset"] = ds
+        if self.grains is not None:
+            self.grains.metadata[META_KEY]["dataset"] = ds
+            self.tracker = GrainTracker(ds, self.grains.data, shifts=descan_map(ds))
+            self._recent = []
+            self._request_grain()
+        px = ds.calibration.pixel_size or 1.0
+        for layer in (self.cursor_layer, self.grain_layer):
+            if layer is not None:
+                layer.scale = (px, px)
+        self.dataset_ready.emit()
+
+    def tilt_text(self, tilt: int | None = None) -> str:
+        """``"tilt 2/5 (−10.0°)"``: tilts are numbered from 1 everywhere in the GUI."""
+        t = self.model.tilt if tilt is None else int(tilt)
+        if self.dataset is None or not self.dataset.is_tilt_series:
+            return ""
+        return f"tilt {t + 1}/{self.dataset.n_tilts} ({self.model.tilt_angles[t]:+.1f}°)"
 
     @property
     def grain_labels(self) -> np.ndarray | None:
@@ -319,7 +350,8 @@ class WorkspaceController(QObject):
     def _cursor_result(self, key: tuple, pattern: np.ndarray) -> None:
         self.cursor_position, self.cursor_pattern = key, pattern
         t, y, x = key
-        self.cursor_layer.metadata["title"] = f"pattern at (y={y}, x={x}), tilt {t}"
+        where = f", {self.tilt_text(t)}" if self.dataset.is_tilt_series else ""
+        self.cursor_layer.metadata["title"] = f"pattern at (y={y}, x={x}){where}"
         self._show(self.cursor_layer, pattern)
         self.cursor_pattern_changed.emit()
 
@@ -382,6 +414,8 @@ class WorkspaceController(QObject):
     def close(self) -> None:
         for r in (self.hover, self.sums, *self.extra_runners()):
             r.close()
+        self.jobs.cancel()
+        self.model.close()
         try:
             self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
             self.viewer.mouse_drag_callbacks.remove(self._on_mouse_click)

@@ -91,12 +91,18 @@ class SessionPanel(QWidget):
         self.last_autosave: float | None = None
 
     def _on_dataset(self) -> None:
-        self.autosave_file = autosave_path(self.controller.dataset)
+        ds = self.controller.dataset
+        self.autosave_file = autosave_path(ds)
         exists = self.autosave_file.exists()
         self.recover_btn.setEnabled(exists)
-        self.state.setText(
-            f"autosave file: {self.autosave_file}" + (" (an earlier autosave exists: Recover autosave)" if exists else "")
-        )
+        src = getattr(ds, "source", None)
+        if src and Path(str(src)).exists() and not self.autosave_file.name.startswith(Path(str(src)).name):
+            where = f"the folder of {src} is not writable: autosaving to {self.autosave_file}"
+        elif src and Path(str(src)).exists():
+            where = f"autosave beside the data: {self.autosave_file}"
+        else:
+            where = f"data not from a file: autosaving to {self.autosave_file}"
+        self.state.setText(where + (" (an earlier autosave exists: Recover autosave)" if exists else ""))
 
     # ---- snapshot / save ------------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -108,7 +114,7 @@ class SessionPanel(QWidget):
             "dataset_source": ds.source if ds is not None else None,
             "grains": np.array(c.grains.data, dtype=np.int32, copy=True),
             "grain_names": dict(self.model.grain_names),
-            "detectors": {k: v.copy() for k, v in det.masks().items()} if det is not None and det.layer is not None else {},
+            "detectors": {k: v.copy() for k, v in det.masks().items()} if det is not None and det.ready else {},
             "calibration": ds.calibration if ds is not None else None,
             "extra": {
                 "selected": self.model.selected,
@@ -172,7 +178,7 @@ class SessionPanel(QWidget):
         c.grains.data = s.grains.astype(np.int32)
         self.model.set_grain_names(s.grain_names)
         det = c.extra_panel("detectors")
-        if det is not None and det.layer is not None and s.detectors:
+        if det is not None and det.ready and s.detectors:
             det.load_masks(s.detectors)
         extra = s.extra or {}
         if "display" in extra:

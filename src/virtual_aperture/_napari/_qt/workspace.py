@@ -98,8 +98,7 @@ class WorkspaceWidget(QWidget):
             return
         text = f"{ds!r}"
         if ds.is_tilt_series:
-            angle = self.model.tilt_angles[self.model.tilt]
-            text += f"\ntilt {self.model.tilt + 1}/{ds.n_tilts} ({angle:+.1f}°)"
+            text += "\n" + self.controller.tilt_text()
         self.status.setText(text)
 
     def _bind_keys(self) -> None:
