@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-__all__ = ["DisplaySettings", "HandedGrain", "WorkspaceModel", "workspace_for", "handed_grain"]
+__all__ = ["DisplaySettings", "HandedGrain", "WorkspaceModel", "forget_workspace", "handed_grain", "workspace_for"]
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,10 @@ class WorkspaceModel:
             return client
 
     def close(self) -> None:
-        """Close the dask clients (and a local cluster) this workspace started."""
+        """Close the dask clients (and a local cluster) this workspace started; drop all listeners."""
+        for name in ("dataset_changed", "grains_changed", "selected_changed", "tilt_changed", "display_changed",
+                     "scheduler_changed", "sums_changed", "grain_handed", "dirty_changed", "calibration_changed"):
+            getattr(self, name).disconnect()
         clients, self._clients = self._clients, {}
         for client in clients.values():
             cluster = getattr(client, "cluster", None)
@@ -329,6 +332,11 @@ def workspace_for(viewer: Any, *, create: bool = True) -> WorkspaceModel | None:
     if ws is None and create:
         ws = _REGISTRY[viewer] = WorkspaceModel()
     return ws
+
+
+def forget_workspace(viewer: Any) -> None:
+    """Drop the viewer's model (its workspace was closed; reopening starts a fresh one)."""
+    _REGISTRY.pop(_unwrap(viewer), None)
 
 
 def handed_grain(viewer: Any) -> HandedGrain | None:

@@ -104,8 +104,7 @@ class ActionsPanel(QWidget):
 
     def _show_sums(self) -> None:
         dv, ds = self.controller.diffraction, self.controller.dataset
-        px = ds.calibration.pixel_size or 1.0
-        for layer in [lyr for lyr in dv.layers if lyr.name.startswith("sum: ")]:
+        for layer in [lyr for lyr in dv.layers if (lyr.metadata or {}).get(META_KEY, {}).get("role") == "grain_sum"]:
             dv.layers.remove(layer)
         disp = self.model.display
         for k, stack in sorted(self.model.grain_sums.items()):
@@ -113,8 +112,7 @@ class ActionsPanel(QWidget):
             data = disp.transform(stack if ds.is_tilt_series else stack[0])
             dv.add_image(data, name=f"sum: {name}", colormap="magma", visible=k == self.model.selected,
                          contrast_limits=disp.contrast_limits(data), gamma=disp.gamma,
-                         scale=(1.0, px, px) if data.ndim == 3 else (px, px),
-                         metadata={META_KEY: {"role": "grain_sum", "label": k}})
+                         metadata={META_KEY: {"role": "grain_sum", "label": k}}, **self.controller.k_geometry(data.ndim))
         if ds.is_tilt_series:
             dv.dims.set_current_step(0, self.model.tilt)
 

@@ -110,6 +110,13 @@ class WorkspaceController(QObject):
         self.dataset, self.navigator = ds, navigator
         self.model.dataset = ds
         shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else tuple(ds.scan_shape)
+        names: dict[int, str] = {}
+        earlier = self._earlier_grains(ds, shape)
+        if earlier is not None:  # the workspace was closed and opened again: keep the painted grains
+            if grains is None:
+                grains = np.asarray(earlier.data)
+                names = dict(earlier.metadata[META_KEY].get("grain_names") or {})
+            self.viewer.layers.remove(earlier)
         data = np.zeros(shape, np.int32) if grains is None else np.array(grains, dtype=np.int32)
         if data.shape != shape:
             raise ValueError(f"grain labels of shape {data.shape} do not fit the scan {shape}")
@@ -137,7 +144,7 @@ class WorkspaceController(QObject):
         ev.set_data.connect(lambda e: self._on_grains_edit())
         ev.selected_label.connect(lambda e: setattr(self.model, "selected", self.grains.selected_label))
         self._setup_diffraction(ds)
-        self.model.set_grain_names({int(v): f"grain {int(v)}" for v in np.unique(data) if v})
+        self.model.set_grain_names({int(v): names.get(int(v), f"grain {int(v)}") for v in np.unique(data) if v})
         self.model.selected = self.grains.selected_label
         self.viewer.layers.selection.active = self.grains
         self.viewer.reset_view()
@@ -147,16 +154,42 @@ class WorkspaceController(QObject):
         self.request_pattern(sy // 2, sx // 2)
         self.dataset_ready.emit()
 
+    def k_geometry(self, ndim: int = 2) -> dict:
+        """``scale`` and ``units`` of a diffraction-space layer: Å⁻¹ on the detector axes when the
+        pixel size is calibrated (leading tilt axis in steps), detector pixels otherwise."""
+        px = self.dataset.calibration.pixel_size if self.dataset is not None else None
+        lead = ndim - 2
+        if px:
+            return {"scale": (1.0,) * lead + (px, px), "units": ("pixel",) * lead + ("1/angstrom",) * 2}
+        return {"scale": (1.0,) * ndim, "units": ("pixel",) * ndim}
+
     def _setup_diffraction(self, ds: Any) -> None:
         dv = self.diffraction
         for layer in list(dv.layers):
-            if layer.name in ("cursor pattern", "grain sum"):
+            if layer is self.cursor_layer or layer is self.grain_layer:
                 dv.layers.remove(layer)
         blank = np.zeros(ds.detector_shape, np.float32)
-        px = ds.calibration.pixel_size or 1.0
-        self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", scale=(px, px))
-        self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", scale=(px, px), visible=False)
+        geo = self.k_geometry(2)
+        self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", **geo)
+        self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", visible=False, **geo)
+        dv.scale_bar.visible = True
+        if ds.calibration.pixel_size:  # a fixed round length: pint's "compact" form of Å⁻¹ reads "1/kÅ"
+            extent = ds.calibration.pixel_size * min(ds.detector_shape) / 4
+            step = 10 ** np.floor(np.log10(extent))
+            dv.scale_bar.length = float(step * max(m for m in (1, 2, 5) if m * step <= extent))
+        else:
+            dv.scale_bar.length = None
+        self.viewer.scale_bar.visible = True
         dv.reset_view()
+
+    def _earlier_grains(self, ds: Any, shape: tuple) -> Any:
+        """A grains layer of this dataset left by an earlier workspace (or None)."""
+        for layer in self.viewer.layers:
+            info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
+            if (info and info.get("role") == "grains" and info.get("dataset") is ds and layer is not self.grains
+                    and tuple(layer.data.shape) == shape):
+                return layer
+        return None
 
     def _names_to_layer(self) -> None:
         """Grain names into the grains layer's metadata, so napari's writer saves them."""
@@ -173,10 +206,10 @@ class WorkspaceController(QObject):
             self.tracker = GrainTracker(ds, self.grains.data, shifts=descan_map(ds))
             self._recent = []
             self._request_grain()
-        px = ds.calibration.pixel_size or 1.0
+        geo = self.k_geometry(2)
         for layer in (self.cursor_layer, self.grain_layer):
             if layer is not None:
-                layer.scale = (px, px)
+                layer.scale, layer.units = geo["scale"], geo["units"]
         self.dataset_ready.emit()
 
     def tilt_text(self, tilt: int | None = None) -> str:
@@ -415,7 +448,10 @@ class WorkspaceController(QObject):
         for r in (self.hover, self.sums, *self.extra_runners()):
             r.close()
         self.jobs.cancel()
+        from ..model import forget_workspace
+
         self.model.close()
+        forget_workspace(self.viewer)
         try:
             self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
             self.viewer.mouse_drag_callbacks.remove(self._on_mouse_click)

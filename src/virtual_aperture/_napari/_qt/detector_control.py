@@ -144,9 +144,11 @@ class DetectorPanel(QWidget):
     # ---- set-up ----------------------------------------------------------------------------------
     def _on_dataset(self) -> None:
         ds = self.controller.dataset
-        if ds is self._dataset:
-            return
+        same = ds is self._dataset or (ds is not None and self._dataset is not None and ds.data is self._dataset.data)
         self._dataset = ds
+        self._show_radii()
+        if same:  # a new calibration of the same data: detectors stay, images follow (calibration_changed)
+            return
         self.remove_all()
         self.runner.submit(lambda: central_disk(ds, tilt=0), self._measured)
 
@@ -205,11 +207,10 @@ class DetectorPanel(QWidget):
     # ---- detectors ---------------------------------------------------------------------------------
     def _add_layer(self, k: int, mask: np.ndarray, name: str) -> Any:
         ds = self.controller.dataset
-        px = ds.calibration.pixel_size or 1.0
         colour = COLOURS[(k - 1) % len(COLOURS)]
         layer = self.controller.diffraction.add_labels(
-            np.asarray(mask, dtype=np.int32), name=f"detector: {name}", opacity=0.9, scale=(px, px),
-            metadata={META_KEY: {"role": "detector", "detector": k}})
+            np.asarray(mask, dtype=np.int32), name=f"detector: {name}", opacity=0.9,
+            metadata={META_KEY: {"role": "detector", "detector": k}}, **self.controller.k_geometry(2))
         layer.colormap = {None: "transparent", 0: "transparent", 1: colour}
         layer.contour = 1  # outlines: the pattern stays visible under the detectors
         layer.selected_label = 1
