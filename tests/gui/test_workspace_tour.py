@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QApplication, QPushButton
 pytestmark = pytest.mark.gui
 
 
-def _settle(w, timeout: float = 180.0) -> None:
+def _settle(w, timeout: float = 60.0) -> None:
     """Process events until no job, runner or worker of the workspace is running."""
     c = w.controller
     end = time.perf_counter() + timeout
@@ -54,6 +54,7 @@ def _tour(w, qtbot) -> list[str]:
         for b in page.findChildren(QPushButton):
             if not b.isVisibleTo(page) or not b.isEnabled() or b.text() in skip:
                 continue
+            print("click", w.tabs.tabText(i), b.text(), flush=True)
             qtbot.mouseClick(b, Qt.MouseButton.LeftButton)
             _settle(w)
             clicked.append(f"{w.tabs.tabText(i)}: {b.text()}")

@@ -35,6 +35,17 @@ FAST_S = 0.003
 FAST_POSITIONS = 512
 
 
+def scale_bar(viewer: Any) -> Any:
+    """The scale-bar overlay of a viewer (``viewer.canvas.overlays`` since napari 0.9)."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    if overlays is not None:
+        try:
+            return overlays["scale_bar"]
+        except (KeyError, TypeError):
+            pass
+    return viewer.scale_bar
+
+
 class WorkspaceController(QObject):
     """Owns the live machinery of one workspace (one per napari viewer)."""
 
@@ -172,14 +183,15 @@ class WorkspaceController(QObject):
         geo = self.k_geometry(2)
         self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", **geo)
         self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", visible=False, **geo)
-        dv.scale_bar.visible = True
+        bar = scale_bar(dv)
+        bar.visible = True
         if ds.calibration.pixel_size:  # a fixed round length: pint's "compact" form of Å⁻¹ reads "1/kÅ"
             extent = ds.calibration.pixel_size * min(ds.detector_shape) / 4
             step = 10 ** np.floor(np.log10(extent))
-            dv.scale_bar.length = float(step * max(m for m in (1, 2, 5) if m * step <= extent))
+            bar.length = float(step * max(m for m in (1, 2, 5) if m * step <= extent))
         else:
-            dv.scale_bar.length = None
-        self.viewer.scale_bar.visible = True
+            bar.length = None
+        scale_bar(self.viewer).visible = True
         dv.reset_view()
 
     def _earlier_grains(self, ds: Any, shape: tuple) -> Any:

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..reader import META_KEY
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, Failure, run_reporting
 
 GRAINS_LAYER = "grains"
 
@@ -94,7 +94,7 @@ class GrainChainBox(QGroupBox):
         worker = thread_worker(run_reporting)(solve_grain, cancel=self.solve._cancel, **kwargs)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
+        worker.errored.connect(lambda exc: (self.status.setText(f"error: {exc}"), self.solve.progress.setValue(0)))
         worker.finished.connect(self._on_finished)
         self.run_btn.setEnabled(False)
         self.solve.cancel_btn.setEnabled(True)
@@ -113,8 +113,9 @@ class GrainChainBox(QGroupBox):
         self.solve._on_finished()
 
     def _on_result(self, result) -> None:
-        if result is CANCELLED:
-            self.status.setText("cancelled")
+        if result is CANCELLED or isinstance(result, Failure):
+            self.status.setText("cancelled" if result is CANCELLED else f"error: {result}")
+            self.solve.progress.setValue(0)
             return
         self.result = result
         self.solve.set_reflections(result.merged)

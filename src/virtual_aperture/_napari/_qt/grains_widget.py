@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, Failure, run_reporting
 
 META_KEY = "virtual_aperture"
 GRAINS_LAYER = "grains"
@@ -193,9 +193,9 @@ class GrainsWidget(QWidget):
         worker = thread_worker(run_reporting)(lambda progress, cancel: fn(progress, cancel), cancel=cancel)
         worker.yielded.connect(self._on_progress)
         def returned(r: Any) -> None:
-            if r is CANCELLED:
-                self.status.setText("cancelled")
-                self.progress.setValue(0)  # not "100 %" after a cancel
+            if r is CANCELLED or isinstance(r, Failure):
+                self.status.setText("cancelled" if r is CANCELLED else f"error: {r}")
+                self.progress.setValue(0)  # not "100 %" after a cancel or a refusal
                 return
             self.progress.setValue(self.progress.maximum())
             on_result(r)

@@ -377,16 +377,23 @@ class IndexingWidget(QWidget):
         self.sum_btn.setEnabled(False)
         self.status.setText(f"{what}…")
 
+        outcome = {"ok": False}
+
         def finish(*_: Any) -> None:
             self.progress.setRange(0, 1)
-            self.progress.setValue(1)
+            self.progress.setValue(1 if outcome["ok"] else 0)  # not "100 %" after an error
             for b in (self.find_btn, self.index_btn, self.sum_btn):
                 b.setEnabled(True)
+            self._worker = None
 
         def failed(exc: Exception) -> None:
             self.status.setText(f"{what} failed: {exc}")
 
-        worker.returned.connect(on_done)
+        def returned(result: Any) -> None:
+            outcome["ok"] = not (isinstance(result, tuple) and result and result[0] == "error")
+            on_done(result)
+
+        worker.returned.connect(returned)
         if hasattr(worker, "yielded"):
             worker.yielded.connect(self._on_progress)
         worker.errored.connect(failed)

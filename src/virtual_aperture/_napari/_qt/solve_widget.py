@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 
 from virtual_aperture.crystal.geometry import direct_basis
 
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, Failure, run_reporting
 from .grain_chain import GrainChainBox
 
 ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": "blue", "C": "gray", "S": "yellow",
@@ -207,6 +207,7 @@ class SolveWidget(QWidget):
 
     def _on_error(self, exc: Exception) -> None:
         self.status.setText(f"error: {exc}")
+        self.progress.setValue(0)
 
     def _on_finished(self) -> None:
         self.run_btn.setEnabled(True)
@@ -214,8 +215,9 @@ class SolveWidget(QWidget):
         self._worker = None
 
     def _on_result(self, sol) -> None:
-        if sol is CANCELLED:
-            self.status.setText("cancelled")
+        if sol is CANCELLED or isinstance(sol, Failure):
+            self.status.setText("cancelled" if sol is CANCELLED else f"error: {sol}")
+            self.progress.setValue(0)
             return
         self.solution = sol
         rep = sol.report()
