@@ -23,7 +23,8 @@ def test_manifest_validates_and_lists_contributions():
     mf.validate_imports()
     ids = {c.id for c in mf.contributions.commands}
     assert {f"{PLUGIN}.get_reader", f"{PLUGIN}.write_grains", f"{PLUGIN}.workspace"} <= ids
-    assert {s.key for s in mf.contributions.sample_data} == {"agglomerate-4d", "agglomerate-5d"}
+    assert {s.key for s in mf.contributions.sample_data} == {"agglomerate-4d", "agglomerate-5d", "brookite-tilt-series"}
+    assert [w.command for w in mf.contributions.widgets] == [f"{PLUGIN}.workspace"]  # one panel
     # the installed package serves the same manifest (napari.manifest entry point)
     installed = PluginManifest.from_distribution(PLUGIN)
     assert installed.name == PLUGIN and {c.id for c in installed.contributions.commands} >= ids

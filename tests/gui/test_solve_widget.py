@@ -48,17 +48,21 @@ def test_solve_widget_end_to_end(make_napari_viewer, qtbot, ins_file):
         pass
     qtbot.waitUntil(lambda: w.solution is not None, timeout=5000)
     assert w.solution.converged
-    assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in viewer.layers}
-    assert viewer.layers["atoms"].data.shape == (8, 3)
-    assert viewer.layers["potential"].rendering == "iso"
-    assert len(viewer.layers["unit cell"].data) == 12
+    # the structure has its own 3D window; the real-space viewer stays 2D and untouched
+    sv = w.structure.viewer
+    assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in sv.layers}
+    assert not {"potential", "atoms", "unit cell"} & {layer.name for layer in viewer.layers}
+    assert viewer.dims.ndisplay == 2 and sv.dims.ndisplay == 3
+    assert sv.layers["atoms"].data.shape == (8, 3)
+    assert sv.layers["potential"].rendering == "iso"
+    assert len(sv.layers["unit cell"].data) == 12
     assert "R1" in w.report.toPlainText()
     # rerun with other parameters replaces the layers
     w.delta_spin.setValue(1.3)
     worker = w.run()
     with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
-    assert [layer.name for layer in viewer.layers].count("atoms") == 1
+    assert [layer.name for layer in sv.layers].count("atoms") == 1
 
 
 def test_solve_widget_bad_input(qtbot, tmp_path):
@@ -102,7 +106,7 @@ def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp
     qtbot.waitUntil(lambda: w.chain.result is not None, timeout=5000)
     res = w.chain.result
     assert res.solved and "solved" in w.chain.status.text()
-    assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in viewer.layers}
+    assert {"potential", "atoms", "unit cell"} <= {layer.name for layer in w.structure.viewer.layers}
     assert w.reflections is res.merged and "cell" in w.report.toPlainText()
     paths = w.chain.export(tmp_path / "grain1")
     names = {p.name for p in paths}

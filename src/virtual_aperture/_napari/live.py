@@ -16,7 +16,69 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Change", "GrainTracker", "as_tilt_stack", "warm_up"]
+__all__ = ["Change", "GrainTracker", "ShiftedApertureSum", "as_tilt_stack", "descan_map", "warm_up"]
+
+
+def descan_map(dataset: Any) -> np.ndarray | None:
+    """The ``(scan_y, scan_x, 2)`` descan shifts of the dataset's calibration, or None if uncalibrated."""
+    from virtual_aperture.crystal.descan import descan_shifts
+
+    if dataset is None:
+        return None
+    return descan_shifts(dataset.calibration, tuple(dataset.scan_shape))
+
+
+class ShiftedApertureSum:
+    """:class:`~virtual_aperture.compute.ApertureSum` with descan compensation.
+
+    Every added/removed group of positions is summed by
+    :func:`virtual_aperture.compute.aperture_sums` with ``shifts=`` (bilinear re-centring of
+    each pattern), so the running sum equals ``aperture_sums(..., shifts=shifts)`` of the mask.
+    """
+
+    def __init__(self, data: Any, *, mask: np.ndarray | None, tilt: int, shifts: np.ndarray) -> None:
+        self._data = data.tilt(int(tilt)) if getattr(data, "is_tilt_series", False) else data
+        self._shifts = np.asarray(shifts, dtype=np.float64)
+        sy, sx = self._shifts.shape[:2]
+        self._mask = np.zeros((sy, sx), bool)
+        self._sum = np.zeros(tuple(self._data.detector_shape), np.float64)
+        if mask is not None:
+            self.add(np.argwhere(np.asarray(mask, bool)))
+
+    def _delta(self, positions: Any, *, present: bool) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1, 2)
+        keep = self._mask[pos[:, 0], pos[:, 1]] == present
+        pos = np.unique(pos[keep], axis=0)
+        if not len(pos):
+            return pos, np.zeros_like(self._sum)
+        from virtual_aperture.compute import aperture_sums
+
+        lab = np.zeros(self._mask.shape, np.int32)
+        lab[pos[:, 0], pos[:, 1]] = 1
+        res = aperture_sums(self._data, lab, shifts=self._shifts)
+        return pos, np.asarray(res[1].sum, dtype=np.float64)
+
+    def add(self, positions: Any) -> "ShiftedApertureSum":
+        pos, s = self._delta(positions, present=False)
+        self._sum += s
+        self._mask[pos[:, 0], pos[:, 1]] = True
+        return self
+
+    def remove(self, positions: Any) -> "ShiftedApertureSum":
+        pos, s = self._delta(positions, present=True)
+        self._sum -= s
+        self._mask[pos[:, 0], pos[:, 1]] = False
+        if not self._mask.any():
+            self._sum[...] = 0.0  # no rounding residue on an empty aperture
+        return self
+
+    @property
+    def sum(self) -> np.ndarray:
+        return self._sum.copy()
+
+    @property
+    def count(self) -> int:
+        return int(self._mask.sum())
 
 
 def as_tilt_stack(labels: np.ndarray) -> np.ndarray:
@@ -50,7 +112,7 @@ class GrainTracker:
         The current grain labels, ``(scan_y, scan_x)`` or ``(tilt, scan_y, scan_x)``.
     """
 
-    def __init__(self, dataset: Any, labels: np.ndarray) -> None:
+    def __init__(self, dataset: Any, labels: np.ndarray, *, shifts: np.ndarray | None = None) -> None:
         stack = as_tilt_stack(labels)
         if stack.shape[1:] != tuple(dataset.scan_shape) or stack.shape[0] != dataset.n_tilts:
             raise ValueError(
@@ -58,6 +120,8 @@ class GrainTracker:
                 f"{dataset.n_tilts}×{dataset.scan_shape} of {dataset!r}"
             )
         self.dataset = dataset
+        #: descan shifts ``(sy, sx, 2)`` applied to every sum (None = no compensation)
+        self.shifts = shifts
         self._shadow = stack.copy()
         self._acc: dict[tuple[int, int], Any] = {}
 
@@ -105,7 +169,9 @@ class GrainTracker:
 
         key = (int(tilt), int(label))
         acc = self._acc.get(key)
-        if acc is None:
+        if acc is None and self.shifts is not None:
+            acc = self._acc[key] = ShiftedApertureSum(self.dataset, mask=mask, tilt=int(tilt), shifts=self.shifts)
+        elif acc is None:
             acc = self._acc[key] = ApertureSum(self.dataset.data, mask=mask, tilt=int(tilt))
         return acc
 

@@ -12,6 +12,7 @@ and write to it; other widgets (indexing, solving) read from it. One model per n
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-__all__ = ["DisplaySettings", "HandedGrain", "WorkspaceModel", "workspace_for", "handed_grain"]
+__all__ = ["DisplaySettings", "HandedGrain", "WorkspaceModel", "forget_workspace", "handed_grain", "workspace_for"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class WorkspaceModel:
     sums_changed = Signal()
     grain_handed = Signal(object)
     dirty_changed = Signal(bool)
+    calibration_changed = Signal(object)  # the dataset's calibration was replaced (e.g. descan fit)
 
     def __init__(self) -> None:
         self._dataset: Any = None
@@ -100,6 +102,8 @@ class WorkspaceModel:
         self._last_handed: int | None = None
         self._dirty = False
         self.session_path: str | None = None
+        self._clients: dict[str, Any] = {}
+        self._client_lock = threading.Lock()
 
     # ---- dataset ----------------------------------------------------------------------------
     @property
@@ -115,6 +119,17 @@ class WorkspaceModel:
         self.grain_sums, self.grain_counts, self.handed = {}, {}, {}
         self._selected, self._tilt, self._last_handed = 0, 0, None
         self.dataset_changed.emit(ds)
+
+    def recalibrate(self, calibration: Any) -> None:
+        """Replace the dataset's calibration (same data, grains and names kept)."""
+        from virtual_aperture.model import Dataset
+
+        ds = self._dataset
+        if ds is None:
+            raise ValueError("no dataset to calibrate: open a 4D/5D-STEM dataset first")
+        self._dataset = Dataset(ds.data, calibration, source=ds.source, metadata=dict(ds.metadata))
+        self.mark_dirty()
+        self.calibration_changed.emit(self._dataset)
 
     @property
     def n_tilts(self) -> int:
@@ -219,6 +234,38 @@ class WorkspaceModel:
             self._scheduler = address
             self.scheduler_changed.emit(address)
 
+    def client(self) -> Any:
+        """The dask client for heavy actions (None = local threads), made once per address.
+
+        ``"local"`` starts one ``LocalCluster`` for this workspace, reused by every action and
+        closed by :meth:`close`.
+        """
+        address = self._scheduler
+        if not address:
+            return None
+        with self._client_lock:  # called from worker threads
+            client = self._clients.get(address)
+            if client is None or getattr(client, "status", "running") in ("closed", "closing"):
+                from virtual_aperture.compute import get_client
+
+                client = self._clients[address] = get_client(address)
+            return client
+
+    def close(self) -> None:
+        """Close the dask clients (and a local cluster) this workspace started; drop all listeners."""
+        for name in ("dataset_changed", "grains_changed", "selected_changed", "tilt_changed", "display_changed",
+                     "scheduler_changed", "sums_changed", "grain_handed", "dirty_changed", "calibration_changed"):
+            getattr(self, name).disconnect()
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            cluster = getattr(client, "cluster", None)
+            try:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+            except Exception:  # noqa: BLE001 - closing on shutdown must not raise
+                pass
+
     # ---- results ----------------------------------------------------------------------------
     def set_sums(self, sums: dict[int, np.ndarray], counts: dict[int, np.ndarray]) -> None:
         self.grain_sums = dict(sums)
@@ -285,6 +332,11 @@ def workspace_for(viewer: Any, *, create: bool = True) -> WorkspaceModel | None:
     if ws is None and create:
         ws = _REGISTRY[viewer] = WorkspaceModel()
     return ws
+
+
+def forget_workspace(viewer: Any) -> None:
+    """Drop the viewer's model (its workspace was closed; reopening starts a fresh one)."""
+    _REGISTRY.pop(_unwrap(viewer), None)
 
 
 def handed_grain(viewer: Any) -> HandedGrain | None:

@@ -42,7 +42,7 @@ def get_reader(path: Any) -> Callable[[Any], list] | None:
 
         if not io.can_read(p):
             return None
-        ds = io.open_dataset(p)
+        ds = with_source(io.open_dataset(p), p)
     except Exception:  # noqa: BLE001 - napari asks every plugin; failing to open = not ours
         return None
 
@@ -50,6 +50,19 @@ def get_reader(path: Any) -> Callable[[Any], list] | None:
         return navigator_layers(ds)
 
     return _read
+
+
+def with_source(ds: Any, path: Any) -> Any:
+    """``ds`` with ``source`` = the file just opened (a re-opened store remembers where its data came
+    from: that goes to ``metadata["original_source"]``), so names and the autosave follow the file."""
+    from virtual_aperture.model import Dataset
+
+    if not isinstance(path, str) or ds.source == path:
+        return ds
+    meta = dict(ds.metadata)
+    if ds.source:
+        meta.setdefault("original_source", ds.source)
+    return Dataset(ds.data, ds.calibration, source=path, metadata=meta)
 
 
 def total_intensity(ds: Any) -> np.ndarray:

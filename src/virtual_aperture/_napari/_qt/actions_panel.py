@@ -26,26 +26,25 @@ from qtpy.QtWidgets import (
 from virtual_aperture.compute.executor import check_cancel
 
 from ..export import safe_name, save_pattern_stack
-from ..live import as_tilt_stack
+from ..live import as_tilt_stack, descan_map
 from ..reader import META_KEY
 
 
-def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, address: str = "",
+def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, client: Any = None,
                progress: Callable | None = None, cancel: Any = None) -> tuple[dict, dict]:
     """Summed pattern ``(n_tilts, k_y, k_x)`` and position count ``(n_tilts,)`` of every grain.
 
     ``labels`` is the grain label image (2D, or 3D per tilt); ``only`` restricts to one label.
     One pass of :func:`virtual_aperture.compute.aperture_sums` over the data (on the dask
-    scheduler at ``address`` when given).
+    ``client`` when given), compensated by the descan fit the dataset's calibration holds.
     """
-    from virtual_aperture.compute import aperture_sums, get_client
+    from virtual_aperture.compute import aperture_sums
 
     stack = as_tilt_stack(labels)
     if only is not None:
         stack = np.where(stack == only, only, 0).astype(stack.dtype)
-    client = get_client(address) if address else None
     result = aperture_sums(dataset, stack if dataset.is_tilt_series else stack[0], client=client,
-                           progress=progress, cancel=cancel)
+                           shifts=descan_map(dataset), progress=progress, cancel=cancel)
     n = stack.shape[0]
     sums = {int(k): np.asarray(r.sum, dtype=np.float64).reshape(n, *dataset.detector_shape) for k, r in result.items()}
     counts = {int(k): np.asarray(r.count, dtype=np.int64).reshape(n) for k, r in result.items()}
@@ -69,7 +68,7 @@ class ActionsPanel(QWidget):
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(controller.jobs.cancel)
         self.address = QLineEdit()
-        self.address.setPlaceholderText("empty = local threads, e.g. tcp://10.0.0.5:8786")
+        self.address.setPlaceholderText("empty = threads; 'local' = one LocalCluster; tcp://host:8786")
         self.address.editingFinished.connect(lambda: setattr(self.model, "scheduler_address", self.address.text()))
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -91,10 +90,10 @@ class ActionsPanel(QWidget):
         c = self.controller
         if c.grains is None:
             return None
-        labels, ds, address = np.array(c.grains.data, copy=True), c.dataset, self.model.scheduler_address
+        labels, ds, model = np.array(c.grains.data, copy=True), c.dataset, self.model
 
         def work(progress: Callable, cancel: Any) -> tuple:
-            return sum_grains(ds, labels, address=address, progress=progress, cancel=cancel)
+            return sum_grains(ds, labels, client=model.client(), progress=progress, cancel=cancel)
 
         def done(result: tuple) -> None:
             sums, counts = result
@@ -107,8 +106,7 @@ class ActionsPanel(QWidget):
 
     def _show_sums(self) -> None:
         dv, ds = self.controller.diffraction, self.controller.dataset
-        px = ds.calibration.pixel_size or 1.0
-        for layer in [lyr for lyr in dv.layers if lyr.name.startswith("sum: ")]:
+        for layer in [lyr for lyr in dv.layers if (lyr.metadata or {}).get(META_KEY, {}).get("role") == "grain_sum"]:
             dv.layers.remove(layer)
         disp = self.model.display
         for k, stack in sorted(self.model.grain_sums.items()):
@@ -116,8 +114,7 @@ class ActionsPanel(QWidget):
             data = disp.transform(stack if ds.is_tilt_series else stack[0])
             dv.add_image(data, name=f"sum: {name}", colormap="magma", visible=k == self.model.selected,
                          contrast_limits=disp.contrast_limits(data), gamma=disp.gamma,
-                         scale=(1.0, px, px) if data.ndim == 3 else (px, px),
-                         metadata={META_KEY: {"role": "grain_sum", "label": k}})
+                         metadata={META_KEY: {"role": "grain_sum", "label": k}}, **self.controller.k_geometry(data.ndim))
         if ds.is_tilt_series:
             dv.dims.set_current_step(0, self.model.tilt)
 
@@ -156,19 +153,19 @@ class ActionsPanel(QWidget):
         c = self.controller
         label = label or self.model.selected
         if c.grains is None or label <= 0 or not (np.asarray(c.grains.data) == label).any():
-            c.viewer.status = "select a painted grain first"
+            self.message.setText("select a painted grain first")
             return None
-        labels, ds, address = np.array(c.grains.data, copy=True), c.dataset, self.model.scheduler_address
+        labels, ds, model = np.array(c.grains.data, copy=True), c.dataset, self.model
 
         def work(progress: Callable, cancel: Any) -> tuple:
-            sums, counts = sum_grains(ds, labels, only=label, address=address, progress=progress, cancel=cancel)
+            sums, counts = sum_grains(ds, labels, only=label, client=model.client(), progress=progress,
+                                      cancel=cancel)
             return sums[label], counts[label]
 
         def done(result: tuple) -> None:
             patterns, counts = result
-            grain = self.model.hand_off(label, patterns, counts)
-            from napari.utils.notifications import show_info
-
-            show_info(f"{grain.name} handed to indexing/solving: {patterns.shape[0]} summed pattern(s)")
+            grain = self.model.hand_off(label, patterns, counts, descan=descan_map(ds) is not None)
+            self.message.setText(f"{grain.name} handed to the Index and Solve tabs: "
+                                 f"{patterns.shape[0]} summed pattern(s)")
 
         return c.jobs.start(f"hand grain {label} on", work, done)

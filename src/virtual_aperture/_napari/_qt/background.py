@@ -15,6 +15,17 @@ from typing import Any
 CANCELLED = object()
 
 
+class Failure:
+    """Returned instead of a result when the library refused the input (a ``ValueError``): an
+    expected failure, shown as a one-line message, never as a traceback."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class JobError(Exception):
     """A library error delivered to the GUI. superqt swallows ``RuntimeError`` (e.g. ``Cancelled``)
     raised by a worker without emitting ``finished``; this wrapper is not one."""
@@ -25,7 +36,8 @@ def run_reporting(fn: Callable[..., Any], *, cancel: Any = None, poll_s: float =
     helper thread (``cancel`` is passed only when given),
     yields the latest ``callback(*args)`` arguments every ``poll_s`` and the final ones, then
     returns ``fn``'s result — :data:`CANCELLED` when ``cancel`` was set and ``fn`` stopped with an
-    error; any other ``RuntimeError`` is re-raised as :class:`JobError`."""
+    error, a :class:`Failure` for a ``ValueError`` (bad input); any other ``RuntimeError`` is
+    re-raised as :class:`JobError`."""
     from virtual_aperture.compute.executor import is_cancelled
 
     if cancel is not None:
@@ -54,6 +66,8 @@ def run_reporting(fn: Callable[..., Any], *, cancel: Any = None, poll_s: float =
     if err is not None:
         if is_cancelled(cancel):
             return CANCELLED
+        if isinstance(err, ValueError):
+            return Failure(str(err))
         if isinstance(err, RuntimeError):
             raise JobError(str(err)) from err
         raise err

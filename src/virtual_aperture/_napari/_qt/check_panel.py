@@ -41,16 +41,25 @@ class CheckPanel(QWidget):
         lay.addStretch(1)
         self.score: float | None = None
         self.correlation: np.ndarray | None = None
+        self.outputs: dict[str, Any] = {}
 
     def _layer(self, name: str, data: np.ndarray, kind: str, **kw: Any) -> Any:
+        """The output layer ``name`` (found by its role, never by its name), created or updated.
+
+        The active layer stays what it was (the grains), so the next stroke never paints into it.
+        """
         viewer, nav = self.controller.viewer, self.controller.navigator
-        if name in viewer.layers:
-            layer = viewer.layers[name]
+        active = viewer.layers.selection.active
+        layer = self.outputs.get(name)
+        if layer is not None and layer in viewer.layers:
             layer.data = data
             return layer
         add = viewer.add_labels if kind == "labels" else viewer.add_image
-        return add(data, name=name, scale=nav.scale, units=nav.units, axis_labels=nav.axis_labels,
-                   metadata={META_KEY: {"role": name}}, **kw)
+        layer = self.outputs[name] = add(data, name=name, scale=nav.scale, units=nav.units,
+                                         axis_labels=nav.axis_labels, metadata={META_KEY: {"role": name}}, **kw)
+        if active is not None and active in viewer.layers:
+            viewer.layers.selection.active = active
+        return layer
 
     def check_grain(self, label: int | None = None) -> Any:
         c = self.controller
@@ -60,7 +69,7 @@ class CheckPanel(QWidget):
             return None
         mask = np.asarray(c.grains.data[tilt] if c.dataset.is_tilt_series else c.grains.data) == label
         if mask.sum() < 2:
-            self.result.setText(f"grain {label} needs at least 2 positions at this tilt")
+            self.result.setText(f"grain {label} needs at least 2 positions at tilt {tilt + 1}")
             return None
         data = c.dataset
         thr = self.threshold.value()
@@ -96,17 +105,12 @@ class CheckPanel(QWidget):
         c = self.controller
         if c.dataset is None:
             return None
-        data, n = c.dataset, self.model.n_tilts
-        client_address = self.model.scheduler_address
+        data, n, model = c.dataset, self.model.n_tilts, self.model
 
         def work(progress: Any, cancel: Any) -> np.ndarray:
             from virtual_aperture.grains.similarity import neighbour_dissimilarity
 
-            client = None
-            if client_address:
-                from virtual_aperture.compute import get_client
-
-                client = get_client(client_address)
+            client = model.client()
             out = []
             for t in range(n):
                 check_cancel(cancel)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..live import GrainTracker, as_tilt_stack, warm_up
+from ..live import GrainTracker, as_tilt_stack, descan_map, warm_up
 from ..model import WorkspaceModel, workspace_for
 from ..reader import META_KEY, find_dataset_layer
 from .jobs import JobRunner
@@ -33,6 +33,17 @@ LIVE_KEYS = 4
 FAST_S = 0.003
 #: at most this many changed positions are applied on the GUI thread
 FAST_POSITIONS = 512
+
+
+def scale_bar(viewer: Any) -> Any:
+    """The scale-bar overlay of a viewer (``viewer.canvas.overlays`` since napari 0.9)."""
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
+    if overlays is not None:
+        try:
+            return overlays["scale_bar"]
+        except (KeyError, TypeError):
+            pass
+    return viewer.scale_bar
 
 
 class WorkspaceController(QObject):
@@ -72,6 +83,8 @@ class WorkspaceController(QObject):
         self.model.selected_changed.connect(self._on_selected)
         self.model.tilt_changed.connect(self._on_tilt)
         self.model.display_changed.connect(self._redisplay)
+        self.model.grains_changed.connect(self._names_to_layer)
+        self.model.calibration_changed.connect(self._on_calibration)
         viewer.layers.events.inserted.connect(self._on_layer_inserted)
         viewer.dims.events.current_step.connect(self._on_dims)
         viewer.mouse_move_callbacks.append(self._on_mouse_move)
@@ -108,6 +121,13 @@ class WorkspaceController(QObject):
         self.dataset, self.navigator = ds, navigator
         self.model.dataset = ds
         shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else tuple(ds.scan_shape)
+        names: dict[int, str] = {}
+        earlier = self._earlier_grains(ds, shape)
+        if earlier is not None:  # the workspace was closed and opened again: keep the painted grains
+            if grains is None:
+                grains = np.asarray(earlier.data)
+                names = dict(earlier.metadata[META_KEY].get("grain_names") or {})
+            self.viewer.layers.remove(earlier)
         data = np.zeros(shape, np.int32) if grains is None else np.array(grains, dtype=np.int32)
         if data.shape != shape:
             raise ValueError(f"grain labels of shape {data.shape} do not fit the scan {shape}")
@@ -125,7 +145,7 @@ class WorkspaceController(QObject):
             metadata={META_KEY: {"role": "grains", "dataset": ds, "grain_names": self.model.grain_names}},
         )
         self.grains.brush_size = 3
-        self.tracker = GrainTracker(ds, data)
+        self.tracker = GrainTracker(ds, data, shifts=descan_map(ds))
         self.sums.submit(lambda: self.tracker.drop())
         self.sums.submit(lambda: warm_up(ds))
         ev = self.grains.events
@@ -135,25 +155,81 @@ class WorkspaceController(QObject):
         ev.set_data.connect(lambda e: self._on_grains_edit())
         ev.selected_label.connect(lambda e: setattr(self.model, "selected", self.grains.selected_label))
         self._setup_diffraction(ds)
-        self.model.set_grain_names({int(v): f"grain {int(v)}" for v in np.unique(data) if v})
+        self.model.set_grain_names({int(v): names.get(int(v), f"grain {int(v)}") for v in np.unique(data) if v})
         self.model.selected = self.grains.selected_label
         self.viewer.layers.selection.active = self.grains
         self.viewer.reset_view()
+        self._on_dims()  # the workspace works on the tilt napari's slider shows (it opens on the middle one)
         self._request_grain()
         sy, sx = ds.scan_shape
         self.request_pattern(sy // 2, sx // 2)
         self.dataset_ready.emit()
 
+    def k_geometry(self, ndim: int = 2) -> dict:
+        """``scale`` and ``units`` of a diffraction-space layer: Å⁻¹ on the detector axes when the
+        pixel size is calibrated (leading tilt axis in steps), detector pixels otherwise."""
+        px = self.dataset.calibration.pixel_size if self.dataset is not None else None
+        lead = ndim - 2
+        if px:
+            return {"scale": (1.0,) * lead + (px, px), "units": ("pixel",) * lead + ("1/angstrom",) * 2}
+        return {"scale": (1.0,) * ndim, "units": ("pixel",) * ndim}
+
     def _setup_diffraction(self, ds: Any) -> None:
         dv = self.diffraction
         for layer in list(dv.layers):
-            if layer.name in ("cursor pattern", "grain sum"):
+            if layer is self.cursor_layer or layer is self.grain_layer:
                 dv.layers.remove(layer)
         blank = np.zeros(ds.detector_shape, np.float32)
-        px = ds.calibration.pixel_size or 1.0
-        self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", scale=(px, px))
-        self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", scale=(px, px), visible=False)
+        geo = self.k_geometry(2)
+        self.cursor_layer = dv.add_image(blank, name="cursor pattern", colormap="gray", **geo)
+        self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", visible=False, **geo)
+        bar = scale_bar(dv)
+        bar.visible = True
+        if ds.calibration.pixel_size:  # a fixed round length: pint's "compact" form of Å⁻¹ reads "1/kÅ"
+            extent = ds.calibration.pixel_size * min(ds.detector_shape) / 4
+            step = 10 ** np.floor(np.log10(extent))
+            bar.length = float(step * max(m for m in (1, 2, 5) if m * step <= extent))
+        else:
+            bar.length = None
+        scale_bar(self.viewer).visible = True
         dv.reset_view()
+
+    def _earlier_grains(self, ds: Any, shape: tuple) -> Any:
+        """A grains layer of this dataset left by an earlier workspace (or None)."""
+        for layer in self.viewer.layers:
+            info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
+            if (info and info.get("role") == "grains" and info.get("dataset") is ds and layer is not self.grains
+                    and tuple(layer.data.shape) == shape):
+                return layer
+        return None
+
+    def _names_to_layer(self) -> None:
+        """Grain names into the grains layer's metadata, so napari's writer saves them."""
+        if self.grains is not None:
+            self.grains.metadata.setdefault(META_KEY, {})["grain_names"] = dict(self.model.grain_names)
+
+    def _on_calibration(self, ds: Any) -> None:
+        """A new calibration (e.g. a descan fit): live sums restart with its shifts."""
+        self.dataset = ds
+        if self.navigator is not None:
+            self.navigator.metadata[META_KEY]["dataset"] = ds
+        if self.grains is not None:
+            self.grains.metadata[META_KEY]["dataset"] = ds
+            self.tracker = GrainTracker(ds, self.grains.data, shifts=descan_map(ds))
+            self._recent = []
+            self._request_grain()
+        geo = self.k_geometry(2)
+        for layer in (self.cursor_layer, self.grain_layer):
+            if layer is not None:
+                layer.scale, layer.units = geo["scale"], geo["units"]
+        self.dataset_ready.emit()
+
+    def tilt_text(self, tilt: int | None = None) -> str:
+        """``"tilt 2/5 (−10.0°)"``: tilts are numbered from 1 everywhere in the GUI."""
+        t = self.model.tilt if tilt is None else int(tilt)
+        if self.dataset is None or not self.dataset.is_tilt_series:
+            return ""
+        return f"tilt {t + 1}/{self.dataset.n_tilts} ({self.model.tilt_angles[t]:+.1f}°)"
 
     @property
     def grain_labels(self) -> np.ndarray | None:
@@ -319,7 +395,8 @@ class WorkspaceController(QObject):
     def _cursor_result(self, key: tuple, pattern: np.ndarray) -> None:
         self.cursor_position, self.cursor_pattern = key, pattern
         t, y, x = key
-        self.cursor_layer.metadata["title"] = f"pattern at (y={y}, x={x}), tilt {t}"
+        where = f", {self.tilt_text(t)}" if self.dataset.is_tilt_series else ""
+        self.cursor_layer.metadata["title"] = f"pattern at (y={y}, x={x}){where}"
         self._show(self.cursor_layer, pattern)
         self.cursor_pattern_changed.emit()
 
@@ -382,6 +459,11 @@ class WorkspaceController(QObject):
     def close(self) -> None:
         for r in (self.hover, self.sums, *self.extra_runners()):
             r.close()
+        self.jobs.cancel()
+        from ..model import forget_workspace
+
+        self.model.close()
+        forget_workspace(self.viewer)
         try:
             self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
             self.viewer.mouse_drag_callbacks.remove(self._on_mouse_click)

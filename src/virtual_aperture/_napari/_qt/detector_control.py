@@ -1,10 +1,13 @@
-"""Detectors tab: the ``detectors`` Labels layer of the diffraction view and its virtual images.
+"""Detectors tab: virtual detectors drawn on the diffraction view and their virtual images.
 
-Every label of the ``detectors`` layer is one virtual detector; each has a virtual image layer
-``VI: <name>`` in the main viewer. Painting a detector (napari's brush/eraser/fill on the
-diffraction canvas) or applying a preset updates its virtual image live through
-:class:`~virtual_aperture.compute.VirtualImageUpdater` (only the changed detector pixels are
-re-read); other tilts of a tilt series are brought up to date when the tilt slider reaches them.
+Every detector is its own mask: one Labels layer ``detector: <name>`` of the diffraction viewer
+(label 1 = inside), so detectors overlap freely (a bright field inside an annulus, a spot inside
+a ring). Each has a virtual image layer ``VI: <name>`` in the main viewer. Painting a detector
+(napari's brush/eraser/fill on the diffraction canvas) or adding a preset updates its virtual
+image live through :class:`~virtual_aperture.compute.VirtualImageUpdater` (only the changed
+detector pixels are re-read); with a descan fit in the calibration the image is recomputed with
+``virtual_image(..., shifts=)`` instead. Other tilts of a tilt series are brought up to date when
+the tilt slider reaches them.
 """
 
 from __future__ import annotations
@@ -17,16 +20,21 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
+    QListWidget,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from ..live import descan_map
 from ..reader import META_KEY
-from .runner import SerialRunner
+from .runner import SerialRunner, notify_error
 
 PRESETS = ("bright field", "annular dark field", "ring")
+#: outline colours of successive detectors
+COLOURS = ("cyan", "yellow", "magenta", "lime", "orange", "deepskyblue", "red", "white")
 
 
 #: memory one live virtual-image updater may use for its detector-major copy of a tilt
@@ -67,10 +75,10 @@ class DetectorPanel(QWidget):
         self.model = controller.model
         self.runner = SerialRunner("virtual images", self)
         controller._extra_runners = [*getattr(controller, "_extra_runners", []), self.runner]
-        self.layer: Any = None
+        self.layers: dict[int, Any] = {}  # detector id -> Labels layer of the diffraction viewer
         self.names: dict[int, str] = {}
         self.vi_layers: dict[int, Any] = {}
-        self._shadow: np.ndarray | None = None
+        self._shadow: dict[int, np.ndarray] = {}
         self._updaters: dict[tuple[int, int], Any] = {}
         self._stale: dict[int, set[int]] = {}
         self._pending: dict[int, np.ndarray] = {}
@@ -82,49 +90,96 @@ class DetectorPanel(QWidget):
         self.preset.addItems(PRESETS)
         self.inner = QDoubleSpinBox(minimum=0.0, maximum=4096.0, decimals=1, singleStep=0.5)
         self.outer = QDoubleSpinBox(minimum=0.5, maximum=4096.0, decimals=1, singleStep=0.5)
+        self.radii_info = QLabel("")
+        self.radii_info.setWordWrap(True)
         self.name = QLineEdit()
         self.name.setPlaceholderText("detector name (empty = preset name)")
-        self.apply_btn = QPushButton("Apply preset")
+        self.apply_btn = QPushButton("Add preset detector")
+        self.apply_btn.setToolTip("a new detector from the preset; detectors may overlap")
         self.apply_btn.clicked.connect(lambda: self.apply_preset())
+        self.replace_btn = QPushButton("Preset → selected")
+        self.replace_btn.setToolTip("replace the selected detector's mask by the preset")
+        self.replace_btn.clicked.connect(lambda: self.apply_preset(label=self.selected_detector() or None))
+        self.new_btn = QPushButton("New detector (paint)")
+        self.new_btn.clicked.connect(lambda: self.new_detector())
+        self.delete_btn = QPushButton("Delete detector")
+        self.delete_btn.clicked.connect(lambda: self.delete_detector())
+        self.list = QListWidget()
+        self.list.setMaximumHeight(110)
+        self.list.currentRowChanged.connect(self._on_row)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
         self.preset.currentTextChanged.connect(self._default_radii)
+        for w in (self.inner, self.outer):
+            w.valueChanged.connect(self._show_radii)
         form = QFormLayout()
         form.addRow("preset", self.preset)
         radii = QHBoxLayout()
         radii.addWidget(self.inner)
         radii.addWidget(self.outer)
         form.addRow("radii inner / outer (px)", radii)
+        form.addRow("", self.radii_info)
         form.addRow("name", self.name)
+        row1, row2 = QHBoxLayout(), QHBoxLayout()
+        row1.addWidget(self.apply_btn)
+        row1.addWidget(self.replace_btn)
+        row2.addWidget(self.new_btn)
+        row2.addWidget(self.delete_btn)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
-        lay.addWidget(self.apply_btn)
+        lay.addLayout(row1)
+        lay.addWidget(self.list)
+        lay.addLayout(row2)
+        lay.addWidget(self.message)
         lay.addStretch(1)
         controller.dataset_ready.connect(self._on_dataset)
         self.model.tilt_changed.connect(self._on_tilt)
+        self.model.calibration_changed.connect(lambda *_: self._recompute_all())
+        self._dataset = None
+
+    @property
+    def ready(self) -> bool:
+        return self.controller.dataset is not None
 
     # ---- set-up ----------------------------------------------------------------------------------
     def _on_dataset(self) -> None:
         ds = self.controller.dataset
-        dv = self.controller.diffraction
-        if self.layer is not None and self.layer in dv.layers:
-            dv.layers.remove(self.layer)
-        for lyr in self.vi_layers.values():
-            if lyr in self.controller.viewer.layers:
-                self.controller.viewer.layers.remove(lyr)
-        self.vi_layers, self.names, self._updaters, self._stale = {}, {}, {}, {}
-        px = ds.calibration.pixel_size or 1.0
-        self.layer = dv.add_labels(np.zeros(ds.detector_shape, np.int32), name="detectors", opacity=0.8, scale=(px, px))
-        self.layer.contour = 1  # outlines: the pattern stays visible under the detectors
-        self._shadow = self.layer.data.copy()
-        ev = self.layer.events
-        for e in (ev.labels_update, ev.paint, ev.data, ev.set_data):
-            e.connect(self._on_edit)
+        same = ds is self._dataset or (ds is not None and self._dataset is not None and ds.data is self._dataset.data)
+        self._dataset = ds
+        self._show_radii()
+        if same:  # a new calibration of the same data: detectors stay, images follow (calibration_changed)
+            return
+        self.remove_all()
         self.runner.submit(lambda: central_disk(ds, tilt=0), self._measured)
+
+    def remove_all(self) -> None:
+        """Remove every detector and its virtual image (closing the workspace, a new dataset)."""
+        for k in list(self.layers):
+            self._remove(k)
+        self._updaters, self._stale, self._pending = {}, {}, {}
+        self._refresh_list()
+
+    def _remove(self, k: int) -> None:
+        dv, viewer = self.controller.diffraction, self.controller.viewer
+        layer = self.layers.pop(k, None)
+        if layer is not None and layer in dv.layers:
+            dv.layers.remove(layer)
+        vi = self.vi_layers.pop(k, None)
+        if vi is not None and vi in viewer.layers:
+            viewer.layers.remove(vi)
+        self.names.pop(k, None)
+        self._shadow.pop(k, None)
+        self._stale.pop(k, None)
+        self._pending.pop(k, None)
+        for key in [key for key in self._updaters if key[0] == k]:
+            del self._updaters[key]
 
     def _measured(self, result: tuple) -> None:
         self.center, self.disk_radius = result
         self._default_radii(self.preset.currentText())
-        self.apply_preset("bright field", label=1)
-        self.apply_preset("annular dark field", label=2)
+        if not self.layers:
+            self.apply_preset("bright field")
+            self.apply_preset("annular dark field")
         self.controller.viewer.layers.selection.active = self.controller.grains
 
     def _default_radii(self, kind: str) -> None:
@@ -135,75 +190,163 @@ class DetectorPanel(QWidget):
                         "ring": (round(2.0 * r, 1), round(2.6 * r, 1))}[kind]
         self.inner.setValue(inner)
         self.outer.setValue(max(outer, inner + 0.5))
+        self._show_radii()
 
-    # ---- presets -----------------------------------------------------------------------------------
+    def _show_radii(self, *_: Any) -> None:
+        """The radii in mrad and Å⁻¹ as well as px (from the dataset's calibration)."""
+        ds = self.controller.dataset
+        px = ds.calibration.pixel_size if ds is not None else None
+        if not px:
+            self.radii_info.setText("set the detector pixel size (Å⁻¹/px) to see mrad and Å⁻¹")
+            return
+        lam = ds.calibration.wavelength
+        a, b = self.inner.value() * px, self.outer.value() * px
+        self.radii_info.setText(f"= {a:.3f}–{b:.3f} Å⁻¹ = {1000 * lam * a:.2f}–{1000 * lam * b:.2f} mrad "
+                                f"({ds.calibration.beam_energy_kv:g} kV)")
+
+    # ---- detectors ---------------------------------------------------------------------------------
+    def _add_layer(self, k: int, mask: np.ndarray, name: str) -> Any:
+        ds = self.controller.dataset
+        colour = COLOURS[(k - 1) % len(COLOURS)]
+        layer = self.controller.diffraction.add_labels(
+            np.asarray(mask, dtype=np.int32), name=f"detector: {name}", opacity=0.9,
+            metadata={META_KEY: {"role": "detector", "detector": k}}, **self.controller.k_geometry(2))
+        layer.colormap = {None: "transparent", 0: "transparent", 1: colour}
+        layer.contour = 1  # outlines: the pattern stays visible under the detectors
+        layer.selected_label = 1
+        self.layers[k], self.names[k] = layer, name
+        self._shadow[k] = np.zeros(ds.detector_shape, bool)
+        ev = layer.events
+        for e in (ev.labels_update, ev.paint, ev.data, ev.set_data):
+            e.connect(lambda _e=None, k=k: self._on_edit(k))
+        self._on_edit(k)
+        self._refresh_list()
+        return layer
+
+    def _refresh_list(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        for k in sorted(self.names):
+            self.list.addItem(f"{k}: {self.names[k]}")
+        self.list.blockSignals(False)
+
+    def _on_row(self, row: int) -> None:
+        ids = sorted(self.names)
+        if 0 <= row < len(ids):
+            self.controller.diffraction.layers.selection.active = self.layers[ids[row]]
+
+    def selected_detector(self) -> int:
+        """The detector chosen in the list or active in the diffraction viewer (0 = none)."""
+        ids, row = sorted(self.names), self.list.currentRow()
+        if 0 <= row < len(ids):
+            return ids[row]
+        active = self.controller.diffraction.layers.selection.active
+        for k, layer in self.layers.items():
+            if layer is active:
+                return k
+        return 0
+
+    def mask(self, k: int) -> np.ndarray:
+        return np.asarray(self.layers[k].data) != 0
+
+    def new_detector(self, name: str | None = None) -> int:
+        """An empty detector, active in the diffraction viewer with the paint brush."""
+        if not self.ready:
+            self.message.setText("open a dataset first")
+            return 0
+        k = max(self.names, default=0) + 1
+        layer = self._add_layer(k, np.zeros(self.controller.dataset.detector_shape, bool),
+                                name or self.name.text().strip() or f"detector {k}")
+        layer.mode = "paint"
+        self.controller.diffraction.layers.selection.active = layer
+        self.list.setCurrentRow(sorted(self.names).index(k))
+        return k
+
+    def delete_detector(self, k: int | None = None) -> None:
+        k = self.selected_detector() if k is None else k
+        if k in self.layers:
+            self._remove(k)
+            self._refresh_list()
+            self.model.mark_dirty()
+
     def apply_preset(self, kind: str | None = None, *, label: int | None = None, inner: float | None = None,
                      outer: float | None = None) -> int:
-        """Write a preset detector into the detectors layer (undoable) and return its label."""
+        """A preset detector: a new one (``label`` None or new) or replacing detector ``label``; its id."""
+        if not self.ready:
+            self.message.setText("open a dataset first: presets are measured on its central disk")
+            return 0
         kind = kind or self.preset.currentText()
         if kind != self.preset.currentText():
             self.preset.setCurrentText(kind)
         inner = self.inner.value() if inner is None else inner
         outer = self.outer.value() if outer is None else outer
-        mask = preset_mask(kind, self.controller.dataset.detector_shape, self.center, inner, outer)
-        if label is None:
-            label = self.layer.selected_label if self.layer.selected_label in self.names else max(self.names, default=0) + 1
-        self.names[label] = self.name.text().strip() or kind
-        data = self.layer.data
-        idx = np.nonzero((data == label) & ~mask)
-        if idx[0].size:
-            self.layer.data_setitem(idx, 0)
-        idx = np.nonzero(mask & (data != label))
-        if idx[0].size:
-            self.layer.data_setitem(idx, label)
-        self.layer.selected_label = label
-        self._on_edit()
-        return label
+        try:
+            mask = preset_mask(kind, self.controller.dataset.detector_shape, self.center, inner, outer)
+        except ValueError as exc:
+            self.message.setText(str(exc))
+            return 0
+        name = self.name.text().strip() or kind
+        if label is not None and label in self.layers:
+            layer = self.layers[label]
+            data = layer.data
+            for value, where in ((0, (data != 0) & ~mask), (1, mask & (data == 0))):
+                idx = np.nonzero(where)
+                if idx[0].size:
+                    layer.data_setitem(idx, value)  # undoable
+            self._on_edit(label)
+            self.message.setText(f"detector {label} is now a {kind} of {inner:g}–{outer:g} px")
+            return label
+        k = label if label is not None else max(self.names, default=0) + 1
+        self._add_layer(k, mask, name)
+        self.message.setText(f"added detector {k}: {name}")
+        return k
 
     # ---- live virtual images ------------------------------------------------------------------------
     def masks(self) -> dict[str, np.ndarray]:
-        """Detector name -> boolean mask (for sessions)."""
-        return {self.names.get(k, f"detector {k}"): self.layer.data == k for k in sorted(self.names)
-                if (self.layer.data == k).any()}
+        """Detector name -> boolean mask of every non-empty detector (sessions)."""
+        out = {}
+        for k in sorted(self.names):
+            m = self.mask(k)
+            if m.any():
+                out[self.names[k]] = m
+        return out
 
     def load_masks(self, masks: dict[str, np.ndarray]) -> None:
-        """Replace all detectors by named boolean masks (sessions); labels 1, 2, … in order."""
-        data = np.zeros(self.controller.dataset.detector_shape, np.int32)
-        names = {}
-        for i, (name, mask) in enumerate(masks.items(), start=1):
+        """Replace all detectors by named boolean masks (sessions); ids 1, 2, … in order."""
+        shape = tuple(self.controller.dataset.detector_shape)
+        checked = {}
+        for name, mask in masks.items():
             m = np.asarray(mask, dtype=bool)
-            if m.shape != data.shape:
-                raise ValueError(f"detector {name!r} has shape {m.shape}, the detector is {data.shape}")
-            data[m] = i
-            names[i] = name
-        for k in set(self.names) - set(names):
-            layer = self.vi_layers.pop(k, None)
-            if layer is not None and layer in self.controller.viewer.layers:
-                self.controller.viewer.layers.remove(layer)
-        self.names = names
-        self.layer.data = data
-        self._on_edit()
+            if m.shape != shape:
+                raise ValueError(f"detector {name!r} has shape {m.shape}, the detector is {shape}")
+            checked[name] = m
+        self.remove_all()
+        for k, (name, m) in enumerate(checked.items(), start=1):
+            self._add_layer(k, m, name)
 
-    def _on_edit(self, event: Any = None) -> None:
-        if self.layer is None:
+    def _on_edit(self, k: int) -> None:
+        if k not in self.layers:
             return
-        cur = self.layer.data
-        changed = cur != self._shadow
-        if not changed.any():
+        cur = self.mask(k)
+        if np.array_equal(cur, self._shadow[k]) and k in self.vi_layers:
             return
-        ids = {int(v) for v in np.unique(np.concatenate([cur[changed], self._shadow[changed]])) if v > 0}
-        self._shadow = cur.copy()
+        self._shadow[k] = cur
         self.model.mark_dirty()
-        for k in ids:
-            self.names.setdefault(k, f"detector {k}")
-            self._pending[k] = self._shadow == k
+        self._pending[k] = cur
+        self._stale[k] = set(range(self.model.n_tilts))
+        self._schedule()
+
+    def _recompute_all(self) -> None:
+        self._updaters = {}
+        for k in self.layers:
+            self._pending[k] = self._shadow[k]
             self._stale[k] = set(range(self.model.n_tilts))
         self._schedule()
 
     def _on_tilt(self, tilt: int) -> None:
         for k, stale in self._stale.items():
-            if tilt in stale:
-                self._pending[k] = self._shadow == k
+            if tilt in stale and k in self._shadow:
+                self._pending[k] = self._shadow[k]
         self._schedule()
 
     def _schedule(self) -> None:
@@ -212,14 +355,18 @@ class DetectorPanel(QWidget):
         jobs, self._pending = self._pending, {}
         tilt = self.model.tilt
         ds = self.controller.dataset
+        shifts = descan_map(ds)
         updaters = self._updaters
         self._running = True
 
         def work() -> dict:
-            from virtual_aperture.compute import VirtualImageUpdater
+            from virtual_aperture.compute import VirtualImageUpdater, virtual_image
 
             out = {}
             for k, mask in jobs.items():
+                if shifts is not None:  # descan-compensated: the whole image with shifted masks
+                    out[k] = np.asarray(virtual_image(ds.tilt(tilt), mask, shifts=shifts), dtype=np.float32)
+                    continue
                 up = updaters.get((k, tilt))
                 if up is None:
                     for key in [key for key in updaters if key[1] != tilt]:
@@ -233,8 +380,6 @@ class DetectorPanel(QWidget):
         self.runner.submit(work, self._show, self._failed)
 
     def _failed(self, exc: BaseException) -> None:
-        from .runner import notify_error
-
         self._running = False
         notify_error(f"virtual image update failed: {exc}")
         self._schedule()
@@ -243,29 +388,33 @@ class DetectorPanel(QWidget):
         self._running = False
         tilt = result["tilt"]
         for k, image in result["images"].items():
+            if k not in self.layers:
+                continue  # deleted meanwhile
             self._stale.get(k, set()).discard(tilt)
             self._set_vi(k, tilt, image)
         self._schedule()
 
     def _set_vi(self, label: int, tilt: int, image: np.ndarray) -> None:
         ds, nav = self.controller.dataset, self.controller.navigator
+        viewer = self.controller.viewer
         name = f"VI: {self.names.get(label, f'detector {label}')}"
         layer = self.vi_layers.get(label)
-        if layer is None or layer not in self.controller.viewer.layers:
+        if layer is None or layer not in viewer.layers:
             shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else ds.scan_shape
-            data = np.zeros(shape, np.float32)
-            active = self.controller.viewer.layers.selection.active
-            layer = self.controller.viewer.add_image(
-                data, name=name, scale=nav.scale, units=nav.units, axis_labels=nav.axis_labels, colormap="gray",
-                visible=label == 2, metadata={META_KEY: {"role": "virtual_image", "detector": label}},
+            active = viewer.layers.selection.active
+            layer = viewer.add_image(
+                np.zeros(shape, np.float32), name=name, scale=nav.scale, units=nav.units,
+                axis_labels=nav.axis_labels, colormap="gray", visible=True,
+                metadata={META_KEY: {"role": "virtual_image", "detector": label}},
             )
-            idx = list(self.controller.viewer.layers).index(layer)
-            grains_idx = list(self.controller.viewer.layers).index(self.controller.grains)
-            if idx > grains_idx:
-                self.controller.viewer.layers.move(idx, grains_idx)
+            grains = self.controller.grains
+            if grains is not None and grains in viewer.layers:
+                idx, grains_idx = viewer.layers.index(layer), viewer.layers.index(grains)
+                if idx > grains_idx:
+                    viewer.layers.move(idx, grains_idx)  # the grains stay on top
             self.vi_layers[label] = layer
-            if active is not None:
-                self.controller.viewer.layers.selection.active = active
+            if active is not None and active in viewer.layers:
+                viewer.layers.selection.active = active
         layer.name = name
         if ds.is_tilt_series:
             layer.data[tilt] = image

@@ -1,9 +1,10 @@
 """The diffraction view: a second napari canvas docked beside the main one.
 
 napari's ``multiple_viewer_widget`` pattern: a :class:`~napari.components.ViewerModel` (owned by
-the controller) shown by its own ``QtViewer``, with that viewer's layer controls so the
-``detectors`` Labels layer can be painted with napari's own tools. Display controls (log, gamma,
-percentiles) write :class:`~virtual_aperture._napari.model.DisplaySettings` to the model.
+the controller) shown by its own ``QtViewer`` (with a scale bar in Å⁻¹), docked to the right of
+the real-space canvas and as large. That viewer's layer list and layer controls (to paint the
+detector layers with napari's own tools) live in the workspace's Detectors tab. Display controls
+(log, gamma, percentiles) write :class:`~virtual_aperture._napari.model.DisplaySettings` to the model.
 """
 
 from __future__ import annotations
@@ -11,17 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QHBoxLayout,
-    QLabel,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 
 class DiffractionView(QWidget):
@@ -38,7 +30,7 @@ class DiffractionView(QWidget):
         self.title.setWordWrap(True)
 
         self.mode = QComboBox()
-        self.mode.addItems(["pattern under cursor", "selected grain sum"])
+        self.mode.addItems(["pattern under cursor", "selected grain's sum"])
         self.mode.currentIndexChanged.connect(lambda i: controller.set_show_mode(("cursor", "grain")[i]))
         controller.show_mode_changed.connect(self._mode_changed)
         self.log = QCheckBox("log")
@@ -56,25 +48,17 @@ class DiffractionView(QWidget):
         self.log.toggled.connect(self._store_display)
         self.model.display_changed.connect(self._load_display)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.qt_viewer)
-        splitter.addWidget(self.qt_viewer.layers)
-        splitter.addWidget(self.qt_viewer.controls)
-        splitter.setStretchFactor(0, 5)
-        splitter.setStretchFactor(1, 1)
-        splitter.setStretchFactor(2, 1)
-        splitter.setSizes([600, 90, 120])
-        self.qt_viewer.setMinimumHeight(260)
+        self.qt_viewer.setMinimumHeight(240)
+        row.insertWidget(0, self.mode)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.title)
-        lay.addWidget(self.mode)
         lay.addLayout(row)
-        lay.addWidget(splitter, 1)
+        lay.addWidget(self.qt_viewer, 1)
         controller.dataset_ready.connect(lambda: QTimer.singleShot(50, self.fit))
         controller.cursor_pattern_changed.connect(lambda: self._title(controller.cursor_layer))
         controller.grain_pattern_changed.connect(lambda: self._title(controller.grain_layer))
-        self.setMinimumWidth(320)
+        self.setMinimumWidth(300)
 
     def fit(self) -> None:
         """Fit the whole detector into the diffraction canvas."""

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..reader import META_KEY
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, Failure, run_reporting
 
 GRAINS_LAYER = "grains"
 
@@ -53,8 +53,21 @@ class GrainChainBox(QGroupBox):
         self.status = QLabel("paint or propose grains, then solve one")
         self.status.setWordWrap(True)
         form.addRow(self.status)
+        ws = getattr(solve_widget, "workspace", None)
+        if ws is not None:  # the Solve tab solves the grain handed on (or selected) in the workspace
+            self.grain_spin.setToolTip("the grain handed on from the Grains tab (or selected there)")
+            ws.model.grain_handed.connect(self._on_handed)
+            ws.model.selected_changed.connect(lambda label: label > 0 and self.grain_spin.setValue(label))
 
+    def _on_handed(self, grain: Any) -> None:
+        self.grain_spin.setValue(int(grain.label))
+        self.status.setText(f"{grain.name} handed on: press 'Solve grain' to run the whole chain on it")
     def _inputs(self) -> tuple[Any, np.ndarray]:
+        ws = getattr(self.solve, "workspace", None)
+        if ws is not None:
+            if ws.dataset is None or ws.grains is None:
+                raise ValueError("open a dataset and paint or propose grains first")
+            return ws.dataset, np.array(ws.grains.data, copy=True)
         viewer = self.solve.viewer
         if viewer is None or GRAINS_LAYER not in viewer.layers:
             raise ValueError("no 'grains' Labels layer: open a dataset and paint or propose grains first")
@@ -88,7 +101,7 @@ class GrainChainBox(QGroupBox):
         worker = thread_worker(run_reporting)(solve_grain, cancel=self.solve._cancel, **kwargs)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
+        worker.errored.connect(lambda exc: (self.status.setText(f"error: {exc}"), self.solve.progress.setValue(0)))
         worker.finished.connect(self._on_finished)
         self.run_btn.setEnabled(False)
         self.solve.cancel_btn.setEnabled(True)
@@ -107,8 +120,9 @@ class GrainChainBox(QGroupBox):
         self.solve._on_finished()
 
     def _on_result(self, result) -> None:
-        if result is CANCELLED:
-            self.status.setText("cancelled")
+        if result is CANCELLED or isinstance(result, Failure):
+            self.status.setText("cancelled" if result is CANCELLED else f"error: {result}")
+            self.solve.progress.setValue(0)
             return
         self.result = result
         self.solve.set_reflections(result.merged)

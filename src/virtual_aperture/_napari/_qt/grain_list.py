@@ -44,7 +44,7 @@ class GrainList(QWidget):
         self.merge_btn = QPushButton("Merge")
         self.delete_btn = QPushButton("Delete")
         self.polygon_btn = QPushButton("Polygons → grain")
-        self.new_btn.setToolTip("start a new grain with the paint brush (N)")
+        self.new_btn.setToolTip("start a new grain with the paint brush (Shift+N on the canvas)")
         self.merge_btn.setToolTip("merge the selected rows into the first one")
         self.polygon_btn.setToolTip("fill the polygons of the 'polygons' Shapes layer into the selected grain")
         for b, fn in (
@@ -53,7 +53,8 @@ class GrainList(QWidget):
             (self.delete_btn, self.delete_selected),
             (self.polygon_btn, self.polygons_to_grain),
         ):
-            b.clicked.connect(fn)
+            # ``clicked`` passes ``checked``: never let it arrive as the ``labels`` argument
+            b.clicked.connect(lambda _checked=False, fn=fn: fn())
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -63,10 +64,11 @@ class GrainList(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(100)
         self._refresh_timer.timeout.connect(self.refresh)
-        self.model.grains_changed.connect(self._refresh_timer.start)
+        # psygnal cannot inspect a Qt builtin (a warning on every open): connect a Python callable
+        self.model.grains_changed.connect(lambda *_: self._refresh_timer.start())
         self.model.tilt_changed.connect(lambda *_: self._refresh_timer.start())
         self.model.selected_changed.connect(self._select_row)
-        controller.grains_edited.connect(self._refresh_timer.start)
+        controller.grains_edited.connect(lambda *_: self._refresh_timer.start())
         controller.dataset_ready.connect(self.refresh)
         self._updating = False
 
@@ -104,8 +106,12 @@ class GrainList(QWidget):
         if label in labels:
             row = labels.index(label)
             if row not in {i.row() for i in self.table.selectionModel().selectedRows()}:
+                from qtpy.QtCore import QItemSelectionModel
+
                 was, self._updating = self._updating, True
-                self.table.selectRow(row)
+                # not selectRow(): it extends the selection while Shift is held (Shift+N)
+                flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+                self.table.selectionModel().select(self.table.model().index(row, 0), flags)
                 self._updating = was
 
     def selected_labels(self) -> list[int]:

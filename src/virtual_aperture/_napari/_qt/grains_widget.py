@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, Failure, run_reporting
 
 META_KEY = "virtual_aperture"
 GRAINS_LAYER = "grains"
@@ -37,9 +37,11 @@ CRYSTALS_LAYER = "crystals (vectors)"
 class GrainsWidget(QWidget):
     """Dock widget for automatic grain proposals and their checks."""
 
-    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
+        #: the workspace controller when this is the Propose tab (dataset, tilt and grains from it)
+        self.workspace = workspace
         self.proposal = None
         self.tracks = None
         self.clusters = None
@@ -98,6 +100,11 @@ class GrainsWidget(QWidget):
         self.vectors_btn.clicked.connect(self.separate)
         self.sum_btn.clicked.connect(self.sum_selected_crystal)
         self.cancel_btn.clicked.connect(self.cancel)
+        if workspace is not None:  # the Check tab has these (one neighbour dissimilarity, not two)
+            for b in (self.dissim_btn, self.coherence_btn):
+                b.setVisible(False)
+            self.dataset_combo.setVisible(False)
+            form.labelForField(self.dataset_combo).setVisible(False)
         if self.viewer is not None:
             for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
                 ev.connect(self._refresh_datasets)
@@ -124,6 +131,8 @@ class GrainsWidget(QWidget):
 
     def dataset(self):
         """The dataset of the chosen layer (None if no layer carries one)."""
+        if self.workspace is not None:
+            return self.workspace.dataset
         layer = self._source_layer()
         return None if layer is None else layer.metadata[META_KEY]["dataset"]
 
@@ -131,6 +140,8 @@ class GrainsWidget(QWidget):
         ds = self.dataset()
         if ds is None or not ds.is_tilt_series:
             return 0
+        if self.workspace is not None:
+            return self.workspace.model.tilt
         return int(self.viewer.dims.current_step[0]) if self.viewer is not None else 0
 
     def _scale(self, ndim: int) -> tuple:
@@ -147,7 +158,17 @@ class GrainsWidget(QWidget):
             geo["units"] = tuple(str(u) for u in units[-ndim:])
         return geo
 
+    def _grains_layer(self) -> Any:
+        """The workspace's grains layer, or (standalone) the layer named "grains"."""
+        if self.workspace is not None:
+            return self.workspace.grains
+        return self.viewer.layers[GRAINS_LAYER] if GRAINS_LAYER in self.viewer.layers else None
+
     def _set_labels(self, name: str, data: np.ndarray) -> Any:
+        ws = self.workspace
+        if ws is not None and name == GRAINS_LAYER and ws.grains is not None:
+            ws.grains.data = np.asarray(data, dtype=ws.grains.data.dtype)  # the live sums follow
+            return ws.grains
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             layer.data = data
@@ -172,8 +193,20 @@ class GrainsWidget(QWidget):
 
         worker = thread_worker(run_reporting)(lambda progress, cancel: fn(progress, cancel), cancel=cancel)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda r: self.status.setText("cancelled") if r is CANCELLED else on_result(r))
-        worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
+        def returned(r: Any) -> None:
+            if r is CANCELLED or isinstance(r, Failure):
+                self.status.setText("cancelled" if r is CANCELLED else f"error: {r}")
+                self.progress.setValue(0)  # not "100 %" after a cancel or a refusal
+                return
+            self.progress.setValue(self.progress.maximum())
+            on_result(r)
+
+        def errored(exc: BaseException) -> None:
+            self.status.setText(f"error: {exc}")
+            self.progress.setValue(0)
+
+        worker.returned.connect(returned)
+        worker.errored.connect(errored)
         worker.finished.connect(self._on_finished)
         self.cancel_btn.setEnabled(True)
         self.progress.setValue(0)
@@ -191,7 +224,6 @@ class GrainsWidget(QWidget):
         self.progress.setValue(int(done))
 
     def _on_finished(self) -> None:
-        self.progress.setValue(self.progress.maximum())
         self.cancel_btn.setEnabled(False)
         self._worker = None
         if self._cancel.cancelled:
@@ -253,7 +285,7 @@ class GrainsWidget(QWidget):
                     self.viewer.add_image(img, **kw, **self._geometry(2))
                 except TypeError:  # napari without layer units
                     self.viewer.add_image(img, **kw, scale=self._scale(2))
-            self.status.setText(f"neighbour dissimilarity of tilt {tilt}: bright = boundary")
+            self.status.setText(f"neighbour dissimilarity of tilt {tilt + 1}: bright = boundary")
 
         return self._run(lambda p, c: neighbour_dissimilarity(ds, tilt=tilt), done, "dissimilarity")
 
@@ -262,17 +294,17 @@ class GrainsWidget(QWidget):
         from virtual_aperture.grains import grain_coherence
 
         ds = self._need_dataset()
-        if ds is None or GRAINS_LAYER not in self.viewer.layers:
+        layer = self._grains_layer()
+        if ds is None or layer is None:
             self.status.setText("no 'grains' layer to check")
             return None
-        layer = self.viewer.layers[GRAINS_LAYER]
         tilt = self._current_tilt()
         lab = np.asarray(layer.data)
         lab = lab[tilt] if lab.ndim == 3 else lab
         gid = int(layer.selected_label)
         mask = lab == gid
         if not mask.any():
-            self.status.setText(f"grain {gid} is not painted on tilt {tilt}")
+            self.status.setText(f"grain {gid} is not painted on tilt {tilt + 1}")
             return None
 
         def done(res) -> None:
@@ -287,10 +319,11 @@ class GrainsWidget(QWidget):
         from virtual_aperture.grains import track_grains
 
         ds = self._need_dataset()
-        if ds is None or GRAINS_LAYER not in self.viewer.layers:
+        layer = self._grains_layer()
+        if ds is None or layer is None:
             self.status.setText("propose or paint grains first")
             return None
-        labels = np.asarray(self.viewer.layers[GRAINS_LAYER].data)
+        labels = np.asarray(layer.data)
         if labels.ndim != 3:
             self.status.setText("tracking needs a tilt series (tilt, y, x) grains layer")
             return None

@@ -8,6 +8,10 @@ editable Points layer (add/delete by hand); *Index* reads that layer back and ru
 :func:`virtual_aperture.index_tilt_series` (or :func:`index_zone_axis` for one pattern) in a
 napari ``thread_worker`` with progress; the cell, Bravais candidates and indexed fraction are
 shown in the dock and the predicted spots of every tilt are overlaid as another Points layer.
+
+As the Index tab of the workspace (``workspace=`` the controller) it works in the diffraction
+viewer: a grain handed on from the Grains tab (summed with the descan fit) arrives as a
+``patterns: <name>`` layer there, and peaks and predicted spots are drawn over it in Å⁻¹.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ def _spin(lo: float, hi: float, val: float, step: float, decimals: int = 3, spec
 class IndexingWidget(QWidget):
     """Dock widget for peak finding and indexing of one grain's summed patterns."""
 
-    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.workspace = workspace
+        # the viewer whose layers hold the patterns, peaks and predicted spots
+        self.viewer = workspace.diffraction if workspace is not None else napari_viewer
         self.peaks = None  # list[PeakList] as last found
         self.result = None
         self._worker = None
@@ -114,7 +120,56 @@ class IndexingWidget(QWidget):
         if self.viewer is not None:
             self.viewer.layers.events.inserted.connect(self._refresh)
             self.viewer.layers.events.removed.connect(self._refresh)
+        if workspace is not None:
+            self.labels_combo.setVisible(False)
+            self.grain_spin.setVisible(False)
+            self.sum_btn.setText("Sum selected grain (descan-compensated)")
+            label = form.labelForField(row)
+            if label is not None:
+                label.setText("Grain")
+            workspace.model.grain_handed.connect(self.show_handed)
         self._refresh()
+
+    # ---- workspace ------------------------------------------------------------------------------
+    def show_handed(self, grain: Any) -> Any:
+        """A grain handed on by the workspace: its per-tilt patterns become the source layer."""
+        pats = np.asarray(grain.patterns, dtype=np.float32)
+        name = f"patterns: {grain.name}"
+        cal = grain.calibration
+        px = (cal.pixel_size if cal is not None else None) or 1.0
+        for layer in [ly for ly in self.viewer.layers if (ly.metadata or {}).get(META_KEY, {}).get("role")
+                      == "grain-patterns"]:
+            self.viewer.layers.remove(layer)
+        geo = self._k_geometry(pats.ndim, px)
+        hi = float(np.percentile(pats, 99.9)) or 1.0
+        layer = self.viewer.add_image(pats, name=name, colormap="magma", gamma=0.5, contrast_limits=(0.0, hi),
+                                      metadata={META_KEY: {"role": "grain-patterns", "grain": grain.label,
+                                                           "calibration": cal}}, **geo)
+        self._refresh()
+        self.source_combo.setCurrentIndex(self.source_combo.findText(layer.name))
+        if cal is not None:
+            if cal.pixel_size:
+                self.pixel_spin.setValue(cal.pixel_size)
+            self.kv_spin.setValue(cal.beam_energy_kv)
+            self.axis_spin.setValue(cal.tilt_axis_deg)
+        how = "descan-compensated" if grain.meta.get("descan") else "no descan fit in the calibration"
+        self.status.setText(f"{grain.name}: {len(pats)} summed pattern(s) ({how}); Find peaks, then Index")
+        self.peaks = None
+        return layer
+
+    @staticmethod
+    def _k_geometry(ndim: int, px: float) -> dict:
+        """scale and units of a diffraction-space layer: Å⁻¹ on the detector axes."""
+        scale = (1.0,) * (ndim - 2) + (px, px)
+        units = ("pixel",) * (ndim - 2) + ("1/angstrom", "1/angstrom")
+        return {"scale": scale, "units": units}
+
+    def _geometry_of_source(self, ndim: int) -> dict:
+        layer = self._layer(self.source_combo.currentText())
+        if layer is None or self.workspace is None:
+            return {}
+        px = float(layer.scale[-1])
+        return self._k_geometry(ndim, px)
 
     # ---- layers ---------------------------------------------------------------------------------
     def _refresh(self, *_: Any) -> None:
@@ -125,6 +180,9 @@ class IndexingWidget(QWidget):
         self.labels_combo.clear()
         for layer in self.viewer.layers:
             kind = type(layer).__name__
+            role = (layer.metadata or {}).get(META_KEY, {}).get("role")
+            if self.workspace is not None and role != "grain-patterns":
+                continue  # the diffraction viewer's own layers are display copies, not data
             if kind == "Image" and layer.data.ndim in (2, 3, 4):
                 self.source_combo.addItem(layer.name)
             elif kind == "Labels":
@@ -179,6 +237,9 @@ class IndexingWidget(QWidget):
         """Sum the patterns of the chosen grain (Labels == grain #) in a worker; adds an image layer."""
         from napari.qt.threading import thread_worker
 
+        if self.workspace is not None:  # the workspace sums (with descan) and hands the grain here
+            actions = self.workspace.panels.get("actions")
+            return None if actions is None else actions.hand_off()
         ds = self._dataset()
         labels = self._layer(self.labels_combo.currentText())
         if ds is None or labels is None:
@@ -195,7 +256,9 @@ class IndexingWidget(QWidget):
         def work():
             from virtual_aperture import aperture_sums
 
-            return aperture_sums(ds, mask)[1].sum
+            from ..live import descan_map
+
+            return aperture_sums(ds, mask, shifts=descan_map(ds))[1].sum
 
         def done(sums):
             sums = np.asarray(sums, dtype=np.float32)
@@ -231,8 +294,9 @@ class IndexingWidget(QWidget):
             pts = pts[:, 1:]
         if PEAKS_NAME in self.viewer.layers:
             self.viewer.layers.remove(PEAKS_NAME)
+        ndim = pts.shape[1] if len(pts) else (3 if len(self.peaks) > 1 else 2)
         self.viewer.add_points(pts, name=PEAKS_NAME, size=8, face_color="transparent", border_color="lime",
-                               border_width=0.15, ndim=pts.shape[1] if len(pts) else (3 if len(self.peaks) > 1 else 2))
+                               border_width=0.15, ndim=ndim, **self._geometry_of_source(ndim))
         n = sum(len(p) for p in self.peaks)
         self.status.setText(f"{n} peaks in {len(self.peaks)} pattern(s); edit the '{PEAKS_NAME}' layer, then Index")
         return True
@@ -324,16 +388,23 @@ class IndexingWidget(QWidget):
         self.sum_btn.setEnabled(False)
         self.status.setText(f"{what}…")
 
+        outcome = {"ok": False}
+
         def finish(*_: Any) -> None:
             self.progress.setRange(0, 1)
-            self.progress.setValue(1)
+            self.progress.setValue(1 if outcome["ok"] else 0)  # not "100 %" after an error
             for b in (self.find_btn, self.index_btn, self.sum_btn):
                 b.setEnabled(True)
+            self._worker = None
 
         def failed(exc: Exception) -> None:
             self.status.setText(f"{what} failed: {exc}")
 
-        worker.returned.connect(on_done)
+        def returned(result: Any) -> None:
+            outcome["ok"] = not (isinstance(result, tuple) and result and result[0] == "error")
+            on_done(result)
+
+        worker.returned.connect(returned)
         if hasattr(worker, "yielded"):
             worker.yielded.connect(self._on_progress)
         worker.errored.connect(failed)
@@ -385,4 +456,4 @@ class IndexingWidget(QWidget):
         if PRED_NAME in self.viewer.layers:
             self.viewer.layers.remove(PRED_NAME)
         self.viewer.add_points(pts, name=PRED_NAME, size=5, face_color="transparent", border_color="cyan",
-                               border_width=0.1, ndim=3)
+                               border_width=0.1, ndim=3, **self._geometry_of_source(3))

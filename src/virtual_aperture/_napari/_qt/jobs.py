@@ -44,11 +44,23 @@ class JobRunner(QObject):
         def report(done: int, total: int) -> None:
             state["done"], state["total"] = int(done), int(total)
 
-        worker = create_worker(fn, report, token, _start_thread=False, _ignore_errors=True)
+        from .background import Failure
+
+        def guarded(report: Callable, token: Any) -> Any:
+            try:
+                return fn(report, token)
+            except ValueError as exc:  # the library refused the input: a message, not a traceback
+                return Failure(str(exc))
+
+        worker = create_worker(guarded, report, token, _start_thread=False, _ignore_errors=True)
         job = {"name": name, "token": token, "state": state, "worker": worker, "pbar": progress(total=0, desc=name)}
         self._jobs.append(job)
 
         def returned(result: Any) -> None:
+            if isinstance(result, Failure):
+                notify_error(f"{name}: {result}")
+                self.message.emit(f"{name}: {result}")
+                return
             if on_done is not None:
                 try:
                     on_done(result)

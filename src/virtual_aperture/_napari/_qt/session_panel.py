@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -80,6 +81,7 @@ class SessionPanel(QWidget):
         lay.addLayout(row)
         lay.addLayout(form)
         lay.addWidget(self.state)
+        lay.addWidget(self._calibration_box())
         lay.addStretch(1)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.autosave_now)
@@ -91,12 +93,74 @@ class SessionPanel(QWidget):
         self.last_autosave: float | None = None
 
     def _on_dataset(self) -> None:
-        self.autosave_file = autosave_path(self.controller.dataset)
+        ds = self.controller.dataset
+        self.autosave_file = autosave_path(ds)
         exists = self.autosave_file.exists()
         self.recover_btn.setEnabled(exists)
-        self.state.setText(
-            f"autosave file: {self.autosave_file}" + (" (an earlier autosave exists: Recover autosave)" if exists else "")
-        )
+        src = getattr(ds, "source", None)
+        if src and Path(str(src)).exists() and not self.autosave_file.name.startswith(Path(str(src)).name):
+            where = f"the folder of {src} is not writable: autosaving to {self.autosave_file}"
+        elif src and Path(str(src)).exists():
+            where = f"autosave beside the data: {self.autosave_file}"
+        else:
+            where = f"data not from a file: autosaving to {self.autosave_file}"
+        self.state.setText(where + (" (an earlier autosave exists: Recover autosave)" if exists else ""))
+
+    # ---- descan calibration ----------------------------------------------------------------------------
+    def _calibration_box(self) -> QGroupBox:
+        box = QGroupBox("Descan calibration")
+        form = QFormLayout(box)
+        self.descan_order = QSpinBox(minimum=0, maximum=5)
+        self.descan_order.setValue(3)
+        self.descan_order.setToolTip("order of the polynomial fitted to the beam-centre map (1 = plane)")
+        self.descan_btn = QPushButton("Measure descan")
+        self.descan_btn.setToolTip("fit the unscattered beam's position over the scan; sums, virtual images "
+                                   "and indexing then re-centre every pattern")
+        self.descan_btn.clicked.connect(lambda: self.calibrate_descan())
+        self.descan_clear_btn = QPushButton("Forget descan fit")
+        self.descan_clear_btn.clicked.connect(lambda: self.clear_descan())
+        self.descan_info = QLabel("no descan fit")
+        self.descan_info.setWordWrap(True)
+        form.addRow("polynomial order", self.descan_order)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.descan_btn)
+        buttons.addWidget(self.descan_clear_btn)
+        form.addRow(buttons)
+        form.addRow(self.descan_info)
+        return box
+
+    def calibrate_descan(self) -> Any:
+        """Measure and fit the descan (:func:`virtual_aperture.crystal.calibrate_descan`) in a job."""
+        c = self.controller
+        ds = c.dataset
+        if ds is None:
+            self.descan_info.setText("open a dataset first")
+            return None
+        order, tilt = self.descan_order.value(), self.model.tilt
+
+        def work(progress: Any, cancel: Any) -> tuple:
+            from virtual_aperture.crystal.descan import calibrate_descan
+
+            return calibrate_descan(ds, order=order, tilt=tilt, progress=progress)
+
+        def done(result: tuple) -> None:
+            cal, fit = result
+            self.model.recalibrate(cal)
+            shifts = np.hypot(fit.shifts[..., 0], fit.shifts[..., 1])
+            self.descan_info.setText(f"descan fitted on tilt {tilt + 1}: order {fit.order}, up to "
+                                     f"{float(np.nanmax(shifts)):.2f} px, residual {fit.rms:.2f} px rms; sums and "
+                                     "virtual images are now descan-compensated")
+
+        return c.jobs.start("descan calibration", work, done)
+
+    def clear_descan(self) -> None:
+        ds = self.controller.dataset
+        if ds is None or not ds.calibration.extra.get("descan"):
+            self.descan_info.setText("no descan fit")
+            return
+        extra = {k: v for k, v in ds.calibration.extra.items() if k != "descan"}
+        self.model.recalibrate(ds.calibration.replace(extra=extra))
+        self.descan_info.setText("descan fit removed")
 
     # ---- snapshot / save ------------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -108,7 +172,7 @@ class SessionPanel(QWidget):
             "dataset_source": ds.source if ds is not None else None,
             "grains": np.array(c.grains.data, dtype=np.int32, copy=True),
             "grain_names": dict(self.model.grain_names),
-            "detectors": {k: v.copy() for k, v in det.masks().items()} if det is not None and det.layer is not None else {},
+            "detectors": {k: v.copy() for k, v in det.masks().items()} if det is not None and det.ready else {},
             "calibration": ds.calibration if ds is not None else None,
             "extra": {
                 "selected": self.model.selected,
@@ -172,8 +236,11 @@ class SessionPanel(QWidget):
             return False
         c.grains.data = s.grains.astype(np.int32)
         self.model.set_grain_names(s.grain_names)
+        cal = getattr(s, "calibration", None)
+        if cal is not None and cal != c.dataset.calibration:
+            self.model.recalibrate(cal)  # e.g. the descan fit saved with the session
         det = c.extra_panel("detectors")
-        if det is not None and det.layer is not None and s.detectors:
+        if det is not None and det.ready and s.detectors:
             det.load_masks(s.detectors)
         extra = s.extra or {}
         if "display" in extra:

@@ -5,8 +5,9 @@ load a SHELX ``.hkl`` (with cell and space group typed in) or ``.ins`` (+ ``.hkl
 receive reflections from another widget through :meth:`SolveWidget.set_reflections`; set the
 space group, composition, number of starts, δ factor and d_min; *Solve* runs
 :func:`virtual_aperture.solve_structure` in a napari ``thread_worker`` (progress bar, Cancel).
-The result adds three layers: the potential map as a 3D volume (iso-surface rendering), the
-atoms as Points coloured by element and the unit-cell box as lines (all in Å, Cartesian).
+The result goes to its own 3D window (:class:`~.structure_view.StructureView`, never the
+real-space viewer): the potential map as a volume (iso-surface rendering), the atoms as Points
+coloured by element and the unit-cell box as lines (all in Å, Cartesian).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from qtpy.QtWidgets import (
 
 from virtual_aperture.crystal.geometry import direct_basis
 
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, Failure, run_reporting
 from .grain_chain import GrainChainBox
 
 ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": "blue", "C": "gray", "S": "yellow",
@@ -43,9 +44,13 @@ ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": 
 class SolveWidget(QWidget):
     """Dock widget running :func:`~virtual_aperture.solve_structure` and showing the result."""
 
-    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
+        #: the workspace controller when this is the Solve tab of the workspace (grains from its model)
+        self.workspace = workspace
+        #: the 3D window of the solved structure (made on the first solution)
+        self.structure = None
         self.reflections = None
         self.solution = None
         self._worker = None
@@ -213,6 +218,7 @@ class SolveWidget(QWidget):
 
     def _on_error(self, exc: Exception) -> None:
         self.status.setText(f"error: {exc}")
+        self.progress.setValue(0)
 
     def _on_finished(self) -> None:
         self.run_btn.setEnabled(True)
@@ -220,8 +226,9 @@ class SolveWidget(QWidget):
         self._worker = None
 
     def _on_result(self, sol) -> None:
-        if sol is CANCELLED:
-            self.status.setText("cancelled")
+        if sol is CANCELLED or isinstance(sol, Failure):
+            self.status.setText("cancelled" if sol is CANCELLED else f"error: {sol}")
+            self.progress.setValue(0)
             return
         self.solution = sol
         rep = sol.report()
@@ -233,32 +240,50 @@ class SolveWidget(QWidget):
         lines += [f"{a.label:6s} {a.element:2s} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  h={a.height:6.1f}" for a in sol.atoms]
         self.report.setPlainText("\n".join(lines))
         self.status.setText("solved" if sol.converged else "no solution")
-        if self.viewer is not None:
-            self.show_solution(sol)
+        self.show_solution(sol)
 
     # ------------------------------------------------------------------ display
+    def structure_viewer(self):
+        """The ViewerModel of the solved-structure window (created on first use)."""
+        if self.structure is None:
+            from .structure_view import StructureView
+
+            self.structure = StructureView(self)  # its own top-level window, owned by this widget
+        return self.structure.viewer
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt name
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        self._cancel.set()
+        if self.structure is not None:
+            self.structure.close_viewer()
+            self.structure = None
+
     def show_solution(self, sol) -> None:
-        """Add (or replace) the potential, atoms and unit-cell layers for ``sol``."""
+        """Add (or replace) the potential, atoms and unit-cell layers for ``sol`` in the 3D window."""
+        viewer = self.structure_viewer()
         A = direct_basis(sol.cell)  # columns a, b, c in Å
         grid = np.array(sol.potential.shape)
         # napari data axes are (a, b, c) grid indices → Cartesian (x, y, z) Å through this affine
         affine = np.eye(4)
         affine[:3, :3] = A / grid[None, :]
         for name in ("potential", "atoms", "unit cell"):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
+            if name in viewer.layers:
+                viewer.layers.remove(name)
         vmax = float(np.percentile(sol.potential, 99.9))
-        self.viewer.add_image(sol.potential, name="potential", affine=affine, rendering="iso",
+        viewer.add_image(sol.potential, name="potential", affine=affine, rendering="iso",
                               iso_threshold=0.5 * vmax, colormap="viridis", blending="additive")
         if sol.atoms:
             xyz = np.array([a.xyz for a in sol.atoms]) @ A.T
             colours = [ELEMENT_COLOURS.get(a.element, "white") for a in sol.atoms]
-            self.viewer.add_points(xyz, name="atoms", size=0.6, face_color=colours,
+            viewer.add_points(xyz, name="atoms", size=0.6, face_color=colours,
                                    properties={"label": [a.label for a in sol.atoms],
                                                "element": [a.element for a in sol.atoms]},
                                    text={"string": "{label}", "size": 8, "color": "white"})
         corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float) @ A.T
         edges = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
-        self.viewer.add_shapes([corners[[a, b]] for a, b in edges], shape_type="line", name="unit cell",
-                               edge_color="white", edge_width=0.05)
-        self.viewer.dims.ndisplay = 3
+        viewer.add_shapes([corners[[a, b]] for a, b in edges], shape_type="line", name="unit cell",
+                          edge_color="white", edge_width=0.05)
+        self.structure.present()

@@ -56,19 +56,18 @@ class TiltPanel(QWidget):
         for b in self.buttons:
             b.setEnabled(tilted)
         if tilted:
-            t = self.model.tilt
-            self.info.setText(f"tilt {t + 1} of {ds.n_tilts}: {self.model.tilt_angles[t]:+.2f}°")
+            self.info.setText(self.controller.tilt_text())
         else:
             self.info.setText("4D dataset: no tilts")
 
     def drift_mask(self) -> np.ndarray | None:
-        """Detector mask for the drift images: the annular dark field detector (label 2) if any."""
+        """Detector mask for the drift images: the first annular dark field detector, if any."""
         det = self.controller.extra_panel("detectors")
-        if det is None or det.layer is None:
+        if det is None:
             return None
-        for label, name in det.names.items():
-            if "dark field" in name and (det.layer.data == label).any():
-                return det.layer.data == label
+        for name, mask in det.masks().items():
+            if "dark field" in name:
+                return mask
         return None
 
     def copy_grain(self, direction: int, *, label: int | None = None) -> Any:
@@ -88,7 +87,7 @@ class TiltPanel(QWidget):
         if not 0 <= dst < ds.n_tilts or label <= 0:
             return None
         if not (c.grains.data[src] == label).any():
-            c.viewer.status = f"grain {label} is empty at tilt {src + 1}"
+            self.info.setText(f"grain {label} is empty at tilt {src + 1}")
             return None
         if not self.follow.isChecked():
             self._apply_copy(label, src, dst, (0.0, 0.0))
@@ -130,6 +129,6 @@ class TiltPanel(QWidget):
         if put[0].size:
             c.grains.data_setitem((np.full(put[0].size, dst), *put), label)
         self.last_shift = shift
-        c.viewer.status = f"copied grain {label} to tilt {dst + 1} shifted by ({shift[0]:+.1f}, {shift[1]:+.1f}) px"
+        self.info.setText(f"copied grain {label} to tilt {dst + 1} shifted by ({shift[0]:+.1f}, {shift[1]:+.1f}) px")
         if self.go.isChecked():
             self.model.tilt = dst
