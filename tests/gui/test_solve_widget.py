@@ -121,3 +121,47 @@ def test_solve_grain_of_the_dataset_in_the_viewer(make_napari_viewer, qtbot, tmp
         pass
     qtbot.waitUntil(lambda: w.chain.run_btn.isEnabled(), timeout=5000)
     assert "cancelled" in w.chain.status.text() and not w.cancel_btn.isEnabled()
+
+
+def test_solve_all_grains_button_fills_the_table_and_adds_the_maps(make_napari_viewer, qtbot, tmp_path):
+    """Every grain of a small simulated tilt series through the real 'Solve all grains' button."""
+    import numpy as np
+
+    from virtual_aperture import simulate_agglomerate
+    from virtual_aperture._napari._qt.solve_widget import SolveWidget
+    from virtual_aperture._napari.reader import META_KEY
+    from virtual_aperture.crystal.calibrate import calibrate_descan
+
+    ds, truth = simulate_agglomerate(structure="brookite", n_grains=2, scan_shape=(16, 16), detector_shape=(96, 96),
+                                     tilts=(-45, 45, 1.0), seed=5, overlap=False, thickness_nm=(8, 12),
+                                     pixel_size=0.025)
+    cal, _ = calibrate_descan(ds)
+    ds = ds.with_calibration(center=cal.center, extra=cal.extra)
+    viewer = make_napari_viewer()
+    labels = truth.exclusive_labels()
+    viewer.add_labels(labels, name="grains", metadata={META_KEY: {"dataset": ds}})
+    w = SolveWidget(viewer)
+    qtbot.addWidget(w)
+    w.comp_edit.setText("TiO2")
+    w.starts_spin.setValue(2)
+    box = w.all_grains
+    box.out_edit.setText(str(tmp_path / "all"))
+    box.run_btn.click()
+    worker = w._worker
+    assert worker is not None and not box.run_btn.isEnabled()
+    with qtbot.waitSignal(worker.finished, timeout=300000):
+        pass
+    qtbot.waitUntil(lambda: box.result is not None, timeout=5000)
+    assert box.table.rowCount() == 2
+    statuses = {box.table.item(i, 0).text(): box.table.item(i, 1).text() for i in range(2)}
+    assert statuses["2"] == "solved", statuses
+    assert "grains solved" in box.status.text()
+    assert (tmp_path / "all" / "summary.csv").is_file()
+    phases = viewer.layers["phases"]
+    assert phases.data.shape == labels.shape and np.all(phases.data[labels == 0] == 0)
+    assert viewer.layers["orientations"].rgb
+    assert viewer.layers.selection.active is not phases
+    # again into the same folder: refused with one line, nothing lost
+    box.run_btn.click()
+    qtbot.waitUntil(lambda: box.run_btn.isEnabled(), timeout=60000)
+    assert "already exists" in box.status.text()

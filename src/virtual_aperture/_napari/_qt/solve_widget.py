@@ -36,6 +36,7 @@ from virtual_aperture.crystal.geometry import direct_basis
 
 from .background import CANCELLED, Failure, run_reporting
 from .grain_chain import GrainChainBox
+from .solve_all import SolveAllBox
 
 ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": "blue", "C": "gray", "S": "yellow",
                    "X": "magenta"}
@@ -110,6 +111,8 @@ class SolveWidget(QWidget):
         lay = QVBoxLayout(self)
         self.chain = GrainChainBox(self)
         lay.addWidget(self.chain)
+        self.all_grains = SolveAllBox(self)
+        lay.addWidget(self.all_grains)
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
