@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,8 +79,10 @@ def _check(pins: list[tuple[str, str]]) -> int:
             have = version(name)
         except PackageNotFoundError:
             have = "not installed"
-        ok = have != "not installed" and \
-            Version(have).release[: len(Version(low).release)] == Version(low).release
+        ok = (
+            have != "not installed"
+            and Version(have).release[: len(Version(low).release)] == Version(low).release
+        )
         bad += not ok
         print(f"  {name:<16} >= {low:<10} installed {have}{'' if ok else '   <-- not the lower bound'}")
     return 1 if bad else 0

@@ -1,7 +1,7 @@
 """cctbx side of bench_phasing.py, in its own process (cctbx and numba/numpy LAPACK do not mix in one).
 
-    python _cctbx_worker.py smtbx FILE.hkl "a b c al be ga" HALL N_SITES SEED  -> JSON {time, peaks, ...}
-    python _cctbx_worker.py r1 FILE.hkl "a b c al be ga" HALL STRUCTURE.cif   -> JSON {r1}
+python _cctbx_worker.py smtbx FILE.hkl "a b c al be ga" HALL N_SITES SEED  -> JSON {time, peaks, ...}
+python _cctbx_worker.py r1 FILE.hkl "a b c al be ga" HALL STRUCTURE.cif   -> JSON {r1}
 """
 
 import io
@@ -38,17 +38,24 @@ def smtbx(f_obs, n_sites, seed):
     t0 = time.perf_counter()
     flipping = charge_flipping.weak_reflection_improved_iterator(delta=None)
     solving = charge_flipping.solving_iterator(
-        flipping, f_obs, normalisations_for=charge_flipping.amplitude_quasi_normalisations,
-        max_solving_iterations=_Iterations(charge_flipping.solving_iterator.max_solving_iterations))
+        flipping,
+        f_obs,
+        normalisations_for=charge_flipping.amplitude_quasi_normalisations,
+        max_solving_iterations=_Iterations(charge_flipping.solving_iterator.max_solving_iterations),
+    )
     charge_flipping.loop(solving, verbose=False, out=io.StringIO())
     peaks = []
     if solving.f_calc_solutions:
         fft_map = solving.f_calc_solutions[0][0].fft_map(symmetry_flags=maptbx.use_space_group_symmetry)
-        params = maptbx.peak_search_parameters(interpolate=True, min_distance_sym_equiv=1.0,
-                                               max_clusters=int(1.5 * n_sites) + 5)
+        params = maptbx.peak_search_parameters(
+            interpolate=True, min_distance_sym_equiv=1.0, max_clusters=int(1.5 * n_sites) + 5
+        )
         peaks = [list(x) for x in fft_map.peak_search(params, verify_symmetry=False).all().sites()][:n_sites]
-    return {"time": time.perf_counter() - t0, "phase_transition": bool(solving.had_phase_transition),
-            "peaks": peaks}
+    return {
+        "time": time.perf_counter() - t0,
+        "phase_transition": bool(solving.had_phase_transition),
+        "peaks": peaks,
+    }
 
 
 def r1(f_obs, cif):

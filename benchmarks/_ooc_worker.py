@@ -58,7 +58,9 @@ def main() -> None:
 
     client = None
     if mode == "local2":
-        client = get_client("local", n_workers=2, threads_per_worker=1, memory_limit=0)  # no pausing: RSS is measured
+        client = get_client(
+            "local", n_workers=2, threads_per_worker=1, memory_limit=0
+        )  # no pausing: RSS is measured
     data = da.from_zarr(path)
     ann = detectors.annulus((ky, kx), (ky / 2, kx / 2), ky / 8, ky / 2 - 2)
     rnd = np.random.default_rng(1).random((ky, kx))
@@ -73,7 +75,13 @@ def main() -> None:
     else:
         pids, what = list(client.run(lambda: __import__("os").getpid()).values()), "sum of 2 workers"
     rss = PeakRSS(pids)
-    out = {"t_seq": t_seq, "gbs_seq": nbytes / t_seq / 1e9, "budget": budget, "nbytes": nbytes, "rss_what": what}
+    out = {
+        "t_seq": t_seq,
+        "gbs_seq": nbytes / t_seq / 1e9,
+        "budget": budget,
+        "nbytes": nbytes,
+        "rss_what": what,
+    }
     for key, m in (("ann", ann), ("rnd", rnd)):
         ts = []
         for _ in range(repeat):

@@ -32,9 +32,17 @@ def _peak_rss_mib() -> float:
 def make_series(n_grains: int, folder: Path):
     from virtual_aperture.crystal.calibrate import calibrate_descan
 
-    ds, truth = va.simulate_agglomerate(structure="brookite", n_grains=n_grains, scan_shape=(24, 24),
-                                        detector_shape=(96, 96), tilts=(-45, 45, 1.0), seed=5, overlap=False,
-                                        thickness_nm=(8, 12), pixel_size=0.025)
+    ds, truth = va.simulate_agglomerate(
+        structure="brookite",
+        n_grains=n_grains,
+        scan_shape=(24, 24),
+        detector_shape=(96, 96),
+        tilts=(-45, 45, 1.0),
+        seed=5,
+        overlap=False,
+        thickness_nm=(8, 12),
+        pixel_size=0.025,
+    )
     cal, _ = calibrate_descan(ds)
     path = folder / "series.zarr"
     va.save_dataset(ds.with_calibration(center=cal.center, extra=cal.extra), path)
@@ -54,10 +62,16 @@ def run_engine(name: str, ds, labels, out: Path, client=None) -> dict:
         rss = _peak_rss_mib()
     else:
         rss = max(client.run(_peak_rss_mib).values())
-    return {"engine": name, "grains": len(batch.outcomes), "solved": batch.n_solved, "wall_s": round(wall, 1),
-            "grains_per_min": round(60.0 * len(batch.outcomes) / wall, 2),
-            "solved_per_min": round(60.0 * batch.n_solved / wall, 2),
-            "virtual_image_GBps": round(ds.nbytes / t_vi / 1e9, 3), "peak_rss_MiB": round(rss, 0)}
+    return {
+        "engine": name,
+        "grains": len(batch.outcomes),
+        "solved": batch.n_solved,
+        "wall_s": round(wall, 1),
+        "grains_per_min": round(60.0 * len(batch.outcomes) / wall, 2),
+        "solved_per_min": round(60.0 * batch.n_solved / wall, 2),
+        "virtual_image_GBps": round(ds.nbytes / t_vi / 1e9, 3),
+        "peak_rss_MiB": round(rss, 0),
+    }
 
 
 def main() -> None:
@@ -70,22 +84,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ds, labels = make_series(args.grains, tmp)
-        print(f"tilt series {ds} on disk; grains {sorted(int(v) for v in np.unique(labels) if v > 0)}", flush=True)
+        print(
+            f"tilt series {ds} on disk; grains {sorted(int(v) for v in np.unique(labels) if v > 0)}",
+            flush=True,
+        )
         rows.append(run_engine("threads", ds, labels, tmp / "threads"))
         print(rows[-1], flush=True)
         from distributed import Client, LocalCluster
 
         for n in args.workers:
             t0 = time.perf_counter()
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-                    Client(cl) as client:
+            with (
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl,
+                Client(cl) as client,
+            ):
                 startup = time.perf_counter() - t0
                 row = run_engine(f"LocalCluster {n}×1", ds, labels, tmp / f"cluster{n}", client=client)
             row["startup_s"] = round(startup, 1)
             rows.append(row)
             print(row, flush=True)
-    cols = ("engine", "grains", "solved", "wall_s", "grains_per_min", "solved_per_min", "virtual_image_GBps",
-            "peak_rss_MiB", "startup_s")
+    cols = (
+        "engine",
+        "grains",
+        "solved",
+        "wall_s",
+        "grains_per_min",
+        "solved_per_min",
+        "virtual_image_GBps",
+        "peak_rss_MiB",
+        "startup_s",
+    )
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")

@@ -65,8 +65,13 @@ def machine() -> dict:
         pass
     import psutil
 
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "load_avg": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "load_avg": os.getloadavg(),
+    }
 
 
 def make_data(shape, seed=0) -> np.ndarray:
@@ -115,8 +120,11 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
         r = min(t[key]) / tr
         row(label, f"{min(t[key]) * 1e3:.0f} ms  {r:.2f}x read", "<= 1.3x", r <= 1.3)
     r = min(t["shift"]) / tr
-    row("virtual image, float mask + per-position shifts", f"{min(t['shift']) * 1e3:.0f} ms  {r:.2f}x read",
-        f"(unshifted {min(t['rnd']) / tr:.2f}x)")
+    row(
+        "virtual image, float mask + per-position shifts",
+        f"{min(t['shift']) * 1e3:.0f} ms  {r:.2f}x read",
+        f"(unshifted {min(t['rnd']) / tr:.2f}x)",
+    )
 
     # ---- aperture sums over a fraction f of the scan ----------------------------------------
     f = 0.25
@@ -136,8 +144,12 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
             ts.append(best(lambda: aperture_sums(a, lab), 1))  # noqa: B023 - called at once
         frac_read = f * min(trs)
         r = min(ts) / frac_read
-        row(f"aperture sums, {n_lab:2d} label(s), f = {f}", f"{min(ts) * 1e3:.0f} ms  {r:.2f}x read(f)", "<= 1.3x",
-            r <= 1.3)
+        row(
+            f"aperture sums, {n_lab:2d} label(s), f = {f}",
+            f"{min(ts) * 1e3:.0f} ms  {r:.2f}x read(f)",
+            "<= 1.3x",
+            r <= 1.3,
+        )
 
     # ---- incremental and hover ---------------------------------------------------------------
     rng = np.random.default_rng(3)
@@ -163,8 +175,11 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
     t0 = time.perf_counter()
     up = VirtualImageUpdater(a, ann)
     t_build = time.perf_counter() - t0
-    row("VirtualImageUpdater build (detector-major copy)", f"{t_build:.2f} s  {up.copy_nbytes / 2**30:.2f} GiB",
-        f"{t_build / tr:.1f}x read; uses_copy={up.uses_copy}")
+    row(
+        "VirtualImageUpdater build (detector-major copy)",
+        f"{t_build:.2f} s  {up.copy_nbytes / 2**30:.2f} GiB",
+        f"{t_build / tr:.1f}x read; uses_copy={up.uses_copy}",
+    )
     mask = ann.copy()
     times = []
     for _ in range(20):
@@ -176,7 +191,12 @@ def bench_memory(a: np.ndarray, repeat: int) -> float:
     ms = 1e3 * statistics.median(times)
     row("detector edit of 50 pixels (256x256 scan)", f"{ms:.2f} ms (median)", "< 10 ms", ms < 10)
     check = virtual_image(a, mask)
-    row("  ... image after 20 edits equals a full recompute", str(bool(np.array_equal(check, up.image))), "", None)
+    row(
+        "  ... image after 20 edits equals a full recompute",
+        str(bool(np.array_equal(check, up.image))),
+        "",
+        None,
+    )
     del up
 
     import dask.array as da
@@ -200,14 +220,28 @@ def bench_zarr(a: np.ndarray, tmp: Path, tr_mem: float, budget: str, repeat: int
     t0 = time.perf_counter()
     from zarr.codecs import BloscCodec
 
-    z = zarr.create_array(store=str(path), shape=a.shape, chunks=chunks, dtype=a.dtype, overwrite=True,
-                          compressors=BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"))
+    z = zarr.create_array(
+        store=str(path),
+        shape=a.shape,
+        chunks=chunks,
+        dtype=a.dtype,
+        overwrite=True,
+        compressors=BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"),
+    )
     z[:] = a
     t_write = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    print(f"\n[zarr on disk] {path} chunks {chunks} ({np.prod(chunks) * 2 / 2**20:.0f} MiB, blosc-lz4), "
-          f"{disk / 2**30:.2f} GiB on disk, written in {t_write:.1f} s (files are in the page cache)")
-    cmd = [sys.executable, str(HERE / "_ooc_worker.py"), str(path), budget, str(1)]  # zarr runs: best of 1 (each reads 2 GiB)
+    print(
+        f"\n[zarr on disk] {path} chunks {chunks} ({np.prod(chunks) * 2 / 2**20:.0f} MiB, blosc-lz4), "
+        f"{disk / 2**30:.2f} GiB on disk, written in {t_write:.1f} s (files are in the page cache)"
+    )
+    cmd = [
+        sys.executable,
+        str(HERE / "_ooc_worker.py"),
+        str(path),
+        budget,
+        str(1),
+    ]  # zarr runs: best of 1 (each reads 2 GiB)
     for mode in ("threads", "local2"):
         out = subprocess.run(cmd + [mode], capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
@@ -215,16 +249,30 @@ def bench_zarr(a: np.ndarray, tmp: Path, tr_mem: float, budget: str, repeat: int
             continue
         res = json.loads(out.stdout.strip().splitlines()[-1])
         if mode == "threads":
-            row("sequential zarr read of every chunk (1 thread)", f"{res['t_seq']:.2f} s  {res['gbs_seq']:.2f} GB/s")
+            row(
+                "sequential zarr read of every chunk (1 thread)",
+                f"{res['t_seq']:.2f} s  {res['gbs_seq']:.2f} GB/s",
+            )
         budget_b = res["budget"]
         for key, label in (("ann", "annulus"), ("rnd", "random float mask")):
             thr = res[f"gbs_{key}"] / res["gbs_seq"]
-            row(f"[{mode}] virtual image, {label}", f"{res[f't_{key}']:.2f} s  {res[f'gbs_{key}']:.2f} GB/s",
-                f">= 70% of sequential: {100 * thr:.0f}%", thr >= 0.7)
-        row(f"[{mode}] aperture sums, 64 labels, f = 0.25", f"{res['t_sum']:.2f} s  {res['t_sum'] / res['t_seq'] / 0.25:.2f}x seq(f)")
+            row(
+                f"[{mode}] virtual image, {label}",
+                f"{res[f't_{key}']:.2f} s  {res[f'gbs_{key}']:.2f} GB/s",
+                f">= 70% of sequential: {100 * thr:.0f}%",
+                thr >= 0.7,
+            )
+        row(
+            f"[{mode}] aperture sums, 64 labels, f = 0.25",
+            f"{res['t_sum']:.2f} s  {res['t_sum'] / res['t_seq'] / 0.25:.2f}x seq(f)",
+        )
         rss = res["peak_rss"]
-        row(f"[{mode}] peak RSS above baseline ({res['rss_what']})", f"{rss / 2**20:.0f} MiB",
-            f"budget {budget_b / 2**20:.0f} MiB, data {res['nbytes'] / budget_b:.1f}x budget", rss <= budget_b)
+        row(
+            f"[{mode}] peak RSS above baseline ({res['rss_what']})",
+            f"{rss / 2**20:.0f} MiB",
+            f"budget {budget_b / 2**20:.0f} MiB, data {res['nbytes'] / budget_b:.1f}x budget",
+            rss <= budget_b,
+        )
         row(f"[{mode}] zarr virtual image / in-memory read ceiling", f"{res['t_rnd'] / tr_mem:.2f}x", "")
     shutil.rmtree(path, ignore_errors=True)
 
@@ -244,8 +292,9 @@ def bench_peers(a: np.ndarray, tr: float) -> None:
                 dc = py4DSTEM.DataCube(data=a)
                 ky, kx = a.shape[2:]
                 geometry = ((ky / 2, kx / 2), (ky / 8, ky / 2 - 2))
-                run = functools.partial(dc.get_virtual_image, mode="annulus", geometry=geometry, name="adf",
-                                        returncalc=True)
+                run = functools.partial(
+                    dc.get_virtual_image, mode="annulus", geometry=geometry, name="adf", returncalc=True
+                )
                 t = best(run, 1)
             else:
                 from libertem.api import Context
@@ -271,9 +320,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     shape = (64, 256, 128, 128) if args.small else (256, 256, 128, 128)
     info = machine()
-    print(f"machine: {info['nproc']} cores, {info['cpu']}, "
-          f"{info['ram_gib']} GiB RAM, load avg {info['load_avg']} "
-          "(shared with other users: ratios are measured in the same run)")
+    print(
+        f"machine: {info['nproc']} cores, {info['cpu']}, "
+        f"{info['ram_gib']} GiB RAM, load avg {info['load_avg']} "
+        "(shared with other users: ratios are measured in the same run)"
+    )
     t0 = time.perf_counter()
     a = make_data(shape)
     print(f"generated {a.shape} {a.dtype} in {time.perf_counter() - t0:.1f} s")
@@ -282,10 +333,14 @@ def main(argv=None) -> int:
         bench_zarr(a, Path(tmp), tr, args.budget, args.repeat)
     bench_peers(a, tr)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "shape": shape, "results": RESULTS}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"machine": info, "shape": shape, "results": RESULTS}, indent=1)
+        )
     missed = [k for k, v in RESULTS.items() if v["ok"] is False]
-    print(f"\n{len([v for v in RESULTS.values() if v['ok']])} targets met, {len(missed)} missed"
-          + (": " + "; ".join(missed) if missed else ""))
+    print(
+        f"\n{len([v for v in RESULTS.values() if v['ok']])} targets met, {len(missed)} missed"
+        + (": " + "; ".join(missed) if missed else "")
+    )
     return 0
 
 

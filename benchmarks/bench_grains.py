@@ -32,7 +32,11 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, dask scheduler: threads")
     t0 = time.perf_counter()
     lazy, truth = simulate_agglomerate(
-        n_grains=args.grains, scan_shape=(args.scan, args.scan), detector_shape=(args.det, args.det), seed=0, dose=3e4
+        n_grains=args.grains,
+        scan_shape=(args.scan, args.scan),
+        detector_shape=(args.det, args.det),
+        seed=0,
+        dose=3e4,
     )
     with dask.config.set(scheduler="threads"):
         data = lazy.data.compute()
@@ -48,11 +52,17 @@ def main() -> None:
     t0 = time.perf_counter()
     prop = propose_grains(ds, min_size=20, mean_patterns=False)
     t_prop = time.perf_counter() - t0
-    print(f"propose_grains (no mean patterns):   {t_prop:6.1f} s  target < 20 s  ratio {t_prop / 20:.2f}", flush=True)
+    print(
+        f"propose_grains (no mean patterns):   {t_prop:6.1f} s  target < 20 s  ratio {t_prop / 20:.2f}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     prop_full = propose_grains(ds, min_size=20, mean_patterns=True)
     t_prop_mean = time.perf_counter() - t0
-    print(f"propose_grains (+ mean patterns):    {t_prop_mean:6.1f} s  ({prop_full.n_grains} grains)", flush=True)
+    print(
+        f"propose_grains (+ mean patterns):    {t_prop_mean:6.1f} s  ({prop_full.n_grains} grains)",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     vec = find_vectors(ds)
@@ -79,12 +89,18 @@ def main() -> None:
     ious[r] = m[r, c]
 
     print("--- summary ---")
-    print(f"propose_grains:  {t_prop:6.1f} s  target < 20 s  ratio {t_prop / 20:.2f}"
-          f"  -> {prop.n_grains} grains for {truth.n_grains} true, mean IoU vs truth {ious.mean():.3f}")
-    print(f"vectors: {len(vec) / ds.scan_shape[0] / ds.scan_shape[1]:.1f}/pattern; "
-          f"{len(vc)} crystals for {truth.n_grains} grains")
-    print(f"vectors total:                       {t_find + t_clu:6.1f} "
-          f"s  target < 60 s  ratio {(t_find + t_clu) / 60:.2f}")
+    print(
+        f"propose_grains:  {t_prop:6.1f} s  target < 20 s  ratio {t_prop / 20:.2f}"
+        f"  -> {prop.n_grains} grains for {truth.n_grains} true, mean IoU vs truth {ious.mean():.3f}"
+    )
+    print(
+        f"vectors: {len(vec) / ds.scan_shape[0] / ds.scan_shape[1]:.1f}/pattern; "
+        f"{len(vc)} crystals for {truth.n_grains} grains"
+    )
+    print(
+        f"vectors total:                       {t_find + t_clu:6.1f} "
+        f"s  target < 60 s  ratio {(t_find + t_clu) / 60:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ import numpy as np
 
 def _percentiles(values: list[float]) -> str:
     a = np.asarray(values) * 1000
-    return (f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} "
-            f"ms   max {a.max():6.1f} ms  (n={a.size})")
+    return (
+        f"p50 {np.percentile(a, 50):6.1f} ms   p95 {np.percentile(a, 95):6.1f} "
+        f"ms   max {a.max():6.1f} ms  (n={a.size})"
+    )
 
 
 def make_data(scan: tuple[int, int], det: tuple[int, int]) -> np.ndarray:
@@ -134,20 +136,26 @@ def main(argv: list[str] | None = None) -> int:
     hover, hover_shown = hover[5:], hover_shown[5:]
     hover_exact = bool(np.array_equal(c.cursor_pattern, arr[yy, xx]))
 
-    print(f"data {scan[0]}×{scan[1]} scan × {det[0]}×{det[1]} "
-          f"detector uint16, {arr.nbytes / 2**30:.2f} GiB in memory")
+    print(
+        f"data {scan[0]}×{scan[1]} scan × {det[0]}×{det[1]} "
+        f"detector uint16, {arr.nbytes / 2**30:.2f} GiB in memory"
+    )
     print("'on layer' = the new pattern is in the diffraction layer; '+ repaint' = after the next event-loop")
     print("pass, which redraws both canvases (software OpenGL under Xvfb here)")
     print(f"paint → summed pattern ({np.mean(sizes):.1f} new positions per dab)")
     print(f"   on layer : {_percentiles(shown)}")
     print(f"   + repaint: {_percentiles(paint)}")
-    print(f"   target p95 < 30 ms: ratio on-layer p95/target = {np.percentile(shown, 95) / 0.030:.2f}, "
-          f"with repaint {np.percentile(paint, 95) / 0.030:.2f}; sum exact: {exact}")
+    print(
+        f"   target p95 < 30 ms: ratio on-layer p95/target = {np.percentile(shown, 95) / 0.030:.2f}, "
+        f"with repaint {np.percentile(paint, 95) / 0.030:.2f}; sum exact: {exact}"
+    )
     print("hover → pattern")
     print(f"   on layer : {_percentiles(hover_shown)}")
     print(f"   + repaint: {_percentiles(hover)}")
-    print(f"   target p95 < 20 ms: ratio on-layer p95/target = {np.percentile(hover_shown, 95) / 0.020:.2f}, "
-          f"with repaint {np.percentile(hover, 95) / 0.020:.2f}; pattern exact: {hover_exact}")
+    print(
+        f"   target p95 < 20 ms: ratio on-layer p95/target = {np.percentile(hover_shown, 95) / 0.020:.2f}, "
+        f"with repaint {np.percentile(hover, 95) / 0.020:.2f}; pattern exact: {hover_exact}"
+    )
     try:
         load = os.getloadavg()[0]
         print(f"machine load average during the run: {load:.1f} on {os.cpu_count()} cores")

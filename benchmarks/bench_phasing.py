@@ -1,4 +1,5 @@
-"""Benchmark: the project's `virtual-aperture phase` against cctbx's charge flipping (smtbx), same files, same run.
+"""Benchmark: the project's `virtual-aperture phase` against cctbx's charge flipping (smtbx), same
+files, same run.
 
 For every structure a published CIF is turned into merged electron intensities by gemmi's
 structure-factor calculator (``simulate_reflections``: missing wedge, 5 % noise) and written as
@@ -22,7 +23,6 @@ Columns: time (s), solved, atoms found by element, max error heavy / light (Å),
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
@@ -55,7 +55,9 @@ WORKER = Path(__file__).with_name("_cctbx_worker.py")
 
 def _worker(*args) -> dict:
     """cctbx in its own process: imported next to numba it crashes, next to numpy it breaks LAPACK."""
-    res = subprocess.run([sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True, timeout=600
+    )
     if res.returncode:
         raise RuntimeError(f"cctbx worker failed: {res.stderr.strip().splitlines()[-1:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -64,7 +66,9 @@ def _worker(*args) -> dict:
 def run_smtbx(hkl: Path, sites, cell, sg, seed: int) -> dict:
     out = _worker("smtbx", hkl, " ".join(map(str, cell)), gemmi.SpaceGroup(sg).hall, len(sites), seed)
     found = [("X", tuple(x)) for x in out["peaks"]]
-    dist = match_to_reference(found, sites, cell, sg, by_element=False) if found else np.full(len(sites), np.inf)
+    dist = (
+        match_to_reference(found, sites, cell, sg, by_element=False) if found else np.full(len(sites), np.inf)
+    )
     return {"time": out["time"], "phase_transition": out["phase_transition"], "dist": dist}
 
 
@@ -75,14 +79,36 @@ def cctbx_r1(hkl: Path, cif: Path, cell, sg) -> float:
 
 def run_project(hkl: Path, out: Path, cell, sg, composition: str, sites, seed: int) -> dict:
     t0 = time.perf_counter()
-    code = cli_main(["phase", str(hkl), "--cell", *map(str, cell), "--space-group", sg.replace(" ", ""),
-                     "--composition", composition, "--seed", str(seed), "--out", str(out), "--overwrite"])
+    code = cli_main(
+        [
+            "phase",
+            str(hkl),
+            "--cell",
+            *map(str, cell),
+            "--space-group",
+            sg.replace(" ", ""),
+            "--composition",
+            composition,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--overwrite",
+        ]
+    )
     dt = time.perf_counter() - t0
     rep = json.loads((out / "report.json").read_text()) if code == 0 else {"atoms": [], "r1": None}
     found = [(a["element"], (a["x"], a["y"], a["z"])) for a in rep["atoms"]]
     dist = match_to_reference(found, sites, cell, sg) if found else np.full(len(sites), np.inf)
-    return {"time": dt, "code": code, "dist": dist, "r1": rep.get("r1"), "converged": rep.get("converged"),
-            "by_element": Counter(e for e, _ in found), "cif": out / "structure.cif"}
+    return {
+        "time": dt,
+        "code": code,
+        "dist": dist,
+        "r1": rep.get("r1"),
+        "converged": rep.get("converged"),
+        "by_element": Counter(e for e, _ in found),
+        "cif": out / "structure.cif",
+    }
 
 
 def summary(dist, elements) -> tuple[bool, float, float]:
@@ -111,24 +137,52 @@ def main() -> None:
             elements = [e for e, _ in sites]
             sm = run_smtbx(hkl, sites, cell, sg, args.seed)
             pr = run_project(hkl, Path(tmp) / f"{name}_out", cell, sg, composition, sites, args.seed)
-            r1_cctbx = cctbx_r1(hkl, pr["cif"], cell, sg) if pr["code"] == 0 and pr["cif"].exists() else float("nan")
+            r1_cctbx = (
+                cctbx_r1(hkl, pr["cif"], cell, sg) if pr["code"] == 0 and pr["cif"].exists() else float("nan")
+            )
             ref_counts = Counter(elements)
-            rows.append((name, len(refl), ref_counts, sm, summary(sm["dist"], elements), pr,
-                         summary(pr["dist"], elements), r1_cctbx))
-    print("| structure | refl. | program | time (s) | solved | atoms found (of reference, by element) "
-          "| max err heavy / light (Å) | R1 reported | R1 by cctbx from files |")
+            rows.append(
+                (
+                    name,
+                    len(refl),
+                    ref_counts,
+                    sm,
+                    summary(sm["dist"], elements),
+                    pr,
+                    summary(pr["dist"], elements),
+                    r1_cctbx,
+                )
+            )
+    print(
+        "| structure | refl. | program | time (s) | solved | atoms found (of reference, by element) "
+        "| max err heavy / light (Å) | R1 reported | R1 by cctbx from files |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, n, ref_counts, sm, s_sm, pr, s_pr, r1c in rows:
         ok_sm = "positions only"
         elements = [e for e, _ in reference_sites(CASES[name][0])[0]]
-        within = lambda d: ", ".join(  # noqa: E731
-            f"{e} {int(np.sum((d < 0.3) & (np.array(elements) == e)))}/{ref_counts[e]}" for e in ref_counts)
-        print(f"| {name} | {n} | smtbx | {sm['time']:.1f} | {'yes' if s_sm[0] else 'no'} | {within(sm['dist'])} "
-              f"({ok_sm}) | {s_sm[1]:.2f} / {s_sm[2]:.2f} | – | – |")
+
+        def within(d, elements=elements, ref_counts=ref_counts):
+            return ", ".join(
+                f"{e} {int(np.sum((d < 0.3) & (np.array(elements) == e)))}/{ref_counts[e]}"
+                for e in ref_counts
+            )
+
+        print(
+            f"| {name} | {n} | smtbx | {sm['time']:.1f} | {'yes' if s_sm[0] else 'no'} | "
+            f"{within(sm['dist'])} "
+            f"({ok_sm}) | {s_sm[1]:.2f} / {s_sm[2]:.2f} | – | – |"
+        )
         r1 = "–" if pr["r1"] is None else f"{pr['r1']:.3f}"
-        print(f"| {name} | {n} | project | {pr['time']:.1f} | {'yes' if s_pr[0] else 'no'} | {within(pr['dist'])} "
-              f"| {s_pr[1]:.2f} / {s_pr[2]:.2f} | {r1} | {r1c:.3f} |")
-    print("\ntime ratio project / smtbx: " + ", ".join(f"{r[0]} {r[5]['time'] / r[3]['time']:.2f}" for r in rows))
+        print(
+            f"| {name} | {n} | project | {pr['time']:.1f} | {'yes' if s_pr[0] else 'no'} | "
+            f"{within(pr['dist'])} "
+            f"| {s_pr[1]:.2f} / {s_pr[2]:.2f} | {r1} | {r1c:.3f} |"
+        )
+    print(
+        "\ntime ratio project / smtbx: "
+        + ", ".join(f"{r[0]} {r[5]['time'] / r[3]['time']:.2f}" for r in rows)
+    )
 
 
 if __name__ == "__main__":

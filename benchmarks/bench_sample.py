@@ -36,19 +36,25 @@ def bench(label: str, **kw) -> None:
     print(f"{label}: {ds}")
     print(f"  build (lazy)          {t_build:8.3f} s")
     print(f"  one pattern           {t_one * 1e3:8.1f} ms")
-    print(f"  compute all frames    {t_all:8.3f} s   ({ds.nbytes / 2**20 / t_all:7.1f} MiB/s, "
-          f"{int(np.prod(ds.shape[:-2])) / t_all:8.0f} frames/s)")
+    print(
+        f"  compute all frames    {t_all:8.3f} s   ({ds.nbytes / 2**20 / t_all:7.1f} MiB/s, "
+        f"{int(np.prod(ds.shape[:-2])) / t_all:8.0f} frames/s)"
+    )
     print(f"  build + compute       {total:8.3f} s   = {total / BUDGET_S:5.2f} x the {BUDGET_S:.0f} s budget")
     print(f"  vs numpy np.full of the same array ({t_floor:.3f} s): {t_all / t_floor:6.1f} x slower")
-    print(f"  mean counts/frame     {data.sum(axis=(-2, -1), dtype=np.float64).mean():10.1f}; "
-          f"grains {truth.n_grains}")
+    print(
+        f"  mean counts/frame     {data.sum(axis=(-2, -1), dtype=np.float64).mean():10.1f}; "
+        f"grains {truth.n_grains}"
+    )
 
 
 def main() -> None:
     print(f"cores: {os.cpu_count()}")
     _, t_cold = timed(lambda: simulate_agglomerate(scan_shape=(8, 8), n_grains=1)[0].data.compute())
     print(f"warm-up (imports, numba cache load/compile): {t_cold:.2f} s")
-    bench("default 4D", )
+    bench(
+        "default 4D",
+    )
     bench("5D ±30° step 2°, 32×32 scan", tilts=(-30, 30, 2), scan_shape=(32, 32))
 
 

@@ -36,7 +36,9 @@ def main() -> None:
     from virtual_aperture._napari.reader import navigator_layers
 
     OUT.mkdir(exist_ok=True)
-    lazy, truth = simulate_agglomerate(n_grains=8, scan_shape=(64, 64), detector_shape=(128, 128), seed=5, dose=5e4)
+    lazy, truth = simulate_agglomerate(
+        n_grains=8, scan_shape=(64, 64), detector_shape=(128, 128), seed=5, dose=5e4
+    )
     ds = Dataset(lazy.data.compute(), lazy.calibration)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1500, 950)

@@ -27,8 +27,16 @@ def main() -> None:
     from virtual_aperture._napari.reader import navigator_layers
 
     OUT.mkdir(exist_ok=True)
-    ds, truth = simulate_agglomerate(structure="brookite", n_grains=2, scan_shape=(16, 16), detector_shape=(128, 128),
-                                     tilts=(-24, 24, 2), seed=3, ellipticity=(1.02, 30.0), overlap=False)
+    ds, truth = simulate_agglomerate(
+        structure="brookite",
+        n_grains=2,
+        scan_shape=(16, 16),
+        detector_shape=(128, 128),
+        tilts=(-24, 24, 2),
+        seed=3,
+        ellipticity=(1.02, 30.0),
+        overlap=False,
+    )
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 900)
     for data, meta, kind in navigator_layers(ds, name="brookite tilt series"):

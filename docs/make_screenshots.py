@@ -74,7 +74,11 @@ def main() -> int:
     shot("tutorial-2-paint.png", tab="Grains")
 
     # 3. check the boundary of crystal A after deliberately painting across into its neighbour
-    edge = ndimage.binary_dilation(truth.labels == big[0], iterations=3) & (truth.labels != big[0]) & (truth.labels > 0)
+    edge = (
+        ndimage.binary_dilation(truth.labels == big[0], iterations=3)
+        & (truth.labels != big[0])
+        & (truth.labels > 0)
+    )
     for y, x in np.argwhere(edge)[::4]:
         g.paint((int(y), int(x)), 1)
     c.flush()

@@ -13,8 +13,17 @@ from virtual_aperture._napari._qt.solve_widget import SolveWidget
 from virtual_aperture._napari.reader import META_KEY
 from virtual_aperture.crystal.calibrate import calibrate_descan
 
-SAMPLE = dict(structure="brookite", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128), tilts=(-60, 60, 1.0),
-              seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
+SAMPLE = dict(
+    structure="brookite",
+    n_grains=2,
+    scan_shape=(24, 24),
+    detector_shape=(128, 128),
+    tilts=(-60, 60, 1.0),
+    seed=3,
+    overlap=False,
+    thickness_nm=(8, 12),
+    pixel_size=0.02,
+)
 
 
 def main() -> None:

@@ -29,8 +29,17 @@ P212121_SITES = [
     ("C8", "C", (0.776683, 0.613003, 0.917298)),
 ]
 
-BROOKITE_SERIES = dict(structure="brookite", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128),
-                       tilts=(-60, 60, 1.0), seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
+BROOKITE_SERIES = dict(
+    structure="brookite",
+    n_grains=2,
+    scan_shape=(24, 24),
+    detector_shape=(128, 128),
+    tilts=(-60, 60, 1.0),
+    seed=3,
+    overlap=False,
+    thickness_nm=(8, 12),
+    pixel_size=0.02,
+)
 
 
 def make_structure(cell, sg, sites, b=1.0, *, u_iso=None) -> gemmi.SmallStructure:
@@ -67,12 +76,19 @@ def render_spot_series(seed: int = 2, tilts=SPOT_TILTS, cell=SPOT_CELL) -> np.nd
     center = (63.7, 64.2)
     frames = []
     for t in tilts:
-        pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=15.0,
-                                            wavelength=electron_wavelength(300), pixel_size=0.015, center=center)
+        pos, s, _ = geo.predict_reflections(
+            UB,
+            hkl,
+            tilt_deg=t,
+            tilt_axis_deg=15.0,
+            wavelength=electron_wavelength(300),
+            pixel_size=0.015,
+            center=center,
+        )
         img = 2000 * np.exp(-((yy - center[0]) ** 2 + (xx - center[1]) ** 2) / 4.0) + 5.0
         for (py, px), si in zip(pos, s):
             if abs(si) < 0.008:
-                img += 400 * np.exp(-(si / 0.004) ** 2) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 3.0)
+                img += 400 * np.exp(-((si / 0.004) ** 2)) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 3.0)
         frames.append(rng.poisson(img).astype(np.float32))
     return np.stack(frames)
 

@@ -227,15 +227,25 @@ def cctbx(name: str, *args, timeout: float = 300):
 def cctbx_batch(calls, *, timeout: float = 300) -> list:
     """Run several ``(name, *args)`` calls in one fresh interpreter (cctbx loaded first)."""
     here = str(Path(__file__).parent)
-    code = (f"import boost_adaptbx.boost.python, json, sys; sys.path.insert(0, {here!r}); import consumers; "
-            "print('@@' + json.dumps([getattr(consumers, c[0])(*c[1:]) for c in json.loads(sys.argv[1])]))")
+    code = (
+        f"import boost_adaptbx.boost.python, json, sys; sys.path.insert(0, {here!r}); import consumers; "
+        "print('@@' + json.dumps([getattr(consumers, c[0])(*c[1:]) for c in json.loads(sys.argv[1])]))"
+    )
     payload = json.dumps([[str(a) if isinstance(a, Path) else a for a in c] for c in calls])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # never the project under test
-    res = subprocess.run([sys.executable, "-c", code, payload], capture_output=True, text=True,
-                         timeout=timeout, env=env, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code, payload],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
     out = [line for line in res.stdout.splitlines() if line.startswith("@@")]
     if res.returncode != 0 or not out:
-        raise RuntimeError(f"consumers {[c[0] for c in calls]} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+        raise RuntimeError(
+            f"consumers {[c[0] for c in calls]} failed ({res.returncode}):\n{res.stderr[-3000:]}"
+        )
     return json.loads(out[-1][2:])
 
 
@@ -247,11 +257,22 @@ def check_cif(path) -> dict:
 
 def _structure_dict(xs) -> dict:
     cs = xs.crystal_symmetry()
-    return {"cell": list(cs.unit_cell().parameters()), "hall": cs.space_group_info().type().hall_symbol(),
-            "n_ops": cs.space_group().order_z(),
-            "scatterers": [{"label": sc.label, "type": sc.scattering_type, "site": list(sc.site),
-                            "b_iso": u_iso_to_b(sc.u_iso), "occupancy": sc.occupancy,
-                            "multiplicity": sc.multiplicity()} for sc in xs.scatterers()]}
+    return {
+        "cell": list(cs.unit_cell().parameters()),
+        "hall": cs.space_group_info().type().hall_symbol(),
+        "n_ops": cs.space_group().order_z(),
+        "scatterers": [
+            {
+                "label": sc.label,
+                "type": sc.scattering_type,
+                "site": list(sc.site),
+                "b_iso": u_iso_to_b(sc.u_iso),
+                "occupancy": sc.occupancy,
+                "multiplicity": sc.multiplicity(),
+            }
+            for sc in xs.scatterers()
+        ],
+    }
 
 
 def recompute_r1(model_path, data_path, data_kind: str = "cif") -> dict:
@@ -264,14 +285,18 @@ def recompute_r1(model_path, data_path, data_kind: str = "cif") -> dict:
     from cctbx.array_family import flex
 
     model_path = str(model_path)
-    xs = xray_structure_from_res(model_path) if model_path.lower().endswith((".res", ".ins")) \
+    xs = (
+        xray_structure_from_res(model_path)
+        if model_path.lower().endswith((".res", ".ins"))
         else xray_structure_from_cif(model_path)
+    )
     if data_kind == "cif":
         f = f_obs_from_reflections_cif(data_path, xs.crystal_symmetry())
     else:
         i, _ = f_obs_from_hkl(data_path, xs.crystal_symmetry())
-        f = i.customized_copy(data=flex.sqrt(i.data().set_selected(i.data() < 0, 0.0)),
-                              sigmas=None).set_observation_type_xray_amplitude()
+        f = i.customized_copy(
+            data=flex.sqrt(i.data().set_selected(i.data() < 0, 0.0)), sigmas=None
+        ).set_observation_type_xray_amplitude()
         f = f.select(~f.sys_absent_flags().data())
     return {"r1": cctbx_r1(xs, f), "n": int(f.size()), **_structure_dict(xs)}
 
@@ -283,6 +308,11 @@ def hkl_as_cctbx(path, cell, space_group) -> dict:
     cs = crystal.symmetry(unit_cell=tuple(cell), space_group_symbol=space_group)
     i, m = f_obs_from_hkl(path, cs)
     raw, _ = f_obs_from_hkl(path, cs, merge=False)
-    return {"n": int(raw.size()), "n_merged": int(i.size()), "r_int": float(m.r_int()),
-            "i_max": float(max(raw.data())), "sigma_min": float(min(raw.sigmas())),
-            "is_intensity": bool(raw.is_xray_intensity_array())}
+    return {
+        "n": int(raw.size()),
+        "n_merged": int(i.size()),
+        "r_int": float(m.r_int()),
+        "i_max": float(max(raw.data())),
+        "sigma_min": float(min(raw.sigmas())),
+        "is_intensity": bool(raw.is_xray_intensity_array()),
+    }

@@ -62,10 +62,30 @@ def mib_header(seq: int, height: int, width: int, depth: str = "U16") -> bytes:
     layout of the Quantum Detectors Merlin manual: MQ1, sequence, header size, chips, width,
     height, depth, layout, chip select, timestamp, shutter, counter, colour, gain, thresholds,
     DACs, MQ1A extension with ISO timestamp, exposure in ns, bit depth."""
-    fields = ["MQ1", f"{seq:06d}", "00384", "01", f"{width:05d}", f"{height:05d}", depth, "   1x1", "01",
-              "2024-01-01 12:00:00.000000", "0.001000", "0", "0", "0",
-              *["1.000000E+1"] * 8, "3RX", *["000"] * 30,
-              "MQ1A", f"2024-01-01T12:00:{seq % 60:02d}.000000000Z", "1000000ns", "12", ""]
+    fields = [
+        "MQ1",
+        f"{seq:06d}",
+        "00384",
+        "01",
+        f"{width:05d}",
+        f"{height:05d}",
+        depth,
+        "   1x1",
+        "01",
+        "2024-01-01 12:00:00.000000",
+        "0.001000",
+        "0",
+        "0",
+        "0",
+        *["1.000000E+1"] * 8,
+        "3RX",
+        *["000"] * 30,
+        "MQ1A",
+        f"2024-01-01T12:00:{seq % 60:02d}.000000000Z",
+        "1000000ns",
+        "12",
+        "",
+    ]
     head = ",".join(fields).encode("ascii")
     assert len(head) <= 384
     return head + b"\x00" * (384 - len(head))
@@ -91,7 +111,8 @@ def write_mib(path: Path, stored: np.ndarray, *, hdr: bool = True, depth: str = 
             "Counter Depth (number):\t12\n"
             f"Frames in Acquisition (Number):\t{sy * sx}\n"
             f"Frames per Trigger (Number):\t{sx}\n"
-            "End\t\n")
+            "End\t\n"
+        )
     return path
 
 
@@ -109,10 +130,11 @@ def write_empad(folder: Path, data: np.ndarray, *, fov_m=(2e-8, 2.5e-8), pixel_p
     xml.write_text(
         '<?xml version="1.0"?>'
         f'<root><raw_file filename="{raw.name}"/><pix_x>{sx}</pix_x><pix_y>{sy}</pix_y>'
-        '<timestamp><isoformat>2024-01-01T12:00:00</isoformat></timestamp>'
-        f'<iom_measurements><optics><get_full_scan_field_of_view>[{fov_m[0]}, {fov_m[1]}]'
-        '</get_full_scan_field_of_view></optics>'
-        f'<calibrated_pixelsize>{pixel_per_m}</calibrated_pixelsize></iom_measurements></root>')
+        "<timestamp><isoformat>2024-01-01T12:00:00</isoformat></timestamp>"
+        f"<iom_measurements><optics><get_full_scan_field_of_view>[{fov_m[0]}, {fov_m[1]}]"
+        "</get_full_scan_field_of_view></optics>"
+        f"<calibrated_pixelsize>{pixel_per_m}</calibrated_pixelsize></iom_measurements></root>"
+    )
     return xml
 
 
@@ -130,7 +152,8 @@ def write_py4dstem(path: Path, data: np.ndarray, *, r_step_A=25.0, q_step=0.012,
         g.attrs.update({"emd_group_type": 1, "python_class": "DataCube"})
         g.create_dataset("data", data=data, chunks=(1, data.shape[1]) + data.shape[2:])
         for i, (name, step, units) in enumerate(
-                [("Rx", r_step_A, "A"), ("Ry", r_step_A, "A"), ("Qx", q_step, "A^-1"), ("Qy", q_step, "A^-1")]):
+            [("Rx", r_step_A, "A"), ("Ry", r_step_A, "A"), ("Qx", q_step, "A^-1"), ("Qy", q_step, "A^-1")]
+        ):
             d = g.create_dataset(f"dim{i}", data=np.arange(2) * step)
             d.attrs.update({"name": name, "units": units})
         cal = g.create_group("metadatabundle/calibration")
@@ -139,8 +162,16 @@ def write_py4dstem(path: Path, data: np.ndarray, *, r_step_A=25.0, q_step=0.012,
     return path
 
 
-def write_arina(folder: Path, data: np.ndarray, *, per_file: int = 8, kv: float = 300.0,
-                pixel_m: float = 75e-6, distance_m: float = 0.5, name: str = "scan") -> Path:
+def write_arina(
+    folder: Path,
+    data: np.ndarray,
+    *,
+    per_file: int = 8,
+    kv: float = 300.0,
+    pixel_m: float = 75e-6,
+    distance_m: float = 0.5,
+    name: str = "scan",
+) -> Path:
     """Dectris Arina: ``<name>_master.h5`` whose ``entry/data/data_NNNNNN`` are HDF5 external links
     to ``<name>_data_NNNNNN.h5`` files each holding ``entry/data/data`` (frames, k_y, k_x), plus
     ``entry/instrument/beam/incident_wavelength`` (Å) and detector pixel size and distance (m).
@@ -154,7 +185,7 @@ def write_arina(folder: Path, data: np.ndarray, *, per_file: int = 8, kv: float 
         for k, start in enumerate(range(0, len(frames), per_file), start=1):
             fn = f"{name}_data_{k:06d}.h5"
             with h5py.File(folder / fn, "w") as d:
-                d.create_dataset("entry/data/data", data=frames[start:start + per_file])
+                d.create_dataset("entry/data/data", data=frames[start : start + per_file])
             m[f"entry/data/data_{k:06d}"] = h5py.ExternalLink(fn, "entry/data/data")
         m["entry/instrument/beam/incident_wavelength"] = electron_wavelength(kv)
         m["entry/instrument/detector/x_pixel_size"] = pixel_m
@@ -178,10 +209,26 @@ def write_zarr_array(path: Path, data: np.ndarray) -> Path:
 
 
 # ---- Gatan DigitalMicrograph 4 ----------------------------------------------------------------
-_DM_ENC = {np.dtype("int16"): 2, np.dtype("int32"): 3, np.dtype("uint16"): 4, np.dtype("uint32"): 5,
-           np.dtype("float32"): 6, np.dtype("float64"): 7, np.dtype("int8"): 9, np.dtype("uint8"): 10}
-_DM_IMAGE_TYPE = {np.dtype("int16"): 1, np.dtype("float32"): 2, np.dtype("uint8"): 6, np.dtype("int32"): 7,
-                  np.dtype("int8"): 9, np.dtype("uint16"): 10, np.dtype("uint32"): 11, np.dtype("float64"): 12}
+_DM_ENC = {
+    np.dtype("int16"): 2,
+    np.dtype("int32"): 3,
+    np.dtype("uint16"): 4,
+    np.dtype("uint32"): 5,
+    np.dtype("float32"): 6,
+    np.dtype("float64"): 7,
+    np.dtype("int8"): 9,
+    np.dtype("uint8"): 10,
+}
+_DM_IMAGE_TYPE = {
+    np.dtype("int16"): 1,
+    np.dtype("float32"): 2,
+    np.dtype("uint8"): 6,
+    np.dtype("int32"): 7,
+    np.dtype("int8"): 9,
+    np.dtype("uint16"): 10,
+    np.dtype("uint32"): 11,
+    np.dtype("float64"): 12,
+}
 
 
 def _dm_name(name: str) -> bytes:
@@ -192,7 +239,9 @@ def _dm_name(name: str) -> bytes:
 def _dm_data(name: str, info: list[int], payload: bytes) -> bytes:
     """DM4 data tag: 0x15, name, tag size (8 bytes), '%%%%', info-array length and entries
     (8-byte big-endian each), then the payload in the file's byte order (little endian here)."""
-    body = b"%%%%" + len(info).to_bytes(8, "big") + b"".join(int(i).to_bytes(8, "big") for i in info) + payload
+    body = (
+        b"%%%%" + len(info).to_bytes(8, "big") + b"".join(int(i).to_bytes(8, "big") for i in info) + payload
+    )
     return b"\x15" + _dm_name(name) + len(body).to_bytes(8, "big") + body
 
 
@@ -217,8 +266,15 @@ def _dm_text(name: str, text: str) -> bytes:  # DM strings are arrays of uint16 
     return _dm_array(name, np.array([ord(c) for c in text], np.uint16))
 
 
-def write_dm4(path: Path, data: np.ndarray, *, scan_step_nm=2.0, pixel_inv_nm=0.25, voltage_v=200e3,
-              stage_alpha_deg=None) -> Path:
+def write_dm4(
+    path: Path,
+    data: np.ndarray,
+    *,
+    scan_step_nm=2.0,
+    pixel_inv_nm=0.25,
+    voltage_v=200e3,
+    stage_alpha_deg=None,
+) -> Path:
     """A DigitalMicrograph 4 file written byte by byte from the published DM4 tag-file layout:
     header (version 4, root length, byte order 1 = little), root group with ``ImageList`` holding
     one image group: ``ImageData`` {``Calibrations`` {``Brightness``, ``Dimension`` list of
@@ -228,27 +284,54 @@ def write_dm4(path: Path, data: np.ndarray, *, scan_step_nm=2.0, pixel_inv_nm=0.
     dims = list(data.shape[::-1])  # DM lists x (fastest) first
     scales = [pixel_inv_nm, pixel_inv_nm, scan_step_nm, scan_step_nm][: data.ndim]
     units = ["1/nm", "1/nm", "nm", "nm"][: data.ndim]
-    dim_cal = [_dm_group("", [_dm_scalar("Origin", 0.0, "float32"), _dm_scalar("Scale", s, "float32"),
-                              _dm_text("Units", u)]) for s, u in zip(scales, units)]
-    image_data = _dm_group("ImageData", [
-        _dm_group("Calibrations", [
-            _dm_group("Brightness", [_dm_scalar("Origin", 0.0, "float32"), _dm_scalar("Scale", 1.0, "float32"),
-                                     _dm_text("Units", "counts")]),
-            _dm_group("Dimension", dim_cal),
-            _dm_scalar("DisplayCalibratedUnits", 1, "uint8"),
-        ]),
-        _dm_array("Data", data.ravel()),
-        _dm_scalar("DataType", _DM_IMAGE_TYPE[data.dtype], "int32"),
-        _dm_group("Dimensions", [_dm_scalar("", d, "uint32") for d in dims]),
-        _dm_scalar("PixelDepth", data.dtype.itemsize, "uint32"),
-    ])
+    dim_cal = [
+        _dm_group(
+            "",
+            [_dm_scalar("Origin", 0.0, "float32"), _dm_scalar("Scale", s, "float32"), _dm_text("Units", u)],
+        )
+        for s, u in zip(scales, units)
+    ]
+    image_data = _dm_group(
+        "ImageData",
+        [
+            _dm_group(
+                "Calibrations",
+                [
+                    _dm_group(
+                        "Brightness",
+                        [
+                            _dm_scalar("Origin", 0.0, "float32"),
+                            _dm_scalar("Scale", 1.0, "float32"),
+                            _dm_text("Units", "counts"),
+                        ],
+                    ),
+                    _dm_group("Dimension", dim_cal),
+                    _dm_scalar("DisplayCalibratedUnits", 1, "uint8"),
+                ],
+            ),
+            _dm_array("Data", data.ravel()),
+            _dm_scalar("DataType", _DM_IMAGE_TYPE[data.dtype], "int32"),
+            _dm_group("Dimensions", [_dm_scalar("", d, "uint32") for d in dims]),
+            _dm_scalar("PixelDepth", data.dtype.itemsize, "uint32"),
+        ],
+    )
     mic = [_dm_scalar("Voltage", voltage_v, "float64")]
     if stage_alpha_deg is not None:
         mic.append(_dm_group("Stage Position", [_dm_scalar("Stage Alpha", stage_alpha_deg, "float64")]))
-    image = _dm_group("", [image_data, _dm_group("ImageTags", [_dm_group("Microscope Info", mic)]),
-                           _dm_text("Name", path.stem)])
-    root = b"\x00\x01" + (2).to_bytes(8, "big") + _dm_group("ImageList", [image]) + \
-        _dm_group("DocumentObjectList", [])
+    image = _dm_group(
+        "",
+        [
+            image_data,
+            _dm_group("ImageTags", [_dm_group("Microscope Info", mic)]),
+            _dm_text("Name", path.stem),
+        ],
+    )
+    root = (
+        b"\x00\x01"
+        + (2).to_bytes(8, "big")
+        + _dm_group("ImageList", [image])
+        + _dm_group("DocumentObjectList", [])
+    )
     body = root + b"\x00" * 8
     path.write_bytes((4).to_bytes(4, "big") + len(body).to_bytes(8, "big") + (1).to_bytes(4, "big") + body)
     return path

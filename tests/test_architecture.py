@@ -15,8 +15,21 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = "virtual_aperture"
 
 # docs/architecture.md, top to bottom: a layer imports only from layers before it (or itself)
-LAYERS = ["_atomic", "model", "io", "sample", "compute", "crystal", "grains", "report", "workflow", "batch",
-          "session", "cli", "_napari"]
+LAYERS = [
+    "_atomic",
+    "model",
+    "io",
+    "sample",
+    "compute",
+    "crystal",
+    "grains",
+    "report",
+    "workflow",
+    "batch",
+    "session",
+    "cli",
+    "_napari",
+]
 # leaf modules that a layer listed before them may import (they import nothing of the package
 # but the data model), as docs/architecture.md says
 SHARED_LEAVES = {"virtual_aperture.crystal.geometry": {"sample"}}
@@ -171,21 +184,30 @@ def test_shared_leaves_import_only_the_data_model():
 
 
 def test_no_gui_library_below_the_widgets():
-    wrong = [f"{mod}:{line} imports {target}" for mod, target, _, line in RAW
-             if _layer(mod) != "_napari" and target.split(".")[0] in GUI_LIBS]
+    wrong = [
+        f"{mod}:{line} imports {target}"
+        for mod, target, _, line in RAW
+        if _layer(mod) != "_napari" and target.split(".")[0] in GUI_LIBS
+    ]
     assert wrong == []
 
 
 def test_cancel_helpers_come_from_their_home():
-    wrong = [f"{mod}:{line} imports {sorted(CANCEL_NAMES & set(names))} from {target}"
-             for mod, target, names, line in RAW
-             if target.startswith(PKG) and CANCEL_NAMES & set(names) and target not in CANCEL_HOMES]
+    wrong = [
+        f"{mod}:{line} imports {sorted(CANCEL_NAMES & set(names))} from {target}"
+        for mod, target, names, line in RAW
+        if target.startswith(PKG) and CANCEL_NAMES & set(names) and target not in CANCEL_HOMES
+    ]
     assert wrong == []
 
 
 def test_the_library_does_not_import_the_cli():
-    wrong = [f"{mod} -> {dep}" for mod, deps in GRAPH.items() for dep in deps
-             if _layer(dep) == "cli" and _layer(mod) not in ("cli", PKG)]
+    wrong = [
+        f"{mod} -> {dep}"
+        for mod, deps in GRAPH.items()
+        for dep in deps
+        if _layer(dep) == "cli" and _layer(mod) not in ("cli", PKG)
+    ]
     assert wrong == []
 
 
@@ -202,13 +224,19 @@ def test_modules_stay_under_500_lines():
 def test_slow_marks_name_existing_tests():
     tests = Path(__file__).parent
     conftest = ast.parse((tests / "conftest.py").read_text(encoding="utf-8"))
-    slow = next(ast.literal_eval(n.value) for n in conftest.body
-                if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "SLOW")
+    slow = next(
+        ast.literal_eval(n.value)
+        for n in conftest.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "SLOW"
+    )
     assert slow
     for entry in slow:
         file, _, func = entry.partition("::")
         assert (tests / file).is_file(), entry
         if func:
-            names = {n.name for n in ast.walk(ast.parse((tests / file).read_text(encoding="utf-8")))
-                     if isinstance(n, ast.FunctionDef)}
+            names = {
+                n.name
+                for n in ast.walk(ast.parse((tests / file).read_text(encoding="utf-8")))
+                if isinstance(n, ast.FunctionDef)
+            }
             assert func in names, entry

@@ -12,11 +12,24 @@ import tifffile
 
 import virtual_aperture as va
 from virtual_aperture.grains.phases import (
-    beam_direction, group_by_cell, orientation_colours, orientation_map, phase_map,
+    beam_direction,
+    group_by_cell,
+    orientation_colours,
+    orientation_map,
+    phase_map,
 )
 
-SAMPLE = dict(structure="brookite", n_grains=2, scan_shape=(16, 16), detector_shape=(96, 96), tilts=(-45, 45, 1.0),
-              seed=5, overlap=False, thickness_nm=(8, 12), pixel_size=0.025)
+SAMPLE = dict(
+    structure="brookite",
+    n_grains=2,
+    scan_shape=(16, 16),
+    detector_shape=(96, 96),
+    tilts=(-45, 45, 1.0),
+    seed=5,
+    overlap=False,
+    thickness_nm=(8, 12),
+    pixel_size=0.025,
+)
 SPECK = 7  # a label on 3 tilts only: it must fail alone and not stop the others
 
 
@@ -30,9 +43,13 @@ def _rotation(axis, deg):
 # ---- phases: cells written by hand in different settings, not by the indexer ---------------------------
 def test_same_lattice_in_other_settings_is_one_phase():
     a = 4.078  # gold, F-centred cubic; its primitive rhombohedral cell: a/√2, 60°
-    cells = {1: (a, a, a, 90, 90, 90), 2: (a / np.sqrt(2),) * 3 + (60.0, 60.0, 60.0),
-             3: (9.174, 5.449, 5.138, 90, 90, 90), 4: (5.449, 5.138, 9.174, 90, 90, 90),  # brookite, permuted axes
-             5: (9.174 * 1.001, 5.449, 5.138 * 0.999, 90, 90, 90.3)}
+    cells = {
+        1: (a, a, a, 90, 90, 90),
+        2: (a / np.sqrt(2),) * 3 + (60.0, 60.0, 60.0),
+        3: (9.174, 5.449, 5.138, 90, 90, 90),
+        4: (5.449, 5.138, 9.174, 90, 90, 90),  # brookite, permuted axes
+        5: (9.174 * 1.001, 5.449, 5.138 * 0.999, 90, 90, 90.3),
+    }
     phases = group_by_cell(cells, centrings={1: "F"})
     assert [ph.grains for ph in phases] == [(3, 4, 5), (1, 2)]
     assert [ph.rare for ph in phases] == [False, False]
@@ -40,8 +57,13 @@ def test_same_lattice_in_other_settings_is_one_phase():
 
 
 def test_different_lattices_are_different_phases_and_a_lone_one_is_rare():
-    phases = group_by_cell({1: (9.174, 5.449, 5.138, 90, 90, 90), 2: (9.174, 5.449, 5.138, 90, 90, 90),
-                            3: (9.174 * 1.05, 5.449, 5.138, 90, 90, 90)})  # 5 % longer: another phase
+    phases = group_by_cell(
+        {
+            1: (9.174, 5.449, 5.138, 90, 90, 90),
+            2: (9.174, 5.449, 5.138, 90, 90, 90),
+            3: (9.174 * 1.05, 5.449, 5.138, 90, 90, 90),
+        }
+    )  # 5 % longer: another phase
     assert [ph.grains for ph in phases] == [(1, 2), (3,)]
     assert phases[1].rare and not phases[0].rare
     with pytest.raises(ValueError, match="tolerances must be positive"):
@@ -90,8 +112,14 @@ def batch(tmp_path_factory):
     labels[:3, bg[:, 0], bg[:, 1]] = SPECK
     out = tmp_path_factory.mktemp("batch")
     seen = []
-    res = va.solve_all_grains(ds, labels, out=out, composition="TiO2", starts=2,
-                              progress=lambda stage, done, total: seen.append((stage, done, total)))
+    res = va.solve_all_grains(
+        ds,
+        labels,
+        out=out,
+        composition="TiO2",
+        starts=2,
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
     return ds, truth, labels, res, out, seen
 
 
@@ -150,8 +178,17 @@ def test_bad_batch_input_is_one_clear_error(batch, tmp_path):
 def test_cli_solve_all_refuses_bad_combinations(tmp_path):
     np.save(tmp_path / "labels.npy", np.ones((4, 4), dtype=np.int32))
     np.save(tmp_path / "data.npy", np.zeros((4, 4, 8, 8), dtype=np.uint16))
-    cmd = [sys.executable, "-m", "virtual_aperture.cli", "solve", str(tmp_path / "data.npy"), "--labels",
-           str(tmp_path / "labels.npy"), "--out", str(tmp_path / "o")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "virtual_aperture.cli",
+        "solve",
+        str(tmp_path / "data.npy"),
+        "--labels",
+        str(tmp_path / "labels.npy"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     both = subprocess.run([*cmd, "--all", "--grain", "1"], capture_output=True, text=True)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     grains_alone = subprocess.run([*cmd, "--grain", "1", "--grains", "1,2"], capture_output=True, text=True)
@@ -166,10 +203,21 @@ def test_batch_on_a_local_cluster_of_processes_reading_from_disk(batch, tmp_path
     ds, truth, labels, threaded, _, _ = batch
     va.save_dataset(ds, tmp_path / "series.zarr")
     on_disk = va.open_dataset(tmp_path / "series.zarr")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
-        res = va.solve_all_grains(on_disk, labels, out=tmp_path / "out", grains=[2, SPECK], client=client,
-                                  composition="TiO2", starts=2)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cl,
+        distributed.Client(cl) as client,
+    ):
+        res = va.solve_all_grains(
+            on_disk,
+            labels,
+            out=tmp_path / "out",
+            grains=[2, SPECK],
+            client=client,
+            composition="TiO2",
+            starts=2,
+        )
     rows = {o.grain: o for o in res.outcomes}
     assert rows[2].status == "solved" and rows[SPECK].status == "failed"
     assert rows[2].cell == pytest.approx(threaded.outcomes[1].cell, rel=1e-3)

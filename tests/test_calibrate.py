@@ -89,7 +89,9 @@ def test_pixel_size_from_rings_matches_subset():
 def test_scan_rotation_from_synthetic_com():
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:48, 0:56]
-    phi = sum(np.exp(-((yy - rng.uniform(0, 48)) ** 2 + (xx - rng.uniform(0, 56)) ** 2) / 8.0) for _ in range(30))
+    phi = sum(
+        np.exp(-((yy - rng.uniform(0, 48)) ** 2 + (xx - rng.uniform(0, 56)) ** 2) / 8.0) for _ in range(30)
+    )
     gy, gx = np.gradient(phi)
     for angle in (25.0, -110.0, 170.0):
         dy, dx = _rotate(gy, gx, angle)

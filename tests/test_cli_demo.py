@@ -30,7 +30,14 @@ def test_demo_solves_the_sample_and_reports_against_the_truth(tmp_path, capsys):
     assert cmp["orientation_error_deg"] < 0.5
     errs = cmp["atom_errors_A"]
     assert errs["site 1 (Ti)"] < 0.2 and all(v < 0.3 for v in errs.values()), errs
-    for name in ("structure.cif", "structure.hkl", "structure.ins", "potential.ccp4", "frames.mrc",
-                 "report.json", "report.html"):
+    for name in (
+        "structure.cif",
+        "structure.hkl",
+        "structure.ins",
+        "potential.ccp4",
+        "frames.mrc",
+        "report.json",
+        "report.html",
+    ):
         assert (out / f"grain_{ts['grain']}" / name).is_file()
     assert "against the truth" in text and "rerun that grain" in text

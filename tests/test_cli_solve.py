@@ -23,13 +23,34 @@ def saved(tmp_path_factory):
 
 def test_solve_writes_the_structure_and_the_frames(saved, capsys):
     out = saved / "grain1"
-    code = main(["solve", str(saved / "tilts.zarr"), "--labels", str(saved / "labels.tif"), "--grain", "1",
-                 "--composition", "TiO2", "--descan", "--out", str(out)])
+    code = main(
+        [
+            "solve",
+            str(saved / "tilts.zarr"),
+            "--labels",
+            str(saved / "labels.tif"),
+            "--grain",
+            "1",
+            "--composition",
+            "TiO2",
+            "--descan",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0, text
     assert "solved" in text and ("P b c a" in text or "P c a b" in text)
-    for name in ("structure.cif", "potential.ccp4", "report.json", "structure.ins", "structure.res", "structure.hkl",
-                 "reflections.cif", "frames.mrc"):
+    for name in (
+        "structure.cif",
+        "potential.ccp4",
+        "report.json",
+        "structure.ins",
+        "structure.res",
+        "structure.hkl",
+        "reflections.cif",
+        "frames.mrc",
+    ):
         assert (out / name).stat().st_size > 0, name
     rep = json.loads((out / "report.json").read_text())
     assert rep["converged"] and rep["r1"] < 0.25 and len(rep["atoms"]) == 3
@@ -38,18 +59,34 @@ def test_solve_writes_the_structure_and_the_frames(saved, capsys):
     assert code == 0
     assert json.loads((saved / "again" / "report.json").read_text())["converged"]
     # never overwrites silently
-    assert main(["solve", str(saved / "tilts.zarr"), "--labels", str(saved / "labels.tif"), "--grain", "1",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "solve",
+                str(saved / "tilts.zarr"),
+                "--labels",
+                str(saved / "labels.tif"),
+                "--grain",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "already exists" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--labels", "missing.tif", "--grain", "1"], "not found"),
-    (["--labels", "{labels}", "--grain", "9"], "grain 9 is not in the labels"),
-    (["--labels", "{bad_labels}", "--grain", "1"], "labels have shape"),
-    (["--labels", "{labels}", "--grain", "1", "--known-cell", "1 2 x"], "--known-cell"),
-    (["--labels", "{labels}", "--grain", "1", "--composition", "Qq2"], "Qq"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--labels", "missing.tif", "--grain", "1"], "not found"),
+        (["--labels", "{labels}", "--grain", "9"], "grain 9 is not in the labels"),
+        (["--labels", "{bad_labels}", "--grain", "1"], "labels have shape"),
+        (["--labels", "{labels}", "--grain", "1", "--known-cell", "1 2 x"], "--known-cell"),
+        (["--labels", "{labels}", "--grain", "1", "--composition", "Qq2"], "Qq"),
+    ],
+)
 def test_solve_bad_input_exits_2_with_one_line(saved, capsys, args, message):
     np.save(saved / "bad.npy", np.ones((3, 3), np.int32))
     args = [a.format(labels=saved / "labels.tif", bad_labels=saved / "bad.npy") for a in args]

@@ -60,36 +60,92 @@ def test_cli_virtual_and_sum(tmp_path, capsys):
     from virtual_aperture.cli._images import read_calibration
 
     cal = read_calibration(out)  # ImageJ calibration: what Fiji shows
-    assert cal["unit"] == "nm" and cal["pixel"] == pytest.approx(1.0) and cal["info"]["detector"] == "annulus:4,9"
+    assert (
+        cal["unit"] == "nm"
+        and cal["pixel"] == pytest.approx(1.0)
+        and cal["info"]["detector"] == "annulus:4,9"
+    )
     maskfile = tmp_path / "mask.tif"
     tifffile.imwrite(maskfile, mask.astype(np.float32) * 0.5)
-    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", str(maskfile), "--out", str(out),
-                 "--memory-budget", "64MB", "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "virtual",
+                str(tmp_path / "scan.npy"),
+                "--detector",
+                str(maskfile),
+                "--out",
+                str(out),
+                "--memory-budget",
+                "64MB",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_allclose(tifffile.imread(out), virtual_image(data, mask) * 0.5)
-    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", "bf", "--out", str(out), "--overwrite"]) == 0
+    assert (
+        main(["virtual", str(tmp_path / "scan.npy"), "--detector", "bf", "--out", str(out), "--overwrite"])
+        == 0
+    )
     labels = np.zeros((6, 5), np.int32)
     labels[:2] = 3
     labels[4, 4] = 7
     tifffile.imwrite(tmp_path / "labels.tif", labels)
     capsys.readouterr()
-    assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"),
-                 "--out", str(tmp_path / "sums.tif")]) == 0
+    assert (
+        main(
+            [
+                "sum",
+                str(tmp_path / "scan.npy"),
+                "--labels",
+                str(tmp_path / "labels.tif"),
+                "--out",
+                str(tmp_path / "sums.tif"),
+            ]
+        )
+        == 0
+    )
     counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert counts == {"3": 10, "7": 1}
     sums = tifffile.imread(tmp_path / "sums.tif")
     np.testing.assert_array_equal(sums[0], data[:2].reshape(-1, 32, 32).sum(0))
     np.testing.assert_array_equal(sums[1], data[4, 4])
-    assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"), "--pixel-size", "0.02",
-                 "--out", str(tmp_path / "sums.tif"), "--overwrite"]) == 0
+    assert (
+        main(
+            [
+                "sum",
+                str(tmp_path / "scan.npy"),
+                "--labels",
+                str(tmp_path / "labels.tif"),
+                "--pixel-size",
+                "0.02",
+                "--out",
+                str(tmp_path / "sums.tif"),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     cal = read_calibration(tmp_path / "sums.tif")  # diffraction in Å⁻¹, as Fiji shows it
     assert cal["unit"] == "1/A" and cal["pixel"] == pytest.approx(0.02) and cal["info"]["counts"] == [10, 1]
 
 
-@pytest.mark.parametrize("spec, msg", [("annulus:9,4", "larger"), ("ring:3", "is not bf"),
-                                       ("nothere.tif", "not found"), ("disk:x", "--detector")])
+@pytest.mark.parametrize(
+    "spec, msg",
+    [
+        ("annulus:9,4", "larger"),
+        ("ring:3", "is not bf"),
+        ("nothere.tif", "not found"),
+        ("disk:x", "--detector"),
+    ],
+)
 def test_cli_bad_detector(tmp_path, capsys, spec, msg):
     np.save(tmp_path / "scan.npy", fake_scan())
-    assert main(["virtual", str(tmp_path / "scan.npy"), "--detector", spec, "--out", str(tmp_path / "o.tif")]) == 2
+    assert (
+        main(["virtual", str(tmp_path / "scan.npy"), "--detector", spec, "--out", str(tmp_path / "o.tif")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert msg in err and len(err.strip().splitlines()) == 1
 
@@ -97,8 +153,19 @@ def test_cli_bad_detector(tmp_path, capsys, spec, msg):
 def test_cli_bad_labels(tmp_path, capsys):
     np.save(tmp_path / "scan.npy", fake_scan())
     tifffile.imwrite(tmp_path / "labels.tif", np.ones((7, 5), np.int32))
-    assert main(["sum", str(tmp_path / "scan.npy"), "--labels", str(tmp_path / "labels.tif"),
-                 "--out", str(tmp_path / "s.tif")]) == 2
+    assert (
+        main(
+            [
+                "sum",
+                str(tmp_path / "scan.npy"),
+                "--labels",
+                str(tmp_path / "labels.tif"),
+                "--out",
+                str(tmp_path / "s.tif"),
+            ]
+        )
+        == 2
+    )
     assert "does not match the scan" in capsys.readouterr().err
 
 
@@ -147,8 +214,9 @@ def test_info_into_a_closed_pipe_prints_no_traceback(tmp_path):
     p = tmp_path / "scan.npy"
     np.save(p, fake_scan())
     code = "import sys; from virtual_aperture.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, "info", str(p)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "info", str(p)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.close()  # like `| head -0`: the reader is gone before anything is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0

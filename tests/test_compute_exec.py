@@ -21,7 +21,9 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    )
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -36,8 +38,10 @@ def test_distributed_identical_results(client):
     shifts = rng.normal(0, 1, (8, 6, 2))
     for data in (a, streamed(a, (1, 3, 6, 7, 9))):
         np.testing.assert_array_equal(virtual_image(data, masks, client=client), virtual_image(data, masks))
-        np.testing.assert_array_equal(virtual_image(data, masks, shifts=shifts, client=client),
-                                      virtual_image(data, masks, shifts=shifts))
+        np.testing.assert_array_equal(
+            virtual_image(data, masks, shifts=shifts, client=client),
+            virtual_image(data, masks, shifts=shifts),
+        )
         calls = []
         got = aperture_sums(data, lab, client=client, progress=lambda d, t: calls.append((d, t)))  # noqa: B023
         want = aperture_sums(data, lab)
@@ -52,7 +56,9 @@ def test_client_address_and_get_client(client):
     a = np.arange(2 * 2 * 3 * 3, dtype=np.uint16).reshape(2, 2, 3, 3)
     c2 = get_client(client.scheduler.address)
     try:
-        np.testing.assert_array_equal(virtual_image(a, np.ones((3, 3)), client=c2), virtual_image(a, np.ones((3, 3))))
+        np.testing.assert_array_equal(
+            virtual_image(a, np.ones((3, 3)), client=c2), virtual_image(a, np.ones((3, 3)))
+        )
     finally:
         c2.close()
     assert get_client(None) is None
@@ -96,10 +102,14 @@ def test_memory_budget_bounds_chunks():
     arr, _, workers = block_plan(Source(a), None, parse_memory_budget("2MiB"))
     chunk_bytes = np.prod([max(c) for c in arr.chunks]) * 2
     assert chunk_bytes * 2 * (workers + 1) <= 2 * 2**20
-    np.testing.assert_array_equal(virtual_image(a, np.ones((32, 32)), memory_budget="2MiB"), np.zeros((64, 64)))
+    np.testing.assert_array_equal(
+        virtual_image(a, np.ones((32, 32)), memory_budget="2MiB"), np.zeros((64, 64))
+    )
 
 
-@pytest.mark.parametrize("text, value", [("2GB", 2 * 10**9), ("512 MiB", 512 * 2**20), (1000, 1000), ("1.5k", 1500)])
+@pytest.mark.parametrize(
+    "text, value", [("2GB", 2 * 10**9), ("512 MiB", 512 * 2**20), (1000, 1000), ("1.5k", 1500)]
+)
 def test_parse_memory_budget(text, value):
     assert parse_memory_budget(text) == value
 

@@ -28,7 +28,11 @@ def test_sums_match_numpy_4d(rng, kind, dtype):
     lab = rng.integers(0, 5, (9, 7))
     lab[lab == 3] = 0  # label 3 absent
     lab[0, 0] = 40
-    data = {"numpy": a, "numpy-dask": da.from_array(a, chunks=(4, 3, 5, 6)), "streamed": streamed(a, (4, 3, 5, 6))}[kind]
+    data = {
+        "numpy": a,
+        "numpy-dask": da.from_array(a, chunks=(4, 3, 5, 6)),
+        "streamed": streamed(a, (4, 3, 5, 6)),
+    }[kind]
     res = aperture_sums(data, lab)
     assert list(res) == [1, 2, 4, 40]
     for k, r in res.items():
@@ -153,7 +157,9 @@ def test_pattern_and_region_mean(rng):
         p = pattern_at(data, 4, 5, tilt=1)
         assert p.dtype == np.uint16
         np.testing.assert_array_equal(p, a[1, 4, 5])
-        np.testing.assert_allclose(region_mean(data, [[0, 0], [1, 1], [1, 1]], tilt=0), a[0, [0, 1], [0, 1]].mean(0))
+        np.testing.assert_allclose(
+            region_mean(data, [[0, 0], [1, 1], [1, 1]], tilt=0), a[0, [0, 1], [0, 1]].mean(0)
+        )
         m = np.zeros((5, 6), bool)
         m[2:4, 1:3] = True
         np.testing.assert_allclose(region_mean(data, m, tilt=1), a[1][m].mean(0))
@@ -168,7 +174,9 @@ def ref_aligned(pattern, s):
 
     ky, kx = pattern.shape
     yy, xx = np.mgrid[:ky, :kx].astype(float)
-    return ndimage.map_coordinates(pattern.astype(float), [yy + s[0], xx + s[1]], order=1, mode="grid-constant")
+    return ndimage.map_coordinates(
+        pattern.astype(float), [yy + s[0], xx + s[1]], order=1, mode="grid-constant"
+    )
 
 
 @pytest.mark.parametrize("kind", ["numpy", "streamed"])

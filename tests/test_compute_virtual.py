@@ -25,7 +25,9 @@ def ref_shifted(data4, mask, shifts):
     for y in range(sy):
         for x in range(sx):
             s = shifts[y, x]
-            m = ndimage.map_coordinates(mask.astype(float), [yy - s[0], xx - s[1]], order=1, mode="grid-constant", cval=0.0)
+            m = ndimage.map_coordinates(
+                mask.astype(float), [yy - s[0], xx - s[1]], order=1, mode="grid-constant", cval=0.0
+            )
             out[y, x] = (data4[y, x].astype(float) * m).sum()
     return out
 
@@ -39,7 +41,11 @@ def rng():
 @pytest.mark.parametrize("kind", ["numpy", "numpy-dask", "streamed"])
 def test_random_float_and_bool_masks_match_numpy(rng, dtype, kind):
     a = (rng.random((5, 7, 9, 13)) * 200).astype(dtype)
-    data = {"numpy": a, "numpy-dask": da.from_array(a, chunks=(2, 3, 9, 13)), "streamed": streamed(a, (2, 3, 9, 13))}[kind]
+    data = {
+        "numpy": a,
+        "numpy-dask": da.from_array(a, chunks=(2, 3, 9, 13)),
+        "streamed": streamed(a, (2, 3, 9, 13)),
+    }[kind]
     fmask = rng.random((9, 13))
     bmask = rng.random((9, 13)) > 0.6
     np.testing.assert_allclose(virtual_image(data, fmask), ref_vi(a, [fmask])[0], rtol=1e-12)

@@ -35,7 +35,9 @@ def _refl(n=50, seed=0, big=1.0):
     hkl = rng.integers(-9, 10, (n, 3))
     hkl[np.all(hkl == 0, axis=1)] = [1, 0, 0]
     i = rng.exponential(500.0, n) * big
-    return Reflections(hkl, i, np.sqrt(i) + 1, cell=CELL, space_group="P 21 21 21", batch=rng.integers(1, 40, n))
+    return Reflections(
+        hkl, i, np.sqrt(i) + 1, cell=CELL, space_group="P 21 21 21", batch=rng.integers(1, 40, n)
+    )
 
 
 def test_hkl_fixed_columns_round_trip_and_zero_record(tmp_path):
@@ -87,28 +89,57 @@ def test_hkl_scales_large_intensities_to_fit(tmp_path):
     np.testing.assert_allclose(back.intensity / scale, r.intensity, rtol=1e-3, atol=0.01 / scale)
 
 
-@pytest.mark.parametrize("sg", ["P 21 21 21", "P 1 21/c 1", "C 1 2/c 1", "F m -3 m", "I 41/a m d:1", "R -3 c:H",
-                                "P 63/m m c", "P -1", "F -4 3 m"])
+@pytest.mark.parametrize(
+    "sg",
+    [
+        "P 21 21 21",
+        "P 1 21/c 1",
+        "C 1 2/c 1",
+        "F m -3 m",
+        "I 41/a m d:1",
+        "R -3 c:H",
+        "P 63/m m c",
+        "P -1",
+        "F -4 3 m",
+    ],
+)
 def test_ins_latt_symm_round_trip(tmp_path, sg):
     g = gemmi.SpaceGroup(sg)
-    cell = {"cubic": (20.7,) * 3 + (90,) * 3, "hexagonal": (5, 5, 8, 90, 90, 120), "trigonal": (5, 5, 13, 90, 90, 120),
-            "tetragonal": (6, 6, 9, 90, 90, 90), "monoclinic": (5, 6, 7, 90, 101, 90)}.get(g.crystal_system_str(),
-                                                                                          (5, 6, 7, 90, 90, 90))
+    cell = {
+        "cubic": (20.7,) * 3 + (90,) * 3,
+        "hexagonal": (5, 5, 8, 90, 90, 120),
+        "trigonal": (5, 5, 13, 90, 90, 120),
+        "tetragonal": (6, 6, 9, 90, 90, 90),
+        "monoclinic": (5, 6, 7, 90, 101, 90),
+    }.get(g.crystal_system_str(), (5, 6, 7, 90, 90, 90))
     if g.crystal_system_str() == "triclinic":
         cell = (5, 6, 7, 80, 85, 95)
-    write_ins(tmp_path / "x.ins", cell=cell, space_group=sg, wavelength=0.0251, unit={"C": 8, "O": 4},
-              atoms=[Atom("C1", "C", 0.1, 0.2, 0.3, 5.0)])
+    write_ins(
+        tmp_path / "x.ins",
+        cell=cell,
+        space_group=sg,
+        wavelength=0.0251,
+        unit={"C": 8, "O": 4},
+        atoms=[Atom("C1", "C", 0.1, 0.2, 0.3, 5.0)],
+    )
     info = read_ins(tmp_path / "x.ins")
-    assert gemmi.SpaceGroup(info["space_group"]).operations() == g.operations() or \
-        sorted(op.triplet() for op in gemmi.SpaceGroup(info["space_group"]).operations()) == \
-        sorted(op.triplet() for op in g.operations())
+    assert gemmi.SpaceGroup(info["space_group"]).operations() == g.operations() or sorted(
+        op.triplet() for op in gemmi.SpaceGroup(info["space_group"]).operations()
+    ) == sorted(op.triplet() for op in g.operations())
     np.testing.assert_allclose(info["cell"], cell, atol=1e-4)
     assert info["unit"] == {"C": 8.0, "O": 4.0}
     text = (tmp_path / "x.ins").read_text()
     latt, symm = shelx_symmetry(sg)
     assert f"LATT {latt}\n" in text
-    assert text.index("CELL") < text.index("ZERR") < text.index("LATT") < text.index("SFAC") < text.index("UNIT") \
-        < text.index("HKLF 4") < text.index("END")
+    assert (
+        text.index("CELL")
+        < text.index("ZERR")
+        < text.index("LATT")
+        < text.index("SFAC")
+        < text.index("UNIT")
+        < text.index("HKLF 4")
+        < text.index("END")
+    )
     # operators as gemmi gives them: the SYMM cards + LATT regenerate the whole group
     gen = [gemmi.Op("x,y,z")] + [gemmi.Op(c[5:].replace(" ", "").lower()) for c in symm]
     assert all(op in list(g.operations()) for op in gen)  # every SYMM card is an operator of the group
@@ -132,10 +163,19 @@ def test_sfac_electron_coefficients_fit():
 
 
 def test_structure_cif_rereads(tmp_path):
-    atoms = [Atom("Ti1", "Ti", 0.1289, 0.0972, 0.8628, 9.0, 8, 1.0, 0.41),
-             Atom("O1", "O", 0.0095, 0.1491, 0.1835, 4.0, 8, 1.0, 0.63)]
-    write_structure_cif(tmp_path / "s.cif", atoms, cell=(9.17, 5.45, 5.14, 90, 90, 90), space_group="P b c a",
-                        wavelength=0.0251, z=8, extra={"_refine_ls_R_factor_all": 0.12})
+    atoms = [
+        Atom("Ti1", "Ti", 0.1289, 0.0972, 0.8628, 9.0, 8, 1.0, 0.41),
+        Atom("O1", "O", 0.0095, 0.1491, 0.1835, 4.0, 8, 1.0, 0.63),
+    ]
+    write_structure_cif(
+        tmp_path / "s.cif",
+        atoms,
+        cell=(9.17, 5.45, 5.14, 90, 90, 90),
+        space_group="P b c a",
+        wavelength=0.0251,
+        z=8,
+        extra={"_refine_ls_R_factor_all": 0.12},
+    )
     st = gemmi.read_small_structure(str(tmp_path / "s.cif"))
     assert [s.label for s in st.sites] == ["Ti1", "O1"]
     assert st.spacegroup.hm == "P b c a"
@@ -174,8 +214,14 @@ def test_ccp4_rereads_with_cell_and_grid(tmp_path):
 
 def test_mrc_stack_keeps_calibration_out_of_the_voxel_size(tmp_path):
     frames = np.random.default_rng(1).integers(0, 1000, (3, 32, 40)).astype(np.float32)
-    write_mrc_stack(tmp_path / "f.mrc", frames, pixel_size=0.01, tilt_angles_deg=[-1, 0, 1], wavelength=0.02508,
-                    tilt_axis_deg=30.0)
+    write_mrc_stack(
+        tmp_path / "f.mrc",
+        frames,
+        pixel_size=0.01,
+        tilt_angles_deg=[-1, 0, 1],
+        wavelength=0.02508,
+        tilt_axis_deg=30.0,
+    )
     with mrcfile.open(tmp_path / "f.mrc") as mrc:
         assert mrc.data.shape == (3, 32, 40)
         # Å/px field: diffraction frames have no real-space sampling (never the Å⁻¹/px calibration)
@@ -197,23 +243,49 @@ def test_mrc_stack_keeps_calibration_out_of_the_voxel_size(tmp_path):
 
 def test_smv_headers_and_frames(tmp_path):
     frames = np.random.default_rng(1).integers(0, 1000, (3, 32, 40)).astype(np.float64)
-    files = write_smv(tmp_path, frames, tilt_angles_deg=[-1.0, 0.0, 1.0], wavelength=0.0251, pixel_size=0.01,
-                      center=(16.0, 20.0), physical_pixel_mm=0.055)
+    files = write_smv(
+        tmp_path,
+        frames,
+        tilt_angles_deg=[-1.0, 0.0, 1.0],
+        wavelength=0.0251,
+        pixel_size=0.01,
+        center=(16.0, 20.0),
+        physical_pixel_mm=0.055,
+    )
     raw = files[1].read_bytes()
     head = raw[:512].decode("ascii")
     # ADSC: BEAM_CENTER_X is the slow (row) coordinate, BEAM_CENTER_Y the fast one, mm from the pixel corner
-    for key in ("HEADER_BYTES=512;", "DISTANCE=", "PIXEL_SIZE=0.055000;", "WAVELENGTH=0.025100;", "OSC_START=-0.5000;",
-                "OSC_RANGE=1.0000;", "BEAM_CENTER_X=0.90750;", "BEAM_CENTER_Y=1.12750;", "SIZE1=40;", "SIZE2=32;",
-                "IMAGE_PEDESTAL=1;"):
+    for key in (
+        "HEADER_BYTES=512;",
+        "DISTANCE=",
+        "PIXEL_SIZE=0.055000;",
+        "WAVELENGTH=0.025100;",
+        "OSC_START=-0.5000;",
+        "OSC_RANGE=1.0000;",
+        "BEAM_CENTER_X=0.90750;",
+        "BEAM_CENTER_Y=1.12750;",
+        "SIZE1=40;",
+        "SIZE2=32;",
+        "IMAGE_PEDESTAL=1;",
+    ):
         assert key in head
     dist = float(head.split("DISTANCE=")[1].split(";")[0])
     assert dist == pytest.approx(0.055 / (0.0251 * 0.01), rel=1e-4)
     data = np.frombuffer(raw[512:], dtype="<u2").reshape(32, 40)
     np.testing.assert_array_equal(data, frames[1] + 1)  # + pedestal: 0 stays free for "no data"
     with pytest.raises(ValueError, match="uint16"):
-        write_smv(tmp_path, frames * 100, tilt_angles_deg=[0, 1, 2], wavelength=0.0251, pixel_size=0.01,
-                  center=(16, 20), prefix="big")
-    assert "DISTANCE" in smv_header((4, 4), wavelength=0.02, pixel_size=0.01, center=(2, 2), osc_start=0, osc_range=1)
+        write_smv(
+            tmp_path,
+            frames * 100,
+            tilt_angles_deg=[0, 1, 2],
+            wavelength=0.0251,
+            pixel_size=0.01,
+            center=(16, 20),
+            prefix="big",
+        )
+    assert "DISTANCE" in smv_header(
+        (4, 4), wavelength=0.02, pixel_size=0.01, center=(2, 2), osc_start=0, osc_range=1
+    )
 
 
 def test_report_json_with_nan(tmp_path):

@@ -51,8 +51,15 @@ def brookite_phase(tmp_path_factory):
     d = tmp_path_factory.mktemp("brookite")
     refl = simulate_reflections(st, d_min=0.8, tilt_range_deg=40, noise=0.05, seed=1)
     write_hkl(d / "brk.hkl", refl)
-    write_ins(d / "brk.ins", cell=st.cell.parameters, space_group="P b c a", wavelength=0.02508, z=8,
-              unit={"Ti": 8, "O": 16}, zerr=ZERR)
+    write_ins(
+        d / "brk.ins",
+        cell=st.cell.parameters,
+        space_group="P b c a",
+        wavelength=0.02508,
+        z=8,
+        unit={"Ti": 8, "O": 16},
+        zerr=ZERR,
+    )
     return d
 
 
@@ -63,11 +70,15 @@ def test_brookite_exports_read_by_cctbx_give_the_reported_r1(brookite_phase, cap
     text = capsys.readouterr().out
     assert text.count("solved") == 1, text  # not "solved: solved:"
     rep = json.loads((out / "report.json").read_text())
-    res_cif, res_res, cif_check, refl_check, hkl = consumers.cctbx_batch([
-        ("recompute_r1", out / "structure.cif", out / "reflections.cif"),
-        ("recompute_r1", out / "structure.res", out / "reflections.cif"),
-        ("check_cif", out / "structure.cif"), ("check_cif", out / "reflections.cif"),
-        ("hkl_as_cctbx", d / "brk.hkl", list(load_structure("brookite").cell.parameters), "P b c a")])
+    res_cif, res_res, cif_check, refl_check, hkl = consumers.cctbx_batch(
+        [
+            ("recompute_r1", out / "structure.cif", out / "reflections.cif"),
+            ("recompute_r1", out / "structure.res", out / "reflections.cif"),
+            ("check_cif", out / "structure.cif"),
+            ("check_cif", out / "reflections.cif"),
+            ("hkl_as_cctbx", d / "brk.hkl", list(load_structure("brookite").cell.parameters), "P b c a"),
+        ]
+    )
     assert cif_check["errors"] == 0, cif_check["messages"]
     assert refl_check["errors"] == 0, refl_check["messages"]
     for built in (res_cif, res_res):
@@ -75,8 +86,9 @@ def test_brookite_exports_read_by_cctbx_give_the_reported_r1(brookite_phase, cap
         assert built["hall"].strip() == gemmi.SpaceGroup("P b c a").hall.strip()
         assert abs(built["r1"] - rep["r1"]) < 0.01, (built["r1"], rep["r1"])
         # the per-atom B that was scored is the one cctbx read
-        np.testing.assert_allclose([s["b_iso"] for s in built["scatterers"]], [a["b_iso"] for a in rep["atoms"]],
-                                   atol=2e-3)
+        np.testing.assert_allclose(
+            [s["b_iso"] for s in built["scatterers"]], [a["b_iso"] for a in rep["atoms"]], atol=2e-3
+        )
     assert res_cif["n"] == rep["n_reflections"]
     # the HKLF 4 input and its merging, by iotbx
     assert hkl["is_intensity"] and hkl["i_max"] == pytest.approx(99999.0, abs=0.01)
@@ -85,8 +97,10 @@ def test_brookite_exports_read_by_cctbx_give_the_reported_r1(brookite_phase, cap
     zerr = next(line for line in res if line.startswith("ZERR")).split()
     assert [float(v) for v in zerr[2:]] == pytest.approx(ZERR) and zerr[1] == "8"
     with capsys.disabled():
-        print(f"\nbrookite: reported R1 {rep['r1']:.4f}, cctbx from structure.cif {res_cif['r1']:.4f}, "
-              f"from structure.res {res_res['r1']:.4f}")
+        print(
+            f"\nbrookite: reported R1 {rep['r1']:.4f}, cctbx from structure.cif {res_cif['r1']:.4f}, "
+            f"from structure.res {res_res['r1']:.4f}"
+        )
 
 
 def test_ccp4_map_cell_and_axis_order_by_gemmi(tmp_path):
@@ -110,8 +124,16 @@ def _smv_case(tmp_path, axis_deg, prefix):
     center = (23.3, 25.6)
     frames[:, 22:25, 24:28] = np.nan  # beam stop
     frames[:, 10, 26] = 60000.0  # a spot 13.3 px from the centre along -y (on the axis when it is at 90°)
-    files = write_smv(tmp_path, frames, tilt_angles_deg=[0.0, 2.0], wavelength=0.02508, pixel_size=0.01,
-                      center=center, tilt_axis_deg=axis_deg, prefix=prefix)
+    files = write_smv(
+        tmp_path,
+        frames,
+        tilt_angles_deg=[0.0, 2.0],
+        wavelength=0.02508,
+        pixel_size=0.01,
+        center=center,
+        tilt_axis_deg=axis_deg,
+        prefix=prefix,
+    )
     return frames, center, files
 
 
@@ -150,8 +172,18 @@ def test_smv_header_keys_the_adsc_reader_requires(tmp_path):
     _, _, files = _smv_case(tmp_path, 0.0, "c")
     size, head = consumers.smv_header(files[0])
     # FormatSMVADSC.understand: every wanted key present, no DTREK_DATE_TIME
-    for key in ("BEAM_CENTER_X", "BEAM_CENTER_Y", "DISTANCE", "WAVELENGTH", "PIXEL_SIZE", "OSC_START", "OSC_RANGE",
-                "SIZE1", "SIZE2", "BYTE_ORDER"):
+    for key in (
+        "BEAM_CENTER_X",
+        "BEAM_CENTER_Y",
+        "DISTANCE",
+        "WAVELENGTH",
+        "PIXEL_SIZE",
+        "OSC_START",
+        "OSC_RANGE",
+        "SIZE1",
+        "SIZE2",
+        "BYTE_ORDER",
+    ):
         assert key in head
     assert "DTREK_DATE_TIME" not in head and size % 512 == 0
     assert Path(files[0]).stat().st_size == size + 48 * 48 * 2

@@ -26,8 +26,12 @@ def test_worker_killed_mid_job_finishes(tmp_path):
     mask = np.zeros((32, 32))
     mask[8:24, 8:24] = 1.0
     want = (data * mask).sum(axis=(2, 3))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  memory_limit="1GiB") as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         pids = client.run(os.getpid)
         victim = sorted(pids.values())[0]
         killed = []

@@ -5,7 +5,9 @@ import pytest
 from virtual_aperture.crystal import geometry as geo
 
 
-@pytest.mark.parametrize("cell", [(20.7, 20.7, 20.7, 90, 90, 90), (5.1, 7.3, 9.2, 80, 95, 110), (4.9, 4.9, 5.4, 90, 90, 120)])
+@pytest.mark.parametrize(
+    "cell", [(20.7, 20.7, 20.7, 90, 90, 90), (5.1, 7.3, 9.2, 80, 95, 110), (4.9, 4.9, 5.4, 90, 90, 120)]
+)
 def test_reciprocal_basis_matches_gemmi(cell):
     B = geo.reciprocal_basis(cell)
     uc = gemmi.UnitCell(*cell)
@@ -31,7 +33,9 @@ def test_predict_then_map_back_round_trip():
     UB = geo.random_rotation(rng) @ geo.reciprocal_basis(cell)
     lam = 0.02508
     hkl = geo.miller_indices_within(cell, 0.8)
-    kw = dict(tilt_axis_deg=23.0, wavelength=lam, pixel_size=0.01, center=(63.2, 64.7), ellipticity=(1.03, 30.0))
+    kw = dict(
+        tilt_axis_deg=23.0, wavelength=lam, pixel_size=0.01, center=(63.2, 64.7), ellipticity=(1.03, 30.0)
+    )
     for tilt in (-20.0, 0.0, 17.5):
         pos, s, g_lab = geo.predict_reflections(UB, hkl, tilt_deg=tilt, **kw)
         on = np.abs(s) < 1e-3

@@ -57,7 +57,9 @@ def test_propose_matches_truth(sample):
 def test_propose_public_name_and_progress_and_cancel(sample):
     data, _ = sample
     calls = []
-    prop = va.propose_grains(data, min_size=10, bin=2, mean_patterns=False, progress=lambda d, t: calls.append((d, t)))
+    prop = va.propose_grains(
+        data, min_size=10, bin=2, mean_patterns=False, progress=lambda d, t: calls.append((d, t))
+    )
     assert prop.n_grains >= 5
     assert calls and calls[-1][0] == calls[-1][1]
     with pytest.raises(RuntimeError, match="cancel"):
@@ -175,7 +177,11 @@ def test_kernels_match_numpy_reference():
     ref = np.zeros((9, 11))
     for y in range(9):
         for x in range(11):
-            nb = [u[q] for q in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)) if 0 <= q[0] < 9 and 0 <= q[1] < 11]
+            nb = [
+                u[q]
+                for q in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1))
+                if 0 <= q[0] < 9 and 0 <= q[1] < 11
+            ]
             ref[y, x] = np.mean([u[y, x] @ v for v in nb])
     np.testing.assert_allclose(scores, ref, atol=1e-5)
     order = np.argsort(-scores, axis=None, kind="stable").astype(np.int64)
@@ -207,7 +213,9 @@ def test_propose_on_simulated_agglomerate(seed, dose, n, det):
     """Built-in simulator (real structure, thickness, descan, amorphous support, Poisson noise)."""
     from virtual_aperture.sample import simulate_agglomerate
 
-    lazy, tr = simulate_agglomerate(n_grains=8, scan_shape=(n, n), detector_shape=(det, det), seed=seed, dose=dose)
+    lazy, tr = simulate_agglomerate(
+        n_grains=8, scan_shape=(n, n), detector_shape=(det, det), seed=seed, dose=dose
+    )
     ds = Dataset(lazy.data.compute(), lazy.calibration)
     prop = propose_grains(ds, min_size=15, mean_patterns=False)
     ious = matched_ious(prop.labels, tr.labels, tr.footprints)

@@ -45,7 +45,9 @@ def test_same_grain_on_95_percent_of_tilts(series):
     # proposals find each grain on nearly every tilt (one grain is missed on one tilt here)
     assert all(n >= 8 for _, _, n in frac.values()), frac
     assert len({tid for tid, _, _ in frac.values()}) == tr.n_grains  # distinct grains, distinct ids
-    assert len(prop.confidence) == 9 and all(set(c) <= set(np.unique(prop.labels[t])) for t, c in enumerate(prop.confidence))
+    assert len(prop.confidence) == 9 and all(
+        set(c) <= set(np.unique(prop.labels[t])) for t, c in enumerate(prop.confidence)
+    )
 
 
 def test_tracking_shuffled_ids_with_and_without_dataset(series):
@@ -66,7 +68,9 @@ def test_tracking_shuffled_ids_with_and_without_dataset(series):
         for kw in ({"dataset": ds}, {}):
             tracks = track_grains(labels, **kw)
             frac = _identity_fraction(tracks.relabel(), tr)
-            assert all(f >= 0.95 and n == 9 or labels is shuffled and f >= 0.95 for _, f, n in frac.values()), frac
+            assert all(
+                f >= 0.95 and n == 9 or labels is shuffled and f >= 0.95 for _, f, n in frac.values()
+            ), frac
 
 
 def test_drift_estimate_follows_truth(series):

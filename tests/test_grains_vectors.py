@@ -13,7 +13,9 @@ from virtual_aperture.sample import simulate_agglomerate
 
 
 def _sample(seed):
-    ds, tr = simulate_agglomerate(n_grains=4, scan_shape=(40, 40), detector_shape=(64, 64), seed=seed, dose=1e5)
+    ds, tr = simulate_agglomerate(
+        n_grains=4, scan_shape=(40, 40), detector_shape=(64, 64), seed=seed, dose=1e5
+    )
     return Dataset(ds.data.compute(), ds.calibration), tr
 
 
@@ -37,7 +39,13 @@ def test_overlapping_grains_get_their_own_reflections(clustered):
     assert len(vc) == tr.n_grains
     assert min(iou[g, c] for g, c in match.items()) > 0.6
     fp = tr.footprints
-    overlapping = {g for i in range(len(fp)) for g in (i,) for j in range(len(fp)) if i != j and (fp[i] & fp[j]).sum() > 5}
+    overlapping = {
+        g
+        for i in range(len(fp))
+        for g in (i,)
+        for j in range(len(fp))
+        if i != j and (fp[i] & fp[j]).sum() > 5
+    }
     assert overlapping, "the sample must contain grains overlapping in projection"
     refl = np.concatenate([c.reflections for c in vc.crystals])
     owner = np.concatenate([[k] * len(c.reflections) for k, c in enumerate(vc.crystals)])

@@ -34,8 +34,13 @@ def _index(name, step, seed=1, span=30):
     cr = K.CRYSTALS[name]
     S = K.tilt_series([cr], tilts=(-span, span, step), seed=seed)
     pats = np.random.default_rng(seed).poisson(S.patterns[0] * 1e4 / S.patterns[0].max() + 0.5).astype(float)
-    cal = va.Calibration(pixel_size=S.pixel_size, beam_energy_kv=S.kv, tilt_angles_deg=tuple(S.tilts_deg),
-                         tilt_axis_deg=S.tilt_axis_deg, center=S.center)
+    cal = va.Calibration(
+        pixel_size=S.pixel_size,
+        beam_energy_kv=S.kv,
+        tilt_angles_deg=tuple(S.tilts_deg),
+        tilt_axis_deg=S.tilt_axis_deg,
+        center=S.center,
+    )
     peaks = va.find_bragg_peaks(pats, calibration=cal, exclude_center_radius=4, threshold=6, center="beam")
     return S, va.index_tilt_series(peaks, calibration=cal)
 
@@ -43,7 +48,9 @@ def _index(name, step, seed=1, span=30):
 @pytest.mark.parametrize("name", ["aP", "mC", "cI", "cF"])
 def test_index_independent_fine_series(name):
     S, r = _index(name, 1)
-    verdict, why = K.cell_matches(r.UB, S.UB[0], found_centring=r.centring, true_centring=S.crystals[0].centring)
+    verdict, why = K.cell_matches(
+        r.UB, S.UB[0], found_centring=r.centring, true_centring=S.crystals[0].centring
+    )
     assert verdict == "right", why
     assert r.lattice == name
     assert r.indexed_fraction > 0.95

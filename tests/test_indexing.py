@@ -19,18 +19,42 @@ from virtual_aperture.crystal.refine import nearest_rotation
 TILTS = np.arange(-30, 30.1, 1.5)
 
 
-def spot_series(cell, centring="P", *, seed=0, tilts=TILTS, axis=12.0, ps=0.008, s_max=0.006,
-                noise=0.1, n_spurious=0, shape=(256, 256), center=(127.6, 128.3), ell=(1.02, 20.0), d_min=0.7):
+def spot_series(
+    cell,
+    centring="P",
+    *,
+    seed=0,
+    tilts=TILTS,
+    axis=12.0,
+    ps=0.008,
+    s_max=0.006,
+    noise=0.1,
+    n_spurious=0,
+    shape=(256, 256),
+    center=(127.6, 128.3),
+    ell=(1.02, 20.0),
+    d_min=0.7,
+):
     rng = np.random.default_rng(seed)
     U = geo.random_rotation(rng)
     UB = U @ geo.reciprocal_basis(cell)
-    cal = Calibration(pixel_size=ps, tilt_angles_deg=tuple(tilts), tilt_axis_deg=axis, center=center, ellipticity=ell)
+    cal = Calibration(
+        pixel_size=ps, tilt_angles_deg=tuple(tilts), tilt_axis_deg=axis, center=center, ellipticity=ell
+    )
     hkl = geo.miller_indices_within(cell, d_min)
     hkl = hkl[centring_allowed(hkl, centring)]
     lists = []
     for t, ang in enumerate(tilts):
-        pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=ang, tilt_axis_deg=axis, wavelength=cal.wavelength,
-                                            pixel_size=ps, center=center, ellipticity=ell)
+        pos, s, _ = geo.predict_reflections(
+            UB,
+            hkl,
+            tilt_deg=ang,
+            tilt_axis_deg=axis,
+            wavelength=cal.wavelength,
+            pixel_size=ps,
+            center=center,
+            ellipticity=ell,
+        )
         k = (np.abs(s) < s_max) & (pos.min(1) > 5) & (pos[:, 0] < shape[0] - 5) & (pos[:, 1] < shape[1] - 5)
         p = pos[k] + rng.normal(0, noise, (int(k.sum()), 2))
         if n_spurious:
@@ -55,15 +79,20 @@ def test_niggli_of_known_non_reduced_cell():
     R, T = niggli_reduce_basis(A @ M)
     assert geo.cell_from_basis(R) == pytest.approx((5, 6, 7, 80, 80, 85), abs=1e-6)
     assert np.allclose(A @ M @ T, R)
-    assert niggli_cell((4.0782,) * 3 + (90,) * 3, centring="F") == pytest.approx((2.8837,) * 3 + (60,) * 3, abs=1e-3)
+    assert niggli_cell((4.0782,) * 3 + (90,) * 3, centring="F") == pytest.approx(
+        (2.8837,) * 3 + (60,) * 3, abs=1e-3
+    )
 
 
-@pytest.mark.parametrize("cell,centring,best,conv", [
-    ((4.0782,) * 3 + (90,) * 3, "F", "cF", (4.0782,) * 3 + (90,) * 3),
-    ((5.1, 6.2, 7.3, 90, 103, 90), "C", "mC", (5.1, 6.2, 7.3, 90, 103, 90)),
-    ((6, 6, 9, 90, 90, 90), "I", "tI", (6, 6, 9, 90, 90, 90)),
-    ((5, 5, 12, 90, 90, 120), "R", "hR", (5, 5, 12, 90, 90, 120)),
-])
+@pytest.mark.parametrize(
+    "cell,centring,best,conv",
+    [
+        ((4.0782,) * 3 + (90,) * 3, "F", "cF", (4.0782,) * 3 + (90,) * 3),
+        ((5.1, 6.2, 7.3, 90, 103, 90), "C", "mC", (5.1, 6.2, 7.3, 90, 103, 90)),
+        ((6, 6, 9, 90, 90, 90), "I", "tI", (6, 6, 9, 90, 90, 90)),
+        ((5, 5, 12, 90, 90, 120), "R", "hR", (5, 5, 12, 90, 90, 120)),
+    ],
+)
 def test_bravais_candidates(cell, centring, best, conv):
     R, _ = niggli_reduce_basis(geo.direct_basis(cell), centring=centring)
     cands = bravais_candidates(R @ np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]]))
@@ -73,12 +102,15 @@ def test_bravais_candidates(cell, centring, best, conv):
     assert cands[-1].lattice == "aP"
 
 
-@pytest.mark.parametrize("cell,centring,lattice", [
-    ((8.0, 9.0, 11.0, 90, 90, 90), "P", "oP"),
-    ((5.1, 6.2, 7.3, 90, 103, 90), "C", "mC"),
-    ((7.5, 7.5, 14, 90, 90, 120), "P", "hP"),
-    ((6, 7, 8, 80, 95, 100), "P", "aP"),
-])
+@pytest.mark.parametrize(
+    "cell,centring,lattice",
+    [
+        ((8.0, 9.0, 11.0, 90, 90, 90), "P", "oP"),
+        ((5.1, 6.2, 7.3, 90, 103, 90), "C", "mC"),
+        ((7.5, 7.5, 14, 90, 90, 120), "P", "hP"),
+        ((6, 7, 8, 80, 95, 100), "P", "aP"),
+    ],
+)
 def test_index_tilt_series_synthetic(cell, centring, lattice):
     lists, cal, UB = spot_series(cell, centring, n_spurious=2)
     r = index_tilt_series(lists, calibration=cal)
@@ -137,10 +169,19 @@ def test_index_zone_axis():
     UB = U @ B
     cal = Calibration(pixel_size=0.01, center=(128.0, 128.0))
     hkl = geo.miller_indices_within(cell, 0.9)
-    pos, s, _ = geo.predict_reflections(UB, hkl, tilt_deg=0.0, tilt_axis_deg=0.0, wavelength=cal.wavelength,
-                                        pixel_size=0.01, center=(128.0, 128.0))
+    pos, s, _ = geo.predict_reflections(
+        UB,
+        hkl,
+        tilt_deg=0.0,
+        tilt_axis_deg=0.0,
+        wavelength=cal.wavelength,
+        pixel_size=0.01,
+        center=(128.0, 128.0),
+    )
     k = (np.abs(s) < 0.003) & (pos.min(1) > 2) & (pos.max(1) < 254)
-    peaks = PeakList.from_positions(pos[k] + np.random.default_rng(0).normal(0, 0.1, (int(k.sum()), 2)), calibration=cal)
+    peaks = PeakList.from_positions(
+        pos[k] + np.random.default_rng(0).normal(0, 0.1, (int(k.sum()), 2)), calibration=cal
+    )
     r2d = index_zone_axis(peaks, calibration=cal)
     assert sorted(r2d.lengths) == pytest.approx([1 / 7.0, 1 / 5.0], rel=5e-3)
     assert r2d.angle_deg == pytest.approx(90.0, abs=0.5) and r2d.indexed_fraction > 0.95

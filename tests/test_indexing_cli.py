@@ -23,8 +23,24 @@ def stack_file(tmp_path_factory):
 
 def test_cli_index_writes_peaks_and_cell(stack_file, tmp_path, capsys):
     out = tmp_path / "res"
-    code = main(["index", str(stack_file), "--tilts", "-30", "30", "2", "--tilt-axis", "14", "--pixel-size", "0.015",
-                 "--kv", "300", "--out", str(out)])
+    code = main(
+        [
+            "index",
+            str(stack_file),
+            "--tilts",
+            "-30",
+            "30",
+            "2",
+            "--tilt-axis",
+            "14",
+            "--pixel-size",
+            "0.015",
+            "--kv",
+            "300",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     res = json.loads((out / "indexing.json").read_text())
     assert res["lattice"] == "oP"
@@ -34,12 +50,38 @@ def test_cli_index_writes_peaks_and_cell(stack_file, tmp_path, capsys):
     assert lines[0].split(",")[-1] == "hkl" and len(lines) - 1 == res["n_peaks"]
     assert (out / "predicted.csv").read_text().count("\n") > 31
     # known cell given as numbers
-    code = main(["index", str(stack_file), "--tilts", "-30", "30", "2", "--tilt-axis", "14", "--pixel-size", "0.015",
-                 "--cell", "5.5", "9.2", "5.2", "90", "90", "90", "--out", str(out), "--overwrite"])
+    code = main(
+        [
+            "index",
+            str(stack_file),
+            "--tilts",
+            "-30",
+            "30",
+            "2",
+            "--tilt-axis",
+            "14",
+            "--pixel-size",
+            "0.015",
+            "--cell",
+            "5.5",
+            "9.2",
+            "5.2",
+            "90",
+            "90",
+            "90",
+            "--out",
+            str(out),
+            "--overwrite",
+        ]
+    )
     assert code == 0
-    code = main(["index", str(stack_file), "--tilts", "-30", "30", "2", "--pixel-size", "0.015", "--out", str(out)])
+    code = main(
+        ["index", str(stack_file), "--tilts", "-30", "30", "2", "--pixel-size", "0.015", "--out", str(out)]
+    )
     assert code == 2 and "already exists" in capsys.readouterr().err  # never overwritten silently
-    assert json.loads((out / "indexing.json").read_text())["cell"] == pytest.approx([5.5, 9.2, 5.2, 90, 90, 90], rel=5e-3)
+    assert json.loads((out / "indexing.json").read_text())["cell"] == pytest.approx(
+        [5.5, 9.2, 5.2, 90, 90, 90], rel=5e-3
+    )
 
 
 def test_cli_index_errors(stack_file, tmp_path, capsys):

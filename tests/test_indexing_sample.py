@@ -17,13 +17,22 @@ def orientation_error_deg(UB_true, UB_found):
 
 
 def run(structure, seed):
-    ds, truth = simulate_agglomerate(structure=structure, n_grains=2, scan_shape=(16, 16), detector_shape=(128, 128),
-                                     tilts=(-24, 24, 2), seed=seed, ellipticity=(1.02, 30.0), overlap=False)
+    ds, truth = simulate_agglomerate(
+        structure=structure,
+        n_grains=2,
+        scan_shape=(16, 16),
+        detector_shape=(128, 128),
+        tilts=(-24, 24, 2),
+        seed=seed,
+        ellipticity=(1.02, 30.0),
+        overlap=False,
+    )
     sums = aperture_sums(ds, truth.exclusive_labels())
     out = {}
     for g, res in sums.items():
-        peaks = find_bragg_peaks(res.sum, calibration=ds.calibration, exclude_center_radius=4, threshold=6,
-                                 center="beam")
+        peaks = find_bragg_peaks(
+            res.sum, calibration=ds.calibration, exclude_center_radius=4, threshold=6, center="beam"
+        )
         out[g] = (peaks, index_tilt_series(peaks, calibration=ds.calibration))
     return ds, truth, out
 
@@ -92,8 +101,14 @@ def test_predictions_overlay_observed_peaks(brookite):
 
 
 def test_descan_recovered_from_uncorrected_data():
-    ds, truth = simulate_agglomerate(structure="brookite", n_grains=3, scan_shape=(20, 20), detector_shape=(96, 96),
-                                     seed=2, descan_shift_px=2.0)
+    ds, truth = simulate_agglomerate(
+        structure="brookite",
+        n_grains=3,
+        scan_shape=(20, 20),
+        detector_shape=(96, 96),
+        seed=2,
+        descan_shift_px=2.0,
+    )
     cal, fit = calibrate.calibrate_descan(ds)
     assert np.hypot(*np.moveaxis(truth.descan_shift, -1, 0)).max() == pytest.approx(2.0)
     assert np.abs(fit.shifts - truth.descan_shift).max() < 0.25

@@ -16,7 +16,9 @@ LAM, PIX, CEN, AXIS = 0.0251, 0.012, (96.0, 96.0), 20.0
 SIG_S = 0.003  # rocking-curve width (Å⁻¹)
 
 
-def _simulate(tilts, *, cell=CELL, d_min=1.1, bg=2.0, seed=0, shape=(192, 192), psf=1.0, noise=True, scale=1.0):
+def _simulate(
+    tilts, *, cell=CELL, d_min=1.1, bg=2.0, seed=0, shape=(192, 192), psf=1.0, noise=True, scale=1.0
+):
     rng = np.random.default_rng(seed)
     UB = random_rotation(np.random.default_rng(3)) @ reciprocal_basis(cell)
     hkl = miller_indices_within(cell, d_min)
@@ -25,13 +27,19 @@ def _simulate(tilts, *, cell=CELL, d_min=1.1, bg=2.0, seed=0, shape=(192, 192), 
     pats = np.full((len(tilts), *shape), bg)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     for t_i, t in enumerate(tilts):
-        pos, s, _ = predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=AXIS, wavelength=LAM,
-                                        pixel_size=PIX, center=CEN)
+        pos, s, _ = predict_reflections(
+            UB, hkl, tilt_deg=t, tilt_axis_deg=AXIS, wavelength=LAM, pixel_size=PIX, center=CEN
+        )
         amp = i_kin * np.exp(-0.5 * (s / SIG_S) ** 2) / (np.sqrt(2 * np.pi) * SIG_S)
         for (py, px), a in zip(pos, amp):
             if a < 1e-3 or not (0 <= py < shape[0] and 0 <= px < shape[1]):
                 continue
-            y0, y1, x0, x1 = max(int(py) - 5, 0), min(int(py) + 6, shape[0]), max(int(px) - 5, 0), min(int(px) + 6, shape[1])
+            y0, y1, x0, x1 = (
+                max(int(py) - 5, 0),
+                min(int(py) + 6, shape[0]),
+                max(int(px) - 5, 0),
+                min(int(px) + 6, shape[1]),
+            )
             g = np.exp(-((yy[y0:y1, x0:x1] - py) ** 2 + (xx[y0:y1, x0:x1] - px) ** 2) / (2 * psf**2))
             pats[t_i, y0:y1, x0:x1] += a * g / (2 * np.pi * psf**2)
     if noise:
@@ -40,9 +48,20 @@ def _simulate(tilts, *, cell=CELL, d_min=1.1, bg=2.0, seed=0, shape=(192, 192), 
 
 
 def _run(pats, UB, tilts, excitation_width=4 * SIG_S, **kw):
-    return integrate_reflections(pats, UB=UB, tilt_angles_deg=tilts, tilt_axis_deg=AXIS, wavelength=LAM,
-                                 pixel_size=PIX, center=CEN, d_min=1.1, radius_px=4.0,
-                                 background_annulus=(6.0, 9.0), excitation_width=excitation_width, **kw)
+    return integrate_reflections(
+        pats,
+        UB=UB,
+        tilt_angles_deg=tilts,
+        tilt_axis_deg=AXIS,
+        wavelength=LAM,
+        pixel_size=PIX,
+        center=CEN,
+        d_min=1.1,
+        radius_px=4.0,
+        background_annulus=(6.0, 9.0),
+        excitation_width=excitation_width,
+        **kw,
+    )
 
 
 def test_integrated_intensities_match_truth_for_strong_spots():
@@ -88,11 +107,37 @@ def test_bad_input_raises():
     pats = np.zeros((3, 32, 32))
     UB = reciprocal_basis(CELL)
     with pytest.raises(ValueError, match="tilt angles"):
-        integrate_reflections(pats, UB=UB, tilt_angles_deg=[0, 1], tilt_axis_deg=0, wavelength=LAM,
-                              pixel_size=PIX, center=(16, 16), d_min=1.0)
+        integrate_reflections(
+            pats,
+            UB=UB,
+            tilt_angles_deg=[0, 1],
+            tilt_axis_deg=0,
+            wavelength=LAM,
+            pixel_size=PIX,
+            center=(16, 16),
+            d_min=1.0,
+        )
     with pytest.raises(ValueError, match="shape"):
-        integrate_reflections(pats[0], UB=UB, tilt_angles_deg=tilts, tilt_axis_deg=0, wavelength=LAM,
-                              pixel_size=PIX, center=(16, 16), d_min=1.0)
+        integrate_reflections(
+            pats[0],
+            UB=UB,
+            tilt_angles_deg=tilts,
+            tilt_axis_deg=0,
+            wavelength=LAM,
+            pixel_size=PIX,
+            center=(16, 16),
+            d_min=1.0,
+        )
     with pytest.raises(ValueError, match="annulus"):
-        integrate_reflections(pats, UB=UB, tilt_angles_deg=tilts, tilt_axis_deg=0, wavelength=LAM,
-                              pixel_size=PIX, center=(16, 16), d_min=1.0, radius_px=5, background_annulus=(4, 8))
+        integrate_reflections(
+            pats,
+            UB=UB,
+            tilt_angles_deg=tilts,
+            tilt_axis_deg=0,
+            wavelength=LAM,
+            pixel_size=PIX,
+            center=(16, 16),
+            d_min=1.0,
+            radius_px=5,
+            background_annulus=(4, 8),
+        )

@@ -33,18 +33,30 @@ def test_tilt_series_to_structure():
     pats = np.full((len(tilts), *shape), 1.0)
     yy, xx = np.mgrid[-4:5, -4:5]
     for t_i, t in enumerate(tilts):
-        pos, s, _ = predict_reflections(UB, hkl, tilt_deg=t, tilt_axis_deg=AXIS, wavelength=LAM, pixel_size=PIX,
-                                        center=cen)
+        pos, s, _ = predict_reflections(
+            UB, hkl, tilt_deg=t, tilt_axis_deg=AXIS, wavelength=LAM, pixel_size=PIX, center=cen
+        )
         amp = i_kin * np.exp(-0.5 * (s / SIG_S) ** 2) / (np.sqrt(2 * np.pi) * SIG_S)
         on = (amp > 1e-2) & np.all((pos > 5) & (pos < np.array(shape) - 6), axis=1)
         for (py, px), a in zip(pos[on], amp[on]):
             iy, ix = int(py), int(px)
             g = np.exp(-((yy + iy - py) ** 2 + (xx + ix - px) ** 2) / 2.0)
-            pats[t_i, iy - 4: iy + 5, ix - 4: ix + 5] += a * g / (2 * np.pi)
+            pats[t_i, iy - 4 : iy + 5, ix - 4 : ix + 5] += a * g / (2 * np.pi)
     pats = rng.poisson(pats).astype(np.float32)
-    refl = integrate_reflections(pats, UB=UB, tilt_angles_deg=tilts, tilt_axis_deg=AXIS, wavelength=LAM,
-                                 pixel_size=PIX, center=cen, d_min=0.8, radius_px=3.5, background_annulus=(5, 7),
-                                 excitation_width=4 * SIG_S, space_group="P b c a")
+    refl = integrate_reflections(
+        pats,
+        UB=UB,
+        tilt_angles_deg=tilts,
+        tilt_axis_deg=AXIS,
+        wavelength=LAM,
+        pixel_size=PIX,
+        center=cen,
+        d_min=0.8,
+        radius_px=3.5,
+        background_annulus=(5, 7),
+        excitation_width=4 * SIG_S,
+        space_group="P b c a",
+    )
     assert len(refl) > 300
     merged, stats = merge_reflections(refl)
     assert stats.overall["completeness"] > 0.6

@@ -66,7 +66,9 @@ def test_mib_header_inconsistent(tmp_path):
 def test_mib_hdr_disagrees_with_data(tmp_path):
     p = F.write_mib(tmp_path / "more.mib", F.cube())
     hdr = p.with_suffix(".hdr")
-    hdr.write_text(hdr.read_text().replace("Frames in Acquisition (Number):\t20", "Frames in Acquisition (Number):\t12"))
+    hdr.write_text(
+        hdr.read_text().replace("Frames in Acquisition (Number):\t20", "Frames in Acquisition (Number):\t12")
+    )
     raises(p, "inconsistent header.*12 frames.*holds 20")
 
 

@@ -39,8 +39,14 @@ def test_hspy_written_by_hyperspy(tmp_path):
     assert ds.metadata["calibration_source"]["pixel_size"] == "file"
     assert "original_metadata" in ds.metadata
     # user overrides win over the file
-    ds2 = open_dataset(p, scan_step_nm=7.0, pixel_size=0.02, beam_energy_kv=300, center=(7, 8), tilt_axis_deg=12)
-    assert (ds2.calibration.scan_step_nm, ds2.calibration.pixel_size, ds2.calibration.beam_energy_kv) == (7.0, 0.02, 300)
+    ds2 = open_dataset(
+        p, scan_step_nm=7.0, pixel_size=0.02, beam_energy_kv=300, center=(7, 8), tilt_axis_deg=12
+    )
+    assert (ds2.calibration.scan_step_nm, ds2.calibration.pixel_size, ds2.calibration.beam_energy_kv) == (
+        7.0,
+        0.02,
+        300,
+    )
     assert ds2.calibration.center == (7.0, 8.0) and ds2.calibration.tilt_axis_deg == 12.0
     assert ds2.metadata["calibration_source"]["scan_step_nm"] == "user"
 
@@ -122,8 +128,16 @@ def test_dm4_byte_exact(tmp_path):
     """DigitalMicrograph 4 written byte by byte from the DM4 tag-file layout (see
     data_factories.write_dm4); beam energy and stage tilt come through rosettasciio's mapping."""
     data = F.cube()
-    ds = open_dataset(F.write_dm4(tmp_path / "scan.dm4", data, scan_step_nm=2.0, pixel_inv_nm=0.25,
-                                  voltage_v=200e3, stage_alpha_deg=-12.5))
+    ds = open_dataset(
+        F.write_dm4(
+            tmp_path / "scan.dm4",
+            data,
+            scan_step_nm=2.0,
+            pixel_inv_nm=0.25,
+            voltage_v=200e3,
+            stage_alpha_deg=-12.5,
+        )
+    )
     check(ds, data, "dm")
     assert ds.calibration.scan_step_nm == pytest.approx(2.0)
     assert ds.calibration.pixel_size == pytest.approx(0.025)
@@ -233,8 +247,12 @@ def test_runs_on_a_distributed_process_cluster(tmp_path):
     data = F.cube()
     p = F.write_py4dstem(tmp_path / "p.h5", data)
     ds = open_dataset(p, chunk_bytes=16 * 16 * 2 * 5)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cl,
+        distributed.Client(cl) as client,
+    ):
         total = client.compute(ds.data.sum(dtype=np.uint64)).result()
     assert int(total) == int(data.sum(dtype=np.uint64))
 

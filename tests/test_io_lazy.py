@@ -34,7 +34,8 @@ def sparse_mib(path: Path, sy: int, sx: int, h: int = 256, w: int = 256) -> Path
             f.write(F.mib_header(i + 1, h, w))
         f.truncate(sy * sx * (384 + frame))
     path.with_suffix(".hdr").write_text(
-        f"HDR,\t\nFrames in Acquisition (Number):\t{sy * sx}\nFrames per Trigger (Number):\t{sx}\nEnd\t\n")
+        f"HDR,\t\nFrames in Acquisition (Number):\t{sy * sx}\nFrames per Trigger (Number):\t{sx}\nEnd\t\n"
+    )
     return path
 
 
@@ -79,9 +80,14 @@ def probed(tmp_path_factory):
     sparse_mib(tmp / "big.mib", 128, 128)  # 16384 frames of 256×256 U16, 2 GiB
     with h5py.File(tmp / "big.h5", "w") as f:  # chunked, never written: no disk used
         f.create_dataset("frames", shape=(64, 64, 256, 256), dtype="u2", chunks=(1, 8, 256, 256))
-    jobs = [(str(tmp / "big.npy"), {"chunk_bytes": 32 * 2**20}), (str(tmp / "big.mib"), {"chunk_bytes": 32 * 2**20}),
-            (str(tmp / "big.h5"), {"chunk_bytes": 16 * 2**20, "fill_missing": True})]  # never written
-    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(jobs)], capture_output=True, text=True, timeout=300)
+    jobs = [
+        (str(tmp / "big.npy"), {"chunk_bytes": 32 * 2**20}),
+        (str(tmp / "big.mib"), {"chunk_bytes": 32 * 2**20}),
+        (str(tmp / "big.h5"), {"chunk_bytes": 16 * 2**20, "fill_missing": True}),
+    ]  # never written
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(jobs)], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -130,8 +136,13 @@ print(json.dumps({"peak_delta": peak, "same": same, "nbytes": ds.nbytes}))
 
 
 def test_save_streams_chunks(tmp_path):
-    out = subprocess.run([sys.executable, "-c", SAVE, str(tmp_path / "s.zarr")], capture_output=True,
-                         text=True, timeout=300, env={"DASK_NUM_WORKERS": "2", **__import__("os").environ})
+    out = subprocess.run(
+        [sys.executable, "-c", SAVE, str(tmp_path / "s.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"DASK_NUM_WORKERS": "2", **__import__("os").environ},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["same"]

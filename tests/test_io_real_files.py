@@ -78,10 +78,14 @@ def test_arina_filters_are_loaded_before_reading():
     import subprocess
     import sys
 
-    code = ("import sys; from virtual_aperture.io import open_dataset; "
-            f"ds = open_dataset({str(REAL / 'arina' / 'test_00_master.h5')!r}); "
-            "print(int(ds.data[0, 0].compute().sum()), 'hdf5plugin' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    code = (
+        "import sys; from virtual_aperture.io import open_dataset; "
+        f"ds = open_dataset({str(REAL / 'arina' / 'test_00_master.h5')!r}); "
+        "print(int(ds.data[0, 0].compute().sum()), 'hdf5plugin' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[1] == "True"
 

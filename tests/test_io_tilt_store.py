@@ -16,11 +16,21 @@ from virtual_aperture.io import angle_from_name, can_read, open_dataset, open_ti
 import data_factories as F
 
 
-@pytest.mark.parametrize("name,angle", [
-    ("scan_-30.0deg.mib", -30.0), ("scan_+12.5deg.h5", 12.5), ("tilt_+12.5.h5", 12.5), ("tilt_-7.npy", -7.0),
-    ("t-30_scan.mib", -30.0), ("t15_x.hspy", 15.0), ("series_angle=4.5.zarr", 4.5), ("a 10 degrees.npy", 10.0),
-    ("scan_0005.mib", None), ("dataset.h5", None),
-])
+@pytest.mark.parametrize(
+    "name,angle",
+    [
+        ("scan_-30.0deg.mib", -30.0),
+        ("scan_+12.5deg.h5", 12.5),
+        ("tilt_+12.5.h5", 12.5),
+        ("tilt_-7.npy", -7.0),
+        ("t-30_scan.mib", -30.0),
+        ("t15_x.hspy", 15.0),
+        ("series_angle=4.5.zarr", 4.5),
+        ("a 10 degrees.npy", 10.0),
+        ("scan_0005.mib", None),
+        ("dataset.h5", None),
+    ],
+)
 def test_angle_from_name(name, angle):
     assert angle_from_name(name) == angle
 
@@ -76,8 +86,10 @@ def test_list_with_user_angles_wins_over_names(tmp_path):
 
 def test_angles_from_metadata(tmp_path):
     """No angle in the names: the stage tilt recorded by a Dataset saved per tilt is used."""
-    full = Dataset(da.from_array(np.stack([F.cube(seed=s) for s in range(3)])),
-                   virtual_aperture.Calibration(tilt_angles_deg=(-20.0, 0.0, 20.0)))
+    full = Dataset(
+        da.from_array(np.stack([F.cube(seed=s) for s in range(3)])),
+        virtual_aperture.Calibration(tilt_angles_deg=(-20.0, 0.0, 20.0)),
+    )
     for i, name in enumerate(["c.zarr", "a.zarr", "b.zarr"]):
         save_dataset(full.tilt(i), tmp_path / name)
     ds = open_dataset(tmp_path)
@@ -112,11 +124,22 @@ def test_5d_hspy_with_tilt_axis_in_degrees(tmp_path):
 
 def test_save_and_open_round_trip_4d_and_5d(tmp_path):
     data = F.cube((3, 4, 5, 16, 16))
-    cal = virtual_aperture.Calibration(scan_step_nm=2.5, pixel_size=0.0123, beam_energy_kv=200.0,
-                                       tilt_angles_deg=(-10, 0, 10), tilt_axis_deg=33.0, center=(7.5, 8.25),
-                                       scan_rotation_deg=4.0, ellipticity=(1.02, 15.0))
-    ds = Dataset(da.from_array(data, chunks=(1, 2, 5, 16, 16)), cal, source="orig.mib",
-                 metadata={"format": "mib", "note": np.float32(1.5), "arr": np.arange(3)})
+    cal = virtual_aperture.Calibration(
+        scan_step_nm=2.5,
+        pixel_size=0.0123,
+        beam_energy_kv=200.0,
+        tilt_angles_deg=(-10, 0, 10),
+        tilt_axis_deg=33.0,
+        center=(7.5, 8.25),
+        scan_rotation_deg=4.0,
+        ellipticity=(1.02, 15.0),
+    )
+    ds = Dataset(
+        da.from_array(data, chunks=(1, 2, 5, 16, 16)),
+        cal,
+        source="orig.mib",
+        metadata={"format": "mib", "note": np.float32(1.5), "arr": np.arange(3)},
+    )
     out = save_dataset(ds, tmp_path / "store.zarr")
     back = open_dataset(out)
     assert back.calibration == cal
@@ -146,13 +169,17 @@ def test_save_reports_progress_and_streams_chunks(tmp_path):
     data = F.cube((6, 8, 16, 16))
     ds = Dataset(da.from_array(data, chunks=(1, 8, 16, 16)))
     calls = []
-    save_dataset(ds, tmp_path / "p.zarr", chunk_bytes=8 * 16 * 16 * 2, progress=lambda d, t: calls.append((d, t)))
+    save_dataset(
+        ds, tmp_path / "p.zarr", chunk_bytes=8 * 16 * 16 * 2, progress=lambda d, t: calls.append((d, t))
+    )
     assert calls[-1][0] == calls[-1][1] and len(calls) > 1
     np.testing.assert_array_equal(open_dataset(tmp_path / "p.zarr").data.compute(), data)
 
 
 def test_can_read(tmp_path):
-    assert can_read(tmp_path / "a.mib") and can_read(tmp_path / "B.HSPY") and can_read(str(tmp_path / "c.npy"))
+    assert (
+        can_read(tmp_path / "a.mib") and can_read(tmp_path / "B.HSPY") and can_read(str(tmp_path / "c.npy"))
+    )
     assert not can_read(tmp_path / "notes.txt") and not can_read(tmp_path / "image.png")
     np.save(tmp_path / "x.npy", F.cube())
     assert can_read(tmp_path)  # folder with a supported file
@@ -186,6 +213,8 @@ def test_cli_info_text_and_json(tmp_path, capsys):
     # several files → tilt series
     for a in (-10, 10):
         np.save(tmp_path / f"tilt_{a:+d}.npy", F.cube())
-    assert main(["info", str(tmp_path / "tilt_-10.npy"), str(tmp_path / "tilt_+10.npy"), "--chunk-mb", "1"]) == 0
+    assert (
+        main(["info", str(tmp_path / "tilt_-10.npy"), str(tmp_path / "tilt_+10.npy"), "--chunk-mb", "1"]) == 0
+    )
     out = capsys.readouterr().out
     assert "tilts        2: -10, 10 deg  [file names]" in out

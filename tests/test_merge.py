@@ -57,9 +57,12 @@ def test_centring_detected():
     refl, _ = _unmerged((8.0, 9.0, 10.0, 90, 90, 90), "P 21 21 21", seed=2)
     odd = (refl.hkl.sum(axis=1) % 2) == 1  # I-centred extinctions: measured, but only noise
     noise = np.random.default_rng(0).normal(size=odd.sum()) * refl.sigma[odd]
-    c, stats = lattice_centring(refl.replace(intensity=np.where(odd, 0.0, refl.intensity).astype(float)
-                                             + np.where(odd, 1, 0) * np.bincount(np.flatnonzero(odd), noise,
-                                                                                 len(refl))))
+    c, stats = lattice_centring(
+        refl.replace(
+            intensity=np.where(odd, 0.0, refl.intensity).astype(float)
+            + np.where(odd, 1, 0) * np.bincount(np.flatnonzero(odd), noise, len(refl))
+        )
+    )
     assert c == "I"
     c2, _ = lattice_centring(refl)
     assert c2 == "P"

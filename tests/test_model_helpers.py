@@ -21,11 +21,14 @@ def test_tilt_angles_one_per_pattern_or_start_stop_step():
     assert parse_tilt_angles([-30, 30, 15], 5) == (-30.0, -15.0, 0.0, 15.0, 30.0)
 
 
-@pytest.mark.parametrize("values, n, match", [
-    ([-30, 30, 15], 4, "gives 5 angles for 4 patterns"),
-    ([1, 2], 3, "has 2 value"),
-    (["a", "b", "c"], 3, "expected numbers"),
-])
+@pytest.mark.parametrize(
+    "values, n, match",
+    [
+        ([-30, 30, 15], 4, "gives 5 angles for 4 patterns"),
+        ([1, 2], 3, "has 2 value"),
+        (["a", "b", "c"], 3, "expected numbers"),
+    ],
+)
 def test_tilt_angles_refuse_clearly(values, n, match):
     with pytest.raises(ValueError, match=match):
         parse_tilt_angles(values, n, name="--tilts")

@@ -11,8 +11,13 @@ TILTS = (-30, 30, 2)
 
 
 def _cal(S):
-    return va.Calibration(pixel_size=S.pixel_size, beam_energy_kv=S.kv, tilt_angles_deg=tuple(S.tilts_deg),
-                          tilt_axis_deg=S.tilt_axis_deg, center=S.center)
+    return va.Calibration(
+        pixel_size=S.pixel_size,
+        beam_energy_kv=S.kv,
+        tilt_angles_deg=tuple(S.tilts_deg),
+        tilt_axis_deg=S.tilt_axis_deg,
+        center=S.center,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +25,9 @@ def two():
     S = K.tilt_series([K.CRYSTALS["aP"], K.CRYSTALS["mC"]], tilts=TILTS, seed=3)
     pats = S.patterns[0] / S.patterns[0].max() + 0.5 * S.patterns[1] / S.patterns[1].max()
     pats = np.random.default_rng(0).poisson(pats * 1e4 / pats.max() + 0.5).astype(float)
-    peaks = va.find_bragg_peaks(pats, calibration=_cal(S), exclude_center_radius=4, threshold=6,
-                                center="beam")
+    peaks = va.find_bragg_peaks(
+        pats, calibration=_cal(S), exclude_center_radius=4, threshold=6, center="beam"
+    )
     return S, va.index_tilt_series(peaks, calibration=_cal(S), max_lattices=3)
 
 
@@ -35,8 +41,11 @@ def test_dominant_lattice_chosen_and_neighbour_peaks_set_apart(two):
     assert len(other) < len(own) and not set(other) & set(own)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: the second lattice's cell is not yet the neighbour's "
-                   "(M off integers by 0.5 against the true mC lattice)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: the second lattice's cell is not yet the neighbour's "
+    "(M off integers by 0.5 against the true mC lattice)",
+)
 def test_neighbour_lattice_is_the_true_one(two):
     S, r = two
     lat = r.lattices[1]

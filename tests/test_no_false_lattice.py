@@ -15,8 +15,13 @@ TILTS = (-30, 30, 2)
 
 
 def _cal(S):
-    return va.Calibration(pixel_size=S.pixel_size, beam_energy_kv=S.kv, tilt_angles_deg=tuple(S.tilts_deg),
-                          tilt_axis_deg=S.tilt_axis_deg, center=S.center)
+    return va.Calibration(
+        pixel_size=S.pixel_size,
+        beam_energy_kv=S.kv,
+        tilt_angles_deg=tuple(S.tilts_deg),
+        tilt_axis_deg=S.tilt_axis_deg,
+        center=S.center,
+    )
 
 
 def _peaks(S, pats, seed=0):

@@ -26,9 +26,21 @@ def coarse(tmp_path_factory):
 
 
 def _args(d, S, name):
-    return [str(d / name), "--labels", str(d / "labels.npy"), "--grain", "1",
-            "--pixel-size", str(S.pixel_size), "--beam-energy", str(S.kv), "--tilt-axis", str(S.tilt_axis_deg),
-            "--tilt-angles", *[str(a) for a in S.tilts_deg]]
+    return [
+        str(d / name),
+        "--labels",
+        str(d / "labels.npy"),
+        "--grain",
+        "1",
+        "--pixel-size",
+        str(S.pixel_size),
+        "--beam-energy",
+        str(S.kv),
+        "--tilt-axis",
+        str(S.tilt_axis_deg),
+        "--tilt-angles",
+        *[str(a) for a in S.tilts_deg],
+    ]
 
 
 def test_unphased_grain_still_writes_its_results(coarse, capsys):
@@ -41,7 +53,9 @@ def test_unphased_grain_still_writes_its_results(coarse, capsys):
     assert (out / "frames.mrc").stat().st_size > 0
     idx = json.loads((out / "indexing.json").read_text())
     # the true lattice (on 4° steps its metric may be reported at a lower symmetry, never a false one)
-    verdict, why = K.cell_matches(np.array(idx["UB"]), S.UB[0], found_centring=idx["lattice"][1], true_centring="F")
+    verdict, why = K.cell_matches(
+        np.array(idx["UB"]), S.UB[0], found_centring=idx["lattice"][1], true_centring="F"
+    )
     assert verdict in ("right", "inaccurate"), why
     assert idx["confidence"] > 0.5
     if code == 3:  # ran without a solution: the reflections are written all the same

@@ -66,7 +66,9 @@ def test_noise_threshold_and_snr():
 def test_exclude_center_max_peaks_and_min_distance(grid_pattern):
     img, pos = grid_pattern
     c = (63.5, 63.5)
-    p = find_bragg_peaks(img, template=3.0, threshold=3, exclude_center_radius=30, center=c, sigma_background=12)
+    p = find_bragg_peaks(
+        img, template=3.0, threshold=3, exclude_center_radius=30, center=c, sigma_background=12
+    )
     assert np.all(np.hypot(p.y - c[0], p.x - c[1]) > 30)
     r = np.hypot(pos[:, 0] - c[0], pos[:, 1] - c[1])
     assert int(np.sum(r > 31)) <= len(p) <= int(np.sum(r > 29))
@@ -87,10 +89,18 @@ def test_calibrated_reciprocal_coordinates():
 
 
 def test_stack_progress_and_beam_center():
-    pats = np.stack([render_disks((64, 64), [(32.3, 31.6), (12.0 + t, 50.0)], 2.0, [200, 30]) for t in range(3)])
+    pats = np.stack(
+        [render_disks((64, 64), [(32.3, 31.6), (12.0 + t, 50.0)], 2.0, [200, 30]) for t in range(3)]
+    )
     seen = []
-    out = find_bragg_peaks(pats, template=2.0, threshold=3, exclude_center_radius=5, center="beam",
-                           progress=lambda d, t: seen.append((d, t)))
+    out = find_bragg_peaks(
+        pats,
+        template=2.0,
+        threshold=3,
+        exclude_center_radius=5,
+        center="beam",
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert len(out) == 3 and seen[-1] == (3, 3)
     for t, pl in enumerate(out):
         assert np.all(pl.tilt == t) and len(pl) == 1

@@ -16,6 +16,7 @@ from builders import P212121_CELL, P212121_SITES, make_structure
 
 STRUCTURES = Path(__file__).parents[1] / "src" / "virtual_aperture" / "sample" / "structures"
 
+
 def match_distances(found, truth, cell, sg):
     """Distance (Å) of each true atom to the nearest found atom under the best origin shift and hand."""
     return match_to_reference(found, truth, cell, sg)

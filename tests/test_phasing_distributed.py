@@ -19,7 +19,9 @@ def refl():
 
 def test_distributed_client_gives_same_result_as_threads(refl):
     distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ) as client:
         a = charge_flip(refl, starts=2, seed=3, max_iterations=300, client=client)
     b = charge_flip(refl, starts=2, seed=3, max_iterations=300)
     assert [s["iterations"] for s in a.starts] == [s["iterations"] for s in b.starts]

@@ -28,8 +28,9 @@ WORKER = ROOT / "benchmarks" / "_cctbx_worker.py"
 def write_hklf4(path: Path, hkl, intensity, sigma) -> None:
     """SHELX HKLF 4, FORMAT(3I4,2F8.2), written here so that the test does not use the exporter it checks."""
     k = 9000.0 / np.max(intensity)
-    lines = [f"{h:4d}{kk:4d}{ll:4d}{i * k:8.2f}{s * k:8.2f}"
-             for (h, kk, ll), i, s in zip(hkl, intensity, sigma)]
+    lines = [
+        f"{h:4d}{kk:4d}{ll:4d}{i * k:8.2f}{s * k:8.2f}" for (h, kk, ll), i, s in zip(hkl, intensity, sigma)
+    ]
     path.write_text("\n".join([*lines, f"{0:4d}{0:4d}{0:4d}{0:8.2f}{0:8.2f}"]) + "\n")
 
 
@@ -67,8 +68,22 @@ def test_phase_solves_brookite_from_abtem_multislice_intensities(dynamical, tmp_
     path = tmp_path / "brookite_dyn.hkl"
     write_hklf4(path, hkl, inten, sigma)
     out = tmp_path / "out"
-    code = main(["phase", str(path), "--cell", *map(str, cell), "--space-group", "Pbca",
-                 "--composition", "TiO2", "--seed", "0", "--out", str(out)])
+    code = main(
+        [
+            "phase",
+            str(path),
+            "--cell",
+            *map(str, cell),
+            "--space-group",
+            "Pbca",
+            "--composition",
+            "TiO2",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["converged"], rep.get("message")
@@ -76,8 +91,10 @@ def test_phase_solves_brookite_from_abtem_multislice_intensities(dynamical, tmp_
     sites, ref_cell, sg = reference_sites(CIF)
     dist = match_to_reference(found, sites, ref_cell, sg)
     elements = np.array([e for e, _ in sites])
-    print(f"\ndynamical brookite: {len(hkl)} reflections, errors Ti {dist[elements == 'Ti'].round(3)} "
-          f"O {dist[elements == 'O'].round(3)} Å, R1 reported {rep['r1']:.3f}")
+    print(
+        f"\ndynamical brookite: {len(hkl)} reflections, errors Ti {dist[elements == 'Ti'].round(3)} "
+        f"O {dist[elements == 'O'].round(3)} Å, R1 reported {rep['r1']:.3f}"
+    )
     assert np.all(dist[elements == "Ti"] < 0.1), dist
     assert np.all(dist[elements == "O"] < 0.3), dist
     assert sorted(e for e, _ in found) == sorted(elements.tolist())

@@ -28,9 +28,24 @@ def test_phase_places_every_zr_o_and_c_of_uio66(tmp_path):
     refl = simulate_reflections(st, d_min=0.8, tilt_range_deg=60, noise=0.05, seed=3)
     write_hkl(tmp_path / "uio66.hkl", refl)
     out = tmp_path / "out"
-    code = main(["phase", str(tmp_path / "uio66.hkl"), "--cell", *map(str, st.cell.parameters),
-                 "--space-group", "F-43m", "--composition", "Zr6O32C48H28", "--starts", "2", "--seed", "0",
-                 "--out", str(out)])
+    code = main(
+        [
+            "phase",
+            str(tmp_path / "uio66.hkl"),
+            "--cell",
+            *map(str, st.cell.parameters),
+            "--space-group",
+            "F-43m",
+            "--composition",
+            "Zr6O32C48H28",
+            "--starts",
+            "2",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["converged"], rep["message"]

@@ -58,4 +58,6 @@ def test_the_section_check_can_fail():
 
     assert _sections(inspect.getdoc(undocumented)) == set()
     assert _sections("Summary.\n\nParameters\n----------\nx\n    A.\n\nReturns\n-------\nint\n") == {
-        "Parameters", "Returns"}
+        "Parameters",
+        "Returns",
+    }

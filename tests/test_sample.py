@@ -37,7 +37,9 @@ def disk_sum(frame: np.ndarray, pos, radius: float) -> float:
 
 @pytest.fixture(scope="module")
 def noiseless():
-    return simulate_agglomerate(**{**SMALL, "pixel_size": 0.015}, dose=None, dtype=np.float32, descan_shift_px=0.0)
+    return simulate_agglomerate(
+        **{**SMALL, "pixel_size": 0.015}, dose=None, dtype=np.float32, descan_shift_px=0.0
+    )
 
 
 # ---- shapes, calibration, truth bookkeeping ---------------------------------------------------
@@ -55,7 +57,9 @@ def test_4d_shape_calibration_and_truth_fields(noiseless):
     assert {a["element"] for a in truth.atoms} == {"Zr", "O", "C", "H"} and len(truth.atoms) == 9
     assert "Redfern" in truth.source and truth.structure_name == "uio66"
     assert truth.descan_shift.shape == (32, 32, 2) and truth.drift.shape == (1, 2)
-    assert repr(truth).startswith("Truth(structure='uio66', space_group='F -4 3 m', n_grains=4, n_tilts=1, scan=(32, 32)")
+    assert repr(truth).startswith(
+        "Truth(structure='uio66', space_group='F -4 3 m', n_grains=4, n_tilts=1, scan=(32, 32)"
+    )
 
 
 def test_labels_match_footprints_and_grains_overlap(noiseless):
@@ -109,9 +113,20 @@ def test_truth_reflections_are_where_the_data_has_intensity(noiseless):
 # ---- physics -----------------------------------------------------------------------------------
 def test_thin_crystal_intensities_are_kinematic_gemmi_f_squared():
     U = zone_axis_u([0, 1, 1], 17.0)
-    kw = dict(structure="gold", n_grains=1, scan_shape=(16, 16), detector_shape=(128, 128), pixel_size=0.015,
-              grain_size_nm=20.0, thickness_nm=1.0, dose=None, dtype=np.float64, background=0.0,
-              descan_shift_px=0.0, orientations=U[None])
+    kw = dict(
+        structure="gold",
+        n_grains=1,
+        scan_shape=(16, 16),
+        detector_shape=(128, 128),
+        pixel_size=0.015,
+        grain_size_nm=20.0,
+        thickness_nm=1.0,
+        dose=None,
+        dtype=np.float64,
+        background=0.0,
+        descan_shift_px=0.0,
+        orientations=U[None],
+    )
     ds, truth = simulate_agglomerate(**kw)
     y, x = np.unravel_index(np.argmax(truth.thickness[0]), truth.thickness[0].shape)
     assert truth.thickness[0, y, x] == pytest.approx(1.0)
@@ -141,9 +156,20 @@ def test_thin_crystal_intensities_are_kinematic_gemmi_f_squared():
 
 
 def test_overlapping_grains_add_with_their_local_thickness():
-    ds, truth = simulate_agglomerate(structure="gold", n_grains=2, scan_shape=(24, 24), detector_shape=(128, 128),
-                                     grain_size_nm=(26.0, 30.0), thickness_nm=(8.0, 12.0), zone_axis_fraction=1.0,
-                                     dose=None, dtype=np.float64, background=0.0, descan_shift_px=0.0, seed=5)
+    ds, truth = simulate_agglomerate(
+        structure="gold",
+        n_grains=2,
+        scan_shape=(24, 24),
+        detector_shape=(128, 128),
+        grain_size_nm=(26.0, 30.0),
+        thickness_nm=(8.0, 12.0),
+        zone_axis_fraction=1.0,
+        dose=None,
+        dtype=np.float64,
+        background=0.0,
+        descan_shift_px=0.0,
+        seed=5,
+    )
     both = np.argwhere(truth.footprints.all(axis=0) & (truth.thickness.min(axis=0) > 3.0))
     assert len(both) > 0
     y, x = both[len(both) // 2]
@@ -165,8 +191,17 @@ def test_overlapping_grains_add_with_their_local_thickness():
 
 
 def test_zone_axis_pattern_has_friedel_symmetry_and_tilting_breaks_it():
-    kw = dict(n_grains=1, scan_shape=(12, 12), detector_shape=(64, 64), pixel_size=0.02, grain_size_nm=20.0,
-              thickness_nm=25.0, dose=None, dtype=np.float64, descan_shift_px=0.0)
+    kw = dict(
+        n_grains=1,
+        scan_shape=(12, 12),
+        detector_shape=(64, 64),
+        pixel_size=0.02,
+        grain_size_nm=20.0,
+        thickness_nm=25.0,
+        dose=None,
+        dtype=np.float64,
+        descan_shift_px=0.0,
+    )
     for u, symmetric in ((np.eye(3), True), (rotation_about([1, 0.3, 0], 1.5), False)):
         ds, truth = simulate_agglomerate(**kw, orientations=u[None])
         y, x = np.unravel_index(np.argmax(truth.thickness[0]), (12, 12))
@@ -178,8 +213,15 @@ def test_zone_axis_pattern_has_friedel_symmetry_and_tilting_breaks_it():
 
 
 def test_far_from_ewald_sphere_is_weak_and_wavelength_matters():
-    kw = dict(n_grains=1, scan_shape=(8, 8), detector_shape=(128, 128), grain_size_nm=12.0, thickness_nm=30.0,
-              dose=None, orientations=np.eye(3)[None])
+    kw = dict(
+        n_grains=1,
+        scan_shape=(8, 8),
+        detector_shape=(128, 128),
+        grain_size_nm=12.0,
+        thickness_nm=30.0,
+        dose=None,
+        orientations=np.eye(3)[None],
+    )
     _, tr300 = simulate_agglomerate(**kw)
     allr = tr300.grain_reflections(0, min_intensity=0.0)
     t = 300.0
@@ -198,9 +240,19 @@ def test_far_from_ewald_sphere_is_weak_and_wavelength_matters():
 
 
 def test_electrons_are_conserved_for_thick_strongly_diffracting_crystals():
-    ds, truth = simulate_agglomerate(structure="gold", n_grains=3, scan_shape=(16, 16), detector_shape=(96, 96),
-                                     thickness_nm=(30.0, 40.0), zone_axis_fraction=1.0, dose=None,
-                                     dtype=np.float64, descan_shift_px=0.0, pixel_size=0.02, seed=1)
+    ds, truth = simulate_agglomerate(
+        structure="gold",
+        n_grains=3,
+        scan_shape=(16, 16),
+        detector_shape=(96, 96),
+        thickness_nm=(30.0, 40.0),
+        zone_axis_fraction=1.0,
+        dose=None,
+        dtype=np.float64,
+        descan_shift_px=0.0,
+        pixel_size=0.02,
+        seed=1,
+    )
     totals = ds.data.sum(axis=(2, 3)).compute() / NOISELESS_DOSE
     assert totals.max() <= 1.0 + 1e-4  # never more electrons than the beam brought
     crystal = truth.labels > 0
@@ -239,8 +291,16 @@ def _moments_ratio_angle(frame, centre):
 
 
 def test_ellipticity_stretches_the_amorphous_ring():
-    kw = dict(n_grains=1, scan_shape=(16, 16), detector_shape=(128, 128), grain_size_nm=8.0, dose=None,
-              dtype=np.float64, descan_shift_px=0.0, background=0.3)
+    kw = dict(
+        n_grains=1,
+        scan_shape=(16, 16),
+        detector_shape=(128, 128),
+        grain_size_nm=8.0,
+        dose=None,
+        dtype=np.float64,
+        descan_shift_px=0.0,
+        background=0.3,
+    )
     for ell, expect in (((1.0, 0.0), None), ((1.15, 30.0), 30.0)):
         ds, truth = simulate_agglomerate(**kw, ellipticity=ell)
         y, x = np.argwhere(truth.labels == 0)[0]
@@ -252,8 +312,14 @@ def test_ellipticity_stretches_the_amorphous_ring():
 
 
 def test_poisson_noise_mean_and_variance():
-    kw = dict(n_grains=2, scan_shape=(16, 16), detector_shape=(64, 64), pixel_size=0.03, dtype=np.float32,
-              descan_shift_px=1.3)
+    kw = dict(
+        n_grains=2,
+        scan_shape=(16, 16),
+        detector_shape=(64, 64),
+        pixel_size=0.03,
+        dtype=np.float32,
+        descan_shift_px=1.3,
+    )
     ds0, _ = simulate_agglomerate(**kw, dose=None)
     ds1, _ = simulate_agglomerate(**kw, dose=NOISELESS_DOSE)
     lam = ds0.data.compute().astype(np.float64)
@@ -286,9 +352,28 @@ def test_frames_kernel_matches_numpy_reference():
     shifts = rng.uniform(-2.4, 2.4, (npos, 2))
     seeds = position_seeds(0, 1, 0, np.arange(npos), np.zeros(npos, int))
     cidx = np.flatnonzero(central).astype(np.int64)
-    out = frames_kernel(weights, stamps.indptr.astype(np.int64), stamps.indices.astype(np.int64), stamps.data, cw,
-                        cidx, central[cidx], bg, np.float32(0.2), np.float32(3.0), shifts, pad, W, ky, kx, seeds,
-                        False, False, np.inf, np.empty((npos, ky, kx), np.float32))
+    out = frames_kernel(
+        weights,
+        stamps.indptr.astype(np.int64),
+        stamps.indices.astype(np.int64),
+        stamps.data,
+        cw,
+        cidx,
+        central[cidx],
+        bg,
+        np.float32(0.2),
+        np.float32(3.0),
+        shifts,
+        pad,
+        W,
+        ky,
+        kx,
+        seeds,
+        False,
+        False,
+        np.inf,
+        np.empty((npos, ky, kx), np.float32),
+    )
     for p in range(npos):
         canvas = (stamps.T @ weights[p] + cw[p] * central + 0.2 * bg).reshape(H, W).astype(np.float64) * 3.0
         ref = ndimage.shift(canvas, shifts[p], order=1)[pad : pad + ky, pad : pad + kx]
@@ -346,8 +431,16 @@ def test_frames_do_not_depend_on_the_render_block(monkeypatch):
 
 
 def test_tilt_series_5d():
-    ds, truth = simulate_agglomerate(n_grains=3, scan_shape=(24, 24), detector_shape=(32, 32), pixel_size=0.05,
-                                     tilts=(-20, 20, 10), tilt_axis_deg=35.0, dose=None, seed=4)
+    ds, truth = simulate_agglomerate(
+        n_grains=3,
+        scan_shape=(24, 24),
+        detector_shape=(32, 32),
+        pixel_size=0.05,
+        tilts=(-20, 20, 10),
+        tilt_axis_deg=35.0,
+        dose=None,
+        seed=4,
+    )
     assert ds.shape == (5, 24, 24, 32, 32) and ds.is_tilt_series
     assert ds.calibration.tilt_angles_deg == (-20.0, -10.0, 0.0, 10.0, 20.0)
     assert ds.calibration.tilt_axis_deg == 35.0
@@ -360,14 +453,23 @@ def test_tilt_series_5d():
         t0, t20 = truth.thickness[g, 2].max(), truth.thickness[g, 4].max()
         assert t20 == pytest.approx(t0 / math.cos(math.radians(20)), rel=0.03)
         tab = truth.reflection_tables[(g, 4)]
-        pos, s, _ = predict_reflections(truth.UB[g], tab["hkl"], tilt_deg=20.0, tilt_axis_deg=35.0, wavelength=lam,
-                                        pixel_size=0.05, center=(15.5, 15.5))
+        pos, s, _ = predict_reflections(
+            truth.UB[g],
+            tab["hkl"],
+            tilt_deg=20.0,
+            tilt_axis_deg=35.0,
+            wavelength=lam,
+            pixel_size=0.05,
+            center=(15.5, 15.5),
+        )
         np.testing.assert_allclose(pos, tab["positions"]) and np.testing.assert_allclose(s, tab["s"])
     data = ds.data[:, 12].compute()
     assert data.shape == (5, 24, 32, 32) and data.sum() > 0
     ds2, _ = simulate_agglomerate(n_grains=1, scan_shape=(16, 16), detector_shape=(32, 32), tilts=[-5, 5])
     assert ds2.calibration.tilt_angles_deg == (-5.0, 5.0)
-    ds3, _ = simulate_agglomerate(n_grains=1, scan_shape=(16, 16), detector_shape=(32, 32), tilts=(-30, 30, 2))
+    ds3, _ = simulate_agglomerate(
+        n_grains=1, scan_shape=(16, 16), detector_shape=(32, 32), tilts=(-30, 30, 2)
+    )
     assert ds3.n_tilts == 31
 
 
@@ -446,7 +548,8 @@ def test_reflections_at_a_scan_position_include_descan_and_local_thickness():
     assert np.all((lab == 0) == (truth.footprints.sum(axis=0) != 1))
     y, x = np.argwhere(excl)[len(np.argwhere(excl)) // 2]
     here = truth.grain_reflections(g, scan_position=(y, x), min_intensity=0.0, on_detector=False)
-    plain = truth.grain_reflections(g, thickness_nm=float(truth.thickness[g, y, x]), min_intensity=0.0,
-                                    on_detector=False)
+    plain = truth.grain_reflections(
+        g, thickness_nm=float(truth.thickness[g, y, x]), min_intensity=0.0, on_detector=False
+    )
     np.testing.assert_allclose(here["positions"], plain["positions"] + truth.descan_shift[y, x])
     np.testing.assert_allclose(here["intensity"], plain["intensity"])

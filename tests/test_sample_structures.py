@@ -109,7 +109,11 @@ def test_load_structure_paths_and_objects(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "bad, match",
-    [("unobtainium", "unknown structure 'unobtainium'"), (42, "structure must be"), ("/nonexistent/x.cif", "unknown structure")],
+    [
+        ("unobtainium", "unknown structure 'unobtainium'"),
+        (42, "structure must be"),
+        ("/nonexistent/x.cif", "unknown structure"),
+    ],
 )
 def test_load_structure_errors(bad, match):
     with pytest.raises(ValueError, match=match):

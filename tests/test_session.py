@@ -21,11 +21,25 @@ def test_session_round_trip_is_exact(tmp_path, suffix, ndim):
     grains, names, dets, cal = _state(ndim)
     path = tmp_path / f"s{suffix}"
     extra = {"selected": 2, "display": {"log": True, "gamma": 0.5}}
-    save_session(path, dataset_source="/data/x.h5", grains=grains, grain_names=names, detectors=dets,
-                 calibration=cal, extra=extra)
+    save_session(
+        path,
+        dataset_source="/data/x.h5",
+        grains=grains,
+        grain_names=names,
+        detectors=dets,
+        calibration=cal,
+        extra=extra,
+    )
     # saving again over an existing session replaces it
-    save_session(path, dataset_source="/data/x.h5", grains=grains, grain_names=names, detectors=dets,
-                 calibration=cal, extra=extra)
+    save_session(
+        path,
+        dataset_source="/data/x.h5",
+        grains=grains,
+        grain_names=names,
+        detectors=dets,
+        calibration=cal,
+        extra=extra,
+    )
     s = load_session(path)
     assert s.grains.dtype == grains.dtype and np.array_equal(s.grains, grains)
     assert s.grain_names == names

@@ -62,11 +62,29 @@ def test_grain_files_for_crystallographers(solved, tmp_path):
     *_, res, _ = solved
     paths = write_grain(res, tmp_path)
     names = {p.name for p in paths}
-    assert {"structure.cif", "potential.ccp4", "report.json", "structure.ins", "structure.res", "structure.hkl",
-            "reflections.cif", "frames.mrc"} <= names
+    assert {
+        "structure.cif",
+        "potential.ccp4",
+        "report.json",
+        "structure.ins",
+        "structure.res",
+        "structure.hkl",
+        "reflections.cif",
+        "frames.mrc",
+    } <= names
     assert len(list((tmp_path / "smv").glob("frame_*.img"))) == len(res.tilts)
     rep = json.loads((tmp_path / "report.json").read_text())
-    for key in ("cell", "space_group", "converged", "r1", "atoms", "indexing", "merging", "symmetry", "timings_s"):
+    for key in (
+        "cell",
+        "space_group",
+        "converged",
+        "r1",
+        "atoms",
+        "indexing",
+        "merging",
+        "symmetry",
+        "timings_s",
+    ):
         assert key in rep
     assert rep["converged"] and {"label", "element", "x", "y", "z", "height"} <= set(rep["atoms"][0])
     ins = (tmp_path / "structure.ins").read_text().splitlines()
@@ -78,8 +96,12 @@ def test_grain_files_for_crystallographers(solved, tmp_path):
     # read back by independent programs: cctbx R1 of the exported model, the ADSC header as dxtbx reads it
     import consumers
 
-    by_res, check = consumers.cctbx_batch([("recompute_r1", tmp_path / "structure.res", tmp_path / "reflections.cif"),
-                                           ("check_cif", tmp_path / "structure.cif")])
+    by_res, check = consumers.cctbx_batch(
+        [
+            ("recompute_r1", tmp_path / "structure.res", tmp_path / "reflections.cif"),
+            ("check_cif", tmp_path / "structure.cif"),
+        ]
+    )
     assert check["errors"] == 0 and abs(by_res["r1"] - rep["r1"]) < 0.01, (by_res["r1"], rep["r1"])
     g = consumers.smv_geometry(tmp_path / "smv" / "frame_00001.img")
     assert float(g["header"]["ROTATED_BY_DEG"]) == pytest.approx(-res.indexing.tilt_axis_deg, abs=1e-3)
@@ -100,8 +122,13 @@ def test_grain_report_is_one_self_contained_page(solved, tmp_path):
     from virtual_aperture.report import ReportContext, strip_images
 
     ds, truth, labels, res, _ = solved
-    ctx = ReportContext(images=strip_images(ds, res.tilts), labels=labels,
-                        scan_step_nm=ds.calibration.scan_step_nm, command="virtual-aperture solve data.zarr --grain 1", source="simulated brookite")
+    ctx = ReportContext(
+        images=strip_images(ds, res.tilts),
+        labels=labels,
+        scan_step_nm=ds.calibration.scan_step_nm,
+        command="virtual-aperture solve data.zarr --grain 1",
+        source="simulated brookite",
+    )
     write_grain(res, tmp_path, context=ctx)
     page = (tmp_path / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(?!data:)[a-z]+:""", page)  # nothing fetched from anywhere

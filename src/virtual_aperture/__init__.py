@@ -87,19 +87,21 @@ _LAZY: dict[str, str] = {
 }
 
 # result types of the functions above, from the modules that define them
-_LAZY.update({
-    "Truth": ".sample.truth",
-    "PeakList": ".crystal.peaks",
-    "IndexingResult": ".crystal.indexing",
-    "ZoneAxisResult": ".crystal.zoneaxis",
-    "MergeStats": ".crystal.merge",
-    "PhasingResult": ".crystal.phasing",
-    "Solution": ".crystal.solve",
-    "GrainProposal": ".grains.proposal",
-    "Tracks": ".grains.tracking",
-    "VectorClusters": ".grains.vectors",
-    "Session": ".session",
-})
+_LAZY.update(
+    {
+        "Truth": ".sample.truth",
+        "PeakList": ".crystal.peaks",
+        "IndexingResult": ".crystal.indexing",
+        "ZoneAxisResult": ".crystal.zoneaxis",
+        "MergeStats": ".crystal.merge",
+        "PhasingResult": ".crystal.phasing",
+        "Solution": ".crystal.solve",
+        "GrainProposal": ".grains.proposal",
+        "Tracks": ".grains.tracking",
+        "VectorClusters": ".grains.vectors",
+        "Session": ".session",
+    }
+)
 
 __all__ = sorted([*_LAZY, "__version__"])
 

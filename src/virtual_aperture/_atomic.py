@@ -51,8 +51,13 @@ def _remove(p: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, directory: bool = False,
-                option: str = "overwrite=True") -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    directory: bool = False,
+    option: str = "overwrite=True",
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (a file, or an empty folder when ``directory``);
     on success it replaces ``path`` atomically. On any error (or Ctrl-C) the temporary is removed
     and ``path`` is left untouched. The result gets the permissions ``open()``/``mkdir()`` would give
@@ -98,8 +103,13 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -
     return Path(path)
 
 
-def write_with(path: str | os.PathLike, writer: Callable[[str], None], *, overwrite: bool = False,
-               option: str = "overwrite=True") -> Path:
+def write_with(
+    path: str | os.PathLike,
+    writer: Callable[[str], None],
+    *,
+    overwrite: bool = False,
+    option: str = "overwrite=True",
+) -> Path:
     """Call ``writer(tmp_filename)`` (e.g. ``tifffile.imwrite``, a gemmi or h5py writer), then move
     the result into place."""
     with atomic_path(path, overwrite=overwrite, option=option) as tmp:

@@ -20,17 +20,33 @@ import csv
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = ["GrainOutcome", "BatchResult", "solve_all_grains", "SUMMARY_COLUMNS"]
 
 #: columns of ``summary.csv`` (and of :meth:`BatchResult.table`)
-SUMMARY_COLUMNS = ("grain", "status", "tilts", "positions", "lattices", "cell", "lattice", "space_group",
-                   "completeness", "r_int", "r1", "phase", "seconds", "folder", "message")
+SUMMARY_COLUMNS = (
+    "grain",
+    "status",
+    "tilts",
+    "positions",
+    "lattices",
+    "cell",
+    "lattice",
+    "space_group",
+    "completeness",
+    "r_int",
+    "r1",
+    "phase",
+    "seconds",
+    "folder",
+    "message",
+)
 
 
 @dataclass(frozen=True)
@@ -93,27 +109,43 @@ class BatchResult:
 
     def table_text(self) -> str:
         """A short table for the terminal: grain, status, tilts, positions, cell, space group, R1."""
-        head = f"{'grain':>5} {'status':<11} {'tilts':>5} {'pos':>5} {'phase':>5}  {'cell (Å, °)':<44} {'SG':<10} {'R1':>6}"
+        head = (
+            f"{'grain':>5} {'status':<11} {'tilts':>5} {'pos':>5} {'phase':>5}  {'cell (Å, °)':<44} "
+            f"{'SG':<10} {'R1':>6}"
+        )
         lines = [head, "-" * len(head)]
         for o in self.outcomes:
-            cell = " ".join(f"{v:.2f}" for v in o.cell[:3]) + ("  " + " ".join(f"{v:.1f}" for v in o.cell[3:])
-                                                               if o.cell else "")
+            cell = " ".join(f"{v:.2f}" for v in o.cell[:3]) + (
+                "  " + " ".join(f"{v:.1f}" for v in o.cell[3:]) if o.cell else ""
+            )
             r1 = "" if o.r1 is None else f"{o.r1:.3f}"
-            lines.append(f"{o.grain:>5} {o.status:<11} {o.tilts:>5} {o.positions:>5} {o.phase or '':>5}  "
-                         f"{cell:<44} {o.space_group:<10} {r1:>6}")
+            lines.append(
+                f"{o.grain:>5} {o.status:<11} {o.tilts:>5} {o.positions:>5} {o.phase or '':>5}  "
+                f"{cell:<44} {o.space_group:<10} {r1:>6}"
+            )
             if o.status in ("failed", "no solution") and o.message:
                 lines.append(f"{'':>5} └ {o.message[:100]}")
         for ph in self.phases:
-            lines.append(f"phase {ph.number}: grains {', '.join(map(str, ph.grains))} — reduced cell "
-                         + " ".join(f"{v:.3f}" for v in ph.reduced_cell) + (" (rare: one grain)" if ph.rare else ""))
-        lines.append(f"{self.n_solved} of {len(self.outcomes)} grains solved; "
-                     f"{100 * self.unassigned_fraction:.1f} % of scan positions belong to no grain")
+            lines.append(
+                f"phase {ph.number}: grains {', '.join(map(str, ph.grains))} — reduced cell "
+                + " ".join(f"{v:.3f}" for v in ph.reduced_cell)
+                + (" (rare: one grain)" if ph.rare else "")
+            )
+        lines.append(
+            f"{self.n_solved} of {len(self.outcomes)} grains solved; "
+            f"{100 * self.unassigned_fraction:.1f} % of scan positions belong to no grain"
+        )
         return "\n".join(lines)
 
     def summary(self) -> dict:
         """JSON-able record of the whole batch (what ``summary.json`` holds)."""
-        return {"grains": self.table(), "phases": [p.as_dict() for p in self.phases],
-                "n_solved": self.n_solved, "unassigned_fraction": float(self.unassigned_fraction), **self.info}
+        return {
+            "grains": self.table(),
+            "phases": [p.as_dict() for p in self.phases],
+            "n_solved": self.n_solved,
+            "unassigned_fraction": float(self.unassigned_fraction),
+            **self.info,
+        }
 
 
 def _present_grains(labels: np.ndarray) -> list[int]:
@@ -124,16 +156,27 @@ def _outcome_from_result(res, grain: int, folder: str | None, seconds: float) ->
     idx, o, sol = res.indexing, res.merge_stats.overall, res.solution
     n_lattices = len(getattr(idx, "lattices", None) or [idx])  # multi-lattice indexing reports every lattice
     return GrainOutcome(
-        grain=grain, status="solved" if res.solved else "no solution", message=str(sol.message), folder=folder,
-        tilts=len(res.tilts), positions=int(np.sum(res.positions)), lattices=n_lattices,
-        cell=tuple(float(v) for v in idx.cell), lattice=str(idx.lattice),
-        U=tuple(tuple(float(v) for v in row) for row in np.asarray(idx.U)), space_group=str(res.space_group),
-        completeness=float(o["completeness"]), r_int=float(o["r_int"]),
-        r1=None if sol.r1 is None else float(sol.r1), seconds=seconds)
+        grain=grain,
+        status="solved" if res.solved else "no solution",
+        message=str(sol.message),
+        folder=folder,
+        tilts=len(res.tilts),
+        positions=int(np.sum(res.positions)),
+        lattices=n_lattices,
+        cell=tuple(float(v) for v in idx.cell),
+        lattice=str(idx.lattice),
+        U=tuple(tuple(float(v) for v in row) for row in np.asarray(idx.U)),
+        space_group=str(res.space_group),
+        completeness=float(o["completeness"]),
+        r_int=float(o["r_int"]),
+        r1=None if sol.r1 is None else float(sol.r1),
+        seconds=seconds,
+    )
 
 
-def _solve_one(dataset, labels, grain: int, out: str | None, overwrite: bool, options: dict,
-               cancel: Any = None) -> GrainOutcome:
+def _solve_one(
+    dataset, labels, grain: int, out: str | None, overwrite: bool, options: dict, cancel: Any = None
+) -> GrainOutcome:
     """One task: solve one grain, write its folder, return its summary row. Never raises for a
     grain that cannot be solved (the row says why)."""
     from .compute.executor import Cancelled
@@ -146,8 +189,13 @@ def _solve_one(dataset, labels, grain: int, out: str | None, overwrite: bool, op
         return GrainOutcome(grain, "cancelled", "cancelled", seconds=time.perf_counter() - t0)
     except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return GrainOutcome(grain, "failed", msg, seconds=time.perf_counter() - t0,
-                            positions=int(np.sum(np.asarray(labels) == grain)))
+        return GrainOutcome(
+            grain,
+            "failed",
+            msg,
+            seconds=time.perf_counter() - t0,
+            positions=int(np.sum(np.asarray(labels) == grain)),
+        )
     folder = None
     if out is not None:
         folder = str(Path(out) / f"grain_{grain}")
@@ -162,8 +210,9 @@ def _maps(outcomes: Sequence[GrainOutcome], labels: np.ndarray):
     cells = {o.grain: o.cell for o in indexed}
     centrings = {o.grain: (o.lattice[1:2] or "P") for o in indexed}
     phases = group_by_cell(cells, centrings=centrings) if cells else []
-    colours = orientation_colours({o.grain: np.array(o.U) for o in indexed if o.U},
-                                  lattices={o.grain: o.lattice for o in indexed})
+    colours = orientation_colours(
+        {o.grain: np.array(o.U) for o in indexed if o.U}, lattices={o.grain: o.lattice for o in indexed}
+    )
     number = {g: ph.number for ph in phases for g in ph.grains}
     outcomes = tuple(o if o.grain not in number else _with_phase(o, number[o.grain]) for o in outcomes)
     return outcomes, tuple(phases), phase_map(labels, phases), orientation_map(labels, colours)
@@ -249,8 +298,14 @@ def solve_all_grains(
     if missing:
         raise ValueError(f"grain(s) {missing} not in the labels (present: {present[:20]})")
     _check_inputs(dataset, lab, grains[0])
-    allowed = set(inspect.signature(solve_grain).parameters) - {"dataset", "labels", "grain", "cancel", "progress",
-                                                               "client"}
+    allowed = set(inspect.signature(solve_grain).parameters) - {
+        "dataset",
+        "labels",
+        "grain",
+        "cancel",
+        "progress",
+        "client",
+    }
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"unknown option(s) for solve_grain: {unknown}")
@@ -262,7 +317,11 @@ def solve_all_grains(
         if out_path.exists() and not out_path.is_dir():
             raise ValueError(f"--out {out_path} exists and is not a folder")
         if not overwrite:
-            taken = [p for p in (out_path / "summary.csv", *(out_path / f"grain_{g}" for g in grains)) if p.exists()]
+            taken = [
+                p
+                for p in (out_path / "summary.csv", *(out_path / f"grain_{g}" for g in grains))
+                if p.exists()
+            ]
             if taken:
                 raise FileExistsError(f"{taken[0]} already exists (use --overwrite / overwrite=True)")
         out_path.mkdir(parents=True, exist_ok=True)
@@ -270,8 +329,19 @@ def solve_all_grains(
     t_start = time.perf_counter()
     executor = client.get_executor() if client is not None else cf.ThreadPoolExecutor(max_workers or 1)
     token = cancel if client is None else None  # an in-process token cannot travel to other processes
-    futures = {executor.submit(_solve_one, dataset, lab, g, None if out_path is None else str(out_path), overwrite,
-                               options, token): g for g in grains}
+    futures = {
+        executor.submit(
+            _solve_one,
+            dataset,
+            lab,
+            g,
+            None if out_path is None else str(out_path),
+            overwrite,
+            options,
+            token,
+        ): g
+        for g in grains
+    }
     results: dict[int, GrainOutcome] = {}
     try:
         for fut in cf.as_completed(futures):
@@ -281,7 +351,9 @@ def solve_all_grains(
             except cf.CancelledError:
                 results[g] = GrainOutcome(g, "cancelled", "cancelled")
             except Exception as exc:  # a crashed worker or an unexpected error: one grain, not the batch
-                results[g] = GrainOutcome(g, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                results[g] = GrainOutcome(
+                    g, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                )
             if progress is not None:
                 progress(f"grain {g}: {results[g].status}", len(results), len(grains))
             if is_cancelled(cancel):
@@ -293,9 +365,12 @@ def solve_all_grains(
     outcomes = [results.get(g, GrainOutcome(g, "cancelled", "cancelled")) for g in grains]
     outcomes, phases, pmap, omap = _maps(outcomes, lab)
     unassigned = float(np.mean(lab <= 0))
-    info = {"seconds": round(time.perf_counter() - t_start, 1),
-            "scheduler": "threads" if client is None else str(getattr(client, "scheduler_info", lambda: {})()
-                                                               .get("address", "distributed"))}
+    info = {
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "scheduler": "threads"
+        if client is None
+        else str(getattr(client, "scheduler_info", lambda: {})().get("address", "distributed")),
+    }
     info["scan_step_nm"] = float(dataset.calibration.scan_step_nm)
     batch = BatchResult(tuple(outcomes), phases, pmap, omap, unassigned, out_path, info)
     if out_path is not None:
@@ -303,8 +378,9 @@ def solve_all_grains(
     return batch
 
 
-def write_batch(batch: BatchResult, out: str | os.PathLike, *, overwrite: bool = False,
-                labels: np.ndarray | None = None) -> list[Path]:
+def write_batch(
+    batch: BatchResult, out: str | os.PathLike, *, overwrite: bool = False, labels: np.ndarray | None = None
+) -> list[Path]:
     """Write ``summary.csv``, ``summary.json``, ``phase_map.tif`` (int32),
     ``orientation_map.tif`` (RGB uint8, IPF colours) and ``maps.png`` (both maps as a figure with
     axes in nm) of a batch into ``out``."""
@@ -334,8 +410,14 @@ def write_batch(batch: BatchResult, out: str | os.PathLike, *, overwrite: bool =
         from .grains.phase_figure import maps_figure
 
         with atomic_path(out / "maps.png", overwrite=overwrite) as tmp:
-            maps_figure(batch.phase_map, batch.orientation_map, batch.phases, out=tmp,
-                        scan_step_nm=float(batch.info.get("scan_step_nm", 1.0)),
-                        title=f"{batch.n_solved} of {len(batch.outcomes)} grains solved", labels=labels)
+            maps_figure(
+                batch.phase_map,
+                batch.orientation_map,
+                batch.phases,
+                out=tmp,
+                scan_step_nm=float(batch.info.get("scan_step_nm", 1.0)),
+                title=f"{batch.n_solved} of {len(batch.outcomes)} grains solved",
+                labels=labels,
+            )
         paths.append(out / "maps.png")
     return paths

@@ -59,27 +59,44 @@ class GrainResult:
     def report(self) -> dict:
         """Every figure of merit of every stage, JSON-able (what ``report.json`` holds)."""
         idx = self.indexing
-        rep = self.solution.report() if self.solution is not None else {
-            "cell": [float(v) for v in idx.cell], "space_group": self.space_group, "converged": False,
-            "message": self.message, "r1": None, "atoms": [], "phasing": None}
-        rep.update({
-            "grain": int(self.grain),
-            "tilts_used": [int(t) for t in self.tilts],
-            "tilt_range_deg": [float(self.tilt_angles_deg[0]), float(self.tilt_angles_deg[-1])],
-            "scan_positions_per_tilt": [int(n) for n in self.positions],
-            "n_peaks": int(sum(len(p) for p in self.peaks)),
-            "indexing": {
-                "cell": [float(v) for v in idx.cell], "cell_esd": [float(v) for v in idx.cell_esd],
-                "lattice": idx.lattice, "indexed_fraction": float(idx.indexed_fraction),
-                "rmsd_px": float(idx.rmsd_px), "tilt_axis_deg": float(idx.tilt_axis_deg),
-                "reduced_cell": [float(v) for v in idx.reduced_cell],
-                "bravais_candidates": [{"lattice": c.lattice, "score_deg": float(c.score)} for c in idx.bravais_candidates],
-            },
-            "integration": {"n_observations": len(self.reflections), **self.reflections.meta},
-            "symmetry": self.symmetry,
-            "merging": None if self.merge_stats is None else self.merge_stats.as_dict(),
-            "timings_s": {k: round(v, 2) for k, v in self.timings_s.items()},
-        })
+        rep = (
+            self.solution.report()
+            if self.solution is not None
+            else {
+                "cell": [float(v) for v in idx.cell],
+                "space_group": self.space_group,
+                "converged": False,
+                "message": self.message,
+                "r1": None,
+                "atoms": [],
+                "phasing": None,
+            }
+        )
+        rep.update(
+            {
+                "grain": int(self.grain),
+                "tilts_used": [int(t) for t in self.tilts],
+                "tilt_range_deg": [float(self.tilt_angles_deg[0]), float(self.tilt_angles_deg[-1])],
+                "scan_positions_per_tilt": [int(n) for n in self.positions],
+                "n_peaks": int(sum(len(p) for p in self.peaks)),
+                "indexing": {
+                    "cell": [float(v) for v in idx.cell],
+                    "cell_esd": [float(v) for v in idx.cell_esd],
+                    "lattice": idx.lattice,
+                    "indexed_fraction": float(idx.indexed_fraction),
+                    "rmsd_px": float(idx.rmsd_px),
+                    "tilt_axis_deg": float(idx.tilt_axis_deg),
+                    "reduced_cell": [float(v) for v in idx.reduced_cell],
+                    "bravais_candidates": [
+                        {"lattice": c.lattice, "score_deg": float(c.score)} for c in idx.bravais_candidates
+                    ],
+                },
+                "integration": {"n_observations": len(self.reflections), **self.reflections.meta},
+                "symmetry": self.symmetry,
+                "merging": None if self.merge_stats is None else self.merge_stats.as_dict(),
+                "timings_s": {k: round(v, 2) for k, v in self.timings_s.items()},
+            }
+        )
         return rep
 
     def summary(self) -> str:
@@ -95,15 +112,19 @@ class GrainResult:
         ]
         if self.merge_stats is not None:
             o = self.merge_stats.overall
-            lines.append(f"reflections {o['n_obs']} → {o['n_unique']} unique to {o['d_min']:.2f} Å, completeness "
-                         f"{100 * o['completeness']:.1f} %, Rint {o['r_int']:.3f}, CC½ {o['cc_half']:.3f}")
+            lines.append(
+                f"reflections {o['n_obs']} → {o['n_unique']} unique to {o['d_min']:.2f} Å, completeness "
+                f"{100 * o['completeness']:.1f} %, Rint {o['r_int']:.3f}, CC½ {o['cc_half']:.3f}"
+            )
         if sol is None:
             lines.append(f"no solution: {self.message}")
             return "\n".join(lines)
         r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
         lines.append(f"{'solved' if sol.converged else 'no solution'}: {sol.message} (R1 {r1})")
         for a in sol.atoms:
-            lines.append(f"  {a.label:<6} {a.element:<2} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  height {a.height:.2f}")
+            lines.append(
+                f"  {a.label:<6} {a.element:<2} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  height {a.height:.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -111,7 +132,9 @@ class UnindexedGrain(ValueError):
     """``solve_grain`` refused to index (the message is the ``cannot index: <reason>``); carries the
     peaks and summed patterns found before the refusal (:func:`write_unindexed` writes them)."""
 
-    def __init__(self, message: str, *, grain: int, peaks, patterns, tilt_angles_deg, pixel_size: float) -> None:
+    def __init__(
+        self, message: str, *, grain: int, peaks, patterns, tilt_angles_deg, pixel_size: float
+    ) -> None:
         super().__init__(message)
         self.grain, self.peaks, self.patterns, self.tilt_angles_deg = grain, peaks, patterns, tilt_angles_deg
         self.pixel_size = pixel_size
@@ -127,16 +150,31 @@ def write_unindexed(exc: UnindexedGrain, out: str | os.PathLike, *, overwrite: b
     allp = PeakList.concatenate([replace(p, tilt=np.full(len(p), t)) for t, p in enumerate(exc.peaks)])
     allp.to_csv(out / "peaks.csv")
     paths = [out / "peaks.csv"]
-    paths.append(write_mrc_stack(out / "frames.mrc", np.asarray(exc.patterns, np.float32), pixel_size=exc.pixel_size,
-                                 tilt_angles_deg=exc.tilt_angles_deg, overwrite=overwrite))
-    rep = {"grain": exc.grain, "converged": False, "message": str(exc), "indexed": False,
-           "n_peaks": len(allp), "tilt_range_deg": [float(exc.tilt_angles_deg[0]), float(exc.tilt_angles_deg[-1])],
-           "peaks_per_tilt": [len(p) for p in exc.peaks]}
+    paths.append(
+        write_mrc_stack(
+            out / "frames.mrc",
+            np.asarray(exc.patterns, np.float32),
+            pixel_size=exc.pixel_size,
+            tilt_angles_deg=exc.tilt_angles_deg,
+            overwrite=overwrite,
+        )
+    )
+    rep = {
+        "grain": exc.grain,
+        "converged": False,
+        "message": str(exc),
+        "indexed": False,
+        "n_peaks": len(allp),
+        "tilt_range_deg": [float(exc.tilt_angles_deg[0]), float(exc.tilt_angles_deg[-1])],
+        "peaks_per_tilt": [len(p) for p in exc.peaks],
+    }
     paths.append(write_report(out / "report.json", rep, overwrite=overwrite))
     return paths
 
 
-def grain_tilts(labels: np.ndarray, grain: int, n_tilts: int, *, min_positions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def grain_tilts(
+    labels: np.ndarray, grain: int, n_tilts: int, *, min_positions: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """The longest run of consecutive tilts on which ``grain`` covers ≥ ``min_positions`` scan
     positions, and the positions per tilt of that run."""
     lab = np.asarray(labels)
@@ -266,8 +304,10 @@ def solve_grain(
         parse_formula(composition)  # a clear error now, not after the long run
     tilts, positions = grain_tilts(lab, grain, dataset.n_tilts, min_positions=min_positions)
     if len(tilts) < 5:
-        raise ValueError(f"grain {grain} covers ≥ {min_positions} scan positions on only {len(tilts)} consecutive "
-                         "tilts; integration needs at least 5")
+        raise ValueError(
+            f"grain {grain} covers ≥ {min_positions} scan positions on only {len(tilts)} consecutive "
+            "tilts; integration needs at least 5"
+        )
 
     def stage(name):
         return (lambda d, t: progress(name, d, t)) if progress is not None else None
@@ -277,8 +317,14 @@ def solve_grain(
     one = np.where(lab == grain, 1, 0).astype(np.int32)
     if one.ndim == 3:
         one[np.setdiff1d(np.arange(dataset.n_tilts), tilts)] = 0
-    sums = aperture_sums(dataset, one, shifts=descan_shifts(cal, dataset.scan_shape), client=client,
-                         progress=stage("sum"), cancel=cancel)[1]
+    sums = aperture_sums(
+        dataset,
+        one,
+        shifts=descan_shifts(cal, dataset.scan_shape),
+        client=client,
+        progress=stage("sum"),
+        cancel=cancel,
+    )[1]
     pats = np.asarray(sums.sum)[tilts]  # (n_tilt, k_y, k_x): the dataset is a tilt series
     if normalise:
         pats = pats * (float(np.median(positions)) / positions)[:, None, None]
@@ -290,16 +336,29 @@ def solve_grain(
     check_cancel(cancel)
     _, disk_r = measure_central_disk(pats[len(pats) // 2])
     exclude = max(4.0, 2.0 * disk_r)
-    peaks = find_bragg_peaks(pats, calibration=sub_cal, exclude_center_radius=exclude, threshold=peak_threshold,
-                             center="beam", progress=stage("peaks"), cancel=cancel)
+    peaks = find_bragg_peaks(
+        pats,
+        calibration=sub_cal,
+        exclude_center_radius=exclude,
+        threshold=peak_threshold,
+        center="beam",
+        progress=stage("peaks"),
+        cancel=cancel,
+    )
     timings["peaks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     try:
         idx = index_tilt_series(peaks, calibration=sub_cal, known_cell=known_cell, progress=stage("index"))
     except IndexingError as exc:  # keep what was found: the peaks and the patterns are results too
-        raise UnindexedGrain(str(exc), grain=int(grain), peaks=peaks, patterns=pats, tilt_angles_deg=angles,
-                             pixel_size=sub_cal.pixel_size) from None
+        raise UnindexedGrain(
+            str(exc),
+            grain=int(grain),
+            peaks=peaks,
+            patterns=pats,
+            tilt_angles_deg=angles,
+            pixel_size=sub_cal.pixel_size,
+        ) from None
     timings["index"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -309,10 +368,21 @@ def solve_grain(
         d_min = float(1.0 / (np.percentile(g[idx.indexed], 99) * ical.pixel_size))
     radius = max(2.5, disk_r + 1.5)
     refl = integrate_reflections(
-        pats, UB=idx.UB, tilt_angles_deg=angles, tilt_axis_deg=idx.tilt_axis_deg, wavelength=ical.wavelength,
-        pixel_size=ical.pixel_size, center=np.array([p.center for p in peaks], dtype=float),
-        ellipticity=ical.ellipticity, d_min=d_min, radius_px=radius, background_annulus=(radius + 2, radius + 4),
-        excitation_width=0.01, progress=stage("integrate"), cancel=cancel)
+        pats,
+        UB=idx.UB,
+        tilt_angles_deg=angles,
+        tilt_axis_deg=idx.tilt_axis_deg,
+        wavelength=ical.wavelength,
+        pixel_size=ical.pixel_size,
+        center=np.array([p.center for p in peaks], dtype=float),
+        ellipticity=ical.ellipticity,
+        d_min=d_min,
+        radius_px=radius,
+        background_annulus=(radius + 2, radius + 4),
+        excitation_width=0.01,
+        progress=stage("integrate"),
+        cancel=cancel,
+    )
     timings["integrate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -347,23 +417,51 @@ def solve_grain(
     t0 = time.perf_counter()
     if not message:
         try:
-            sol = solve_structure(merged, composition=composition, starts=starts, seed=seed, client=client,
-                                  progress=stage("phase"), cancel=cancel)
+            sol = solve_structure(
+                merged,
+                composition=composition,
+                starts=starts,
+                seed=seed,
+                client=client,
+                progress=stage("phase"),
+                cancel=cancel,
+            )
         except ValueError as exc:  # phasing cannot run: the partial result is still a result
             message = str(exc)
     timings["phase"] = time.perf_counter() - t0
-    return GrainResult(grain=int(grain), tilts=tilts, tilt_angles_deg=angles, patterns=pats, positions=positions,
-                       peaks=peaks, indexing=idx, reflections=refl, merged=merged, merge_stats=stats,
-                       space_group=space_group, symmetry=symmetry, solution=sol, composition=composition,
-                       beam_stop_radius_px=exclude, timings_s=timings, message=message or sol.message)
+    return GrainResult(
+        grain=int(grain),
+        tilts=tilts,
+        tilt_angles_deg=angles,
+        patterns=pats,
+        positions=positions,
+        peaks=peaks,
+        indexing=idx,
+        reflections=refl,
+        merged=merged,
+        merge_stats=stats,
+        space_group=space_group,
+        symmetry=symmetry,
+        solution=sol,
+        composition=composition,
+        beam_stop_radius_px=exclude,
+        timings_s=timings,
+        message=message or sol.message,
+    )
 
 
 #: files :func:`write_grain` adds to those of ``crystal.export.write_solution``
 GRAIN_FILES = ("indexing.json", "structure.hkl", "frames.mrc", "smv", "report.html")
 
 
-def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool = False,
-                physical_pixel_mm: float = 0.055, context: Any = None) -> list[Path]:
+def write_grain(
+    result: GrainResult,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    physical_pixel_mm: float = 0.055,
+    context: Any = None,
+) -> list[Path]:
     """Write the crystallographer's files of one solved (or unsolved) grain into ``out``.
 
     ``structure.cif``, ``potential.ccp4``, ``structure.ins``/``.res``, ``reflections.cif`` (the
@@ -400,7 +498,13 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
 
     from ._atomic import write_text
     from .crystal.export import (
-        SOLUTION_FILES, check_free, write_hkl, write_mrc_stack, write_reflections_cif, write_smv, write_solution,
+        SOLUTION_FILES,
+        check_free,
+        write_hkl,
+        write_mrc_stack,
+        write_reflections_cif,
+        write_smv,
+        write_solution,
     )
     from .crystal.export.report import to_jsonable
     from .crystal.export.report import write_report as write_json_report
@@ -410,29 +514,63 @@ def write_grain(result: GrainResult, out: str | os.PathLike, *, overwrite: bool 
     axis = float(result.indexing.tilt_axis_deg)
     frames, smv_scale = smv_frames(result)
     report = result.report()
-    report["exports"] = {"smv_scale": smv_scale, "smv_beam_stop_radius_px": result.beam_stop_radius_px,
-                         "physical_pixel_mm": physical_pixel_mm, "smv_rotated_by_deg": -axis}
-    paths = [write_text(out / "indexing.json", json.dumps(to_jsonable(result.indexing.to_dict()), indent=2) + "\n",
-                        overwrite=overwrite)]
+    report["exports"] = {
+        "smv_scale": smv_scale,
+        "smv_beam_stop_radius_px": result.beam_stop_radius_px,
+        "physical_pixel_mm": physical_pixel_mm,
+        "smv_rotated_by_deg": -axis,
+    }
+    paths = [
+        write_text(
+            out / "indexing.json",
+            json.dumps(to_jsonable(result.indexing.to_dict()), indent=2) + "\n",
+            overwrite=overwrite,
+        )
+    ]
     if len(result.reflections):
-        report["exports"]["hkl_scale"] = write_hkl(out / "structure.hkl", result.reflections, overwrite=overwrite)
+        report["exports"]["hkl_scale"] = write_hkl(
+            out / "structure.hkl", result.reflections, overwrite=overwrite
+        )
         paths.append(out / "structure.hkl")
     if result.solution is not None:  # structure files and reflections.cif (the data R1 is against)
-        paths += write_solution(out, result.solution, wavelength=ical.wavelength, report=report,
-                                composition=result.composition, cell_esd=result.indexing.cell_esd or None,
-                                overwrite=overwrite)
+        paths += write_solution(
+            out,
+            result.solution,
+            wavelength=ical.wavelength,
+            report=report,
+            composition=result.composition,
+            cell_esd=result.indexing.cell_esd or None,
+            overwrite=overwrite,
+        )
     else:  # partial result: indexing, integration, merging and the report, no structure files
         if result.merged is not None:
             paths.append(write_reflections_cif(out / "reflections.cif", result.merged, overwrite=overwrite))
         paths.append(write_json_report(out / "report.json", report, overwrite=overwrite))
-    paths.append(write_mrc_stack(out / "frames.mrc", result.patterns.astype(np.float32), pixel_size=ical.pixel_size,
-                                 tilt_angles_deg=result.tilt_angles_deg, wavelength=ical.wavelength,
-                                 tilt_axis_deg=axis, overwrite=overwrite))
+    paths.append(
+        write_mrc_stack(
+            out / "frames.mrc",
+            result.patterns.astype(np.float32),
+            pixel_size=ical.pixel_size,
+            tilt_angles_deg=result.tilt_angles_deg,
+            wavelength=ical.wavelength,
+            tilt_axis_deg=axis,
+            overwrite=overwrite,
+        )
+    )
     (out / "smv").mkdir(exist_ok=True)
-    paths.extend(write_smv(out / "smv", frames, tilt_angles_deg=result.tilt_angles_deg,
-                           wavelength=ical.wavelength, pixel_size=ical.pixel_size,
-                           center=tuple(np.median(result.centers, axis=0)), physical_pixel_mm=physical_pixel_mm,
-                           tilt_axis_deg=axis, overwrite=overwrite))
+    paths.extend(
+        write_smv(
+            out / "smv",
+            frames,
+            tilt_angles_deg=result.tilt_angles_deg,
+            wavelength=ical.wavelength,
+            pixel_size=ical.pixel_size,
+            center=tuple(np.median(result.centers, axis=0)),
+            physical_pixel_mm=physical_pixel_mm,
+            tilt_axis_deg=axis,
+            overwrite=overwrite,
+        )
+    )
     from .report import write_report
 
     paths.append(write_report(result, out, report=report, context=context))
@@ -446,7 +584,7 @@ def smv_frames(result: GrainResult) -> tuple[np.ndarray, float]:
     frames = np.array(result.patterns, dtype=np.float64)
     ky, kx = np.ogrid[: frames.shape[1], : frames.shape[2]]
     for f, (cy, cx) in zip(frames, result.centers):
-        f[(ky - cy) ** 2 + (kx - cx) ** 2 <= result.beam_stop_radius_px ** 2] = np.nan  # no data: SMV 0
+        f[(ky - cy) ** 2 + (kx - cx) ** 2 <= result.beam_stop_radius_px**2] = np.nan  # no data: SMV 0
     top = float(np.nanmax(frames, initial=0.0))
     scale = 1.0 if top <= 65533 else 65533.0 / top
     return frames * scale, scale

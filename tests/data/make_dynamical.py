@@ -32,9 +32,13 @@ ENERGY = 200e3
 def random_rotation(rng):
     q = rng.normal(size=4)
     a, b, c, d = q / np.linalg.norm(q)
-    return np.array([[a*a+b*b-c*c-d*d, 2*(b*c-a*d), 2*(b*d+a*c)],
-                     [2*(b*c+a*d), a*a-b*b+c*c-d*d, 2*(c*d-a*b)],
-                     [2*(b*d-a*c), 2*(c*d+a*b), a*a-b*b-c*c+d*d]])
+    return np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d],
+        ]
+    )
 
 
 def main(name: str, seed: int = 0) -> None:
@@ -70,10 +74,15 @@ def main(name: str, seed: int = 0) -> None:
         U = random_rotation(rng)
         p = pos_all @ U.T
         inside = np.all(np.abs(p) < np.array([LATERAL, LATERAL, THICK]) / 2, axis=1)
-        atoms = Atoms([s for s, k in zip(sym_all, inside) if k], cell=[BOX, BOX, THICK + 2], pbc=True,
-                      positions=p[inside] + [BOX / 2, BOX / 2, THICK / 2 + 1])
-        pot = abtem.Potential(atoms, sampling=SAMPLING, slice_thickness=1.0, projection="infinite",
-                              parametrization="lobato")
+        atoms = Atoms(
+            [s for s, k in zip(sym_all, inside) if k],
+            cell=[BOX, BOX, THICK + 2],
+            pbc=True,
+            positions=p[inside] + [BOX / 2, BOX / 2, THICK / 2 + 1],
+        )
+        pot = abtem.Potential(
+            atoms, sampling=SAMPLING, slice_thickness=1.0, projection="infinite", parametrization="lobato"
+        )
         wave = abtem.PlaneWave(energy=ENERGY)
         exit_wave = wave.multislice(pot, lazy=False)
         dp = exit_wave.diffraction_patterns(max_angle=None, block_direct=False, fftshift=True)
@@ -94,8 +103,7 @@ def main(name: str, seed: int = 0) -> None:
                 continue
             obs_h.append(h)
             obs_i.append(img[disk].sum() - np.median(img[ring]) * disk.sum())
-        print(f"orientation {n + 1}/{N_ORIENT}: {int(sel.sum())} reflections on the Ewald sphere",
-              flush=True)
+        print(f"orientation {n + 1}/{N_ORIENT}: {int(sel.sum())} reflections on the Ewald sphere", flush=True)
     obs_h, obs_i = np.array(obs_h), np.array(obs_i)
     asu = gemmi.ReciprocalAsu(st.spacegroup)
     keys = np.array([asu.to_asu([int(v) for v in h], ops)[0] for h in obs_h])
@@ -105,10 +113,16 @@ def main(name: str, seed: int = 0) -> None:
     var = np.bincount(inv, obs_i**2) / np.bincount(inv) - mean**2
     n_obs = np.bincount(inv)
     sigma = np.sqrt(np.maximum(var, 0) / n_obs) + 0.05 * np.abs(mean) + 1e-9
-    np.savez_compressed(OUT / f"dynamical_{name}.npz", hkl=uniq.astype(np.int16), intensity=mean,
-                        sigma=sigma, n_obs=n_obs, cell=np.array(st.cell.parameters),
-                        space_group=st.spacegroup.hm,
-                        settings=np.array([N_ORIENT, LATERAL, THICK, SAMPLING, D_MIN, S_MAX, ENERGY, seed]))
+    np.savez_compressed(
+        OUT / f"dynamical_{name}.npz",
+        hkl=uniq.astype(np.int16),
+        intensity=mean,
+        sigma=sigma,
+        n_obs=n_obs,
+        cell=np.array(st.cell.parameters),
+        space_group=st.spacegroup.hm,
+        settings=np.array([N_ORIENT, LATERAL, THICK, SAMPLING, D_MIN, S_MAX, ENERGY, seed]),
+    )
     print(f"{len(uniq)} unique reflections from {len(obs_i)} observations -> dynamical_{name}.npz")
 
 

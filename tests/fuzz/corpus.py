@@ -84,8 +84,9 @@ class Builder:
         np.save(rp, ref)
         self.add(name, path, "ok", ref=str(rp), mask=self.mask_for(det), **kw)
 
-    def add(self, name: str, path: Path | list[Path], expect: str, *, det: tuple[int, int] = (16, 16),
-            **kw) -> None:
+    def add(
+        self, name: str, path: Path | list[Path], expect: str, *, det: tuple[int, int] = (16, 16), **kw
+    ) -> None:
         paths = [str(p) for p in (path if isinstance(path, list) else [path])]
         kw.setdefault("mask", self.mask_for(det))
         self.entries.append(Entry(name, paths, expect, **kw))
@@ -93,7 +94,7 @@ class Builder:
 
 def _npy_header(shape, descr="<u2", fortran=False) -> bytes:
     """A version 1.0 .npy header (magic, length, dict padded to 64 bytes)."""
-    d = "{'descr': %r, 'fortran_order': %s, 'shape': %r, }" % (descr, fortran, tuple(shape))
+    d = f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {tuple(shape)!r}, }}"
     pad = 64 - (10 + len(d) + 1) % 64
     h = (d + " " * pad + "\n").encode("latin1")
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h
@@ -108,7 +109,7 @@ def _truncate(src: Path, dst: Path, keep: float | int) -> Path:
 
 def _patch(src: Path, dst: Path, offset: int, data: bytes) -> Path:
     raw = bytearray(src.read_bytes())
-    raw[offset:offset + len(data)] = data
+    raw[offset : offset + len(data)] = data
     dst.write_bytes(bytes(raw))
     return dst
 
@@ -130,8 +131,14 @@ def build_npy(b: Builder, data: np.ndarray) -> None:
     b.add("npy-truncated", d / "truncated.npy", "error-open")
     (d / "badmagic.npy").write_bytes(b"\x93NUMPX" + (d / "valid.npy").read_bytes()[6:])
     b.add("npy-bad-magic", d / "badmagic.npy", "error-open")
-    (d / "garbage-header.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", 54) + b"{'descr': 'u2', junk" +
-                                           b" " * 33 + b"\n" + data.tobytes())
+    (d / "garbage-header.npy").write_bytes(
+        b"\x93NUMPY\x01\x00"
+        + struct.pack("<H", 54)
+        + b"{'descr': 'u2', junk"
+        + b" " * 33
+        + b"\n"
+        + data.tobytes()
+    )
     b.add("npy-garbage-header", d / "garbage-header.npy", "error-open")
     (d / "header-len-huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", 65535) + b"{" * 20)
     b.add("npy-header-length-beyond-file", d / "header-len-huge.npy", "error-open")
@@ -151,8 +158,13 @@ def build_npy(b: Builder, data: np.ndarray) -> None:
     b.ok("npy-float16", d / "float16.npy", f16.astype(np.float32))
     np.save(d / "stack3d.npy", data.reshape(-1, 16, 16))
     b.add("npy-3d-without-scan-shape", d / "stack3d.npy", "error-open")
-    b.ok("npy-3d-with-scan-shape", d / "stack3d.npy", data, cli=["--scan-shape", "4", "5"],
-         api={"scan_shape": [4, 5]})
+    b.ok(
+        "npy-3d-with-scan-shape",
+        d / "stack3d.npy",
+        data,
+        cli=["--scan-shape", "4", "5"],
+        api={"scan_shape": [4, 5]},
+    )
     np.save(d / "image2d.npy", data[0, 0])
     b.add("npy-2d", d / "image2d.npy", "error-open")
     np.save(d / "zero-size.npy", np.zeros((0, 5, 16, 16), np.uint16))
@@ -210,18 +222,29 @@ def build_mib(b: Builder, data: np.ndarray) -> None:
     b.add("mib-mixed-frame-sizes", q, "error-open")
     (d / "_small.mib").unlink()
     hdr = p.with_suffix(".hdr").read_text()
-    for name, text in (("trigger-garbage", hdr.replace("Frames per Trigger (Number):\t5", "Frames per Trigger (Number):\tx5")),
-                       ("trigger-wrong", hdr.replace("Frames per Trigger (Number):\t5", "Frames per Trigger (Number):\t4")),
-                       ("frames-garbage", hdr.replace("Frames in Acquisition (Number):\t20",
-                                                      "Frames in Acquisition (Number):\t2O"))):
+    for name, text in (
+        (
+            "trigger-garbage",
+            hdr.replace("Frames per Trigger (Number):\t5", "Frames per Trigger (Number):\tx5"),
+        ),
+        ("trigger-wrong", hdr.replace("Frames per Trigger (Number):\t5", "Frames per Trigger (Number):\t4")),
+        (
+            "frames-garbage",
+            hdr.replace("Frames in Acquisition (Number):\t20", "Frames in Acquisition (Number):\t2O"),
+        ),
+    ):
         q = d / f"{name}.mib"
         shutil.copy(p, q)
         q.with_suffix(".hdr").write_text(text)
         # trigger 4 with 20 frames reads a 5×4 scan: nothing in the file can tell; the user asked
         # for what the header says, so it must at least be reported (shape 5×4) — checked in test
-        b.add(f"mib-hdr-{name}", q, "ok" if name == "trigger-wrong" else "error-open",
-              ref=None if name != "trigger-wrong" else _save_ref(b, name, data.reshape(5, 4, 16, 16)),
-              note="a wrong but valid per-trigger count gives the shape the header says")
+        b.add(
+            f"mib-hdr-{name}",
+            q,
+            "ok" if name == "trigger-wrong" else "error-open",
+            ref=None if name != "trigger-wrong" else _save_ref(b, name, data.reshape(5, 4, 16, 16)),
+            note="a wrong but valid per-trigger count gives the shape the header says",
+        )
     q = F.write_mib(d / "nohdr.mib", data, hdr=False)
     b.add("mib-no-hdr-no-scan-shape", q, "error-open")
     b.ok("mib-no-hdr-scan-shape", q, data, cli=["--scan-shape", "4", "5"], api={"scan_shape": [4, 5]})
@@ -247,7 +270,9 @@ def build_blockfile(b: Builder) -> None:
     b.add("blo-truncated", d / "truncated.blo", "error-open", det=(5, 5))
     _patch(p, d / "huge-offset.blo", 12, struct.pack("<I", 0x7FFF0000))
     b.add("blo-huge-data-offset", d / "huge-offset.blo", "error-open", det=(5, 5))
-    _patch(p, d / "shifted-offset.blo", 12, struct.pack("<I", struct.unpack("<I", p.read_bytes()[12:16])[0] + 3))
+    _patch(
+        p, d / "shifted-offset.blo", 12, struct.pack("<I", struct.unpack("<I", p.read_bytes()[12:16])[0] + 3)
+    )
     b.add("blo-data-offset-off-by-3", d / "shifted-offset.blo", "error-open", det=(5, 5))
     _patch(p, d / "huge-scan.blo", 24, struct.pack("<HH", 60000, 60000))
     b.add("blo-declares-60000x60000", d / "huge-scan.blo", "error-open", det=(5, 5))
@@ -346,8 +371,13 @@ def build_hdf5(b: Builder, data: np.ndarray) -> None:
     b.add("h5-missing-chunk", d / "missing-chunk.h5", "error-open")
     filled = data.copy()
     filled[2] = 0
-    b.ok("h5-missing-chunk-fill-opt-in", d / "missing-chunk.h5", filled, cli=["--fill-missing"],
-         api={"fill_missing": True})
+    b.ok(
+        "h5-missing-chunk-fill-opt-in",
+        d / "missing-chunk.h5",
+        filled,
+        cli=["--fill-missing"],
+        api={"fill_missing": True},
+    )
     with h5py.File(d / "unwritten.h5", "w") as f:
         f.create_dataset("frames", shape=data.shape, dtype=data.dtype)  # contiguous, never written
     b.add("h5-contiguous-never-written", d / "unwritten.h5", "error-open")
@@ -407,12 +437,14 @@ def build_zarr(b: Builder, data: np.ndarray) -> None:
     for fmt in (2, 3):
         v = f"v{fmt}"
         q = d / f"generic-{v}.zarr"
-        z = zarr.create_array(str(q), shape=data.shape, dtype=data.dtype, chunks=(1, 5, 16, 16), zarr_format=fmt)
+        z = zarr.create_array(
+            str(q), shape=data.shape, dtype=data.dtype, chunks=(1, 5, 16, 16), zarr_format=fmt
+        )
         z[...] = data
         b.ok(f"zarr-{v}-valid", q, data)
         meta_name = ".zarray" if fmt == 2 else "zarr.json"
 
-        def variant(name: str, q=q) -> Path:
+        def variant(name: str, q=q, v=v) -> Path:
             r = d / f"generic-{v}-{name}.zarr"
             shutil.copytree(q, r)
             return r
@@ -422,7 +454,13 @@ def build_zarr(b: Builder, data: np.ndarray) -> None:
         b.add(f"zarr-{v}-chunk-deleted", r, "error-open")
         filled = data.copy()
         filled[2] = 0
-        b.ok(f"zarr-{v}-chunk-deleted-fill-opt-in", r, filled, cli=["--fill-missing"], api={"fill_missing": True})
+        b.ok(
+            f"zarr-{v}-chunk-deleted-fill-opt-in",
+            r,
+            filled,
+            cli=["--fill-missing"],
+            api={"fill_missing": True},
+        )
         r = variant("shape-larger")
         meta = json.loads((r / meta_name).read_text())
         meta["shape"][0] = 6

@@ -22,8 +22,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CHANNELS = ("info", "virtual", "api")
-OUTCOMES = ("right", "silent-wrong", "hang", "blow-up", "traceback", "late error", "wrong rejection",
-            "unclear error")
+OUTCOMES = (
+    "right",
+    "silent-wrong",
+    "hang",
+    "blow-up",
+    "traceback",
+    "late error",
+    "wrong rejection",
+    "unclear error",
+)
 #: address-space limit of a worker (numba/LLVM and dask threads reserve ~1.5 GB of it on their own)
 AS_LIMIT = 3 * 2**30
 
@@ -43,9 +51,15 @@ class Worker:
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONWARNINGS="ignore", NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "worker.py"), str(AS_LIMIT)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "worker.py"), str(AS_LIMIT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         line = self._readline(120.0)
         if line is None or "ready" not in line:
             raise RuntimeError(f"fuzz worker did not start ({line!r})")
@@ -128,9 +142,22 @@ def run_corpus(entries: list, *, workers: int = 2, timeout: float = 10.0) -> lis
     for e in entries:
         ej = e.to_json() if hasattr(e, "to_json") else dict(e)
         for ch in CHANNELS:
-            jobs.append((ej, ch, {"command": ch, "paths": ej["paths"], "cli": ej["cli"], "api": ej["api"],
-                                  "mask": ej["mask"], "ref": ej["ref"], "cwd": ej.get("cwd"),
-                                  "tmp": str(tmp / f"{ej['name']}-{ch}")}))
+            jobs.append(
+                (
+                    ej,
+                    ch,
+                    {
+                        "command": ch,
+                        "paths": ej["paths"],
+                        "cli": ej["cli"],
+                        "api": ej["api"],
+                        "mask": ej["mask"],
+                        "ref": ej["ref"],
+                        "cwd": ej.get("cwd"),
+                        "tmp": str(tmp / f"{ej['name']}-{ch}"),
+                    },
+                )
+            )
     results: dict[tuple[str, str], dict] = {}
     lock = threading.Lock()
     queue = list(jobs)

@@ -23,7 +23,20 @@ def test_corpus(tmp_path, capsys):
     entries = build_corpus(tmp_path)
     assert len(entries) >= 60
     formats = {e.name.split("-")[0] for e in entries}
-    assert {"npy", "mib", "blo", "mrc", "dm4", "empad", "tvips", "h5", "emd", "hspy", "zarr", "fifo.npy"} <= formats
+    assert {
+        "npy",
+        "mib",
+        "blo",
+        "mrc",
+        "dm4",
+        "empad",
+        "tvips",
+        "h5",
+        "emd",
+        "hspy",
+        "zarr",
+        "fifo.npy",
+    } <= formats
     outcomes = run_corpus(entries, workers=2, timeout=60.0)
     with capsys.disabled():
         print(f"\nfuzz corpus: {len(entries)} entries, {len(outcomes)} outcomes: {counts(outcomes)}")
@@ -34,6 +47,8 @@ def test_corpus(tmp_path, capsys):
             continue
         if known is not None and known[0] == o.outcome:
             continue
-        bad.append(f"{o.entry} [{o.channel}]: {o.outcome} (expected {known[0] if known else 'right'}): "
-                   f"{o.detail[:300]}")
+        bad.append(
+            f"{o.entry} [{o.channel}]: {o.outcome} (expected {known[0] if known else 'right'}): "
+            f"{o.detail[:300]}"
+        )
     assert not bad, "\n".join(bad)

@@ -47,8 +47,11 @@ def run_cli(job: dict) -> dict:
     except MemoryError:
         return {"status": "memory", "message": "MemoryError"}
     except BaseException as exc:  # noqa: BLE001 - what a user would see as a traceback
-        return {"status": "traceback", "message": f"{type(exc).__name__}: {exc}",
-                "tb": traceback.format_exc()[-2000:]}
+        return {
+            "status": "traceback",
+            "message": f"{type(exc).__name__}: {exc}",
+            "tb": traceback.format_exc()[-2000:],
+        }
     text = err.getvalue()
     if "Traceback" in text:
         return {"status": "traceback", "message": text[-2000:]}
@@ -78,11 +81,17 @@ def run_api(job: dict) -> dict:
         return {"status": "memory", "message": "MemoryError"}
     except (ReadError, ValueError, OSError) as exc:
         msg = str(exc)
-        return {"status": "error", "message": msg.splitlines()[0] if msg else type(exc).__name__,
-                "kind": type(exc).__name__}
+        return {
+            "status": "error",
+            "message": msg.splitlines()[0] if msg else type(exc).__name__,
+            "kind": type(exc).__name__,
+        }
     except BaseException as exc:  # noqa: BLE001
-        return {"status": "traceback", "message": f"{type(exc).__name__}: {exc}"[:2000],
-                "tb": traceback.format_exc()[-2000:]}
+        return {
+            "status": "traceback",
+            "message": f"{type(exc).__name__}: {exc}"[:2000],
+            "tb": traceback.format_exc()[-2000:],
+        }
     res = {"status": "ok"}
     if job.get("ref"):
         res["mismatch"] = _compare(img, job["ref"])
@@ -105,8 +114,15 @@ def warm_up() -> None:
     with tempfile.TemporaryDirectory() as tmp:  # the CLI path too (progress bar, TIFF writer)
         np.save(os.path.join(tmp, "w.npy"), np.ones((2, 2, 4, 4), np.uint16))
         tifffile.imwrite(os.path.join(tmp, "m.tif"), np.ones((4, 4)))
-        run_cli({"command": "virtual", "paths": [os.path.join(tmp, "w.npy")], "cli": [],
-                 "mask": os.path.join(tmp, "m.tif"), "tmp": tmp})
+        run_cli(
+            {
+                "command": "virtual",
+                "paths": [os.path.join(tmp, "w.npy")],
+                "cli": [],
+                "mask": os.path.join(tmp, "m.tif"),
+                "tmp": tmp,
+            }
+        )
 
 
 def main() -> None:

@@ -58,13 +58,15 @@ def one_pattern(atoms, tilt_deg: float, tilt_axis_deg: float, kv: float = 200.0)
     a.rotate(tilt_deg, (math.cos(p), math.sin(p), 0.0), center=(0, 0, 0))  # right-handed (ase)
     a.set_cell([BOX_A, BOX_A, BOX_A])
     a.positions += BOX_A / 2
-    pot = abtem.Potential(a, sampling=0.12, slice_thickness=2.0, projection="infinite", parametrization="lobato")
+    pot = abtem.Potential(
+        a, sampling=0.12, slice_thickness=2.0, projection="infinite", parametrization="lobato"
+    )
     dp = abtem.PlaneWave(energy=kv * 1e3).multislice(pot).diffraction_patterns(max_angle=None)
     arr = np.asarray(dp.compute(progress_bar=False).array).T  # [x, y] → (k_y, k_x)
     n = arr.shape[0]
     c = n // 2  # k = 0 after fftshift
     h = DET // 2
-    return arr[c - h:c + h, c - h:c + h].astype(np.float32), float(dp.sampling[0])
+    return arr[c - h : c + h, c - h : c + h].astype(np.float32), float(dp.sampling[0])
 
 
 def main() -> None:
@@ -72,8 +74,12 @@ def main() -> None:
 
     crystals = dict(CRYSTALS)
     # a larger face-centred cell than the kinematic tests' rock salt (fluorite type, a = 8 Å)
-    crystals["cFd"] = Crystal("cF", (8.0, 8.0, 8.0, 90.0, 90.0, 90.0), "F",
-                              ((0, 0, 0, 22.0), (0.25, 0.25, 0.25, 8.0), (0.75, 0.75, 0.75, 8.0)))
+    crystals["cFd"] = Crystal(
+        "cF",
+        (8.0, 8.0, 8.0, 90.0, 90.0, 90.0),
+        "F",
+        ((0, 0, 0, 22.0), (0.25, 0.25, 0.25, 8.0), (0.75, 0.75, 0.75, 8.0)),
+    )
     tilts = np.arange(-30.0, 30.0 + 1e-9, 2.0)
     axis = 20.0
     out: dict[str, np.ndarray] = {"tilts_deg": tilts, "tilt_axis_deg": np.array(axis), "kv": np.array(200.0)}
@@ -86,7 +92,10 @@ def main() -> None:
         for t in tilts:
             img, pix = one_pattern(atoms, float(t), axis)
             stack.append(img)
-        print(f"{name} seed {seed}: {len(atoms)} atoms, {len(tilts)} patterns in {time.time() - t0:.0f} s", flush=True)
+        print(
+            f"{name} seed {seed}: {len(atoms)} atoms, {len(tilts)} patterns in {time.time() - t0:.0f} s",
+            flush=True,
+        )
         out[f"s{i}_patterns"] = np.array(stack)
         out[f"s{i}_U"] = U
         out[f"s{i}_cell"] = np.array(cr.cell)
@@ -115,11 +124,20 @@ def load(path: Path = OUT, *, probe_sigma_px: float = 0.8) -> list[dict]:
         pats = z[f"s{i}_patterns"].astype(float)
         if probe_sigma_px:
             pats = gaussian_filter(pats, (0, probe_sigma_px, probe_sigma_px))
-        series.append({"patterns": pats, "tilts_deg": z["tilts_deg"],
-                       "tilt_axis_deg": float(z["tilt_axis_deg"]), "kv": float(z["kv"]),
-                       "pixel_size": float(z["pixel_size"]), "center": tuple(z["center"]),
-                       "UB": reciprocal_vectors(cell) @ z[f"s{i}_U"].T, "cell": cell,
-                       "centring": str(z[f"s{i}_centring"]), "lattice": str(z[f"s{i}_lattice"])})
+        series.append(
+            {
+                "patterns": pats,
+                "tilts_deg": z["tilts_deg"],
+                "tilt_axis_deg": float(z["tilt_axis_deg"]),
+                "kv": float(z["kv"]),
+                "pixel_size": float(z["pixel_size"]),
+                "center": tuple(z["center"]),
+                "UB": reciprocal_vectors(cell) @ z[f"s{i}_U"].T,
+                "cell": cell,
+                "centring": str(z[f"s{i}_centring"]),
+                "lattice": str(z[f"s{i}_lattice"]),
+            }
+        )
         i += 1
     return series
 

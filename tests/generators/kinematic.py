@@ -43,11 +43,13 @@ def quaternion_rotation(axis, angle_deg: float) -> np.ndarray:
     u = u / np.linalg.norm(u)
     half = math.radians(angle_deg) / 2
     w, (x, y, z) = math.cos(half), math.sin(half) * u
-    return np.array([
-        [w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z],
-    ])
+    return np.array(
+        [
+            [w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z],
+        ]
+    )
 
 
 def random_orientation(rng: np.random.Generator) -> np.ndarray:
@@ -118,15 +120,31 @@ class Crystal:
 
 
 CRYSTALS = {
-    "aP": Crystal("aP", (5.9, 6.8, 7.7, 82.0, 77.0, 68.0), "P",
-                  ((0, 0, 0, 12.0), (0.31, 0.22, 0.15, 8.0), (0.64, 0.41, 0.72, 8.0), (0.12, 0.77, 0.48, 6.0))),
-    "mC": Crystal("mC", (9.1, 5.6, 6.9, 90.0, 108.0, 90.0), "C",
-                  ((0, 0, 0, 14.0), (0.28, 0.0, 0.33, 8.0), (0.11, 0.5, 0.79, 8.0))),
-    "cI": Crystal("cI", (6.4, 6.4, 6.4, 90.0, 90.0, 90.0), "I",
-                  ((0, 0, 0, 14.0), (0.25, 0.25, 0.0, 8.0), (0.0, 0.5, 0.25, 6.0))),
+    "aP": Crystal(
+        "aP",
+        (5.9, 6.8, 7.7, 82.0, 77.0, 68.0),
+        "P",
+        ((0, 0, 0, 12.0), (0.31, 0.22, 0.15, 8.0), (0.64, 0.41, 0.72, 8.0), (0.12, 0.77, 0.48, 6.0)),
+    ),
+    "mC": Crystal(
+        "mC",
+        (9.1, 5.6, 6.9, 90.0, 108.0, 90.0),
+        "C",
+        ((0, 0, 0, 14.0), (0.28, 0.0, 0.33, 8.0), (0.11, 0.5, 0.79, 8.0)),
+    ),
+    "cI": Crystal(
+        "cI",
+        (6.4, 6.4, 6.4, 90.0, 90.0, 90.0),
+        "I",
+        ((0, 0, 0, 14.0), (0.25, 0.25, 0.0, 8.0), (0.0, 0.5, 0.25, 6.0)),
+    ),
     # fluorite type, primitive cell 5.70 Å rhombohedral (60°), as in issue 11
-    "cF": Crystal("cF", (8.06, 8.06, 8.06, 90.0, 90.0, 90.0), "F",
-                  ((0, 0, 0, 22.0), (0.25, 0.25, 0.25, 8.0), (0.75, 0.75, 0.75, 8.0))),
+    "cF": Crystal(
+        "cF",
+        (8.06, 8.06, 8.06, 90.0, 90.0, 90.0),
+        "F",
+        ((0, 0, 0, 22.0), (0.25, 0.25, 0.25, 8.0), (0.75, 0.75, 0.75, 8.0)),
+    ),
 }
 
 
@@ -176,9 +194,23 @@ def render(shape, pos: np.ndarray, inten: np.ndarray, sigma_px: float) -> np.nda
     return (gy * inten[None, :]) @ gx.T / (2 * math.pi * sigma_px**2)
 
 
-def tilt_series(crystals, *, tilts=(-30, 30, 1), tilt_axis_deg=20.0, sense=1, pixel_size=0.03, kv=200.0,
-                detector_shape=(64, 64), center=None, rocking_sigma=0.005, spot_sigma_px=0.9,
-                d_min=None, seed=0, orientations=None, direct_beam=400.0) -> Series:
+def tilt_series(
+    crystals,
+    *,
+    tilts=(-30, 30, 1),
+    tilt_axis_deg=20.0,
+    sense=1,
+    pixel_size=0.03,
+    kv=200.0,
+    detector_shape=(64, 64),
+    center=None,
+    rocking_sigma=0.005,
+    spot_sigma_px=0.9,
+    d_min=None,
+    seed=0,
+    orientations=None,
+    direct_beam=400.0,
+) -> Series:
     """Kinematic patterns of each crystal (its own random orientation) over a tilt series."""
     rng = np.random.default_rng(seed)
     start, stop, step = tilts
@@ -204,7 +236,13 @@ def tilt_series(crystals, *, tilts=(-30, 30, 1), tilt_axis_deg=20.0, sense=1, pi
             s = k - np.linalg.norm(kp, axis=1)
             pos = c[None, :] + g[:, [1, 0]] / pixel_size
             part = np.exp(-0.5 * (s / rocking_sigma) ** 2)
-            on = (part > 1e-3) & (pos[:, 0] > -3) & (pos[:, 1] > -3) & (pos[:, 0] < ny + 2) & (pos[:, 1] < nx + 2)
+            on = (
+                (part > 1e-3)
+                & (pos[:, 0] > -3)
+                & (pos[:, 1] > -3)
+                & (pos[:, 0] < ny + 2)
+                & (pos[:, 1] < nx + 2)
+            )
             inten = f2[on] * part[on]
             img = render(detector_shape, pos[on], inten, spot_sigma_px)
             img += render(detector_shape, c[None, :], np.array([direct_beam * f2.max() / 100]), 1.2)
@@ -213,8 +251,19 @@ def tilt_series(crystals, *, tilts=(-30, 30, 1), tilt_axis_deg=20.0, sense=1, pi
         pats.append(np.array(stack))
         UBs.append(UB)
         spots.append(sp)
-    return Series(list(crystals), UBs, angles, float(tilt_axis_deg), int(sense), float(pixel_size), float(kv),
-                  tuple(c), tuple(detector_shape), pats, spots)
+    return Series(
+        list(crystals),
+        UBs,
+        angles,
+        float(tilt_axis_deg),
+        int(sense),
+        float(pixel_size),
+        float(kv),
+        tuple(c),
+        tuple(detector_shape),
+        pats,
+        spots,
+    )
 
 
 # ---- a 5D dataset: grain masks, an overlapping neighbour, descan, Poisson noise -----------------
@@ -243,8 +292,16 @@ def grain_masks(scan_shape, n_grains: int, *, overlap: float = 0.0, seed: int = 
     return np.array(masks)
 
 
-def compose_5d(series: Series, masks: np.ndarray, *, dose: float = 200.0, descan_px: float = 1.0,
-               background: float = 0.5, seed: int = 0, noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def compose_5d(
+    series: Series,
+    masks: np.ndarray,
+    *,
+    dose: float = 200.0,
+    descan_px: float = 1.0,
+    background: float = 0.5,
+    seed: int = 0,
+    noise: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """(tilt, sy, sx, ky, kx) counts and the descan shifts (sy, sx, 2) px applied to every pattern.
 
     ``dose`` scales the spots of one position; descan moves the whole pattern linearly over the
@@ -254,7 +311,9 @@ def compose_5d(series: Series, masks: np.ndarray, *, dose: float = 200.0, descan
     n_g, sy, sx = masks.shape
     ny, nx = series.detector_shape
     yy, xx = np.mgrid[:sy, :sx]
-    shifts = np.stack([descan_px * (yy / max(sy - 1, 1) - 0.5), descan_px * (xx / max(sx - 1, 1) - 0.5) * 0.7], -1)
+    shifts = np.stack(
+        [descan_px * (yy / max(sy - 1, 1) - 0.5), descan_px * (xx / max(sx - 1, 1) - 0.5) * 0.7], -1
+    )
     out = np.zeros((len(series.tilts_deg), sy, sx, ny, nx), np.float32)
     norm = [max(float(s["F2"].max()) for s in series.spots[g] if len(s["F2"])) for g in range(n_g)]
     for t in range(len(series.tilts_deg)):
@@ -264,7 +323,11 @@ def compose_5d(series: Series, masks: np.ndarray, *, dose: float = 200.0, descan
                 present = [g for g in range(n_g) if masks[g, y, x]]
                 for g in present:
                     sp = series.spots[g][t]
-                    img += dose / norm[g] * render((ny, nx), sp["positions"] + shifts[y, x], sp["intensity"], 0.9)
+                    img += (
+                        dose
+                        / norm[g]
+                        * render((ny, nx), sp["positions"] + shifts[y, x], sp["intensity"], 0.9)
+                    )
                 bc = np.array(series.center) + shifts[y, x]
                 img += render((ny, nx), bc[None], np.array([20.0 * dose]), 1.2)
                 out[t, y, x] = rng.poisson(img) if noise else img
@@ -275,10 +338,13 @@ def to_dataset(data5d: np.ndarray, series: Series, *, with_centre: bool = True, 
     """Wrap as a virtual_aperture Dataset through the public constructor (the only import)."""
     import virtual_aperture as va
 
-    cal = va.Calibration(pixel_size=series.pixel_size, beam_energy_kv=series.kv,
-                         tilt_angles_deg=tuple(float(a) for a in series.tilts_deg),
-                         tilt_axis_deg=series.tilt_axis_deg if tilt_axis_deg is None else tilt_axis_deg,
-                         center=tuple(series.center) if with_centre else None)
+    cal = va.Calibration(
+        pixel_size=series.pixel_size,
+        beam_energy_kv=series.kv,
+        tilt_angles_deg=tuple(float(a) for a in series.tilts_deg),
+        tilt_axis_deg=series.tilt_axis_deg if tilt_axis_deg is None else tilt_axis_deg,
+        center=tuple(series.center) if with_centre else None,
+    )
     return va.Dataset(data5d, calibration=cal, source="independent kinematic generator")
 
 
@@ -325,7 +391,9 @@ def cell_matches(found_UB, true_UB_rows, *, found_centring="P", true_centring="P
 
     def params(D):
         a = [np.linalg.norm(D[:, i]) for i in range(3)]
-        ang = [math.degrees(math.acos(D[:, j] @ D[:, k] / (a[j] * a[k]))) for j, k in ((1, 2), (0, 2), (0, 1))]
+        ang = [
+            math.degrees(math.acos(D[:, j] @ D[:, k] / (a[j] * a[k]))) for j, k in ((1, 2), (0, 2), (0, 1))
+        ]
         return np.array(a), np.array(ang)
 
     la, aa = params(found_direct)

@@ -13,7 +13,9 @@ def make_dataset(*, tilts: int = 0, scan=(16, 20), det=(12, 10), seed: int = 0) 
     rng = np.random.default_rng(seed)
     shape = ((tilts,) if tilts else ()) + tuple(scan) + tuple(det)
     arr = rng.integers(0, 200, size=shape).astype(np.uint16)
-    cal = Calibration(pixel_size=0.02, tilt_angles_deg=tuple(float(t) for t in range(tilts)) if tilts else None)
+    cal = Calibration(
+        pixel_size=0.02, tilt_angles_deg=tuple(float(t) for t in range(tilts)) if tilts else None
+    )
     return Dataset(da.from_array(arr), cal), arr
 
 

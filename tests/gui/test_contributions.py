@@ -23,7 +23,11 @@ def test_manifest_validates_and_lists_contributions():
     mf.validate_imports()
     ids = {c.id for c in mf.contributions.commands}
     assert {f"{PLUGIN}.get_reader", f"{PLUGIN}.write_grains", f"{PLUGIN}.workspace"} <= ids
-    assert {s.key for s in mf.contributions.sample_data} == {"agglomerate-4d", "agglomerate-5d", "brookite-tilt-series"}
+    assert {s.key for s in mf.contributions.sample_data} == {
+        "agglomerate-4d",
+        "agglomerate-5d",
+        "brookite-tilt-series",
+    }
     assert [w.command for w in mf.contributions.widgets] == [f"{PLUGIN}.workspace"]  # one panel
     # the installed package serves the same manifest (napari.manifest entry point)
     installed = PluginManifest.from_distribution(PLUGIN)
@@ -52,7 +56,7 @@ def test_reader_opens_dataset_as_navigator(tmp_path, dataset_factory, make_napar
     np.save(path, arr)
     reader = get_reader(str(path))
     assert reader is not None
-    (data, meta, kind), = reader(str(path))
+    ((data, meta, kind),) = reader(str(path))
     assert kind == "image" and data.shape == arr.shape[:2]
     np.testing.assert_allclose(data, arr.sum(axis=(-2, -1)), rtol=1e-6)
     info = meta["metadata"]["virtual_aperture"]
@@ -72,7 +76,10 @@ def test_writer_writes_grains_with_names(tmp_path, make_napari_viewer):
     labels = np.zeros((3, 10, 12), np.int32)
     labels[0, 2:5, 2:5] = 1
     labels[2, 6:9, 1:4] = 7
-    meta = {"scale": (1.0, 2.0, 2.0), "metadata": {"virtual_aperture": {"grain_names": {1: "big one", 7: "edge"}}}}
+    meta = {
+        "scale": (1.0, 2.0, 2.0),
+        "metadata": {"virtual_aperture": {"grain_names": {1: "big one", 7: "edge"}}},
+    }
     tif = write_grains(str(tmp_path / "g.tif"), labels, meta)[0]
     np.testing.assert_array_equal(tifffile.imread(tif), labels)
     assert read_grain_names(tif) == {1: "big one", 7: "edge"}
@@ -86,7 +93,10 @@ def test_writer_writes_grains_with_names(tmp_path, make_napari_viewer):
     layer = viewer.add_labels(labels, name="grains", metadata=meta["metadata"])
     out = viewer.layers.save(str(tmp_path / "via_napari.tif"), selected=False, plugin=PLUGIN) or []
     assert layer is not None and Path(tmp_path / "via_napari.tif").exists(), out
-    assert json.loads(tifffile.TiffFile(tmp_path / "via_napari.tif").pages[0].description)["grain_names"]["7"] == "edge"
+    assert (
+        json.loads(tifffile.TiffFile(tmp_path / "via_napari.tif").pages[0].description)["grain_names"]["7"]
+        == "edge"
+    )
 
 
 def test_sample_4d_loads_in_napari(make_napari_viewer):
@@ -101,7 +111,7 @@ def test_sample_4d_loads_in_napari(make_napari_viewer):
 def test_sample_5d_has_tilt_axis():
     from virtual_aperture._napari.sample import tilt_series_5d
 
-    (data, meta, kind), = tilt_series_5d()
+    ((data, meta, kind),) = tilt_series_5d()
     ds = meta["metadata"]["virtual_aperture"]["dataset"]
     assert ds.is_tilt_series and data.shape == (ds.n_tilts, *ds.scan_shape)
     assert meta["axis_labels"][0] == "tilt"

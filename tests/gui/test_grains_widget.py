@@ -81,8 +81,9 @@ def test_cancel_and_no_dataset(make_napari_viewer, qtbot, sample4d):
 def test_tilt_series_propose_and_track(make_napari_viewer, qtbot):
     from virtual_aperture._napari._qt.grains_widget import GrainsWidget
 
-    ds, tr = simulate_agglomerate(n_grains=3, scan_shape=(24, 24), detector_shape=(64, 64), tilts=(-2, 2, 2),
-                                  seed=4, dose=3e4)
+    ds, tr = simulate_agglomerate(
+        n_grains=3, scan_shape=(24, 24), detector_shape=(64, 64), tilts=(-2, 2, 2), seed=4, dose=3e4
+    )
     ds = Dataset(ds.data.compute(), ds.calibration)
     viewer = _viewer_with(make_napari_viewer, ds)
     w = GrainsWidget(viewer)
@@ -98,6 +99,8 @@ def test_tilt_series_propose_and_track(make_napari_viewer, qtbot):
     out = viewer.layers["grains"].data
     assert w.tracks is not None
     for g in np.unique(labels[0][labels[0] > 0]):
-        ids = [np.bincount(out[t][tr.labels[t] == np.bincount(tr.labels[0][labels[0] == g]).argmax()]).argmax()
-               for t in range(3)]
+        ids = [
+            np.bincount(out[t][tr.labels[t] == np.bincount(tr.labels[0][labels[0] == g]).argmax()]).argmax()
+            for t in range(3)
+        ]
         assert len(set(ids)) == 1, ids

@@ -81,8 +81,9 @@ def test_sum_grain_from_navigator(make_napari_viewer, qtbot):
     from virtual_aperture._napari._qt.indexing_widget import IndexingWidget
     from virtual_aperture._napari.reader import navigator_layers
 
-    ds, truth = simulate_agglomerate(structure="brookite", n_grains=2, scan_shape=(8, 8), detector_shape=(48, 48),
-                                     tilts=(-2, 2, 2), seed=1)
+    ds, truth = simulate_agglomerate(
+        structure="brookite", n_grains=2, scan_shape=(8, 8), detector_shape=(48, 48), tilts=(-2, 2, 2), seed=1
+    )
     viewer = make_napari_viewer()
     for data, meta, kind in navigator_layers(ds):
         viewer.add_layer(napari.layers.Layer.create(data, meta, kind))

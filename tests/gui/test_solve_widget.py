@@ -8,10 +8,14 @@ from virtual_aperture.crystal.solve import simulate_reflections
 
 CELL = (7.1, 9.3, 11.2, 90, 90, 90)
 SITES = [
-    ("S1", "S", (0.511822, 0.950464, 0.144160)), ("O2", "O", (0.948649, 0.311831, 0.423326)),
-    ("O3", "O", (0.827703, 0.409199, 0.549594)), ("N4", "N", (0.027559, 0.753513, 0.538143)),
-    ("C5", "C", (0.329732, 0.788429, 0.303195)), ("C6", "C", (0.280409, 0.485191, 0.980737)),
-    ("C7", "C", (0.276891, 0.160652, 0.969925)), ("C8", "C", (0.776683, 0.613003, 0.917298)),
+    ("S1", "S", (0.511822, 0.950464, 0.144160)),
+    ("O2", "O", (0.948649, 0.311831, 0.423326)),
+    ("O3", "O", (0.827703, 0.409199, 0.549594)),
+    ("N4", "N", (0.027559, 0.753513, 0.538143)),
+    ("C5", "C", (0.329732, 0.788429, 0.303195)),
+    ("C6", "C", (0.280409, 0.485191, 0.980737)),
+    ("C7", "C", (0.276891, 0.160652, 0.969925)),
+    ("C8", "C", (0.776683, 0.613003, 0.917298)),
 ]
 
 
@@ -27,8 +31,13 @@ def ins_file(tmp_path):
         st.add_site(s)
     refl = simulate_reflections(st, d_min=0.8, tilt_range_deg=35, noise=0.05, seed=2)
     write_hkl(tmp_path / "org.hkl", refl)
-    write_ins(tmp_path / "org.ins", cell=CELL, space_group="P 21 21 21", wavelength=0.0251,
-              unit={"S": 4, "O": 8, "N": 4, "C": 16})
+    write_ins(
+        tmp_path / "org.ins",
+        cell=CELL,
+        space_group="P 21 21 21",
+        wavelength=0.0251,
+        unit={"S": 4, "O": 8, "N": 4, "C": 16},
+    )
     return tmp_path / "org.ins"
 
 
@@ -132,9 +141,17 @@ def test_solve_all_grains_button_fills_the_table_and_adds_the_maps(make_napari_v
     from virtual_aperture._napari.reader import META_KEY
     from virtual_aperture.crystal.calibrate import calibrate_descan
 
-    ds, truth = simulate_agglomerate(structure="brookite", n_grains=2, scan_shape=(16, 16), detector_shape=(96, 96),
-                                     tilts=(-45, 45, 1.0), seed=5, overlap=False, thickness_nm=(8, 12),
-                                     pixel_size=0.025)
+    ds, truth = simulate_agglomerate(
+        structure="brookite",
+        n_grains=2,
+        scan_shape=(16, 16),
+        detector_shape=(96, 96),
+        tilts=(-45, 45, 1.0),
+        seed=5,
+        overlap=False,
+        thickness_nm=(8, 12),
+        pixel_size=0.025,
+    )
     cal, _ = calibrate_descan(ds)
     ds = ds.with_calibration(center=cal.center, extra=cal.extra)
     viewer = make_napari_viewer()

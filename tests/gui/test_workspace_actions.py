@@ -90,7 +90,9 @@ def test_session_round_trip_through_the_gui(dataset_factory, open_workspace, tmp
     # a session of the wrong shape is refused with a message, not a crash
     from virtual_aperture.session import save_session
 
-    save_session(tmp_path / "other.h5", dataset_source=None, grains=np.zeros((3, 3), np.int32), grain_names={})
+    save_session(
+        tmp_path / "other.h5", dataset_source=None, grains=np.zeros((3, 3), np.int32), grain_names={}
+    )
     assert not sp.restore(tmp_path / "other.h5")
     np.testing.assert_array_equal(g.data, grains)
 
@@ -190,7 +192,11 @@ def test_gui_stays_responsive_while_summing_1_gib(open_workspace, qtbot, monkeyp
         while not stop.wait(0.02):
             if "start" in window and "end" not in window and time.perf_counter() - last[0] > 0.08:
                 frames = traceback.extract_stack(sys._current_frames()[main_id])[-4:]
-                stalls[" <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in frames[::-1])] += 1
+                stalls[
+                    " <- ".join(
+                        f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in frames[::-1]
+                    )
+                ] += 1
 
     watcher = threading.Thread(target=watchdog, daemon=True)
     watcher.start()
@@ -209,7 +215,9 @@ def test_gui_stays_responsive_while_summing_1_gib(open_workspace, qtbot, monkeyp
     # returns, adding the summed patterns as layers, is GUI work, not the summing)
     s0, s1 = window["start"], window["end"]
     during = [min(t_end, s1) - max(t_end - gap, s0) for t_end, gap in gaps if t_end > s0 and t_end - gap < s1]
-    print(f"1 GiB sum: {elapsed:.1f} s, {len(during)} heartbeats, longest GUI gap {max(during) * 1000:.0f} ms")
+    print(
+        f"1 GiB sum: {elapsed:.1f} s, {len(during)} heartbeats, longest GUI gap {max(during) * 1000:.0f} ms"
+    )
     assert len(during) > 10, f"only {len(during)} heartbeats in {elapsed:.1f} s of summing"
     assert max(during) < 0.100, (
         f"GUI stalled {max(during) * 1000:.0f} ms while summing ({elapsed:.1f} s); GUI thread was in: "

@@ -15,8 +15,10 @@ def _select_rows(table, rows):
     sm = table.selectionModel()
     sm.clearSelection()
     for r in rows:
-        sm.select(table.model().index(r, 0),
-                  QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+        sm.select(
+            table.model().index(r, 0),
+            QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+        )
 
 
 def test_merge_and_delete_buttons_work(dataset_factory, open_workspace, qtbot, recwarn):
@@ -184,7 +186,7 @@ def test_reopened_store_shows_its_file_name_and_autosaves_beside_it(dataset_fact
     ds = type(ds)(ds.data, ds.calibration, source="simulate_agglomerate(seed=0)")
     path = tmp_path / "scan.va"
     save_dataset(ds, path)
-    (data, meta, kind), = get_reader(str(path))(str(path))
+    ((data, meta, kind),) = get_reader(str(path))(str(path))
     opened = meta["metadata"]["virtual_aperture"]["dataset"]
     assert meta["name"].startswith("scan.va")
     assert opened.metadata["original_source"] == "simulate_agglomerate(seed=0)"

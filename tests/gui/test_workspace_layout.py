@@ -29,7 +29,9 @@ def test_side_by_side_layout_and_reopen(dataset_factory, open_workspace, qtbot):
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
     assert titles[:8] == ["Grains", "Propose", "Detectors", "Tilts", "Check", "Index", "Solve", "Session"]
     assert "Å⁻¹/px" in w.status.text() and "kV" in w.status.text() and "Dataset(" not in w.status.text()
-    assert w.controller.cursor_layer.units[-1] == "1 / angstrom" or "angstrom" in str(w.controller.cursor_layer.units[-1])
+    assert w.controller.cursor_layer.units[-1] == "1 / angstrom" or "angstrom" in str(
+        w.controller.cursor_layer.units[-1]
+    )
     # paint, close the workspace, open it again: one diffraction dock, one grains layer, grains kept
     c = w.controller
     c.grains.paint((4, 4), 1)

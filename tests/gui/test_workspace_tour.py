@@ -39,8 +39,11 @@ def _answer_dialogs(monkeypatch, tmp_path):
     session = tmp_path / "session.h5"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(out)))
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(session), "")))
-    monkeypatch.setattr(QFileDialog, "getOpenFileName",
-                        staticmethod(lambda *a, **k: (str(session) if session.exists() else "", "")))
+    monkeypatch.setattr(
+        QFileDialog,
+        "getOpenFileName",
+        staticmethod(lambda *a, **k: (str(session) if session.exists() else "", "")),
+    )
     return out
 
 
@@ -80,9 +83,18 @@ def test_every_button_of_every_tab(dataset_factory, open_workspace, qtbot, monke
     _paint_two_grains(c, tilts)
     clicked = _tour(w, qtbot)
     names = " | ".join(clicked)
-    for expected in ("Grains: Merge", "Grains: Delete", "Grains: Sum all grains", "Detectors: Add preset detector",
-                     "Check: Check selected grain", "Index: Find peaks", "Solve: Solve grain",
-                     "Session: Measure descan", "Session: Save session…", "Propose: Propose grains"):
+    for expected in (
+        "Grains: Merge",
+        "Grains: Delete",
+        "Grains: Sum all grains",
+        "Detectors: Add preset detector",
+        "Check: Check selected grain",
+        "Index: Find peaks",
+        "Solve: Solve grain",
+        "Session: Measure descan",
+        "Session: Save session…",
+        "Propose: Propose grains",
+    ):
         assert expected in names, names
     if tilts:
         assert "Tilts: next tilt ▶" in names and "Propose: Track across tilts" in names

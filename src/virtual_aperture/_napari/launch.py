@@ -27,7 +27,9 @@ def open_workspace(viewer, *, sample: str | None = "4d", path: str | None = None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m virtual_aperture._napari.launch", description=__doc__)
     parser.add_argument("path", nargs="?", help="a 4D/5D-STEM file to open instead of the sample")
-    parser.add_argument("--sample", choices=["4d", "5d", "none"], default="4d", help="built-in sample to open")
+    parser.add_argument(
+        "--sample", choices=["4d", "5d", "none"], default="4d", help="built-in sample to open"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_API", "pyqt6")
     import napari

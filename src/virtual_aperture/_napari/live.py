@@ -58,13 +58,13 @@ class ShiftedApertureSum:
         res = aperture_sums(self._data, lab, shifts=self._shifts)
         return pos, np.asarray(res[1].sum, dtype=np.float64)
 
-    def add(self, positions: Any) -> "ShiftedApertureSum":
+    def add(self, positions: Any) -> ShiftedApertureSum:
         pos, s = self._delta(positions, present=False)
         self._sum += s
         self._mask[pos[:, 0], pos[:, 1]] = True
         return self
 
-    def remove(self, positions: Any) -> "ShiftedApertureSum":
+    def remove(self, positions: Any) -> ShiftedApertureSum:
         pos, s = self._delta(positions, present=True)
         self._sum -= s
         self._mask[pos[:, 0], pos[:, 1]] = False
@@ -170,7 +170,9 @@ class GrainTracker:
         key = (int(tilt), int(label))
         acc = self._acc.get(key)
         if acc is None and self.shifts is not None:
-            acc = self._acc[key] = ShiftedApertureSum(self.dataset, mask=mask, tilt=int(tilt), shifts=self.shifts)
+            acc = self._acc[key] = ShiftedApertureSum(
+                self.dataset, mask=mask, tilt=int(tilt), shifts=self.shifts
+            )
         elif acc is None:
             acc = self._acc[key] = ApertureSum(self.dataset.data, mask=mask, tilt=int(tilt))
         return acc

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-__all__ = ["DisplaySettings", "HandedGrain", "WorkspaceModel", "forget_workspace", "handed_grain", "workspace_for"]
+__all__ = [
+    "DisplaySettings",
+    "HandedGrain",
+    "WorkspaceModel",
+    "forget_workspace",
+    "handed_grain",
+    "workspace_for",
+]
 
 
 @dataclass(frozen=True)
@@ -253,8 +260,18 @@ class WorkspaceModel:
 
     def close(self) -> None:
         """Close the dask clients (and a local cluster) this workspace started; drop all listeners."""
-        for name in ("dataset_changed", "grains_changed", "selected_changed", "tilt_changed", "display_changed",
-                     "scheduler_changed", "sums_changed", "grain_handed", "dirty_changed", "calibration_changed"):
+        for name in (
+            "dataset_changed",
+            "grains_changed",
+            "selected_changed",
+            "tilt_changed",
+            "display_changed",
+            "scheduler_changed",
+            "sums_changed",
+            "grain_handed",
+            "dirty_changed",
+            "calibration_changed",
+        ):
             getattr(self, name).disconnect()
         clients, self._clients = self._clients, {}
         for client in clients.values():
@@ -277,7 +294,9 @@ class WorkspaceModel:
         ds = self._dataset
         patterns = np.asarray(patterns)
         if patterns.ndim != 3 or patterns.shape[0] != self.n_tilts:
-            raise ValueError(f"hand-off patterns must be (n_tilts={self.n_tilts}, k_y, k_x), got {patterns.shape}")
+            raise ValueError(
+                f"hand-off patterns must be (n_tilts={self.n_tilts}, k_y, k_x), got {patterns.shape}"
+            )
         grain = HandedGrain(
             label=int(label),
             name=self.grain_names.get(int(label), f"grain {label}"),

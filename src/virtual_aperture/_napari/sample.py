@@ -6,8 +6,17 @@ from __future__ import annotations
 from .reader import META_KEY, navigator_layers
 
 #: the indexable sample: two brookite (TiO2) grains side by side, ±60° in 2° steps
-BROOKITE = dict(structure="brookite", n_grains=2, scan_shape=(16, 16), detector_shape=(128, 128),
-                tilts=(-60, 60, 2.0), seed=3, overlap=False, thickness_nm=(8, 12), pixel_size=0.02)
+BROOKITE = dict(
+    structure="brookite",
+    n_grains=2,
+    scan_shape=(16, 16),
+    detector_shape=(128, 128),
+    tilts=(-60, 60, 2.0),
+    seed=3,
+    overlap=False,
+    thickness_nm=(8, 12),
+    pixel_size=0.02,
+)
 
 
 def agglomerate_4d() -> list:
@@ -43,9 +52,16 @@ def brookite_tilt_series() -> list:
     layers = navigator_layers(ds, name="brookite tilt series")
     nav_meta = layers[0][1]
     names = {k: f"brookite {k}" for k in range(1, BROOKITE["n_grains"] + 1)}
-    grains = (truth.exclusive_labels().astype("int32"), {
-        "name": "grains", "scale": nav_meta["scale"], "units": nav_meta["units"],
-        "axis_labels": nav_meta["axis_labels"], "opacity": 0.5,
-        "metadata": {META_KEY: {"role": "grains", "dataset": ds, "grain_names": names}},
-    }, "labels")
+    grains = (
+        truth.exclusive_labels().astype("int32"),
+        {
+            "name": "grains",
+            "scale": nav_meta["scale"],
+            "units": nav_meta["units"],
+            "axis_labels": nav_meta["axis_labels"],
+            "opacity": 0.5,
+            "metadata": {META_KEY: {"role": "grains", "dataset": ds, "grain_names": names}},
+        },
+        "labels",
+    )
     return [*layers, grains]

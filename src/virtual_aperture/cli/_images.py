@@ -48,12 +48,13 @@ def save_figure_png(
 ) -> Path:
     """A PNG preview drawn as a figure: axes in ``unit`` (``pixel`` per pixel), scale bar, colour bar
     (``label``) and ``title``; ``center`` puts the origin there (diffraction patterns)."""
+    from virtual_aperture._atomic import write_with
     from virtual_aperture.report import image_figure
 
-    from virtual_aperture._atomic import write_with
-
     fig = image_figure(image, pixel=pixel, unit=unit, title=title, label=label, log=log, center=center)
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=True)  # the demo rewrites its folder
+    write_with(
+        path, lambda tmp: fig.savefig(tmp, format="png"), overwrite=True
+    )  # the demo rewrites its folder
     return Path(path)
 
 
@@ -88,8 +89,12 @@ def save_tiff(
     kw = {}
     if pixel is not None and np.isfinite(pixel) and pixel > 0:
         kw["resolution"] = (1.0 / float(pixel), 1.0 / float(pixel))
-    write_with(path, lambda tmp: tifffile.imwrite(tmp, arr, imagej=True, metadata=meta, **kw),
-               overwrite=overwrite, option="--overwrite")
+    write_with(
+        path,
+        lambda tmp: tifffile.imwrite(tmp, arr, imagej=True, metadata=meta, **kw),
+        overwrite=overwrite,
+        option="--overwrite",
+    )
     return Path(path)
 
 

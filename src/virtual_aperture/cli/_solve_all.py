@@ -35,14 +35,30 @@ def run_all(args: argparse.Namespace, dataset, labels) -> int:
 
     try:
         batch = solve_all_grains(
-            dataset, labels, out=args.out, grains=grains, client=client, max_workers=args.workers,
-            overwrite=args.overwrite, progress=progress, composition=args.composition,
-            space_group=args.space_group, known_cell=_known(args), d_min=args.d_min,
-            min_positions=args.min_positions, peak_threshold=args.threshold, starts=args.starts, seed=args.seed)
+            dataset,
+            labels,
+            out=args.out,
+            grains=grains,
+            client=client,
+            max_workers=args.workers,
+            overwrite=args.overwrite,
+            progress=progress,
+            composition=args.composition,
+            space_group=args.space_group,
+            known_cell=_known(args),
+            d_min=args.d_min,
+            min_positions=args.min_positions,
+            peak_threshold=args.threshold,
+            starts=args.starts,
+            seed=args.seed,
+        )
     finally:
         close_client(client)
     print(batch.table_text())
-    print(f"wrote {batch.out}/summary.csv, summary.json, phase_map.tif, orientation_map.tif and a folder per grain")
+    print(
+        f"wrote {batch.out}/summary.csv, summary.json, phase_map.tif, orientation_map.tif and a folder "
+        "per grain"
+    )
     return 0 if batch.n_solved == len(batch.outcomes) else 3
 
 

@@ -22,22 +22,38 @@ from ._runtime import close_client, open_client
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="run the main job on the built-in sample and write its outputs",
+        "demo",
+        help="run the main job on the built-in sample and write its outputs",
         description="Headless tour on simulated data: (1) a crowded agglomerate of UiO-66 crystals → "
         "bright-field and annular dark-field virtual images and the mean pattern (calibrated TIFF + PNG "
         "figures); (2) a tilt series of touching brookite (TiO2) crystals → descan calibration → grains "
         "proposed and tracked → the best-tracked grain solved ab initio → CIF/SHELX/MRC/SMV files and "
         "report.html, compared with the truth.",
     )
-    p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: demo_output)")
-    p.add_argument("--scan", type=int, nargs=2, default=(64, 64), metavar=("SY", "SX"),
-                   help="scan size of the agglomerate, in positions (default: 64 64)")
-    p.add_argument("--grains", type=int, default=6,
-                   help="number of nanocrystals in the agglomerate (default: 6)")
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_output"), help="output folder (default: demo_output)"
+    )
+    p.add_argument(
+        "--scan",
+        type=int,
+        nargs=2,
+        default=(64, 64),
+        metavar=("SY", "SX"),
+        help="scan size of the agglomerate, in positions (default: 64 64)",
+    )
+    p.add_argument(
+        "--grains", type=int, default=6, help="number of nanocrystals in the agglomerate (default: 6)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the agglomerate (default: 0)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="dask.distributed scheduler address, or 'local' (default: threads in this process)")
-    p.add_argument("--no-solve", action="store_true", help="skip the tilt-series part (grains → solved structure)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, or 'local' (default: threads in this process)",
+    )
+    p.add_argument(
+        "--no-solve", action="store_true", help="skip the tilt-series part (grains → solved structure)"
+    )
     p.set_defaults(func=run)
 
 
@@ -72,8 +88,9 @@ def _run(args: argparse.Namespace, out: Path, client) -> int:
     mean = aperture_sums(ds, np.ones(ds.scan_shape, dtype=np.int32), client=client)[1].mean
     bf = detectors.bright_field(mean)
     adf = detectors.annular_dark_field(mean)
-    images = virtual_image(ds, np.stack([bf, adf]).astype(np.float64), client=client,
-                           progress=cli_progress("virtual images"))
+    images = virtual_image(
+        ds, np.stack([bf, adf]).astype(np.float64), client=client, progress=cli_progress("virtual images")
+    )
     cal = ds.calibration
     step, px = float(cal.scan_step_nm), float(cal.pixel_size)
     centre = tuple(float(v) for v in cal.detector_center(ds.detector_shape))
@@ -82,15 +99,39 @@ def _run(args: argparse.Namespace, out: Path, client) -> int:
         ("bright_field", images[0], "Bright-field virtual image", "BF signal (counts)"),
         ("annular_dark_field", images[1], "Annular dark-field virtual image", "ADF signal (counts)"),
     ):
-        written.append(save_figure_png(out / f"{name}.png", img, pixel=step, unit="nm", title=title,
-                                       label=label))
-        written.append(save_tiff(out / f"{name}.tif", img, pixel=step, unit=REAL_UNIT,
-                                 metadata={"name": name, "calibration": cal.to_dict()}))
-    written.append(save_figure_png(out / "mean_pattern.png", mean, pixel=px, unit="Å⁻¹",
-                                   title="Mean diffraction pattern", label="counts per pattern (log scale)",
-                                   log=True, center=centre))
-    written.append(save_tiff(out / "mean_pattern.tif", mean, pixel=px, unit=RECIPROCAL_UNIT,
-                             metadata={"name": "mean_pattern", "calibration": cal.to_dict()}))
+        written.append(
+            save_figure_png(out / f"{name}.png", img, pixel=step, unit="nm", title=title, label=label)
+        )
+        written.append(
+            save_tiff(
+                out / f"{name}.tif",
+                img,
+                pixel=step,
+                unit=REAL_UNIT,
+                metadata={"name": name, "calibration": cal.to_dict()},
+            )
+        )
+    written.append(
+        save_figure_png(
+            out / "mean_pattern.png",
+            mean,
+            pixel=px,
+            unit="Å⁻¹",
+            title="Mean diffraction pattern",
+            label="counts per pattern (log scale)",
+            log=True,
+            center=centre,
+        )
+    )
+    written.append(
+        save_tiff(
+            out / "mean_pattern.tif",
+            mean,
+            pixel=px,
+            unit=RECIPROCAL_UNIT,
+            metadata={"name": "mean_pattern", "calibration": cal.to_dict()},
+        )
+    )
     summary = {
         "dataset": repr(ds),
         "grains_in_truth": int(len(truth.orientations)),
@@ -105,11 +146,15 @@ def _run(args: argparse.Namespace, out: Path, client) -> int:
         print(f"structure files in {Path(summary['tilt_series']['outputs']).resolve()}")
         print(f"rerun that grain from the command line: {summary['tilt_series']['rerun']}")
         ts = summary["tilt_series"]
-        print("tilt-series stages, wall / CPU s: " + ", ".join(
-            f"{k} {w:.0f} / {ts['cpu_seconds'][k]:.0f}" for k, w in ts["seconds"].items()))
+        print(
+            "tilt-series stages, wall / CPU s: "
+            + ", ".join(f"{k} {w:.0f} / {ts['cpu_seconds'][k]:.0f}" for k, w in ts["seconds"].items())
+        )
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["cpu_seconds"] = round(time.process_time() - c0, 2)
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=float))
-    print(f"summary in {(out / 'demo.json').resolve()}; done in {summary['seconds']} s "
-          f"({summary['cpu_seconds']} s CPU)")
+    print(
+        f"summary in {(out / 'demo.json').resolve()}; done in {summary['seconds']} s "
+        f"({summary['cpu_seconds']} s CPU)"
+    )
     return 0 if args.no_solve or summary["tilt_series"]["solved"] else 3

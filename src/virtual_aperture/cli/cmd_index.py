@@ -30,34 +30,73 @@ def register(subparsers) -> None:
         "then lattice search, Niggli reduction, Bravais candidates and least-squares refinement.",
     )
     p.add_argument("patterns", help="stack of summed patterns (n_tilts, k_y, k_x): .tif/.tiff/.mrc/.npy")
-    p.add_argument("--tilts", nargs="+", type=float, required=True,
-                   help="tilt angles in degrees: one per pattern, or START STOP STEP (stop included)")
-    p.add_argument("--tilt-axis", type=float, default=0.0,
-                   help="tilt-axis direction on the detector, degrees from +k_x towards +k_y (refined)")
+    p.add_argument(
+        "--tilts",
+        nargs="+",
+        type=float,
+        required=True,
+        help="tilt angles in degrees: one per pattern, or START STOP STEP (stop included)",
+    )
+    p.add_argument(
+        "--tilt-axis",
+        type=float,
+        default=0.0,
+        help="tilt-axis direction on the detector, degrees from +k_x towards +k_y (refined)",
+    )
     p.add_argument("--pixel-size", type=float, required=True, help="detector pixel size in Å⁻¹ per pixel")
     p.add_argument("--kv", type=float, default=300.0, help="beam energy in kV (default 300)")
-    p.add_argument("--center", nargs=2, type=float, metavar=("KY", "KX"), default=None,
-                   help="beam centre in pixels (default: measured in every pattern)")
-    p.add_argument("--ellipticity", nargs=2, type=float, metavar=("RATIO", "ANGLE"), default=(1.0, 0.0),
-                   help="elliptical distortion (ratio, angle in degrees); default none")
-    p.add_argument("--refine-ellipticity", action="store_true",
-                   help="refine the detector's elliptical distortion from the indexed peaks (no ring standard)")
-    p.add_argument("--cell", nargs="+", default=None,
-                   help="known cell: a CIF file or six numbers A B C ALPHA BETA GAMMA (Å, degrees)")
+    p.add_argument(
+        "--center",
+        nargs=2,
+        type=float,
+        metavar=("KY", "KX"),
+        default=None,
+        help="beam centre in pixels (default: measured in every pattern)",
+    )
+    p.add_argument(
+        "--ellipticity",
+        nargs=2,
+        type=float,
+        metavar=("RATIO", "ANGLE"),
+        default=(1.0, 0.0),
+        help="elliptical distortion (ratio, angle in degrees); default none",
+    )
+    p.add_argument(
+        "--refine-ellipticity",
+        action="store_true",
+        help="refine the detector's elliptical distortion from the indexed peaks (no ring standard)",
+    )
+    p.add_argument(
+        "--cell",
+        nargs="+",
+        default=None,
+        help="known cell: a CIF file or six numbers A B C ALPHA BETA GAMMA (Å, degrees)",
+    )
     p.add_argument("--centring", default="P", help="lattice centring of --cell numbers (P, A, B, C, I, F, R)")
     p.add_argument("--lattice", default=None, help="force a Bravais lattice from the candidates, e.g. mP")
     p.add_argument("--grain", type=int, default=0, help="which pattern set of a 4D (labels × tilts) stack")
     p.add_argument("--d-min", type=float, default=None, help="ignore peaks beyond 1/d_min Å⁻¹ when indexing")
     p.add_argument("--threshold", type=float, default=6.0, help="peak signal-to-noise threshold (default 6)")
-    p.add_argument("--disk-radius", type=float, default=None,
-                   help="probe-disk radius in pixels for template matching (default: small Gaussian)")
-    p.add_argument("--exclude-center", type=float, default=4.0,
-                   help="ignore peaks within this many pixels of the beam centre (default 4)")
+    p.add_argument(
+        "--disk-radius",
+        type=float,
+        default=None,
+        help="probe-disk radius in pixels for template matching (default: small Gaussian)",
+    )
+    p.add_argument(
+        "--exclude-center",
+        type=float,
+        default=4.0,
+        help="ignore peaks within this many pixels of the beam centre (default 4)",
+    )
     p.add_argument("--sigma-background", type=float, default=8.0, help="background-subtraction σ in pixels")
     p.add_argument("--min-distance", type=float, default=None, help="minimum peak separation in pixels")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace peaks.csv, indexing.json and predicted.csv if they exist in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace peaks.csv, indexing.json and predicted.csv if they exist in --out",
+    )
     p.set_defaults(func=run)
 
 
@@ -117,23 +156,40 @@ def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.peaks import PeakList
 
     stack = read_pattern_stack(args.patterns, grain=args.grain)
-    cal = Calibration(pixel_size=args.pixel_size, beam_energy_kv=args.kv,
-                      tilt_angles_deg=parse_tilt_angles(args.tilts, stack.shape[0], name="--tilts"), tilt_axis_deg=args.tilt_axis,
-                      center=tuple(args.center) if args.center else None, ellipticity=tuple(args.ellipticity))
+    cal = Calibration(
+        pixel_size=args.pixel_size,
+        beam_energy_kv=args.kv,
+        tilt_angles_deg=parse_tilt_angles(args.tilts, stack.shape[0], name="--tilts"),
+        tilt_axis_deg=args.tilt_axis,
+        center=tuple(args.center) if args.center else None,
+        ellipticity=tuple(args.ellipticity),
+    )
     known = _cell_arg(args.cell, args.centring)
     from virtual_aperture.crystal.export.solution import check_free
 
     out = check_free(args.out, ("peaks.csv", "indexing.json", "predicted.csv"), overwrite=args.overwrite)
-    peaks = find_bragg_peaks(stack, template=args.disk_radius, threshold=args.threshold,
-                             sigma_background=args.sigma_background, min_distance=args.min_distance,
-                             exclude_center_radius=args.exclude_center, calibration=cal,
-                             center=tuple(args.center) if args.center else "beam")
+    peaks = find_bragg_peaks(
+        stack,
+        template=args.disk_radius,
+        threshold=args.threshold,
+        sigma_background=args.sigma_background,
+        min_distance=args.min_distance,
+        exclude_center_radius=args.exclude_center,
+        calibration=cal,
+        center=tuple(args.center) if args.center else "beam",
+    )
     all_peaks = PeakList.concatenate(peaks)
     all_peaks.to_csv(out / "peaks.csv")  # written first: kept even if indexing fails
     print(f"found {len(all_peaks)} peaks in {stack.shape[0]} patterns → {out / 'peaks.csv'}")
-    result = index_tilt_series(peaks, calibration=cal, d_min=args.d_min, known_cell=known,
-                               centring=args.centring, lattice=args.lattice,
-                               refine_ellipticity=args.refine_ellipticity)
+    result = index_tilt_series(
+        peaks,
+        calibration=cal,
+        d_min=args.d_min,
+        known_cell=known,
+        centring=args.centring,
+        lattice=args.lattice,
+        refine_ellipticity=args.refine_ellipticity,
+    )
     hkl = [" ".join(map(str, h)) if ok else "" for h, ok in zip(result.hkl.tolist(), result.indexed)]
     result.peaks.to_csv(out / "peaks.csv", extra={"hkl": hkl})
     with open(out / "indexing.json", "w") as fh:

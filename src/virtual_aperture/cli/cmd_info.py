@@ -11,21 +11,48 @@ import numpy as np
 def _add_open_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default=None, help="force a reader (mib, hspy, hdf5, zarr, npy, ...)")
     p.add_argument("--scan-step", type=float, default=None, metavar="NM", help="scan step in nm")
-    p.add_argument("--pixel-size", type=float, default=None, metavar="INV_A",
-                   help="detector pixel size in 1/Å (no 2π)")
+    p.add_argument(
+        "--pixel-size", type=float, default=None, metavar="INV_A", help="detector pixel size in 1/Å (no 2π)"
+    )
     p.add_argument("--beam-energy", type=float, default=None, metavar="KV", help="accelerating voltage in kV")
-    p.add_argument("--tilt-angles", type=float, nargs="+", default=None, metavar="DEG",
-                   help="one tilt angle per file/tilt, in degrees")
-    p.add_argument("--tilt-axis", type=float, default=None, metavar="DEG",
-                   help="tilt-axis direction on the detector, degrees from +k_x towards +k_y")
-    p.add_argument("--center", type=float, nargs=2, default=None, metavar=("KY", "KX"),
-                   help="unscattered-beam position in pixels")
-    p.add_argument("--scan-shape", type=int, nargs=2, default=None, metavar=("NY", "NX"),
-                   help="scan shape for files that store a flat stack of frames")
+    p.add_argument(
+        "--tilt-angles",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="DEG",
+        help="one tilt angle per file/tilt, in degrees",
+    )
+    p.add_argument(
+        "--tilt-axis",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="tilt-axis direction on the detector, degrees from +k_x towards +k_y",
+    )
+    p.add_argument(
+        "--center",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("KY", "KX"),
+        help="unscattered-beam position in pixels",
+    )
+    p.add_argument(
+        "--scan-shape",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("NY", "NX"),
+        help="scan shape for files that store a flat stack of frames",
+    )
     p.add_argument("--chunk-mb", type=float, default=None, metavar="MB", help="target chunk size in MiB")
-    p.add_argument("--fill-missing", action="store_true",
-                   help="zarr/HDF5 not written by virtual-aperture: read chunks that were never written as the "
-                        "fill value (default: a missing chunk is an error)")
+    p.add_argument(
+        "--fill-missing",
+        action="store_true",
+        help="zarr/HDF5 not written by virtual-aperture: read chunks that were never written as the "
+        "fill value (default: a missing chunk is an error)",
+    )
 
 
 def open_from_args(args: argparse.Namespace):
@@ -60,7 +87,9 @@ def describe(ds) -> dict:
     out = {
         "source": ds.source,
         "format": ds.metadata.get("format"),
-        "lazy": bool(ds.metadata.get("lazy", all(m.get("lazy", True) for m in ds.metadata.get("per_file", [])))),
+        "lazy": bool(
+            ds.metadata.get("lazy", all(m.get("lazy", True) for m in ds.metadata.get("per_file", [])))
+        ),
         "dims": list(ds.dims),
         "shape": list(ds.shape),
         "dtype": str(ds.dtype),
@@ -130,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     if d["pixel_size_inv_A"] is None:
         lines.append(f"pixel size   unknown (pass --pixel-size){s('pixel_size')}")
     else:
-        lines.append(f"pixel size   {d['pixel_size_inv_A']:.6g} Å⁻¹ = {d['pixel_size_mrad']:.6g} mrad{s('pixel_size')}")
+        lines.append(
+            f"pixel size   {d['pixel_size_inv_A']:.6g} Å⁻¹ = {d['pixel_size_mrad']:.6g} mrad{s('pixel_size')}"
+        )
     lines += [
         f"beam energy  {d['beam_energy_kv']:g} kV{s('beam_energy_kv')}",
         f"wavelength   {d['wavelength_A']:.6f} Å",
@@ -144,8 +175,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("info", help="print a dataset's shape, chunks and calibration",
-                              description="Open a 4D/5D-STEM dataset lazily and print what was found.")
+    p = subparsers.add_parser(
+        "info",
+        help="print a dataset's shape, chunks and calibration",
+        description="Open a 4D/5D-STEM dataset lazily and print what was found.",
+    )
     p.add_argument("path", nargs="+", help="file, folder, or several files (a tilt series)")
     _add_open_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -20,15 +20,25 @@ def register(subparsers) -> None:
         "phase",
         help="solve a structure ab initio (charge flipping) from merged reflections",
         description="Charge flipping → potential map → atoms → R1; "
-                    "writes CIF, CCP4 map, SHELX .ins/.res and a "
+        "writes CIF, CCP4 map, SHELX .ins/.res and a "
         "JSON report. Give a SHELX HKLF 4 file with --cell and "
         "--space-group, or a .ins file (its .hkl beside it).",
     )
     p.add_argument("reflections", help="HKLF 4 .hkl file, or a SHELX .ins file with NAME.hkl beside it")
-    p.add_argument("--cell", nargs=6, type=float, metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
-                   help="unit cell in Å and degrees (required with a .hkl file)")
-    p.add_argument("--cell-esd", nargs=6, type=float, metavar=("SA", "SB", "SC", "SAL", "SBE", "SGA"),
-                   help="standard uncertainties of the cell (for ZERR; default: the .ins ZERR, else unknown = 0)")
+    p.add_argument(
+        "--cell",
+        nargs=6,
+        type=float,
+        metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
+        help="unit cell in Å and degrees (required with a .hkl file)",
+    )
+    p.add_argument(
+        "--cell-esd",
+        nargs=6,
+        type=float,
+        metavar=("SA", "SB", "SC", "SAL", "SBE", "SGA"),
+        help="standard uncertainties of the cell (for ZERR; default: the .ins ZERR, else unknown = 0)",
+    )
     p.add_argument("--space-group", help="space-group symbol or number, e.g. 'P 21 21 21' or Fm-3m")
     p.add_argument("--composition", help="cell contents or formula unit, e.g. 'Zr6 O32 C48'")
     p.add_argument("--wavelength", type=float, default=None, help="electron wavelength in Å (for the .ins)")
@@ -89,8 +99,10 @@ def _check_data(refl) -> None:
         strong = refl.intensity > 3 * np.maximum(refl.sigma, 1e-12)
         frac = (bad & strong).sum() / max(strong.sum(), 1)
         if frac > 0.05:
-            raise ValueError(f"{100 * frac:.0f} % of the strong reflections violate the {refl.space_group} "
-                             "lattice centring: the space group does not fit the data")
+            raise ValueError(
+                f"{100 * frac:.0f} % of the strong reflections violate the {refl.space_group} "
+                "lattice centring: the space group does not fit the data"
+            )
     if (~absent).sum() < 50:
         raise ValueError(f"too few reflections ({int((~absent).sum())}) to solve a structure (need ≥ 50)")
 
@@ -111,15 +123,30 @@ def run(args: argparse.Namespace) -> int:
     client = open_client(args.scheduler)
     try:
         with tqdm_progress("charge flipping") as progress:
-            sol = solve_structure(refl, composition=composition, d_min=args.d_min, starts=args.starts,
-                                  delta_factor=args.delta, seed=args.seed, client=client, progress=progress)
+            sol = solve_structure(
+                refl,
+                composition=composition,
+                d_min=args.d_min,
+                starts=args.starts,
+                delta_factor=args.delta,
+                seed=args.seed,
+                client=client,
+                progress=progress,
+            )
     finally:
         close_client(client)
     report = sol.report()
     report["input"] = str(path)
     report["merging"] = merge_stats.as_dict()
-    write_solution(out, sol, wavelength=refl.wavelength, report=report, composition=composition,
-                   cell_esd=cell_esd, overwrite=args.overwrite)
+    write_solution(
+        out,
+        sol,
+        wavelength=refl.wavelength,
+        report=report,
+        composition=composition,
+        cell_esd=cell_esd,
+        overwrite=args.overwrite,
+    )
     status = sol.message if sol.converged else f"no solution: {sol.message}"
     print(f"{status}; wrote {out}")
     return 0 if sol.converged else 3

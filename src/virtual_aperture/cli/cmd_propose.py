@@ -58,14 +58,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close_client(client)
     cal = ds.calibration
-    save_tiff(Path(args.out), prop.labels, pixel=cal.scan_step_nm, unit=REAL_UNIT, overwrite=args.overwrite,
-              metadata={"what": "grain labels (0 = none)",
-                        "tilt_angles_deg": list(cal.tilt_angles_deg or [])})
+    save_tiff(
+        Path(args.out),
+        prop.labels,
+        pixel=cal.scan_step_nm,
+        unit=REAL_UNIT,
+        overwrite=args.overwrite,
+        metadata={"what": "grain labels (0 = none)", "tilt_angles_deg": list(cal.tilt_angles_deg or [])},
+    )
     rows = [{"tilt": t, "grain": g, "size": s, "confidence": round(c, 3)} for t, g, s, c in prop.table()]
     full = {"labels": str(args.out), "shape": list(prop.labels.shape), "per_tilt": rows}
     write_text(record, json.dumps(full, indent=1), overwrite=args.overwrite)
-    print(f"wrote {args.out}: labels {prop.labels.shape}, {prop.n_grains} grain(s); "
-          f"every grain on every tilt in {record}")
+    print(
+        f"wrote {args.out}: labels {prop.labels.shape}, {prop.n_grains} grain(s); "
+        f"every grain on every tilt in {record}"
+    )
     print(grain_table(rows, list(cal.tilt_angles_deg or []) if prop.labels.ndim == 3 else []))
     return 0
 
@@ -82,17 +89,32 @@ def register(subparsers) -> None:
     p.add_argument("path", nargs="+", help="dataset file(s) or folder")
     _add_open_options(p)
     add_output_options(p, "output labels TIFF (sy, sx) or (n_tilt, sy, sx)")
-    p.add_argument("--record", default=None, metavar="JSON",
-                   help="full record: size and confidence of every grain on every tilt "
-                   "(default: OUT with .json)")
+    p.add_argument(
+        "--record",
+        default=None,
+        metavar="JSON",
+        help="full record: size and confidence of every grain on every tilt (default: OUT with .json)",
+    )
     p.add_argument("--min-size", type=int, default=20, help="smallest grain in scan positions (default 20)")
-    p.add_argument("--threshold", type=float, default=0.6, help="similarity to join a grain, 0-1 (default 0.6)")
-    p.add_argument("--min-confidence", type=float, default=0.35,
-                   help="drop regions less coherent than this, 0-1 (vacuum/support; default 0.35)")
-    p.add_argument("--n-components", type=int, default=32, help="singular vectors kept for denoising (default 32)")
+    p.add_argument(
+        "--threshold", type=float, default=0.6, help="similarity to join a grain, 0-1 (default 0.6)"
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.35,
+        help="drop regions less coherent than this, 0-1 (vacuum/support; default 0.35)",
+    )
+    p.add_argument(
+        "--n-components", type=int, default=32, help="singular vectors kept for denoising (default 32)"
+    )
     p.add_argument("--bin", type=int, default=None, help="detector binning (default: to <= 32x32 pixels)")
     p.add_argument("--tilt", type=int, default=None, help="only this tilt of a 5D series (default: all)")
     p.add_argument("--no-track", action="store_true", help="keep independent ids per tilt (no tracking)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="dask.distributed scheduler address, or 'local' (default: threads)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, or 'local' (default: threads)",
+    )
     p.set_defaults(func=run)

@@ -29,34 +29,66 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "solve",
         help="solve the structure of one grain of a tilt series (sum → peaks → index → integrate → phase)",
-        description="The whole chain for one grain of a 5D tilt series; writes CIF, CCP4 map, SHELX .hkl/.ins/.res, "
-        "reflections CIF, an MRC and SMV frame stack, a JSON report and report.html (the figures).",
+        description="The whole chain for one grain of a 5D tilt series; writes CIF, CCP4 map, "
+        "SHELX .hkl/.ins/.res, reflections CIF, an MRC and SMV frame stack, a JSON report and "
+        "report.html (the figures).",
     )
     p.add_argument("path", nargs="+", help="5D dataset (one file, or one 4D file per tilt)")
-    p.add_argument("--labels", required=True, help="grain labels: TIFF/.npy (sy, sx) or (n_tilt, sy, sx), or a session file")
+    p.add_argument(
+        "--labels",
+        required=True,
+        help="grain labels: TIFF/.npy (sy, sx) or (n_tilt, sy, sx), or a session file",
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--grain", type=int, help="label of the grain to solve")
-    which.add_argument("--all", action="store_true",
-                       help="solve every grain of the labels (one task per grain; a folder per grain, "
-                            "summary.csv, phase and orientation maps)")
-    p.add_argument("--grains", default=None, metavar="N,N,...",
-                   help="with --all: only these labels (default: every label present)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="with --all and no --scheduler: grains solved at once in threads (default 1)")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="solve every grain of the labels (one task per grain; a folder per grain, "
+        "summary.csv, phase and orientation maps)",
+    )
+    p.add_argument(
+        "--grains",
+        default=None,
+        metavar="N,N,...",
+        help="with --all: only these labels (default: every label present)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="with --all and no --scheduler: grains solved at once in threads (default 1)",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--composition", default=None, help="cell contents or formula unit, e.g. TiO2")
-    p.add_argument("--space-group", default=None, help="space group in the indexed setting (default: suggested)")
-    p.add_argument("--known-cell", default=None,
-                   help="index in this cell: 'A B C ALPHA BETA GAMMA' or a CIF path (default: searched)")
-    p.add_argument("--d-min", type=float, default=None, help="resolution limit in Å (default: from the peaks)")
-    p.add_argument("--min-positions", type=int, default=3, help="leave out tilts where the grain covers fewer positions")
+    p.add_argument(
+        "--space-group", default=None, help="space group in the indexed setting (default: suggested)"
+    )
+    p.add_argument(
+        "--known-cell",
+        default=None,
+        help="index in this cell: 'A B C ALPHA BETA GAMMA' or a CIF path (default: searched)",
+    )
+    p.add_argument(
+        "--d-min", type=float, default=None, help="resolution limit in Å (default: from the peaks)"
+    )
+    p.add_argument(
+        "--min-positions", type=int, default=3, help="leave out tilts where the grain covers fewer positions"
+    )
     p.add_argument("--threshold", type=float, default=6.0, help="peak-finding signal-to-noise threshold")
     p.add_argument("--starts", type=int, default=4, help="random starts of charge flipping (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--descan", action="store_true",
-                   help="measure and fit the descan (beam-centre shift over the scan) and compensate it in the sums")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="dask.distributed scheduler address, or 'local' (default: threads)")
+    p.add_argument(
+        "--descan",
+        action="store_true",
+        help="measure and fit the descan (beam-centre shift over the scan) and compensate it in the sums",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, or 'local' (default: threads)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_open_options(p)
     p.set_defaults(func=run)
@@ -79,8 +111,10 @@ def read_labels(path: str):
 
         s = load_session(p)
         return s.grains, s.calibration
-    raise ValueError(f"--labels {path!r}: expected a .tif/.tiff/.npy labels "
-                     f"image or a session ({', '.join(SESSION_SUFFIXES)})")
+    raise ValueError(
+        f"--labels {path!r}: expected a .tif/.tiff/.npy labels "
+        f"image or a session ({', '.join(SESSION_SUFFIXES)})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,16 +125,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.all and (args.grains is not None or args.workers is not None):
         raise ValueError("--grains and --workers go with --all")
     ds = open_from_args(args)
-    overridden = any(getattr(args, n) is not None for n in
-                     ("pixel_size", "beam_energy", "tilt_angles", "tilt_axis", "center", "scan_step"))
+    overridden = any(
+        getattr(args, n) is not None
+        for n in ("pixel_size", "beam_energy", "tilt_angles", "tilt_axis", "center", "scan_step")
+    )
     if session_cal is not None and not overridden:  # the calibration the user refined in napari
         import dataclasses
 
-        ds = ds.with_calibration(**{f.name: getattr(session_cal, f.name) for f in dataclasses.fields(session_cal)})
+        ds = ds.with_calibration(
+            **{f.name: getattr(session_cal, f.name) for f in dataclasses.fields(session_cal)}
+        )
     if not ds.is_tilt_series:
-        raise ValueError(f"solve needs a tilt series (5D, one scan per tilt); {Path(args.path[0]).name} is "
-                         "one 4D scan: pass one file per tilt with --tilt-angles, or sum a grain with "
-                         "`virtual-aperture sum` and find its peaks and cell with `virtual-aperture index`")
+        raise ValueError(
+            f"solve needs a tilt series (5D, one scan per tilt); {Path(args.path[0]).name} is "
+            "one 4D scan: pass one file per tilt with --tilt-angles, or sum a grain with "
+            "`virtual-aperture sum` and find its peaks and cell with `virtual-aperture index`"
+        )
     if args.all:
         return _solve_all(args, ds, labels)
     existed = Path(args.out).exists()
@@ -142,17 +182,32 @@ def _solve(args, ds, labels, out) -> int:
     ds = _descan(args, ds)
     client = open_client(args.scheduler)
     try:
-        res = solve_grain(ds, labels, args.grain, composition=args.composition, space_group=args.space_group,
-                          known_cell=known_cell_arg(args.known_cell), d_min=args.d_min, min_positions=args.min_positions,
-                          peak_threshold=args.threshold, starts=args.starts, seed=args.seed, client=client,
-                          progress=staged_progress())
+        res = solve_grain(
+            ds,
+            labels,
+            args.grain,
+            composition=args.composition,
+            space_group=args.space_group,
+            known_cell=known_cell_arg(args.known_cell),
+            d_min=args.d_min,
+            min_positions=args.min_positions,
+            peak_threshold=args.threshold,
+            starts=args.starts,
+            seed=args.seed,
+            client=client,
+            progress=staged_progress(),
+        )
     finally:
         close_client(client)
     from virtual_aperture.report import ReportContext, strip_images
 
-    context = ReportContext(images=strip_images(ds, res.tilts), labels=labels,
-                            scan_step_nm=ds.calibration.scan_step_nm,
-                            command=getattr(args, "command_line", None), source=ds.source)
+    context = ReportContext(
+        images=strip_images(ds, res.tilts),
+        labels=labels,
+        scan_step_nm=ds.calibration.scan_step_nm,
+        command=getattr(args, "command_line", None),
+        source=ds.source,
+    )
     write_grain(res, out, overwrite=args.overwrite, context=context)
     print(res.summary())
     print(f"wrote {out} (open {Path(out) / 'report.html'} in a browser for the figures)")

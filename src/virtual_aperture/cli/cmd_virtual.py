@@ -41,7 +41,9 @@ def parse_detector(spec: str, ds) -> np.ndarray:
         except FileNotFoundError as exc:
             raise ValueError(f"--detector mask file {spec!r} not found") from exc
         if mask.shape != tuple(shape):
-            raise ValueError(f"--detector mask {spec!r} has shape {mask.shape}, the detector is {tuple(shape)}")
+            raise ValueError(
+                f"--detector mask {spec!r} has shape {mask.shape}, the detector is {tuple(shape)}"
+            )
         return mask
     raise ValueError(f"--detector {spec!r} is not bf, adf, annulus:R1,R2, disk:R or a .tif mask")
 
@@ -54,29 +56,52 @@ def run(args: argparse.Namespace) -> int:
     mask = parse_detector(args.detector, ds)
     client = open_client(args.scheduler)
     try:
-        img = virtual_image(ds, mask, client=client, memory_budget=args.memory_budget,
-                            progress=cli_progress("virtual image"))
+        img = virtual_image(
+            ds, mask, client=client, memory_budget=args.memory_budget, progress=cli_progress("virtual image")
+        )
     finally:
         close_client(client)
     from ._images import REAL_UNIT, save_tiff
 
-    save_tiff(args.out, img, pixel=ds.calibration.scan_step_nm, unit=REAL_UNIT, overwrite=args.overwrite,
-              metadata={"detector": args.detector, "calibration": ds.calibration.to_dict()})
-    print(f"wrote {args.out}: virtual image {img.shape} float32 (ImageJ-calibrated, "
-          f"{ds.calibration.scan_step_nm:g} nm per pixel), min {img.min():.6g}, max {img.max():.6g}")
+    save_tiff(
+        args.out,
+        img,
+        pixel=ds.calibration.scan_step_nm,
+        unit=REAL_UNIT,
+        overwrite=args.overwrite,
+        metadata={"detector": args.detector, "calibration": ds.calibration.to_dict()},
+    )
+    print(
+        f"wrote {args.out}: virtual image {img.shape} float32 (ImageJ-calibrated, "
+        f"{ds.calibration.scan_step_nm:g} nm per pixel), min {img.min():.6g}, max {img.max():.6g}"
+    )
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("virtual", help="compute a virtual detector image",
-                              description="Virtual image of a 4D scan (or one per tilt of a 5D series).")
+    p = subparsers.add_parser(
+        "virtual",
+        help="compute a virtual detector image",
+        description="Virtual image of a 4D scan (or one per tilt of a 5D series).",
+    )
     p.add_argument("path", nargs="+", help="dataset file(s) or folder")
     _add_open_options(p)
-    p.add_argument("--detector", required=True,
-                   help="bf | adf | annulus:R1,R2 | disk:R (pixels, around the calibrated centre) | mask.tif")
+    p.add_argument(
+        "--detector",
+        required=True,
+        help="bf | adf | annulus:R1,R2 | disk:R (pixels, around the calibrated centre) | mask.tif",
+    )
     add_output_options(p, "output TIFF (float64)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="dask.distributed scheduler address, or 'local' for a LocalCluster (default: threads)")
-    p.add_argument("--memory-budget", default=None, metavar="SIZE",
-                   help="memory for streamed file data, e.g. 2GB (default 1 GiB)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="dask.distributed scheduler address, or 'local' for a LocalCluster (default: threads)",
+    )
+    p.add_argument(
+        "--memory-budget",
+        default=None,
+        metavar="SIZE",
+        help="memory for streamed file data, e.g. 2GB (default 1 GiB)",
+    )
     p.set_defaults(func=run)

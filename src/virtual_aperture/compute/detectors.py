@@ -34,7 +34,7 @@ def _radius_grid(shape: Any, center: tuple[float, float]) -> np.ndarray:
     return np.hypot(yy - cy, xx - cx)
 
 
-def check_center(shape, center) -> tuple[float, float]:
+def check_center(shape: Any, center: Any) -> tuple[float, float]:
     """``center`` as floats; ValueError (one line) when it is not on the ``shape`` detector."""
     ky, kx = _shape(shape)
     cy, cx = (float(c) for c in center)
@@ -43,7 +43,7 @@ def check_center(shape, center) -> tuple[float, float]:
     return cy, cx
 
 
-def given_center(data) -> tuple[float, float] | None:
+def given_center(data: Any) -> tuple[float, float] | None:
     """The beam centre set in a dataset's calibration (user or file), or None."""
     cal = getattr(data, "calibration", None)
     c = getattr(cal, "center", None)
@@ -117,7 +117,9 @@ def _finite_pattern(p: np.ndarray) -> np.ndarray:
     return np.where(good, p, np.median(p[good]))
 
 
-def measure_central_disk(data: Any, *, tilt: int = 0, center: Any = None) -> tuple[tuple[float, float], float]:
+def measure_central_disk(
+    data: Any, *, tilt: int = 0, center: Any = None
+) -> tuple[tuple[float, float], float]:
     """Centre ``(k_y, k_x)`` and radius (pixels) of the unscattered central disk.
 
     The mean pattern is smoothed (σ = 1 px) and thresholded half-way between its median and its
@@ -154,7 +156,9 @@ def measure_central_disk(data: Any, *, tilt: int = 0, center: Any = None) -> tup
     return (float(cy), float(cx)), r
 
 
-def bright_field(dataset_or_pattern: Any, *, scale: float = 1.0, tilt: int = 0, center: Any = None) -> np.ndarray:
+def bright_field(
+    dataset_or_pattern: Any, *, scale: float = 1.0, tilt: int = 0, center: Any = None
+) -> np.ndarray:
     """Boolean bright-field disk sized from the measured central disk, radius × ``scale``.
 
     Centred on ``center`` (k_y, k_x), else on a centre set in the dataset's calibration, else on
@@ -165,12 +169,20 @@ def bright_field(dataset_or_pattern: Any, *, scale: float = 1.0, tilt: int = 0, 
     if center is None:
         center = given_center(dataset_or_pattern)
     (cy, cx), r = measure_central_disk(dataset_or_pattern, tilt=tilt, center=center)
-    shape = np.shape(dataset_or_pattern) if np.ndim(dataset_or_pattern) == 2 else _det_shape(dataset_or_pattern)
+    shape = (
+        np.shape(dataset_or_pattern) if np.ndim(dataset_or_pattern) == 2 else _det_shape(dataset_or_pattern)
+    )
     return disk(shape, (cy, cx), max(r * scale, 0.5))
 
 
-def annular_dark_field(dataset_or_pattern: Any, *, inner: float = 1.5, outer: float | None = None,
-                       tilt: int = 0, center: Any = None) -> np.ndarray:
+def annular_dark_field(
+    dataset_or_pattern: Any,
+    *,
+    inner: float = 1.5,
+    outer: float | None = None,
+    tilt: int = 0,
+    center: Any = None,
+) -> np.ndarray:
     """Boolean ADF annulus around the central disk (centre as in :func:`bright_field`).
 
     ``inner`` and ``outer`` are multiples of the measured bright-field disk radius
@@ -179,7 +191,9 @@ def annular_dark_field(dataset_or_pattern: Any, *, inner: float = 1.5, outer: fl
     if center is None:
         center = given_center(dataset_or_pattern)
     (cy, cx), r = measure_central_disk(dataset_or_pattern, tilt=tilt, center=center)
-    shape = np.shape(dataset_or_pattern) if np.ndim(dataset_or_pattern) == 2 else _det_shape(dataset_or_pattern)
+    shape = (
+        np.shape(dataset_or_pattern) if np.ndim(dataset_or_pattern) == 2 else _det_shape(dataset_or_pattern)
+    )
     ky, kx = shape
     far = max(math.hypot(y - cy, x - cx) for y in (0, ky - 1) for x in (0, kx - 1))
     r_out = far + 1 if outer is None else outer * r

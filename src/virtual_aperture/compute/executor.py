@@ -95,8 +95,13 @@ def parse_memory_budget(budget: int | float | str | None) -> int:
     return int(value)
 
 
-def get_client(address_or_client: Any = None, *, n_workers: int = 2, threads_per_worker: int = 1,
-               memory_limit: str | int = "auto") -> Any:
+def get_client(
+    address_or_client: Any = None,
+    *,
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    memory_limit: str | int = "auto",
+) -> Any:
     """A ``dask.distributed`` client to run computations on, or ``None`` for local threads.
 
     Parameters
@@ -122,8 +127,13 @@ def get_client(address_or_client: Any = None, *, n_workers: int = 2, threads_per
         except ImportError as exc:  # pragma: no cover - distributed is a dependency of [all]
             raise ValueError("a scheduler address needs dask.distributed: pip install distributed") from exc
         if address_or_client.strip().lower() == "local":
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                   memory_limit=memory_limit, dashboard_address=None, processes=True)
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                memory_limit=memory_limit,
+                dashboard_address=None,
+                processes=True,
+            )
             return Client(cluster)
         try:
             return Client(address_or_client, timeout="10s")
@@ -140,7 +150,9 @@ def check_client(client: Any) -> Any:
         return get_client(client)
     status = getattr(client, "status", None)
     if status is None or not hasattr(client, "compute"):
-        raise ValueError(f"client must be a dask.distributed Client or an address, got {type(client).__name__}")
+        raise ValueError(
+            f"client must be a dask.distributed Client or an address, got {type(client).__name__}"
+        )
     if status != "running":
         raise ValueError(f"the dask.distributed client is not usable (status {status!r}); create a new one")
     return client
@@ -150,9 +162,15 @@ def local_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def stream(tasks: Sequence[Any], accumulate: Callable[[int, Any], None], *, client: Any = None,
-           in_flight: int | None = None, progress: ProgressFn | None = None,
-           cancel: CancelToken | None = None) -> None:
+def stream(
+    tasks: Sequence[Any],
+    accumulate: Callable[[int, Any], None],
+    *,
+    client: Any = None,
+    in_flight: int | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
     """Compute dask ``tasks`` (one chunk each), feeding results to ``accumulate(i, result)``.
 
     At most ``in_flight`` tasks are running or waiting to be accumulated at once (default: the
@@ -197,8 +215,14 @@ def _compute_sync(task: Any) -> Any:
     return result
 
 
-def _stream_distributed(tasks: Sequence[Any], accumulate: Callable[[int, Any], None], client: Any,
-                        in_flight: int | None, progress: ProgressFn | None, cancel: Any) -> None:
+def _stream_distributed(
+    tasks: Sequence[Any],
+    accumulate: Callable[[int, Any], None],
+    client: Any,
+    in_flight: int | None,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
     from distributed import as_completed
 
     total = len(tasks)

@@ -52,8 +52,11 @@ class ApertureSum:
         new = prepare_scan_mask(mask, self._src.scan_shape)
         add_y, add_x = np.nonzero(new & ~self._mask)
         rem_y, rem_x = np.nonzero(self._mask & ~new)
-        self._apply(np.concatenate([add_y, rem_y]), np.concatenate([add_x, rem_x]),
-                    np.concatenate([np.ones(add_y.size), -np.ones(rem_y.size)]))
+        self._apply(
+            np.concatenate([add_y, rem_y]),
+            np.concatenate([add_x, rem_x]),
+            np.concatenate([np.ones(add_y.size), -np.ones(rem_y.size)]),
+        )
         self._mask = new.copy()
         return self
 
@@ -137,7 +140,9 @@ class VirtualImageUpdater:
     also resets float rounding drift (integer data with bool masks are always exact).
     """
 
-    def __init__(self, data: Any, mask: Any, *, tilt: int = 0, memory_budget: int | str | None = None) -> None:
+    def __init__(
+        self, data: Any, mask: Any, *, tilt: int = 0, memory_budget: int | str | None = None
+    ) -> None:
         from .executor import parse_memory_budget
 
         self._src = Source(data)
@@ -172,8 +177,11 @@ class VirtualImageUpdater:
         else:
             arr = src.dask5()[self._tilt]
             yb, xb = (np.concatenate([[0], np.cumsum(c)]).astype(int) for c in arr.chunks[:2])
-            pieces = ((yb[i], xb[j], np.asarray(arr.blocks[i, j].compute()))
-                      for i in range(len(yb) - 1) for j in range(len(xb) - 1))
+            pieces = (
+                (yb[i], xb[j], np.asarray(arr.blocks[i, j].compute()))
+                for i in range(len(yb) - 1)
+                for j in range(len(xb) - 1)
+            )
         for y0, x0, piece in pieces:
             ny, nx = piece.shape[:2]
             flat = np.ascontiguousarray(piece).reshape(ny * nx, -1)

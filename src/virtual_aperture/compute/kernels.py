@@ -75,6 +75,7 @@ def _as_f64_overload(x: Any) -> Callable[[Any], np.float64]:
 # NB: inner loops index slices with range() counters only (no offsets), which lets LLVM drop the
 # negative-index wraparound checks and vectorise; ``row[x0 + c]`` is 3-4x slower.
 
+
 # ---- virtual image --------------------------------------------------------------------------
 @njit(**_OPTS)
 def vi_dense(frames: np.ndarray, weights: np.ndarray, y0: int, x0: int, out: np.ndarray) -> None:
@@ -115,7 +116,9 @@ def vi_dense_float(frames: np.ndarray, weights: np.ndarray, y0: int, x0: int, ou
 
 
 @njit(**_OPTS)
-def vi_shifted(frames: np.ndarray, padded: np.ndarray, y0: int, x0: int, shifts: np.ndarray, out: np.ndarray) -> None:
+def vi_shifted(
+    frames: np.ndarray, padded: np.ndarray, y0: int, x0: int, shifts: np.ndarray, out: np.ndarray
+) -> None:
     """Virtual image with the mask moved by a per-position shift (bilinear weights).
 
     ``padded`` (n, h + 2, w + 2) float64: the masks cut to their bounding box at (y0, x0) with a
@@ -167,7 +170,9 @@ def vi_shifted(frames: np.ndarray, padded: np.ndarray, y0: int, x0: int, shifts:
 
 # ---- gathered sums ---------------------------------------------------------------------------
 @njit(**_OPTS)
-def _gather_sum(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, wt: np.ndarray, out: np.ndarray, n_parts: int) -> None:
+def _gather_sum(
+    frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, wt: np.ndarray, out: np.ndarray, n_parts: int
+) -> None:
     n_t = pos.shape[0]
     n_k = frames.shape[1]
     for part in prange(n_parts):
@@ -182,7 +187,9 @@ def _gather_sum(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, wt: np.nda
 
 
 @njit(**_OPTS)
-def _gather_sum_u32(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, out: np.ndarray, n_parts: int) -> None:
+def _gather_sum_u32(
+    frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, out: np.ndarray, n_parts: int
+) -> None:
     """:func:`_gather_sum` with unit weights for unsigned 8/16-bit data, ``lab`` sorted.
 
     Runs of one label accumulate in uint32 (flushed to the float64 ``out`` every 65536 frames, so
@@ -361,7 +368,9 @@ def _frame_total_overload(f: Any) -> Callable[[np.ndarray], Any]:
 
 
 @njit(**_OPTS)
-def _gather_sum_shifted(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, shifts: np.ndarray, out: np.ndarray, n_parts: int) -> None:
+def _gather_sum_shifted(
+    frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, shifts: np.ndarray, out: np.ndarray, n_parts: int
+) -> None:
     n_t = pos.shape[0]
     ky, kx = frames.shape[1], frames.shape[2]
     for part in prange(n_parts):
@@ -399,7 +408,9 @@ def _gather_sum_shifted(frames: np.ndarray, pos: np.ndarray, lab: np.ndarray, sh
                             orow[c] += wgt * as_f64(srow[c])
 
 
-def gather_sum_shifted(frames3: np.ndarray, pos: np.ndarray, lab: np.ndarray, shifts: np.ndarray, out3: np.ndarray) -> None:
+def gather_sum_shifted(
+    frames3: np.ndarray, pos: np.ndarray, lab: np.ndarray, shifts: np.ndarray, out3: np.ndarray
+) -> None:
     """Aligned sums: ``out3[lab[t]](k) += frames3[pos[t]](k + shifts[t])``, bilinear, zero outside.
 
     ``frames3`` (N, ky, kx); ``shifts`` (n, 2) float64 detector pixels; ``out3`` (L, ky, kx)

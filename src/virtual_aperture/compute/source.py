@@ -38,20 +38,36 @@ class Source:
     def __init__(self, data: Any) -> None:
         arr = getattr(data, "data", data) if not isinstance(data, (np.ndarray, da.Array)) else data
         if not isinstance(arr, (np.ndarray, da.Array)):
-            if hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__getitem__") and len(arr.shape) in (4, 5):
+            if (
+                hasattr(arr, "shape")
+                and hasattr(arr, "dtype")
+                and hasattr(arr, "__getitem__")
+                and len(arr.shape) in (4, 5)
+            ):
                 # zarr / h5py arrays: stream them lazily instead of loading everything
                 shape = tuple(int(s) for s in arr.shape)
-                arr = da.from_array(arr, chunks=scan_chunks(shape if len(shape) == 5 else (1, *shape),
-                                                            np.dtype(arr.dtype).itemsize)[5 - len(shape):])
+                arr = da.from_array(
+                    arr,
+                    chunks=scan_chunks(
+                        shape if len(shape) == 5 else (1, *shape), np.dtype(arr.dtype).itemsize
+                    )[5 - len(shape) :],
+                )
             elif hasattr(arr, "shape") and hasattr(arr, "dtype") and hasattr(arr, "__array__"):
                 arr = np.asarray(arr)
             else:
-                raise ValueError(f"data must be a Dataset, dask array or numpy array, got {type(data).__name__}")
+                raise ValueError(
+                    f"data must be a Dataset, dask array or numpy array, got {type(data).__name__}"
+                )
         if arr.ndim not in (4, 5):
-            raise ValueError(f"data must be 4D (scan_y, scan_x, k_y, k_x) or 5D (tilt, ...), got shape {arr.shape}")
+            raise ValueError(
+                f"data must be 4D (scan_y, scan_x, k_y, k_x) or 5D (tilt, ...), got shape {arr.shape}"
+            )
         if any(int(s) == 0 for s in arr.shape):
             raise ValueError(f"data has an empty axis: shape {tuple(arr.shape)}")
-        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)) or arr.dtype == bool:
+        if (
+            not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating))
+            or arr.dtype == bool
+        ):
             raise ValueError(f"data must be integer or float, got dtype {arr.dtype}")
         self.is5d = arr.ndim == 5
         self.array5 = arr if self.is5d else arr[None]
@@ -90,8 +106,10 @@ class Source:
         arr = self.array5
         if isinstance(arr, np.ndarray):
             target = min(max_chunk_bytes or 2**62, 128 * 2**20)
-            arr = da.from_array(arr, chunks=scan_chunks(self.shape5, self.dtype.itemsize, target_bytes=target))
-        whole = (len(arr.chunks[3]) == 1 and len(arr.chunks[4]) == 1 and max(arr.chunks[0]) == 1)
+            arr = da.from_array(
+                arr, chunks=scan_chunks(self.shape5, self.dtype.itemsize, target_bytes=target)
+            )
+        whole = len(arr.chunks[3]) == 1 and len(arr.chunks[4]) == 1 and max(arr.chunks[0]) == 1
         too_big = max_chunk_bytes is not None and _max_chunk_bytes(arr) > max_chunk_bytes
         if not whole or too_big:
             target = max_chunk_bytes or 128 * 2**20
@@ -110,7 +128,9 @@ class Source:
                 for r0 in range(0, cy, rows):
                     yield b.t0 + t, b.y0 + r0, b.x0, b.array[t, r0 : r0 + rows]
 
-    def frames_groups(self, t: int, ys: np.ndarray, xs: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def frames_groups(
+        self, t: int, ys: np.ndarray, xs: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Group scan positions (ys, xs) of tilt ``t`` by the block holding them.
 
         Yields ``(flat_frames (N, K), local_index (m,), selector (m,))``: row ``local_index[i]`` of
@@ -181,7 +201,9 @@ def _numpy_blocks(arr: Any) -> list[Block] | None:
             if lead:
                 blocks.append(Block(0, int(bounds[0][idx[0]]), int(bounds[1][idx[1]]), chunk[None]))
             else:
-                blocks.append(Block(int(bounds[0][idx[0]]), int(bounds[1][idx[1]]), int(bounds[2][idx[2]]), chunk))
+                blocks.append(
+                    Block(int(bounds[0][idx[0]]), int(bounds[1][idx[1]]), int(bounds[2][idx[2]]), chunk)
+                )
         return blocks
     layers = getattr(hlg, "layers", {})
     if len(layers) == 2 and len(graph) == len(keys) + 1:

@@ -45,9 +45,16 @@ class ApertureSumResult:
             return np.where(c > 0, self.sum / np.where(c > 0, c, 1), np.nan)
 
 
-def aperture_sums(data: Any, labels: Any, *, shifts: Any = None, client: Any = None, progress: ProgressFn | None = None,
-                  cancel: CancelToken | None = None, memory_budget: int | str | None = None
-                  ) -> dict[int, ApertureSumResult]:
+def aperture_sums(
+    data: Any,
+    labels: Any,
+    *,
+    shifts: Any = None,
+    client: Any = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    memory_budget: int | str | None = None,
+) -> dict[int, ApertureSumResult]:
     """Sum the diffraction patterns of every labelled region, all labels in ONE pass.
 
     Parameters
@@ -93,12 +100,20 @@ def aperture_sums(data: Any, labels: Any, *, shifts: Any = None, client: Any = N
     for i, label in enumerate(ids.tolist()):
         s = acc[:, i].reshape(src.n_tilt, src.ky, src.kx)
         c = counts[:, i]
-        out[int(label)] = ApertureSumResult(int(label), s if src.is5d else s[0], c.copy() if src.is5d else int(c[0]))
+        out[int(label)] = ApertureSumResult(
+            int(label), s if src.is5d else s[0], c.copy() if src.is5d else int(c[0])
+        )
     return out
 
 
-def _in_memory(src: Source, dense: np.ndarray, sh: np.ndarray | None, acc: np.ndarray,
-               progress: ProgressFn | None, cancel: Any) -> None:
+def _in_memory(
+    src: Source,
+    dense: np.ndarray,
+    sh: np.ndarray | None,
+    acc: np.ndarray,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
     per_batch = max(1, _BATCH_BYTES // src.frame_bytes)
     work = []
     for t in range(src.n_tilt):
@@ -112,22 +127,32 @@ def _in_memory(src: Source, dense: np.ndarray, sh: np.ndarray | None, acc: np.nd
         lab_t = dense[t, ys, xs]
         for flat, local, sel in src.frames_groups(t, ys, xs):
             with kernels.all_threads():
-                _accumulate(flat, local, lab_t[sel], None if sh is None else sh[t, ys[sel], xs[sel]], acc[t], src)
+                _accumulate(
+                    flat, local, lab_t[sel], None if sh is None else sh[t, ys[sel], xs[sel]], acc[t], src
+                )
         if progress is not None:
             progress(i + 1, len(work))
 
 
-def _accumulate(flat: np.ndarray, local: np.ndarray, lab: np.ndarray, shifts2: np.ndarray | None,
-                acc_t: Any, src: Source) -> None:
+def _accumulate(
+    flat: np.ndarray, local: np.ndarray, lab: np.ndarray, shifts2: np.ndarray | None, acc_t: Any, src: Source
+) -> None:
     """Add frames ``flat[local]`` to rows ``lab`` of ``acc_t`` (L, K), resampled by ``shifts2`` if given."""
     if shifts2 is None:
         kernels.gather_sum(flat, local, lab, np.ones(local.size), acc_t)
     else:
-        kernels.gather_sum_shifted(flat.reshape(-1, src.ky, src.kx), local, lab, np.ascontiguousarray(shifts2),
-                                   acc_t.reshape(-1, src.ky, src.kx))
+        kernels.gather_sum_shifted(
+            flat.reshape(-1, src.ky, src.kx),
+            local,
+            lab,
+            np.ascontiguousarray(shifts2),
+            acc_t.reshape(-1, src.ky, src.kx),
+        )
 
 
-def _sum_task(block5: np.ndarray, dense_block: np.ndarray, shifts3: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _sum_task(
+    block5: np.ndarray, dense_block: np.ndarray, shifts3: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One dask task: partial sums of a (1, cy, cx, ky, kx) chunk for the labels it holds."""
     _, cy, cx, ky, kx = block5.shape
     flat = np.ascontiguousarray(block5[0]).reshape(cy * cx, ky * kx)
@@ -140,13 +165,22 @@ def _sum_task(block5: np.ndarray, dense_block: np.ndarray, shifts3: np.ndarray |
         if shifts3 is None:
             kernels.gather_sum(flat, pos, local, np.ones(pos.size), part)
         else:
-            kernels.gather_sum_shifted(flat.reshape(-1, ky, kx), pos, local, shifts3.reshape(-1, 2)[pos],
-                                       part.reshape(-1, ky, kx))
+            kernels.gather_sum_shifted(
+                flat.reshape(-1, ky, kx), pos, local, shifts3.reshape(-1, 2)[pos], part.reshape(-1, ky, kx)
+            )
     return present, part
 
 
-def _streamed(src: Source, dense: np.ndarray, sh: np.ndarray | None, acc: np.ndarray, client: Any,
-              budget: int, progress: ProgressFn | None, cancel: Any) -> None:
+def _streamed(
+    src: Source,
+    dense: np.ndarray,
+    sh: np.ndarray | None,
+    acc: np.ndarray,
+    client: Any,
+    budget: int,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
@@ -158,7 +192,9 @@ def _streamed(src: Source, dense: np.ndarray, sh: np.ndarray | None, acc: np.nda
                 d = dense[tb[t], yb[i] : yb[i + 1], xb[j] : xb[j + 1]]
                 if (d >= 0).any():  # chunks without any label are never read
                     s3 = None if sh is None else sh[tb[t], yb[i] : yb[i + 1], xb[j] : xb[j + 1]]
-                    tasks.append(delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d), s3))
+                    tasks.append(
+                        delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d), s3)
+                    )
                     where.append(tb[t])
 
     def accumulate(k: int, res: Any) -> None:

@@ -38,12 +38,19 @@ class Masks:
         return out
 
 
-def as_weights(mask: Any, det_shape: tuple[int, int], *, name: str = "mask", allow_stack: bool = True,
-               allow_empty: bool = False) -> tuple[np.ndarray, bool]:
+def as_weights(
+    mask: Any,
+    det_shape: tuple[int, int],
+    *,
+    name: str = "mask",
+    allow_stack: bool = True,
+    allow_empty: bool = False,
+) -> tuple[np.ndarray, bool]:
     """``mask`` as float64 (n, ky, kx) plus whether it was a stack; checks shape and values."""
     m = np.asarray(mask)
-    if m.dtype == object or not (m.dtype == bool or np.issubdtype(m.dtype, np.integer)
-                                 or np.issubdtype(m.dtype, np.floating)):
+    if m.dtype == object or not (
+        m.dtype == bool or np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)
+    ):
         raise ValueError(f"{name} must be a bool or real-valued array, got dtype {m.dtype}")
     stacked = m.ndim == 3
     if m.ndim not in ((2, 3) if allow_stack else (2,)):
@@ -103,7 +110,9 @@ def prepare_labels(labels: Any, n_tilt: int, scan_shape: tuple[int, int], is5d: 
     if np.issubdtype(lab.dtype, np.floating):
         if not np.isfinite(lab).all() or not np.array_equal(lab, np.round(lab)):
             raise ValueError("labels must be integers (0 = no aperture); got non-integer float values")
-        raise ValueError(f"labels must have an integer dtype, got {lab.dtype} (cast with .astype(int) if intended)")
+        raise ValueError(
+            f"labels must have an integer dtype, got {lab.dtype} (cast with .astype(int) if intended)"
+        )
     if not np.issubdtype(lab.dtype, np.integer):
         raise ValueError(f"labels must be an integer array, got dtype {lab.dtype}")
     sy, sx = scan_shape
@@ -117,7 +126,9 @@ def prepare_labels(labels: Any, n_tilt: int, scan_shape: tuple[int, int], is5d: 
     return np.ascontiguousarray(lab, dtype=np.int64)
 
 
-def prepare_positions(positions: Any, scan_shape: tuple[int, int], *, name: str = "positions") -> tuple[np.ndarray, np.ndarray]:
+def prepare_positions(
+    positions: Any, scan_shape: tuple[int, int], *, name: str = "positions"
+) -> tuple[np.ndarray, np.ndarray]:
     """Scan positions ``(n, 2)`` int (y, x) → (ys, xs) int64, checked against the scan."""
     p = np.asarray(positions)
     if p.size == 0:

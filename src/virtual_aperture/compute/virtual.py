@@ -23,8 +23,16 @@ if TYPE_CHECKING:
     import dask.array as da
 
 
-def virtual_image(data: Any, mask: Any, *, shifts: Any = None, client: Any = None, progress: ProgressFn | None = None,
-                  cancel: CancelToken | None = None, memory_budget: int | str | None = None) -> np.ndarray:
+def virtual_image(
+    data: Any,
+    mask: Any,
+    *,
+    shifts: Any = None,
+    client: Any = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    memory_budget: int | str | None = None,
+) -> np.ndarray:
     """Virtual detector image: ``image[y, x] = sum_k data[y, x, k] * mask[k]``.
 
     Parameters
@@ -73,7 +81,9 @@ def virtual_image(data: Any, mask: Any, *, shifts: Any = None, client: Any = Non
     return out if masks.stacked else out[0]
 
 
-def apply_kernel(frames3: np.ndarray, masks: Masks, shifts2: np.ndarray | None, padded: np.ndarray | None) -> np.ndarray:
+def apply_kernel(
+    frames3: np.ndarray, masks: Masks, shifts2: np.ndarray | None, padded: np.ndarray | None
+) -> np.ndarray:
     """Virtual-image values (n, N) of frames (N, ky, kx) (the kernel's caller threads apply)."""
     res = np.empty((masks.n, frames3.shape[0]))
     if shifts2 is None and masks.binary is not None and frames3.dtype in (np.uint8, np.uint16):
@@ -92,8 +102,14 @@ def _frames3(block4: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(block4).reshape(ny * nx, ky, kx)
 
 
-def _in_memory(src: Source, masks: Masks, sh: np.ndarray | None, out: np.ndarray, progress: ProgressFn | None,
-               cancel: Any) -> None:
+def _in_memory(
+    src: Source,
+    masks: Masks,
+    sh: np.ndarray | None,
+    out: np.ndarray,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
     slabs = list(src.slabs())
     padded = masks.padded() if sh is not None else None
     if progress is not None:
@@ -109,8 +125,14 @@ def _in_memory(src: Source, masks: Masks, sh: np.ndarray | None, out: np.ndarray
             progress(i + 1, len(slabs))
 
 
-def _vi_task(block5: np.ndarray, weights: np.ndarray, binary: np.ndarray | None, y0: int, x0: int,
-             shifts4: np.ndarray | None) -> np.ndarray:
+def _vi_task(
+    block5: np.ndarray,
+    weights: np.ndarray,
+    binary: np.ndarray | None,
+    y0: int,
+    x0: int,
+    shifts4: np.ndarray | None,
+) -> np.ndarray:
     """One dask task: (1, cy, cx, ky, kx) block → (n, cy, cx) on one numba thread."""
     masks = Masks(weights, y0, x0, True)
     masks.binary = binary
@@ -131,8 +153,16 @@ def block_plan(src: Source, client: Any, budget: int) -> tuple[da.Array, list[np
     return arr, bounds, workers
 
 
-def _streamed(src: Source, masks: Masks, sh: np.ndarray | None, out: np.ndarray, client: Any, budget: int,
-              progress: ProgressFn | None, cancel: Any) -> None:
+def _streamed(
+    src: Source,
+    masks: Masks,
+    sh: np.ndarray | None,
+    out: np.ndarray,
+    client: Any,
+    budget: int,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
@@ -145,7 +175,11 @@ def _streamed(src: Source, masks: Masks, sh: np.ndarray | None, out: np.ndarray,
             for j in range(len(xb) - 1):
                 ys, xs = slice(yb[i], yb[i + 1]), slice(xb[j], xb[j + 1])
                 s4 = None if sh is None else sh[tb[t], ys, xs]
-                tasks.append(delayed(_vi_task, pure=True)(blocks[t, i, j, 0, 0], weights, binary, masks.y0, masks.x0, s4))
+                tasks.append(
+                    delayed(_vi_task, pure=True)(
+                        blocks[t, i, j, 0, 0], weights, binary, masks.y0, masks.x0, s4
+                    )
+                )
                 where.append((tb[t], ys, xs))
 
     def accumulate(k: int, res: np.ndarray) -> None:

@@ -78,7 +78,7 @@ def parse_formula(formula: str) -> dict[str, float]:
     pos = 0
     for m in _FORMULA_TOKEN.finditer(text):
         if text[pos : m.start()].strip():
-            raise ValueError(f"cannot parse composition {formula!r} near {text[pos:m.start()]!r}")
+            raise ValueError(f"cannot parse composition {formula!r} near {text[pos : m.start()]!r}")
         pos = m.end()
         el, num = m.group(1), m.group(2)
         if gemmi.Element(el).atomic_number == 0:
@@ -335,8 +335,12 @@ def refine_elements(
     rot, tran = all_ops(space_group)
     orth = direct_basis(cell)
     s2 = np.sum((hkl @ reciprocal_basis(cell).T) ** 2, axis=1)
-    geo = np.array([at.occupancy * np.exp(2j * np.pi * (hkl @ _unique_images(at.xyz, rot, tran, orth, 0.05).T)).sum(1)
-                    for at in atoms])
+    geo = np.array(
+        [
+            at.occupancy * np.exp(2j * np.pi * (hkl @ _unique_images(at.xyz, rot, tran, orth, 0.05).T)).sum(1)
+            for at in atoms
+        ]
+    )
     els = sorted({a.element for a in atoms})
     ftab = {e: _fe(e, s2) * np.exp(-b_iso * s2 / 4) for e in els}
     wts = {e: scattering_weight(e, 1.0) for e in els}
@@ -348,8 +352,12 @@ def refine_elements(
         k = float(fo @ a) / max(float(a @ a), 1e-30)
         return float(np.abs(fo - k * a).sum() / max(fo.sum(), 1e-30))
 
-    pairs = [(i, j) for i in range(len(atoms)) for j in range(i + 1, len(atoms))
-             if atoms[i].multiplicity == atoms[j].multiplicity]
+    pairs = [
+        (i, j)
+        for i in range(len(atoms))
+        for j in range(i + 1, len(atoms))
+        if atoms[i].multiplicity == atoms[j].multiplicity
+    ]
     best_r, moves = r1(fc), []
     for _ in range(max_moves):
         trial = None

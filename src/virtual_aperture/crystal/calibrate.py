@@ -41,10 +41,25 @@ from .distortion import (  # noqa: F401
 )
 
 __all__ = [
-    "DescanFit", "Ellipse", "RingCalibration", "beam_centers", "calibrate_descan", "calibrate_pixel_size",
-    "center_from_friedel_pairs", "center_of_mass_map", "descan_shifts", "ellipse_from_ring",
-    "ellipticity_from_ellipse", "find_ring_radii", "fit_descan", "fit_ellipse", "pixel_size_from_rings", "radial_profile",
-    "ring_points", "scan_rotation_from_com", "standard_rings",
+    "DescanFit",
+    "Ellipse",
+    "RingCalibration",
+    "beam_centers",
+    "calibrate_descan",
+    "calibrate_pixel_size",
+    "center_from_friedel_pairs",
+    "center_of_mass_map",
+    "descan_shifts",
+    "ellipse_from_ring",
+    "ellipticity_from_ellipse",
+    "find_ring_radii",
+    "fit_descan",
+    "fit_ellipse",
+    "pixel_size_from_rings",
+    "radial_profile",
+    "ring_points",
+    "scan_rotation_from_com",
+    "standard_rings",
 ]
 
 
@@ -151,8 +166,13 @@ def pixel_size_from_rings(
 
 
 def find_ring_radii(
-    pattern: np.ndarray, *, center: tuple[float, float], ellipticity=(1.0, 0.0), r_min: float = 3.0,
-    prominence: float = 0.05, bin_width: float = 0.5,
+    pattern: np.ndarray,
+    *,
+    center: tuple[float, float],
+    ellipticity=(1.0, 0.0),
+    r_min: float = 3.0,
+    prominence: float = 0.05,
+    bin_width: float = 0.5,
 ) -> np.ndarray:
     """Radii (px, undistorted) of the rings in a pattern, from peaks of its radial profile.
 
@@ -207,8 +227,15 @@ def calibrate_pixel_size(
     """
     img = np.asarray(pattern, dtype=float)
     ell = calibration.ellipticity if calibration is not None else (1.0, 0.0)
-    c = center if center is not None else (
-        calibration.detector_center(img.shape) if calibration is not None else ((img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2))
+    c = (
+        center
+        if center is not None
+        else (
+            calibration.detector_center(img.shape)
+            if calibration is not None
+            else ((img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2)
+        )
+    )
     radii = find_ring_radii(img, center=c, ellipticity=ell, r_min=r_min)
     if radii.size < 2:
         raise ValueError(f"found {radii.size} ring(s) in the pattern; need at least 2 to calibrate")
@@ -220,7 +247,12 @@ def calibrate_pixel_size(
         if lam is None:
             raise ValueError("camera length needs the beam energy: pass calibration=")
         L_mm = detector_pixel_um * 1e-3 / (lam * res.pixel_size)
-        res = RingCalibration(res.pixel_size, res.ring_radii, res.matched_d, res.rel_error, res.n_matched,
-                              camera_length_mm=float(L_mm))
+        res = RingCalibration(
+            res.pixel_size,
+            res.ring_radii,
+            res.matched_d,
+            res.rel_error,
+            res.n_matched,
+            camera_length_mm=float(L_mm),
+        )
     return cal, res
-

@@ -23,12 +23,18 @@ import numpy as np
 __all__ = ["match_to_reference", "reference_sites", "permitted_placements"]
 
 
-def reference_sites(cif: str | os.PathLike) -> tuple[list[tuple[str, tuple[float, float, float]]], tuple, str]:
+def reference_sites(
+    cif: str | os.PathLike,
+) -> tuple[list[tuple[str, tuple[float, float, float]]], tuple, str]:
     """``(sites, cell, space_group)`` of a small-molecule CIF: sites as ``(element, (x, y, z))``."""
     import gemmi
 
     st = gemmi.read_small_structure(str(cif))
-    sites = [(s.element.name, (s.fract.x, s.fract.y, s.fract.z)) for s in st.sites if s.element.name not in ("H", "D")]
+    sites = [
+        (s.element.name, (s.fract.x, s.fract.y, s.fract.z))
+        for s in st.sites
+        if s.element.name not in ("H", "D")
+    ]
     return sites, tuple(st.cell.parameters), st.spacegroup.hm if st.spacegroup else "P 1"
 
 
@@ -80,10 +86,15 @@ def _placements(hall: str, cell) -> tuple[list[tuple[np.ndarray, np.ndarray]], n
     sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(hall))
     ops = list(sg.operations())
     if cell is None:
-        cell = {"triclinic": (5.1, 6.3, 7.7, 81, 97, 103), "monoclinic": (5.1, 6.3, 7.7, 90, 103, 90),
-                "orthorhombic": (5.1, 6.3, 7.7, 90, 90, 90), "tetragonal": (5.1, 5.1, 7.7, 90, 90, 90),
-                "trigonal": (5.1, 5.1, 7.7, 90, 90, 120), "hexagonal": (5.1, 5.1, 7.7, 90, 90, 120),
-                "cubic": (5.1, 5.1, 5.1, 90, 90, 90)}[sg.crystal_system_str()]
+        cell = {
+            "triclinic": (5.1, 6.3, 7.7, 81, 97, 103),
+            "monoclinic": (5.1, 6.3, 7.7, 90, 103, 90),
+            "orthorhombic": (5.1, 6.3, 7.7, 90, 90, 90),
+            "tetragonal": (5.1, 5.1, 7.7, 90, 90, 90),
+            "trigonal": (5.1, 5.1, 7.7, 90, 90, 120),
+            "hexagonal": (5.1, 5.1, 7.7, 90, 90, 120),
+            "cubic": (5.1, 5.1, 5.1, 90, 90, 90),
+        }[sg.crystal_system_str()]
         if sg.hm.startswith("R") and sg.hall.strip().endswith('"'):  # rhombohedral axes
             cell = (5.1, 5.1, 5.1, 77, 77, 77)
     rots = np.array([np.array(op.rot) // op.DEN for op in ops])
@@ -95,7 +106,9 @@ def _placements(hall: str, cell) -> tuple[list[tuple[np.ndarray, np.ndarray]], n
     stack = np.concatenate([np.eye(3) - r for r in rots])
     _, sv, vt = np.linalg.svd(stack)
     continuous = vt[sv < 1e-9] if len(sv) == 3 else vt
-    free_axes = [i for i in range(3) if continuous.size and np.linalg.norm(continuous @ np.eye(3)[i]) > 1 - 1e-6]
+    free_axes = [
+        i for i in range(3) if continuous.size and np.linalg.norm(continuous @ np.eye(3)[i]) > 1 - 1e-6
+    ]
     steps = [np.zeros(1) if i in free_axes else _SHIFT_STEPS for i in range(3)]
     shifts = np.array(list(itertools.product(*steps)))  # (m, 3)
     s24 = np.rint(shifts * 24).astype(np.int64)
@@ -173,7 +186,9 @@ def match_to_reference(
     ops = gemmi.SpaceGroup(space_group).operations()
     placements, cont = permitted_placements(space_group, cell)
     els = [e for e, _ in reference]
-    ref_images = [np.array([op.apply_to_xyz([float(v) for v in x]) for op in ops]) % 1.0 for _, x in reference]
+    ref_images = [
+        np.array([op.apply_to_xyz([float(v) for v in x]) for op in ops]) % 1.0 for _, x in reference
+    ]
     fel = np.array([e for e, _ in found])
     fx = np.array([x for _, x in found], dtype=float)
     groups = {e: (fel == e) if by_element else np.ones(len(fel), bool) for e in set(els)}

@@ -18,14 +18,15 @@ search of that map. :func:`complete_model` builds them in, as a crystallographer
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from ..compute.executor import check_cancel
 from .atoms import Atom, _fe, _snap_special, _subgrid_peaks, _unique_images, _wrap, all_ops, r_factor
 from .geometry import direct_basis, reciprocal_basis
-from ..compute.executor import check_cancel
 
 __all__ = ["complete_model"]
 
@@ -62,7 +63,11 @@ class _Model:
 
     def site(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         imgs = _unique_images(xyz, self.rot, self.tran, self.orth, tol=0.05)
-        return imgs, np.exp(2j * np.pi * (self.hkl_u @ imgs.T)).sum(1), np.exp(2j * np.pi * (self.hkl_p1 @ imgs.T)).sum(1)
+        return (
+            imgs,
+            np.exp(2j * np.pi * (self.hkl_u @ imgs.T)).sum(1),
+            np.exp(2j * np.pi * (self.hkl_p1 @ imgs.T)).sum(1),
+        )
 
     def add(self, atom: Atom, cached=None) -> None:
         imgs, gu, gp = cached if cached is not None else self.site(atom.xyz)
@@ -104,7 +109,9 @@ def _chemically_possible(el: str, dist: np.ndarray, els: list[str]) -> bool:
     return bool(np.all(ratio >= BOND_LO) and np.any(ratio <= BOND_HI))
 
 
-def _difference_peaks(model: _Model, fo_p1, k, b, grid, n_peaks: int, min_sep: float) -> list[tuple[np.ndarray, float]]:
+def _difference_peaks(
+    model: _Model, fo_p1, k, b, grid, n_peaks: int, min_sep: float
+) -> list[tuple[np.ndarray, float]]:
     fc = model.fc_p1()
     amp = fo_p1 - k * np.exp(-b * model.s2_p1 / 4) * np.abs(fc)
     h = model.hkl_p1.astype(np.int64)
@@ -130,8 +137,24 @@ def _difference_peaks(model: _Model, fo_p1, k, b, grid, n_peaks: int, min_sep: f
     return out
 
 
-def _build(model, fo, fo_p1, grid, remaining, n_by_el, history, added, r, k, b, *, max_cycles, min_gain,
-           per_map, cancel):
+def _build(
+    model,
+    fo,
+    fo_p1,
+    grid,
+    remaining,
+    n_by_el,
+    history,
+    added,
+    r,
+    k,
+    b,
+    *,
+    max_cycles,
+    min_gain,
+    per_map,
+    cancel,
+):
     """Add difference-map peaks as atoms while R1 drops (composition and chemistry permitting)."""
     for _ in range(max_cycles):
         check_cancel(cancel)
@@ -154,7 +177,7 @@ def _build(model, fo, fo_p1, grid, remaining, n_by_el, history, added, r, k, b, 
                 r_new, k_new, b_new = r_factor(fo, np.abs(trial), model.s2_u)
                 trials.append((r_new, el, p, hgt, (imgs, gu, gp)))
         trials.sort(key=lambda t: t[0])
-        for r_new, el, p, hgt, cached in trials:
+        for _r_new, el, p, hgt, cached in trials:
             if gained >= per_map:
                 break
             if remaining[el] < len(cached[0]) - 0.5:
@@ -269,8 +292,23 @@ def complete_model(
         n_by_el[a.element] = n_by_el.get(a.element, 0) + 1
     for _round in range(rounds):
         n_before = (len(added), len(removed))
-        r, k, b = _build(model, fo, fo_p1, grid, remaining, n_by_el, history, added, r, k, b,
-                         max_cycles=max_cycles, min_gain=min_gain, per_map=per_map, cancel=cancel)
+        r, k, b = _build(
+            model,
+            fo,
+            fo_p1,
+            grid,
+            remaining,
+            n_by_el,
+            history,
+            added,
+            r,
+            k,
+            b,
+            max_cycles=max_cycles,
+            min_gain=min_gain,
+            per_map=per_map,
+            cancel=cancel,
+        )
         r, k, b = _recentre(model, fo, fo_p1, grid, r, k, b)
         r, k, b = _prune(model, fo, remaining, removed, r, k, b)
         history.append(r)

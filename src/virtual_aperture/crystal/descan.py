@@ -117,8 +117,14 @@ class DescanFit:
     rms: float
 
     def to_dict(self) -> dict:
-        return {"order": self.order, "reference": list(self.reference), "coef_y": self.coef_y.tolist(),
-                "coef_x": self.coef_x.tolist(), "scan_shape": list(self.measured.shape[:2]), "rms_px": self.rms}
+        return {
+            "order": self.order,
+            "reference": list(self.reference),
+            "coef_y": self.coef_y.tolist(),
+            "coef_x": self.coef_x.tolist(),
+            "scan_shape": list(self.measured.shape[:2]),
+            "rms_px": self.rms,
+        }
 
 
 def _design(scan_shape: tuple[int, int], order: int) -> np.ndarray:
@@ -131,8 +137,13 @@ def _design(scan_shape: tuple[int, int], order: int) -> np.ndarray:
 
 
 def fit_descan(
-    centers: np.ndarray, *, order: int = 3, reference: tuple[float, float] | None = None, n_sigma: float = 3.0,
-    min_reject_px: float = 0.5, smooth_sigma: float | None = 2.0,
+    centers: np.ndarray,
+    *,
+    order: int = 3,
+    reference: tuple[float, float] | None = None,
+    n_sigma: float = 3.0,
+    min_reject_px: float = 0.5,
+    smooth_sigma: float | None = 2.0,
 ) -> DescanFit:
     """Fit a 2D polynomial of ``order`` (1 = plane) to a beam-centre map, rejecting outliers.
 
@@ -171,7 +182,9 @@ def fit_descan(
         for k in range(2):
             resid = np.where(w > 0, np.nan_to_num(c[..., k] - fitted[..., k]), 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                fitted[..., k] += np.where(norm > 1e-6, ndimage.gaussian_filter(resid, smooth_sigma, mode="nearest") / norm, 0)
+                fitted[..., k] += np.where(
+                    norm > 1e-6, ndimage.gaussian_filter(resid, smooth_sigma, mode="nearest") / norm, 0
+                )
     if reference is None:
         mid = _design((1, 1), int(order))  # scan centre = normalised (0, 0)
         reference = (float(mid @ cy), float(mid @ cx))
@@ -180,9 +193,15 @@ def fit_descan(
     return DescanFit(c, fitted, fitted - ref, (float(ref[0]), float(ref[1])), int(order), cy, cx, rms)
 
 
-def calibrate_descan(dataset, *, order: int = 3, radius: float | None = None, tilt: int = 0,
-                     reference: tuple[float, float] | None = None,
-                     progress: Callable[[int, int], None] | None = None):
+def calibrate_descan(
+    dataset,
+    *,
+    order: int = 3,
+    radius: float | None = None,
+    tilt: int = 0,
+    reference: tuple[float, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+):
     """Measure and fit the descan of a dataset; returns ``(new Calibration, DescanFit)``.
 
     Shifts are measured from ``reference`` (default: the calibration's beam centre, or the
@@ -213,7 +232,9 @@ def calibrate_descan(dataset, *, order: int = 3, radius: float | None = None, ti
     """
     cal = dataset.calibration
     ref = reference if reference is not None else cal.center
-    fit = fit_descan(beam_centers(dataset, radius=radius, tilt=tilt, progress=progress), order=order, reference=ref)
+    fit = fit_descan(
+        beam_centers(dataset, radius=radius, tilt=tilt, progress=progress), order=order, reference=ref
+    )
     return cal.replace(center=fit.reference, extra={**cal.extra, "descan": fit.to_dict()}), fit
 
 
@@ -225,8 +246,13 @@ def descan_shifts(calibration, scan_shape: tuple[int, int] | None = None) -> np.
     shape = tuple(scan_shape) if scan_shape is not None else tuple(d["scan_shape"])
     A = _design(shape, int(d["order"]))
     ref = np.asarray(d["reference"], dtype=float)
-    return np.stack([(A @ np.asarray(d["coef_y"])).reshape(shape) - ref[0],
-                     (A @ np.asarray(d["coef_x"])).reshape(shape) - ref[1]], axis=-1)
+    return np.stack(
+        [
+            (A @ np.asarray(d["coef_y"])).reshape(shape) - ref[0],
+            (A @ np.asarray(d["coef_x"])).reshape(shape) - ref[1],
+        ],
+        axis=-1,
+    )
 
 
 # ---- scan rotation (DPC curl minimisation) ---------------------------------------------------------
@@ -280,12 +306,23 @@ def scan_rotation_from_com(
     """
     fy, fx = (np.asarray(a, dtype=float) for a in (com_y, com_x))
     if fy.shape != fx.shape or fy.ndim != 2 or min(fy.shape) < 4:
-        raise ValueError(f"COM maps must be two equal 2D scan maps of at least 4×4, got {fy.shape} and {fx.shape}")
+        raise ValueError(
+            f"COM maps must be two equal 2D scan maps of at least 4×4, got {fy.shape} and {fx.shape}"
+        )
     if not (np.isfinite(fy).all() and np.isfinite(fx).all()):
         raise ValueError("COM maps contain NaN: fill or crop positions without signal first")
     fy, fx = fy - fy.mean(), fx - fx.mean()
-    power = float(np.mean(np.gradient(fy, axis=0) ** 2 + np.gradient(fx, axis=1) ** 2
-                          + np.gradient(fy, axis=1) ** 2 + np.gradient(fx, axis=0) ** 2)) + 1e-30
+    power = (
+        float(
+            np.mean(
+                np.gradient(fy, axis=0) ** 2
+                + np.gradient(fx, axis=1) ** 2
+                + np.gradient(fy, axis=1) ** 2
+                + np.gradient(fx, axis=0) ** 2
+            )
+        )
+        + 1e-30
+    )
     angles = np.arange(-90.0, 90.0, step_deg)
     best = None
     curls_all = {}
@@ -312,5 +349,10 @@ def scan_rotation_from_com(
     a = (a + 180.0) % 360.0 - 180.0
     if a <= -180.0:
         a += 360.0
-    return {"rotation_deg": float(a), "flip": bool(flip), "curl": c, "angles": angles,
-            "curls": curls_all[flip]}
+    return {
+        "rotation_deg": float(a),
+        "flip": bool(flip),
+        "curl": c,
+        "angles": angles,
+        "curls": curls_all[flip],
+    }

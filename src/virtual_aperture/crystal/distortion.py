@@ -171,7 +171,11 @@ def radial_profile(
 
 
 def center_from_friedel_pairs(
-    positions: np.ndarray, *, center: tuple[float, float], tolerance: float = 3.0, search: float = 10.0,
+    positions: np.ndarray,
+    *,
+    center: tuple[float, float],
+    tolerance: float = 3.0,
+    search: float = 10.0,
     n_iter: int = 5,
 ) -> tuple[tuple[float, float], int]:
     """Beam centre from Friedel pairs: peaks ``p`` with a partner near ``2c − p``.
@@ -190,7 +194,11 @@ def center_from_friedel_pairs(
         votes = (np.linalg.norm(mids[:, None] - mids[None], axis=-1) <= tolerance / 2).sum(1)
         best = votes == votes.max()
         if votes.max() >= 2:
-            c = mids[best].mean(0) if best.sum() > 1 and np.ptp(mids[best], axis=0).max() < tolerance else mids[np.argmax(votes)]
+            c = (
+                mids[best].mean(0)
+                if best.sum() > 1 and np.ptp(mids[best], axis=0).max() < tolerance
+                else mids[np.argmax(votes)]
+            )
     n_pairs = 0
     for _ in range(n_iter):
         mirror = 2 * c - p

@@ -27,8 +27,16 @@ def assign_hkl(UB, peaks, tilts, centers, cal, axis, tol_px, G, allowed=None, s_
     for st in steps:
         h = H0 + st
         ok_c = centring_allowed(h, allowed) if allowed else np.ones(len(h), bool)
-        pred, s = predict_positions(UB, h, tilts, tilt_axis_deg=axis, pixel_size=cal.pixel_size,
-                                    centers=centers, ellipticity=cal.ellipticity, wavelength=cal.wavelength)
+        pred, s = predict_positions(
+            UB,
+            h,
+            tilts,
+            tilt_axis_deg=axis,
+            pixel_size=cal.pixel_size,
+            centers=centers,
+            ellipticity=cal.ellipticity,
+            wavelength=cal.wavelength,
+        )
         res = np.linalg.norm(pred - peaks.positions, axis=1)
         ok_s = np.abs(s) <= s_max if s_max is not None else True
         key = np.where((res <= tol_px) & ok_c & ok_s & (np.abs(h).sum(1) > 0), np.abs(s) + 1e-4 * res, np.inf)
@@ -113,7 +121,12 @@ def peaks_to_reciprocal_space(peaks: PeakList, calibration, centers: np.ndarray)
     for t in np.unique(peaks.tilt):
         m = peaks.tilt == t
         G[m] = geometry.detector_to_crystal_frame(
-            peaks.positions[m], tilt_deg=calibration.tilt_angles_deg[t], tilt_axis_deg=calibration.tilt_axis_deg,
-            wavelength=calibration.wavelength, pixel_size=calibration.pixel_size, center=centers[m][0],
-            ellipticity=calibration.ellipticity)
+            peaks.positions[m],
+            tilt_deg=calibration.tilt_angles_deg[t],
+            tilt_axis_deg=calibration.tilt_axis_deg,
+            wavelength=calibration.wavelength,
+            pixel_size=calibration.pixel_size,
+            center=centers[m][0],
+            ellipticity=calibration.ellipticity,
+        )
     return G

@@ -19,19 +19,37 @@ import numpy as np
 
 from . import geometry
 from .index_helpers import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
-    _as_peaklist, assign_hkl, excitation_spread, excitation_weights, family_of, peaks_to_reciprocal_space,
+    _as_peaklist,
+    assign_hkl,
+    excitation_spread,
+    excitation_weights,
+    family_of,
+    peaks_to_reciprocal_space,
     read_known_cell,
 )
 from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
-from .peaks import PeakList
 from .multi_lattice import index_lattices, lattice_of
+from .peaks import PeakList
+from .refine import (
+    expand_cell_esd,
+    nearest_rotation,
+    predict_positions,
+    refine_cell,
+    refine_ub,
+    symmetrize_cell,
+)
 from .validation import reduce_supercell, sublattice_matrices, validate_lattice
-from .refine import expand_cell_esd, nearest_rotation, predict_positions, refine_cell, refine_ub, symmetrize_cell
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
 
-__all__ = ["IndexingError", "IndexingResult", "ZoneAxisResult", "index_tilt_series", "index_zone_axis",
-           "peaks_to_reciprocal_space"]
+__all__ = [
+    "IndexingError",
+    "IndexingResult",
+    "ZoneAxisResult",
+    "index_tilt_series",
+    "index_zone_axis",
+    "peaks_to_reciprocal_space",
+]
 
 
 @dataclass
@@ -77,9 +95,16 @@ class IndexingResult:
     def tilt_angle(self, tilt: int) -> float:
         return float(self.calibration.tilt_angles_deg[tilt])
 
-    def predict(self, tilt: int | None = None, *, angle: float | None = None, d_min: float = 1.0,
-                s_max: float | None = None, detector_shape: tuple[int, int] | None = None,
-                space_group: str | None = None) -> dict:
+    def predict(
+        self,
+        tilt: int | None = None,
+        *,
+        angle: float | None = None,
+        d_min: float = 1.0,
+        s_max: float | None = None,
+        detector_shape: tuple[int, int] | None = None,
+        space_group: str | None = None,
+    ) -> dict:
         """Predicted spots at one tilt (by index into the series, or any ``angle`` in degrees).
 
         Returns a dict of arrays ``hkl (n, 3)``, ``positions (n, 2)`` (k_y, k_x px), ``s (n,)`` Å⁻¹,
@@ -112,12 +137,23 @@ class IndexingResult:
                 raise ValueError(f"unknown space group {space_group!r}: {exc}") from None
             hkl = hkl[[not ops.is_systematically_absent([int(v) for v in h]) for h in hkl]]
         pos, s, _ = geometry.predict_reflections(
-            self.UB, hkl, tilt_deg=angle, tilt_axis_deg=self.tilt_axis_deg, wavelength=cal.wavelength,
-            pixel_size=cal.pixel_size, center=center, ellipticity=cal.ellipticity)
+            self.UB,
+            hkl,
+            tilt_deg=angle,
+            tilt_axis_deg=self.tilt_axis_deg,
+            wavelength=cal.wavelength,
+            pixel_size=cal.pixel_size,
+            center=center,
+            ellipticity=cal.ellipticity,
+        )
         keep = np.abs(s) <= (self.excitation_tolerance if s_max is None else s_max)
         if detector_shape is not None:
-            keep &= (pos[:, 0] >= 0) & (pos[:, 1] >= 0) & (pos[:, 0] <= detector_shape[0] - 1) & (
-                pos[:, 1] <= detector_shape[1] - 1)
+            keep &= (
+                (pos[:, 0] >= 0)
+                & (pos[:, 1] >= 0)
+                & (pos[:, 0] <= detector_shape[0] - 1)
+                & (pos[:, 1] <= detector_shape[1] - 1)
+            )
         return {"hkl": hkl[keep], "positions": pos[keep], "s": s[keep]}
 
     def to_dict(self) -> dict:
@@ -128,14 +164,19 @@ class IndexingResult:
             "reduced_cell": [round(v, 5) for v in self.reduced_cell],
             "lattice": self.lattice,
             "bravais_candidates": [c.to_dict() for c in self.bravais_candidates],
-            "UB": np.asarray(self.UB).tolist(), "U": np.asarray(self.U).tolist(), "B": np.asarray(self.B).tolist(),
+            "UB": np.asarray(self.UB).tolist(),
+            "U": np.asarray(self.U).tolist(),
+            "B": np.asarray(self.B).tolist(),
             "tilt_axis_deg": self.tilt_axis_deg,
             "indexed_fraction": self.indexed_fraction,
-            "n_peaks": int(len(self.peaks)), "n_indexed": int(self.indexed.sum()),
-            "rmsd_px": self.rmsd_px, "rmsd_inv_A": self.rmsd_inv_A,
+            "n_peaks": int(len(self.peaks)),
+            "n_indexed": int(self.indexed.sum()),
+            "rmsd_px": self.rmsd_px,
+            "rmsd_inv_A": self.rmsd_inv_A,
             "excitation_tolerance": self.excitation_tolerance,
             "gemmi_lattice_rotations": self.info.get("gemmi_lattice_rotations"),
-            "confidence": self.confidence, "validation": self.info.get("validation"),
+            "confidence": self.confidence,
+            "validation": self.info.get("validation"),
             "lattices": [lat.to_dict() for lat in self.lattices],
             "overlapped_peaks": self.info.get("overlapped_peaks", []),
             "calibration": self.calibration.to_dict(),
@@ -143,9 +184,11 @@ class IndexingResult:
 
     def summary(self) -> str:
         a, b, c, al, be, ga = self.cell
-        return (f"{self.lattice}  a={a:.4f} b={b:.4f} c={c:.4f} Å  α={al:.3f} β={be:.3f} γ={ga:.3f}°  "
-                f"indexed {100 * self.indexed_fraction:.1f}% of {len(self.peaks)} peaks, "
-                f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°")
+        return (
+            f"{self.lattice}  a={a:.4f} b={b:.4f} c={c:.4f} Å  α={al:.3f} β={be:.3f} γ={ga:.3f}°  "
+            f"indexed {100 * self.indexed_fraction:.1f}% of {len(self.peaks)} peaks, "
+            f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°"
+        )
 
 
 def _peak_centers(peaks: PeakList, calibration, centers, list_centers: dict) -> np.ndarray:
@@ -238,10 +281,24 @@ def index_tilt_series(
     """
     if max_lattices > 1:
         return index_lattices(
-            index_tilt_series, peaks_per_tilt, calibration=calibration, max_lattices=max_lattices, min_indexed=min_indexed, d_min=d_min,
-            known_cell=known_cell, centring=centring, lattice=lattice, centers=centers, tolerance=tolerance,
-            tolerance_px=tolerance_px, lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis,
-            refine_ellipticity=refine_ellipticity, validate=validate, progress=progress)
+            index_tilt_series,
+            peaks_per_tilt,
+            calibration=calibration,
+            max_lattices=max_lattices,
+            min_indexed=min_indexed,
+            d_min=d_min,
+            known_cell=known_cell,
+            centring=centring,
+            lattice=lattice,
+            centers=centers,
+            tolerance=tolerance,
+            tolerance_px=tolerance_px,
+            lattice_tolerance_deg=lattice_tolerance_deg,
+            refine_axis=refine_axis,
+            refine_ellipticity=refine_ellipticity,
+            validate=validate,
+            progress=progress,
+        )
     cal = calibration
     if cal is None or cal.pixel_size is None:
         raise IndexingError("cannot index: the calibration has no pixel size (Å⁻¹/px)")
@@ -250,7 +307,9 @@ def index_tilt_series(
     peaks, list_centers = _as_peaklist(peaks_per_tilt)
     n_t = len(cal.tilt_angles_deg)
     if len(peaks) and (peaks.tilt.min() < 0 or peaks.tilt.max() >= n_t):
-        raise IndexingError(f"cannot index: peaks refer to tilt {int(peaks.tilt.max())} but only {n_t} tilt angles are given")
+        raise IndexingError(
+            f"cannot index: peaks refer to tilt {int(peaks.tilt.max())} but only {n_t} tilt angles are given"
+        )
     report = progress or (lambda d, t: None)
     pc = _peak_centers(peaks, cal, centers, list_centers)
     G_all = peaks_to_reciprocal_space(peaks, cal, pc)
@@ -261,7 +320,9 @@ def index_tilt_series(
     if use.sum() < 12:
         raise IndexingError(f"cannot index: too few peaks ({int(use.sum())}; need at least 12)")
     if len(tilts_used) < 2:
-        raise IndexingError("cannot index: peaks from one tilt only; use index_zone_axis for a single pattern")
+        raise IndexingError(
+            "cannot index: peaks from one tilt only; use index_zone_axis for a single pattern"
+        )
     span = np.ptp(np.asarray(cal.tilt_angles_deg)[tilts_used])
     tol = tolerance if tolerance is not None else max(0.01, 0.8 * cal.pixel_size)
     G = G_all[use]
@@ -269,7 +330,9 @@ def index_tilt_series(
     max_len = min(0.9 * float(np.linalg.norm(G, axis=1).max()), 0.7)
     B, frac, info = search_lattice(G, tolerance=tol, max_length=max_len)
     if B is None:
-        raise IndexingError(f"cannot index: no lattice found among {len(G)} peaks (no repeated difference vectors: noise?)")
+        raise IndexingError(
+            f"cannot index: no lattice found among {len(G)} peaks (no repeated difference vectors: noise?)"
+        )
     if frac < min_indexed:
         raise IndexingError(f"cannot index: the best lattice explains only {100 * frac:.0f}% of the peaks")
     B = reduce_supercell(G, B, tol)  # a supercell of a smaller lattice that explains as much loses
@@ -284,10 +347,20 @@ def index_tilt_series(
     sw = excitation_weights(peaks)
     tol_i = tolerance_px
     for _ in range(4):
-        UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
-                                  pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
-                                  refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma,
-                                  s_weights=sw[ok3])
+        UB, axis, _res = refine_ub(
+            UB,
+            H[ok3],
+            peaks.positions[ok3],
+            tilts[ok3],
+            tilt_axis_deg=axis,
+            pixel_size=cal.pixel_size,
+            centers=pc[ok3],
+            ellipticity=cal.ellipticity,
+            refine_axis=refine_axis,
+            wavelength=cal.wavelength,
+            s_sigma=s_sigma,
+            s_weights=sw[ok3],
+        )
         H, ok3, res3 = assign_hkl(UB, peaks, tilts, pc, cal, axis, tol_i, G_all)
         s_sigma = excitation_spread(UB, H[ok3], tilts[ok3], axis, cal)
         if ok3.sum() >= 10:  # tighten: peaks of a neighbour lattice must not pull the refinement
@@ -303,10 +376,20 @@ def index_tilt_series(
             info["supercell_reduced"] = int(round(abs(np.linalg.det(M))))
             H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
             for _ in range(2):
-                UB, axis, _res = refine_ub(UB, H[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
-                                          pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity,
-                                          refine_axis=refine_axis, wavelength=cal.wavelength, s_sigma=s_sigma,
-                                          s_weights=sw[ok3])
+                UB, axis, _res = refine_ub(
+                    UB,
+                    H[ok3],
+                    peaks.positions[ok3],
+                    tilts[ok3],
+                    tilt_axis_deg=axis,
+                    pixel_size=cal.pixel_size,
+                    centers=pc[ok3],
+                    ellipticity=cal.ellipticity,
+                    refine_axis=refine_axis,
+                    wavelength=cal.wavelength,
+                    s_sigma=s_sigma,
+                    s_weights=sw[ok3],
+                )
                 H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
             break
     report(3, 5)
@@ -319,11 +402,14 @@ def index_tilt_series(
         prim = geometry.direct_basis(kcell)
         R_known, _ = niggli_reduce_basis(prim, centring=centring)
         try:
-            N_red, _, _, _ = match_cell(direct, geometry.cell_from_basis(R_known), max_angle_dev=3.0,
-                                        max_length_dev=0.05)
+            N_red, _, _, _ = match_cell(
+                direct, geometry.cell_from_basis(R_known), max_angle_dev=3.0, max_length_dev=0.05
+            )
         except ValueError:
-            raise IndexingError(f"cannot index: the peaks do not fit the given cell {tuple(kcell)} "
-                                f"(found reduced cell {tuple(round(v, 3) for v in reduced_cell)})") from None
+            raise IndexingError(
+                f"cannot index: the peaks do not fit the given cell {tuple(kcell)} "
+                f"(found reduced cell {tuple(round(v, 3) for v in reduced_cell)})"
+            ) from None
         # conventional known basis in terms of its own reduced basis, then of ours
         _, M_known = niggli_reduce_basis(prim, centring=centring)
         R_ours = niggli_reduce_basis(direct)[0]
@@ -336,7 +422,9 @@ def index_tilt_series(
         if lattice is not None:
             match = [c for c in cands if c.lattice == lattice]
             if not match:
-                raise IndexingError(f"cannot index in lattice {lattice!r}: candidates are {[c.lattice for c in cands]}")
+                raise IndexingError(
+                    f"cannot index in lattice {lattice!r}: candidates are {[c.lattice for c in cands]}"
+                )
             pick = match[0]
         else:
             pick = max(good, key=lambda c: (SYMMETRY_ORDER[c.lattice], -c.score))
@@ -346,18 +434,47 @@ def index_tilt_series(
     UB_conv = np.linalg.inv(conv_direct).T
     hkl_conv = np.rint(H @ (np.linalg.inv(UB_conv) @ UB).T).astype(int)
     family = chosen[0] if chosen != "hR" else "h"
-    U0 = nearest_rotation(UB_conv @ np.linalg.inv(geometry.reciprocal_basis(symmetrize_cell(chosen_cell, family))))
+    U0 = nearest_rotation(
+        UB_conv @ np.linalg.inv(geometry.reciprocal_basis(symmetrize_cell(chosen_cell, family)))
+    )
     cell, U, axis, _res, esd, ell = refine_cell(
-        chosen_cell, U0, family, hkl_conv[ok3], peaks.positions[ok3], tilts[ok3], tilt_axis_deg=axis,
-        pixel_size=cal.pixel_size, centers=pc[ok3], ellipticity=cal.ellipticity, refine_axis=refine_axis,
-        wavelength=cal.wavelength, s_sigma=s_sigma, s_weights=sw[ok3], refine_ellipticity=refine_ellipticity)
+        chosen_cell,
+        U0,
+        family,
+        hkl_conv[ok3],
+        peaks.positions[ok3],
+        tilts[ok3],
+        tilt_axis_deg=axis,
+        pixel_size=cal.pixel_size,
+        centers=pc[ok3],
+        ellipticity=cal.ellipticity,
+        refine_axis=refine_axis,
+        wavelength=cal.wavelength,
+        s_sigma=s_sigma,
+        s_weights=sw[ok3],
+        refine_ellipticity=refine_ellipticity,
+    )
     cal = cal.replace(ellipticity=ell)
     if refine_ellipticity and _first_pass:  # again from the start: lattice choice on the corrected metric
         return index_tilt_series(
-            peaks_per_tilt, calibration=cal.replace(tilt_axis_deg=axis), d_min=d_min, known_cell=known_cell,
-            centring=centring, lattice=lattice, centers=centers, tolerance=tolerance, tolerance_px=tolerance_px,
-            lattice_tolerance_deg=lattice_tolerance_deg, refine_axis=refine_axis, refine_ellipticity=True,
-            min_indexed=min_indexed, validate=validate, max_lattices=1, progress=progress, _first_pass=False)
+            peaks_per_tilt,
+            calibration=cal.replace(tilt_axis_deg=axis),
+            d_min=d_min,
+            known_cell=known_cell,
+            centring=centring,
+            lattice=lattice,
+            centers=centers,
+            tolerance=tolerance,
+            tolerance_px=tolerance_px,
+            lattice_tolerance_deg=lattice_tolerance_deg,
+            refine_axis=refine_axis,
+            refine_ellipticity=True,
+            min_indexed=min_indexed,
+            validate=validate,
+            max_lattices=1,
+            progress=progress,
+            _first_pass=False,
+        )
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
@@ -365,43 +482,108 @@ def index_tilt_series(
     if ok.sum() >= 10:  # final call: within 4 robust σ of the refined predictions (≥ 1 px), |s| plausible
         sigma = float(np.median(res[ok])) / 1.1774  # median of a 2D Rayleigh radius = 1.1774 σ
         tight = min(tolerance_px, max(1.0, 4.0 * sigma))
-        _, s_ok = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
-                                    centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
+        _, s_ok = predict_positions(
+            UB_final,
+            hkl[ok],
+            tilts[ok],
+            tilt_axis_deg=axis,
+            pixel_size=cal.pixel_size,
+            centers=pc[ok],
+            ellipticity=cal.ellipticity,
+            wavelength=cal.wavelength,
+        )
         s_lim = 2.0 * float(np.percentile(np.abs(s_ok), 90))  # spots far off the Ewald sphere: not ours
-        hkl, ok, res = assign_hkl(UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim)
+        hkl, ok, res = assign_hkl(
+            UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim
+        )
         info["final_tolerance_px"], info["final_s_max"] = tight, s_lim
     if ok.mean() < min_indexed:
-        raise IndexingError(f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks")
-    _, s = predict_positions(UB_final, hkl[ok], tilts[ok], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
-                             centers=pc[ok], ellipticity=cal.ellipticity, wavelength=cal.wavelength)
+        raise IndexingError(
+            f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks"
+        )
+    _, s = predict_positions(
+        UB_final,
+        hkl[ok],
+        tilts[ok],
+        tilt_axis_deg=axis,
+        pixel_size=cal.pixel_size,
+        centers=pc[ok],
+        ellipticity=cal.ellipticity,
+        wavelength=cal.wavelength,
+    )
     rmsd = float(np.sqrt(np.mean(res[ok] ** 2)))
     s_tol = float(np.percentile(np.abs(s), 90) + 1e-4)
     tight = info.get("final_tolerance_px", tolerance_px)
     s_lim = info.get("final_s_max")
     val = validate_lattice(
-        UB_final, hkl, ok, peaks, G=G_all, tilts=tilts, centers=pc, calibration=cal, tilt_axis_deg=axis,
-        tolerance_px=tight, s_max=s_tol, centring=chosen[1],
-        assign=lambda M: assign_hkl(M, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim),
-        refit=lambda m: refine_ub(UB_final, hkl[m], peaks.positions[m], tilts[m], tilt_axis_deg=axis,
-                                  pixel_size=cal.pixel_size, centers=pc[m], ellipticity=cal.ellipticity,
-                                  refine_axis=False, wavelength=cal.wavelength, s_sigma=s_sigma,
-                                  s_weights=sw[m])[0])
+        UB_final,
+        hkl,
+        ok,
+        peaks,
+        G=G_all,
+        tilts=tilts,
+        centers=pc,
+        calibration=cal,
+        tilt_axis_deg=axis,
+        tolerance_px=tight,
+        s_max=s_tol,
+        centring=chosen[1],
+        assign=lambda M: assign_hkl(
+            M, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim
+        ),
+        refit=lambda m: refine_ub(
+            UB_final,
+            hkl[m],
+            peaks.positions[m],
+            tilts[m],
+            tilt_axis_deg=axis,
+            pixel_size=cal.pixel_size,
+            centers=pc[m],
+            ellipticity=cal.ellipticity,
+            refine_axis=False,
+            wavelength=cal.wavelength,
+            s_sigma=s_sigma,
+            s_weights=sw[m],
+        )[0],
+    )
     info["validation"] = val.to_dict()
     if validate and not val.accepted:
-        raise IndexingError(f"cannot index: {val.reason} (best cell {chosen} "
-                            f"{' '.join(f'{v:.3f}' for v in cell)})")
+        raise IndexingError(
+            f"cannot index: {val.reason} (best cell {chosen} {' '.join(f'{v:.3f}' for v in cell)})"
+        )
     report(5, 5)
     import gemmi
 
     # independent check with gemmi: rotations of the lattice's point group within the same tolerance
     lattice_ops = gemmi.find_lattice_symmetry(gemmi.UnitCell(*reduced_cell), "P", lattice_tolerance_deg)
-    info.update({"tilt_span_deg": float(span), "search_tolerance": tol, "gemmi_lattice_rotations": len(lattice_ops),
-                 "centers": {int(t): tuple(pc[peaks.tilt == t][0]) for t in np.unique(peaks.tilt)}})
+    info.update(
+        {
+            "tilt_span_deg": float(span),
+            "search_tolerance": tol,
+            "gemmi_lattice_rotations": len(lattice_ops),
+            "centers": {int(t): tuple(pc[peaks.tilt == t][0]) for t in np.unique(peaks.tilt)},
+        }
+    )
     result = IndexingResult(
-        cell=tuple(float(v) for v in cell), UB=UB_final, U=U, B=Bm, lattice=chosen, bravais_candidates=cands,
-        tilt_axis_deg=axis, indexed_fraction=float(ok.mean()), hkl=hkl, indexed=ok, rmsd_px=rmsd,
-        rmsd_inv_A=rmsd * cal.pixel_size, peaks=peaks, calibration=cal.replace(tilt_axis_deg=axis),
-        excitation_tolerance=s_tol, confidence=val.confidence, cell_esd=expand_cell_esd(esd, family),
-        reduced_cell=tuple(float(v) for v in reduced_cell), info=info)
+        cell=tuple(float(v) for v in cell),
+        UB=UB_final,
+        U=U,
+        B=Bm,
+        lattice=chosen,
+        bravais_candidates=cands,
+        tilt_axis_deg=axis,
+        indexed_fraction=float(ok.mean()),
+        hkl=hkl,
+        indexed=ok,
+        rmsd_px=rmsd,
+        rmsd_inv_A=rmsd * cal.pixel_size,
+        peaks=peaks,
+        calibration=cal.replace(tilt_axis_deg=axis),
+        excitation_tolerance=s_tol,
+        confidence=val.confidence,
+        cell_esd=expand_cell_esd(esd, family),
+        reduced_cell=tuple(float(v) for v in reduced_cell),
+        info=info,
+    )
     result.lattices = [lattice_of(0, result, np.flatnonzero(ok))]
     return result

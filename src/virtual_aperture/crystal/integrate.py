@@ -41,8 +41,15 @@ from .reflections import Reflections
 __all__ = ["integrate_reflections"]
 
 
-def _disk_sum(img: np.ndarray, pos: np.ndarray, r: float, r_in: float, r_out: float, saturation,
-              others: np.ndarray | None = None):
+def _disk_sum(
+    img: np.ndarray,
+    pos: np.ndarray,
+    r: float,
+    r_in: float,
+    r_out: float,
+    saturation,
+    others: np.ndarray | None = None,
+):
     """(I, var, saturated, ok) for a spot at sub-pixel ``pos`` (k_y, k_x).
 
     Annulus pixels within ``r + 1`` of ``others`` (neighbouring predicted spots) are left out
@@ -146,9 +153,15 @@ def integrate_reflections(
         raise ValueError("wavelength, pixel_size, d_min and excitation_width must be positive")
     c_arr = np.asarray(center, dtype=float)
     if c_arr.shape not in ((2,), (pats.shape[0], 2)):
-        raise ValueError(f"center must be (k_y, k_x) or one per pattern ({pats.shape[0]}, 2), got shape {c_arr.shape}")
+        raise ValueError(
+            f"center must be (k_y, k_x) or one per pattern ({pats.shape[0]}, 2), got shape {c_arr.shape}"
+        )
     centers = np.broadcast_to(c_arr, (pats.shape[0], 2))
-    step = float(oscillation_deg) if oscillation_deg else (float(np.median(np.diff(tilts))) if tilts.size > 1 else 1.0)
+    step = (
+        float(oscillation_deg)
+        if oscillation_deg
+        else (float(np.median(np.diff(tilts))) if tilts.size > 1 else 1.0)
+    )
     cell = cell_from_basis(np.linalg.inv(UB).T)
     hkl = miller_indices_within(cell, d_min)
     n_t, n_h = len(tilts), len(hkl)
@@ -162,10 +175,16 @@ def integrate_reflections(
     perp = np.cross([0.0, 0.0, 1.0], axis)  # ẑ × e
     for t_i, tilt in enumerate(tilts):
         check_cancel(cancel)
-        pos, s, _ = predict_reflections(UB, hkl, tilt_deg=float(tilt), tilt_axis_deg=tilt_axis_deg,
-                                        wavelength=wavelength, pixel_size=pixel_size,
-                                        center=tuple(centers[t_i]),
-                                        ellipticity=ellipticity)
+        pos, s, _ = predict_reflections(
+            UB,
+            hkl,
+            tilt_deg=float(tilt),
+            tilt_axis_deg=tilt_axis_deg,
+            wavelength=wavelength,
+            pixel_size=pixel_size,
+            center=tuple(centers[t_i]),
+            ellipticity=ellipticity,
+        )
         svals[t_i] = s
         exc = np.flatnonzero(np.abs(s) <= excitation_width)
         img = np.asarray(pats[t_i], dtype=np.float64)
@@ -228,10 +247,24 @@ def integrate_reflections(
             out_s.append(math.sqrt(float(var[run, hidx].sum())) * L_inv)
             out_b.append(int(j))
             out_t.append(float(t_cross))
-    meta = {"n_overlapped_observations": n_overlap, "n_saturated_observations": n_sat,
-            "n_incomplete_partials": n_incomplete, "n_near_axis": n_axis, "n_rejected_runs": n_rejected,
-            "lorentz": "I = sum(I_tilt) * |g.(z x e)| * dphi", "oscillation_deg": step}
+    meta = {
+        "n_overlapped_observations": n_overlap,
+        "n_saturated_observations": n_sat,
+        "n_incomplete_partials": n_incomplete,
+        "n_near_axis": n_axis,
+        "n_rejected_runs": n_rejected,
+        "lorentz": "I = sum(I_tilt) * |g.(z x e)| * dphi",
+        "oscillation_deg": step,
+    }
     hkl_out = np.array(out_h, dtype=np.int64).reshape(-1, 3)
-    return Reflections(hkl_out, np.array(out_i), np.array(out_s), cell=cell, space_group=space_group,
-                       batch=np.array(out_b, dtype=np.int64), tilt_deg=np.array(out_t), wavelength=wavelength,
-                       meta=meta)
+    return Reflections(
+        hkl_out,
+        np.array(out_i),
+        np.array(out_s),
+        cell=cell,
+        space_group=space_group,
+        batch=np.array(out_b, dtype=np.int64),
+        tilt_deg=np.array(out_t),
+        wavelength=wavelength,
+        meta=meta,
+    )

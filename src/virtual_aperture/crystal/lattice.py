@@ -18,8 +18,22 @@ import numpy as np
 from .geometry import cell_from_basis, direct_basis
 
 #: order of the lattice point group of each Bravais type (used to rank candidates)
-SYMMETRY_ORDER = {"aP": 2, "mP": 4, "mC": 4, "oP": 8, "oC": 8, "oI": 8, "oF": 8, "tP": 16, "tI": 16,
-                  "hR": 12, "hP": 24, "cP": 48, "cI": 48, "cF": 48}
+SYMMETRY_ORDER = {
+    "aP": 2,
+    "mP": 4,
+    "mC": 4,
+    "oP": 8,
+    "oC": 8,
+    "oI": 8,
+    "oF": 8,
+    "tP": 16,
+    "tI": 16,
+    "hR": 12,
+    "hP": 24,
+    "cP": 48,
+    "cI": 48,
+    "cF": 48,
+}
 
 _CENTRING_POINTS = {
     "P": [],
@@ -105,9 +119,13 @@ class BravaisCandidate:
         return max(self.angle_dev_deg, math.degrees(self.length_dev))
 
     def to_dict(self) -> dict:
-        return {"lattice": self.lattice, "cell": [round(v, 5) for v in self.cell],
-                "angle_dev_deg": round(self.angle_dev_deg, 4), "length_dev": round(self.length_dev, 6),
-                "score": round(self.score, 4)}
+        return {
+            "lattice": self.lattice,
+            "cell": [round(v, 5) for v in self.cell],
+            "angle_dev_deg": round(self.angle_dev_deg, 4),
+            "length_dev": round(self.length_dev, 6),
+            "score": round(self.score, 4),
+        }
 
 
 def _systems(lens: np.ndarray, angs: np.ndarray):
@@ -120,8 +138,10 @@ def _systems(lens: np.ndarray, angs: np.ndarray):
         "c": (d90.max(1), np.maximum.reduce([rel(a, b), rel(b, c), rel(a, c)])),
         "t": (d90.max(1), rel(a, b)),
         "o": (d90.max(1), np.zeros_like(a)),
-        "h": (np.maximum.reduce([d90[:, 0], d90[:, 1], np.minimum(np.abs(ga - 120.0), np.abs(ga - 60.0))]),
-              rel(a, b)),
+        "h": (
+            np.maximum.reduce([d90[:, 0], d90[:, 1], np.minimum(np.abs(ga - 120.0), np.abs(ga - 60.0))]),
+            rel(a, b),
+        ),
         "m": (np.maximum(d90[:, 0], d90[:, 2]), np.zeros_like(a)),
     }
     return out
@@ -194,7 +214,9 @@ def bravais_candidates(
             continue
         # best fit first; among equal fits the smaller cell
         # among good fits (misfit binned by 0.5°) the smallest cell with the shortest vectors
-        order = ok[np.lexsort((L[ok].sum(1), det[ok], np.floor(np.maximum(adev[ok], np.degrees(ldev[ok])) / 0.5)))]
+        order = ok[
+            np.lexsort((L[ok].sum(1), det[ok], np.floor(np.maximum(adev[ok], np.degrees(ldev[ok])) / 0.5)))
+        ]
         for i in order[:4000]:
             N = Ns[i].astype(float)  # columns = coefficient vectors of a, b, c
             if system == "h" and ang[i, 2] < 90:

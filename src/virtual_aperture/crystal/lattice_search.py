@@ -124,8 +124,11 @@ def search_lattice(
     if len(G) > max_points:  # the lowest-resolution reflections suffice to find the lattice
         G = G[np.argsort(np.linalg.norm(G, axis=1))[:max_points]]
     centres, counts, expected = difference_vector_clusters(G, max_length=max_length, tolerance=tolerance)
-    info = {"n_clusters": int(len(centres)), "noise_count": float(expected),
-            "cluster_counts": counts[:10].tolist()}
+    info = {
+        "n_clusters": int(len(centres)),
+        "noise_count": float(expected),
+        "cluster_counts": counts[:10].tolist(),
+    }
     if len(centres) < 3:
         return None, 0.0, info
     lens = np.linalg.norm(centres, axis=1)

@@ -36,8 +36,10 @@ class MergeStats:
 
     def table(self) -> str:
         """The shells as a fixed-width text table."""
-        head = (f"{'d_max':>7} {'d_min':>6} {'n_obs':>7} {'n_uniq':>7} "
-                f"{'compl':>6} {'mult':>5} {'I/sig':>6} {'Rint':>6} {'CC1/2':>6}")
+        head = (
+            f"{'d_max':>7} {'d_min':>6} {'n_obs':>7} {'n_uniq':>7} "
+            f"{'compl':>6} {'mult':>5} {'I/sig':>6} {'Rint':>6} {'CC1/2':>6}"
+        )
         rows = [head]
         for s in [*self.shells, {**self.overall, "d_max": self.overall["d_max"]}]:
             rows.append(
@@ -59,7 +61,8 @@ def _stats(idx: np.ndarray, I: np.ndarray, S: np.ndarray, n_groups: int, rng) ->
     counts = np.bincount(idx, minlength=n_groups)
     w = 1.0 / np.maximum(S, 1e-12) ** 2
     mean = np.bincount(idx, weights=w * I, minlength=n_groups) / np.maximum(
-        np.bincount(idx, weights=w, minlength=n_groups), 1e-300)
+        np.bincount(idx, weights=w, minlength=n_groups), 1e-300
+    )
     multi = counts[idx] >= 2
     num = np.abs(I - mean[idx])[multi].sum()
     den = np.abs(I[multi]).sum()
@@ -74,8 +77,11 @@ def _stats(idx: np.ndarray, I: np.ndarray, S: np.ndarray, n_groups: int, rng) ->
     cc = float("nan")
     groups = np.flatnonzero(counts >= 2)
     if len(groups) >= 3:
-        m = [np.bincount(idx[half == k], weights=I[half == k], minlength=n_groups)
-             / np.maximum(np.bincount(idx[half == k], minlength=n_groups), 1) for k in (0, 1)]
+        m = [
+            np.bincount(idx[half == k], weights=I[half == k], minlength=n_groups)
+            / np.maximum(np.bincount(idx[half == k], minlength=n_groups), 1)
+            for k in (0, 1)
+        ]
         a, b = m[0][groups], m[1][groups]
         if a.std() > 0 and b.std() > 0:
             cc = float(np.corrcoef(a, b)[0, 1])
@@ -119,7 +125,9 @@ def merge_reflections(
     ops = sg.operations()
     keep = ~ops.systematic_absences(refl.hkl.astype(np.int32)) & np.any(refl.hkl != 0, axis=1)
     n_absent_obs = int((~keep).sum())
-    absent_ios = float(np.mean(refl.intensity[~keep] / np.maximum(refl.sigma[~keep], 1e-12))) if n_absent_obs else None
+    absent_ios = (
+        float(np.mean(refl.intensity[~keep] / np.maximum(refl.sigma[~keep], 1e-12))) if n_absent_obs else None
+    )
     refl = refl.select(keep)
     if len(refl) == 0:
         raise ValueError(f"every reflection is systematically absent in {sg.hm}")
@@ -132,12 +140,22 @@ def merge_reflections(
     counts = st["counts"]
     w = 1.0 / np.maximum(S, 1e-12) ** 2
     sig_w = 1.0 / np.sqrt(np.bincount(idx, weights=w, minlength=len(uniq)))
-    spread = np.sqrt(np.bincount(idx, weights=(I - st["mean"][idx]) ** 2, minlength=len(uniq))
-                     / np.maximum(counts - 1, 1)) / np.sqrt(counts)
+    spread = np.sqrt(
+        np.bincount(idx, weights=(I - st["mean"][idx]) ** 2, minlength=len(uniq)) / np.maximum(counts - 1, 1)
+    ) / np.sqrt(counts)
     sigma = np.where(counts >= 2, np.maximum(sig_w, spread), sig_w)
     tilt = np.bincount(idx, weights=np.nan_to_num(refl.tilt_deg), minlength=len(uniq)) / counts
-    merged = Reflections(uniq, st["mean"], sigma, cell=refl.cell, space_group=sg.hm, multiplicity=counts,
-                         tilt_deg=tilt, wavelength=refl.wavelength, merged=True)
+    merged = Reflections(
+        uniq,
+        st["mean"],
+        sigma,
+        cell=refl.cell,
+        space_group=sg.hm,
+        multiplicity=counts,
+        tilt_deg=tilt,
+        wavelength=refl.wavelength,
+        merged=True,
+    )
     # completeness against all unique, non-absent reflections to the data's resolution
     d = merged.d
     d_min, d_max = float(d.min()), float(d.max())
@@ -160,18 +178,33 @@ def merge_reflections(
             s2 = _stats(i2.reshape(-1), I[sub], S[sub], len(u2), rng)
         else:
             s2 = {"r_int": float("nan"), "cc_half": float("nan")}
-        shells.append({
-            "d_max": float(1 / lo), "d_min": float(1 / hi), "n_obs": int(sel_o.sum()), "n_unique": int(sel_u.sum()),
-            "completeness": float(sel_u.sum() / n_exp) if n_exp else float("nan"),
-            "multiplicity": float(counts[sel_u].mean()) if sel_u.any() else 0.0,
-            "i_over_sigma": float(np.mean(merged.intensity[sel_u] / np.maximum(sigma[sel_u], 1e-12))) if sel_u.any() else 0.0,
-            "r_int": s2["r_int"], "cc_half": s2["cc_half"],
-        })
+        shells.append(
+            {
+                "d_max": float(1 / lo),
+                "d_min": float(1 / hi),
+                "n_obs": int(sel_o.sum()),
+                "n_unique": int(sel_u.sum()),
+                "completeness": float(sel_u.sum() / n_exp) if n_exp else float("nan"),
+                "multiplicity": float(counts[sel_u].mean()) if sel_u.any() else 0.0,
+                "i_over_sigma": float(np.mean(merged.intensity[sel_u] / np.maximum(sigma[sel_u], 1e-12)))
+                if sel_u.any()
+                else 0.0,
+                "r_int": s2["r_int"],
+                "cc_half": s2["cc_half"],
+            }
+        )
     overall = {
-        "d_max": d_max, "d_min": d_min, "n_obs": len(refl), "n_unique": len(uniq),
-        "completeness": float(len(uniq) / max(len(full_u), 1)), "multiplicity": float(counts.mean()),
+        "d_max": d_max,
+        "d_min": d_min,
+        "n_obs": len(refl),
+        "n_unique": len(uniq),
+        "completeness": float(len(uniq) / max(len(full_u), 1)),
+        "multiplicity": float(counts.mean()),
         "i_over_sigma": float(np.mean(merged.intensity / np.maximum(sigma, 1e-12))),
-        "r_int": st["r_int"], "cc_half": st["cc_half"], "space_group": sg.hm,
-        "n_absent_observations": n_absent_obs, "absent_mean_i_over_sigma": absent_ios,
+        "r_int": st["r_int"],
+        "cc_half": st["cc_half"],
+        "space_group": sg.hm,
+        "n_absent_observations": n_absent_obs,
+        "absent_mean_i_over_sigma": absent_ios,
     }
     return merged, MergeStats(overall, shells)

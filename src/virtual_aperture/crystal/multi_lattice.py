@@ -36,21 +36,44 @@ class Lattice:
     tilt_axis_deg: float
 
     def to_dict(self) -> dict:
-        return {"order": self.order, "lattice": self.lattice, "cell": [round(v, 5) for v in self.cell],
-                "reduced_cell": [round(v, 5) for v in self.reduced_cell], "UB": np.asarray(self.UB).tolist(),
-                "n_peaks": len(self.peaks), "peaks": [int(i) for i in self.peaks],
-                "confidence": self.confidence, "tilt_axis_deg": self.tilt_axis_deg}
+        return {
+            "order": self.order,
+            "lattice": self.lattice,
+            "cell": [round(v, 5) for v in self.cell],
+            "reduced_cell": [round(v, 5) for v in self.reduced_cell],
+            "UB": np.asarray(self.UB).tolist(),
+            "n_peaks": len(self.peaks),
+            "peaks": [int(i) for i in self.peaks],
+            "confidence": self.confidence,
+            "tilt_axis_deg": self.tilt_axis_deg,
+        }
 
 
 def lattice_of(order: int, r, owned: np.ndarray) -> Lattice:
-    return Lattice(order=order, lattice=r.lattice, cell=tuple(r.cell), reduced_cell=tuple(r.reduced_cell),
-                   UB=np.asarray(r.UB), peaks=owned, hkl=np.asarray(r.hkl)[r.indexed],
-                   confidence=r.confidence,
-                   tilt_axis_deg=float(r.tilt_axis_deg))
+    return Lattice(
+        order=order,
+        lattice=r.lattice,
+        cell=tuple(r.cell),
+        reduced_cell=tuple(r.reduced_cell),
+        UB=np.asarray(r.UB),
+        peaks=owned,
+        hkl=np.asarray(r.hkl)[r.indexed],
+        confidence=r.confidence,
+        tilt_axis_deg=float(r.tilt_axis_deg),
+    )
 
 
-def index_lattices(index_one, peaks, *, calibration, max_lattices: int = 3, min_indexed: float = 0.5,
-                   min_first: float = 0.25, ambiguous_ratio: float = 0.7, **kwargs):
+def index_lattices(
+    index_one,
+    peaks,
+    *,
+    calibration,
+    max_lattices: int = 3,
+    min_indexed: float = 0.5,
+    min_first: float = 0.25,
+    ambiguous_ratio: float = 0.7,
+    **kwargs,
+):
     """Index up to ``max_lattices`` lattices; return the chosen lattice's ``IndexingResult`` with
     ``lattices`` filled. ``min_indexed`` applies to all lattices together, ``min_first`` to the
     dominant one alone (each must pass the validation of :mod:`crystal.validation`). ``index_one``
@@ -66,16 +89,23 @@ def index_lattices(index_one, peaks, *, calibration, max_lattices: int = 3, min_
         fallback = calibration.center if calibration.center is not None else next(iter(list_centers.values()))
         centers = np.array([list_centers.get(t, fallback) for t in range(n_t)], dtype=float)
     first_min = min_indexed if max_lattices <= 1 else min(min_indexed, min_first)
-    first = index_one(allp, calibration=calibration, centers=centers, min_indexed=first_min,
-                              max_lattices=1, **kwargs)
+    first = index_one(
+        allp, calibration=calibration, centers=centers, min_indexed=first_min, max_lattices=1, **kwargs
+    )
     owned = [np.flatnonzero(first.indexed)]
     found = [first]
     free = ~first.indexed
     while len(found) < max_lattices and free.sum() >= 12:
         sub = allp.select(np.flatnonzero(free))
         try:
-            r = index_one(sub, calibration=calibration, centers=centers, min_indexed=min_first,
-                                  max_lattices=1, **{k: v for k, v in kwargs.items() if k != "known_cell"})
+            r = index_one(
+                sub,
+                calibration=calibration,
+                centers=centers,
+                min_indexed=min_first,
+                max_lattices=1,
+                **{k: v for k, v in kwargs.items() if k != "known_cell"},
+            )
         except IndexingError:
             break
         idx = np.flatnonzero(free)[r.indexed]
@@ -89,11 +119,14 @@ def index_lattices(index_one, peaks, *, calibration, max_lattices: int = 3, min_
             f"({found[0].lattice} {' '.join(f'{v:.2f}' for v in found[0].cell[:3])} Å and "
             f"{found[1].lattice} "
             f"{' '.join(f'{v:.2f}' for v in found[1].cell[:3])} Å): the aperture holds two crystals about "
-            "equally; draw it over one of them")
+            "equally; draw it over one of them"
+        )
     if explained < min_indexed:
-        raise IndexingError(f"cannot index: the lattices found explain only {100 * explained:.0f}% of the "
-                            "peaks "
-                            f"(the best one {100 * first.indexed_fraction:.0f}%)")
+        raise IndexingError(
+            f"cannot index: the lattices found explain only {100 * explained:.0f}% of the "
+            "peaks "
+            f"(the best one {100 * first.indexed_fraction:.0f}%)"
+        )
     lattices = [lattice_of(i, r, o) for i, (r, o) in enumerate(zip(found, owned))]
     # peaks of the chosen lattice that another lattice explains too: overlapping reflections
     overlapped = np.zeros(len(allp), bool)
@@ -101,9 +134,22 @@ def index_lattices(index_one, peaks, *, calibration, max_lattices: int = 3, min_
         tilts = np.asarray(calibration.tilt_angles_deg)[allp.tilt]
         pc = np.array([first.info["centers"][int(t)] for t in allp.tilt])
         G = peaks_to_reciprocal_space(allp, r.calibration, pc)
-        _, ok, _ = assign_hkl(r.UB, allp, tilts, pc, r.calibration, r.tilt_axis_deg,
-                              r.info.get("final_tolerance_px", 2.0), G, allowed=r.centring)
+        _, ok, _ = assign_hkl(
+            r.UB,
+            allp,
+            tilts,
+            pc,
+            r.calibration,
+            r.tilt_axis_deg,
+            r.info.get("final_tolerance_px", 2.0),
+            G,
+            allowed=r.centring,
+        )
         overlapped |= ok & first.indexed
-    info = dict(first.info, n_lattices=len(lattices), overlapped_peaks=np.flatnonzero(overlapped).tolist(),
-                explained_fraction=float(explained))
+    info = dict(
+        first.info,
+        n_lattices=len(lattices),
+        overlapped_peaks=np.flatnonzero(overlapped).tolist(),
+        explained_fraction=float(explained),
+    )
     return replace(first, lattices=lattices, info=info)

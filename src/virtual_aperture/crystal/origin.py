@@ -37,7 +37,9 @@ def _symmetry_agreement(rho: np.ndarray, sg) -> tuple[np.ndarray, float, list[fl
     r = rho - rho.mean()
     phi = np.fft.fftn(r)
     c0 = float((r * r).sum())
-    k = np.stack(np.meshgrid(*[np.fft.fftfreq(n, 1.0 / n).astype(np.int64) for n in shape], indexing="ij"), -1)
+    k = np.stack(
+        np.meshgrid(*[np.fft.fftfreq(n, 1.0 / n).astype(np.int64) for n in shape], indexing="ij"), -1
+    )
     j = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3)
     total = np.zeros(j.shape[0])
     corr_maps = []
@@ -61,7 +63,9 @@ def _symmetry_agreement(rho: np.ndarray, sg) -> tuple[np.ndarray, float, list[fl
     return j[best], float(total[best] / len(corr_maps)), per_op
 
 
-def _refine_origin(hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray) -> tuple[np.ndarray, float, list[float]]:
+def _refine_origin(
+    hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray
+) -> tuple[np.ndarray, float, list[float]]:
     """Refine the origin shift t off the grid by maximising the mean symmetry correlation.
 
     ``hkl`` (n, 3) is a P1 set closed under the point group and Friedel, ``phi`` its complex
@@ -70,8 +74,11 @@ def _refine_origin(hkl: np.ndarray, phi: np.ndarray, sg, t0: np.ndarray) -> tupl
     """
     from scipy.optimize import minimize
 
-    ops = [op for op in sg.operations().sym_ops
-           if not (np.array_equal(np.array(op.rot) // op.DEN, np.eye(3, dtype=int)) and not any(op.tran))]
+    ops = [
+        op
+        for op in sg.operations().sym_ops
+        if not (np.array_equal(np.array(op.rot) // op.DEN, np.eye(3, dtype=int)) and not any(op.tran))
+    ]
     if not ops:
         return np.zeros(3), 1.0, []
     h = np.asarray(hkl, np.int64)

@@ -102,8 +102,18 @@ class PeakList:
         nan = np.full(n, np.nan)
         c = _center(calibration, center, None)
         gy, gx, g = _reciprocal(p, calibration, c)
-        return cls(p[:, 0].copy(), p[:, 1].copy(), nan, nan.copy(), nan.copy(), gy, gx, g, t,
-                   center=c if c is not None else (math.nan, math.nan))
+        return cls(
+            p[:, 0].copy(),
+            p[:, 1].copy(),
+            nan,
+            nan.copy(),
+            nan.copy(),
+            gy,
+            gx,
+            g,
+            t,
+            center=c if c is not None else (math.nan, math.nan),
+        )
 
     @classmethod
     def concatenate(cls, lists: Sequence[PeakList]) -> PeakList:
@@ -137,7 +147,9 @@ def _template(template, shape) -> tuple[np.ndarray, float]:
         return disk_template(float(template)), float(template)
     t = np.asarray(template, dtype=float)
     if t.ndim != 2 or t.shape[0] > shape[0] or t.shape[1] > shape[1] or not np.isfinite(t).all():
-        raise ValueError(f"template must be a finite 2D image no larger than the pattern {shape}, got {t.shape}")
+        raise ValueError(
+            f"template must be a finite 2D image no larger than the pattern {shape}, got {t.shape}"
+        )
     t = np.clip(t - np.median(t), 0, None)
     if t.sum() <= 0:
         raise ValueError("template image has no positive signal")
@@ -148,8 +160,9 @@ def _template(template, shape) -> tuple[np.ndarray, float]:
     return t / t.sum(), max(radius, 1.0)
 
 
-def beam_center(pattern: np.ndarray, *, guess: tuple[float, float] | None = None, radius: float = 6.0,
-                n_iter: int = 3) -> tuple[float, float]:
+def beam_center(
+    pattern: np.ndarray, *, guess: tuple[float, float] | None = None, radius: float = 6.0, n_iter: int = 3
+) -> tuple[float, float]:
     """Position ``(k_y, k_x)`` of the unscattered beam in one pattern: iterated centre of mass of
     the background-subtracted intensity within ``radius`` pixels of the brightest spot near ``guess``."""
     img = np.asarray(pattern, dtype=float)
@@ -185,8 +198,11 @@ def _reciprocal(pos: np.ndarray, calibration, center) -> tuple[np.ndarray, np.nd
         nan = np.full(n, np.nan)
         return nan, nan.copy(), nan.copy()
     g = geometry.detector_to_lab(
-        pos, wavelength=calibration.wavelength, pixel_size=calibration.pixel_size,
-        center=center, ellipticity=calibration.ellipticity,
+        pos,
+        wavelength=calibration.wavelength,
+        pixel_size=calibration.pixel_size,
+        center=center,
+        ellipticity=calibration.ellipticity,
     )
     return g[:, 1].copy(), g[:, 0].copy(), np.hypot(g[:, 0], g[:, 1])
 
@@ -243,12 +259,25 @@ def _integrate(img: np.ndarray, raw: np.ndarray, y: np.ndarray, x: np.ndarray, r
 
 
 def _one_pattern(
-    pattern, *, template, sigma_background, threshold, min_distance, exclude_center_radius,
-    subpixel, calibration, center, max_peaks, min_intensity, tilt,
+    pattern,
+    *,
+    template,
+    sigma_background,
+    threshold,
+    min_distance,
+    exclude_center_radius,
+    subpixel,
+    calibration,
+    center,
+    max_peaks,
+    min_intensity,
+    tilt,
 ) -> PeakList:
     raw = np.asarray(pattern, dtype=float)
     if raw.ndim != 2 or min(raw.shape) < 8:
-        raise ValueError(f"a diffraction pattern must be a 2D image of at least 8×8 pixels, got shape {raw.shape}")
+        raise ValueError(
+            f"a diffraction pattern must be a 2D image of at least 8×8 pixels, got shape {raw.shape}"
+        )
     if not np.isfinite(raw).all():
         raise ValueError("diffraction pattern contains NaN or infinite values")
     tmpl, radius = _template(template, raw.shape)
@@ -276,7 +305,7 @@ def _one_pattern(
     md = max(1, int(round(min_distance if min_distance is not None else max(2.0, radius))))
     # local maxima of the correlation above the SNR threshold
     footprint = np.hypot(*np.mgrid[-md : md + 1, -md : md + 1]) <= md
-    is_max = (corr == ndimage.maximum_filter(corr, footprint=footprint, mode="nearest"))
+    is_max = corr == ndimage.maximum_filter(corr, footprint=footprint, mode="nearest")
     cand = is_max & region & (corr > threshold * noise)
     iy, ix = np.nonzero(cand)
     order = np.argsort(-corr[iy, ix], kind="stable")
@@ -310,8 +339,19 @@ def _one_pattern(
     y, x, inten, sig, snr = y[ok], x[ok], inten[ok], sig[ok], snr[ok]
     pos = np.stack([y, x], axis=1) if len(y) else np.zeros((0, 2))
     gy, gx, g = _reciprocal(pos, calibration, c)
-    return PeakList(y, x, inten, sig, snr, gy, gx, g, np.full(len(y), tilt, dtype=int), center=c,
-                    meta={"noise": noise, "radius": radius})
+    return PeakList(
+        y,
+        x,
+        inten,
+        sig,
+        snr,
+        gy,
+        gx,
+        g,
+        np.full(len(y), tilt, dtype=int),
+        center=c,
+        meta={"noise": noise, "radius": radius},
+    )
 
 
 def find_bragg_peaks(
@@ -372,10 +412,18 @@ def find_bragg_peaks(
     if exclude_center_radius < 0:
         raise ValueError(f"exclude_center_radius must be ≥ 0, got {exclude_center_radius}")
     arr = np.asarray(pattern)
-    kw = dict(template=template, sigma_background=sigma_background, threshold=threshold,
-              min_distance=min_distance, exclude_center_radius=exclude_center_radius,
-              subpixel=subpixel, calibration=calibration, center=center,
-              max_peaks=max_peaks, min_intensity=min_intensity)
+    kw = dict(
+        template=template,
+        sigma_background=sigma_background,
+        threshold=threshold,
+        min_distance=min_distance,
+        exclude_center_radius=exclude_center_radius,
+        subpixel=subpixel,
+        calibration=calibration,
+        center=center,
+        max_peaks=max_peaks,
+        min_intensity=min_intensity,
+    )
     if arr.ndim == 2:
         return _one_pattern(arr, tilt=0, **kw)
     if arr.ndim != 3:

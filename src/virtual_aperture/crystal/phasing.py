@@ -46,7 +46,9 @@ __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
 POLISH = 20  # iterations run after convergence is detected
 SYMMETRY_CONVERGED = 0.6  # symmetry agreement that marks a start as converged
 BATCH = 2  # starts run side by side (threads); later batches only while none has converged
-SYMMETRY_CHECK = 50  # a start whose R_CF is flat has its symmetry agreement checked every this many iterations
+SYMMETRY_CHECK = (
+    50  # a start whose R_CF is flat has its symmetry agreement checked every this many iterations
+)
 
 
 @dataclass
@@ -164,15 +166,22 @@ def _plateau(hist: list[float]) -> float:
     return max(float(np.median(hist[2:8])), float(np.median(hist[5:35])))
 
 
-def _agreement(p: "_Problem", phases: np.ndarray) -> float:
+def _agreement(p: _Problem, phases: np.ndarray) -> float:
     import gemmi
 
     sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(p.hall))
     return float(locate_origin(p, phases, p.shape, sg, p.cell)[1])
 
 
-def _one_start(p: _Problem, seed: int, delta_factor: float, max_iter: int, drop: float,
-               tick: Callable[[], None], cancel: Any) -> dict:
+def _one_start(
+    p: _Problem,
+    seed: int,
+    delta_factor: float,
+    max_iter: int,
+    drop: float,
+    tick: Callable[[], None],
+    cancel: Any,
+) -> dict:
     rng = np.random.default_rng(seed)
     shape = p.shape
     F = np.zeros((shape[0], shape[1], shape[2] // 2 + 1), np.complex64)
@@ -300,7 +309,9 @@ def charge_flip(
 
         refl, _ = merge_reflections(refl)  # unmerged or unknown: merge equivalents first
     sg = parse_space_group(refl.space_group)
-    absent = sg.operations().systematic_absences(refl.hkl.astype(np.int32)) if len(refl) else np.zeros(0, bool)
+    absent = (
+        sg.operations().systematic_absences(refl.hkl.astype(np.int32)) if len(refl) else np.zeros(0, bool)
+    )
     refl = refl.select(~absent)
     if len(refl) < 20:
         raise ValueError(f"too few reflections to phase ({len(refl)}; need at least 20)")
@@ -330,8 +341,12 @@ def charge_flip(
         from distributed import as_completed
 
         p_remote = client.scatter(p, broadcast=True)
-        futures = [client.submit(_one_start, p_remote, base + i, delta_factor, max_iterations, drop, _noop, None,
-                                 pure=False) for i in range(int(starts))]
+        futures = [
+            client.submit(
+                _one_start, p_remote, base + i, delta_factor, max_iterations, drop, _noop, None, pure=False
+            )
+            for i in range(int(starts))
+        ]
         for n_done, _ in enumerate(as_completed(futures), 1):
             if is_cancelled(cancel):
                 client.cancel(futures)
@@ -344,8 +359,10 @@ def charge_flip(
         # batches of BATCH starts in parallel; no further batch once a start has converged
         runs = []
         for first in range(0, int(starts), BATCH):
-            tasks = [dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
-                     for i in range(first, min(first + BATCH, int(starts)))]
+            tasks = [
+                dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
+                for i in range(first, min(first + BATCH, int(starts)))
+            ]
             runs.extend(dask.compute(*tasks, scheduler="threads"))
             if any(r["converged"] for r in runs):
                 break
@@ -362,8 +379,13 @@ def charge_flip(
         summ["symmetry_agreement"] = origins[-1][1] if n_sym > 1 else None
         # a start whose map fits the space group well has converged even without a marked R drop
         # (tiny structures lock in within the first iterations)
-        summ["converged_by"] = (("symmetry" if r["by_symmetry"] else "r_drop") if r["converged"] else
-                                "symmetry" if n_sym > 1 and origins[-1][1] >= SYMMETRY_CONVERGED else None)
+        summ["converged_by"] = (
+            ("symmetry" if r["by_symmetry"] else "r_drop")
+            if r["converged"]
+            else "symmetry"
+            if n_sym > 1 and origins[-1][1] >= SYMMETRY_CONVERGED
+            else None
+        )
         summ["converged"] = summ["converged_by"] is not None
     conv = [i for i, s_ in enumerate(summary) if s_["converged"]]
     if n_sym > 1:  # best: highest symmetry agreement among converged starts
@@ -385,8 +407,10 @@ def charge_flip(
     sym_ok = agreement is None or len(per_op) == 0 or agreement >= 0.5
     msg = ""
     if not converged:
-        msg = (f"charge flipping did not converge in {len(runs)} start(s) of up to {max_iterations} "
-               f"iterations (R_CF stayed at {best['r_cf']:.3f})")
+        msg = (
+            f"charge flipping did not converge in {len(runs)} start(s) of up to {max_iterations} "
+            f"iterations (R_CF stayed at {best['r_cf']:.3f})"
+        )
     elif not sym_ok:
         msg = f"the P1 solution does not fit the symmetry of {sg.hm} (agreement {agreement:.2f} < 0.5)"
         converged = False

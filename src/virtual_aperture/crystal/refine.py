@@ -59,8 +59,15 @@ def tilt_rotations(tilts_deg: np.ndarray, tilt_axis_deg: float) -> np.ndarray:
 
 
 def predict_positions(
-    UB: np.ndarray, hkl: np.ndarray, tilts_deg: np.ndarray, *, tilt_axis_deg: float, pixel_size: float,
-    centers: np.ndarray, ellipticity=(1.0, 0.0), wavelength: float | None = None,
+    UB: np.ndarray,
+    hkl: np.ndarray,
+    tilts_deg: np.ndarray,
+    *,
+    tilt_axis_deg: float,
+    pixel_size: float,
+    centers: np.ndarray,
+    ellipticity=(1.0, 0.0),
+    wavelength: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Detector positions (n, 2) of reflections ``hkl`` each at its own tilt (and s if λ given)."""
     uniq, inv = np.unique(np.asarray(tilts_deg, dtype=float), return_inverse=True)
@@ -74,9 +81,19 @@ def predict_positions(
 
 
 def refine_ub(
-    UB: np.ndarray, hkl: np.ndarray, positions: np.ndarray, tilts_deg: np.ndarray, *, tilt_axis_deg: float,
-    pixel_size: float, centers: np.ndarray, ellipticity=(1.0, 0.0), refine_axis: bool = True,
-    f_scale: float = 1.0, wavelength: float | None = None, s_sigma: float | None = None,
+    UB: np.ndarray,
+    hkl: np.ndarray,
+    positions: np.ndarray,
+    tilts_deg: np.ndarray,
+    *,
+    tilt_axis_deg: float,
+    pixel_size: float,
+    centers: np.ndarray,
+    ellipticity=(1.0, 0.0),
+    refine_axis: bool = True,
+    f_scale: float = 1.0,
+    wavelength: float | None = None,
+    s_sigma: float | None = None,
     s_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Refine an unconstrained UB (and the tilt axis) on detector positions.
@@ -99,8 +116,16 @@ def refine_ub(
 
     def fun(p):
         ub, ax = unpack(p)
-        pred, s = predict_positions(ub, hkl, tilts_deg, tilt_axis_deg=ax, pixel_size=pixel_size,
-                                    centers=centers, ellipticity=ellipticity, wavelength=wavelength)
+        pred, s = predict_positions(
+            ub,
+            hkl,
+            tilts_deg,
+            tilt_axis_deg=ax,
+            pixel_size=pixel_size,
+            centers=centers,
+            ellipticity=ellipticity,
+            wavelength=wavelength,
+        )
         r = (pred - pos).ravel()
         return np.concatenate([r, sw * s / s_sigma]) if use_s else r
 
@@ -118,10 +143,23 @@ def nearest_rotation(M: np.ndarray) -> np.ndarray:
 
 
 def refine_cell(
-    cell, U: np.ndarray, family: str, hkl: np.ndarray, positions: np.ndarray, tilts_deg: np.ndarray, *,
-    tilt_axis_deg: float, pixel_size: float, centers: np.ndarray, ellipticity=(1.0, 0.0),
-    refine_axis: bool = True, f_scale: float = 1.0, wavelength: float | None = None, s_sigma: float | None = None,
-    s_weights: np.ndarray | None = None, refine_ellipticity: bool = False,
+    cell,
+    U: np.ndarray,
+    family: str,
+    hkl: np.ndarray,
+    positions: np.ndarray,
+    tilts_deg: np.ndarray,
+    *,
+    tilt_axis_deg: float,
+    pixel_size: float,
+    centers: np.ndarray,
+    ellipticity=(1.0, 0.0),
+    refine_axis: bool = True,
+    f_scale: float = 1.0,
+    wavelength: float | None = None,
+    s_sigma: float | None = None,
+    s_weights: np.ndarray | None = None,
+    refine_ellipticity: bool = False,
 ):
     """Refine a symmetry-constrained cell, orientation U and tilt axis on detector positions.
 
@@ -161,14 +199,28 @@ def refine_cell(
             B = reciprocal_basis(c)
         except ValueError:
             return np.full(pos.size + (len(hkl) if use_s else 0), 1e3)
-        pred, s = predict_positions(rot @ B, hkl, tilts_deg, tilt_axis_deg=ax, pixel_size=pixel_size,
-                                    centers=centers, ellipticity=ell_of(p), wavelength=wavelength)
+        pred, s = predict_positions(
+            rot @ B,
+            hkl,
+            tilts_deg,
+            tilt_axis_deg=ax,
+            pixel_size=pixel_size,
+            centers=centers,
+            ellipticity=ell_of(p),
+            wavelength=wavelength,
+        )
         r = (pred - pos).ravel()
         return np.concatenate([r, sw * s / s_sigma]) if use_s else r
 
     r0, t0 = float(ellipticity[0]) - 1.0, math.radians(2 * float(ellipticity[1]))
-    p0 = np.concatenate([c0, np.zeros(3), [tilt_axis_deg] if refine_axis else [],
-                         [r0 * math.cos(t0), r0 * math.sin(t0)] if refine_ellipticity else []])
+    p0 = np.concatenate(
+        [
+            c0,
+            np.zeros(3),
+            [tilt_axis_deg] if refine_axis else [],
+            [r0 * math.cos(t0), r0 * math.sin(t0)] if refine_ellipticity else [],
+        ]
+    )
     res = least_squares(fun, p0, loss="soft_l1", f_scale=f_scale, x_scale="jac")
     c, rot, ax = unpack(res.x)
     # parameter uncertainties from the Jacobian at the optimum

@@ -47,10 +47,16 @@ class RefinementResult:
     refined: bool  # False: the starting model scored better and was kept
 
     def as_dict(self) -> dict:
-        return {"r1": float(self.r1), "r1_start": float(self.r1_start), "wr2": float(self.wr2),
-                "scale": float(self.scale), "n_reflections": int(self.n_reflections),
-                "n_parameters": int(self.n_parameters), "iterations": int(self.iterations),
-                "refined": bool(self.refined)}
+        return {
+            "r1": float(self.r1),
+            "r1_start": float(self.r1_start),
+            "wr2": float(self.wr2),
+            "scale": float(self.scale),
+            "n_reflections": int(self.n_reflections),
+            "n_parameters": int(self.n_parameters),
+            "iterations": int(self.iterations),
+            "refined": bool(self.refined),
+        }
 
 
 class _Model:
@@ -102,9 +108,16 @@ def r1_factor_of(f_obs: np.ndarray, f_calc_abs: np.ndarray) -> tuple[float, floa
     return float(np.abs(fo - k * fc).sum() / max(float(fo.sum()), 1e-30)), k
 
 
-def refine_structure(atoms: Sequence[Atom], reflections: Reflections, *, refine_xyz: bool = True,
-                     b_max: float = 30.0, max_shift: float = 0.3, weight_g: float = 0.1,
-                     max_iterations: int = 40) -> RefinementResult:
+def refine_structure(
+    atoms: Sequence[Atom],
+    reflections: Reflections,
+    *,
+    refine_xyz: bool = True,
+    b_max: float = 30.0,
+    max_shift: float = 0.3,
+    weight_g: float = 0.1,
+    max_iterations: int = 40,
+) -> RefinementResult:
     """Refine the intensity scale, every atom's B and (general-position) coordinates.
 
     ``atoms`` start from their own ``b_iso`` (total B, clipped to [0, ``b_max``]). The result's
@@ -166,18 +179,34 @@ def refine_structure(atoms: Sequence[Atom], reflections: Reflections, *, refine_
     hi = np.r_[np.inf, np.full(n_at, b_max), xyz0[movable].ravel() + span]
     p0 = np.clip(p0, lo + 1e-12, np.where(np.isfinite(hi), hi - 1e-12, np.inf))
     p0[0] = max(p0[0], 1e-30)
-    fit = least_squares(resid, p0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac",
-                        max_nfev=max_iterations, xtol=1e-8, ftol=1e-8)
+    fit = least_squares(
+        resid,
+        p0,
+        jac=jac,
+        bounds=(lo, hi),
+        method="trf",
+        x_scale="jac",
+        max_nfev=max_iterations,
+        xtol=1e-8,
+        ftol=1e-8,
+    )
     _, b, xyz = unpack(fit.x)
-    new = [dataclasses.replace(a, x=float(xyz[j, 0]), y=float(xyz[j, 1]), z=float(xyz[j, 2]),
-                               b_iso=float(b[j])) for j, a in enumerate(atoms)]
+    new = [
+        dataclasses.replace(a, x=float(xyz[j, 0]), y=float(xyz[j, 1]), z=float(xyz[j, 2]), b_iso=float(b[j]))
+        for j, a in enumerate(atoms)
+    ]
     F = m.terms(xyz, b, derivatives=False)[0]
     r1, k = r1_factor_of(fo, np.abs(F))
     wr2 = float(np.sqrt(np.sum(fit.fun**2) / max(np.sum((sw * io) ** 2), 1e-30)))
     n_par = p0.size
     if r1 > r1_start:
         start = [dataclasses.replace(a, b_iso=float(b0[j])) for j, a in enumerate(atoms)]
-        wr2_0 = float(np.sqrt(np.sum(resid(np.r_[K0, b0, xyz0[movable].ravel()]) ** 2)
-                              / max(np.sum((sw * io) ** 2), 1e-30)))
-        return RefinementResult(start, k_start, r1_start, wr2_0, r1_start, len(io), n_par, int(fit.nfev), False)
+        wr2_0 = float(
+            np.sqrt(
+                np.sum(resid(np.r_[K0, b0, xyz0[movable].ravel()]) ** 2) / max(np.sum((sw * io) ** 2), 1e-30)
+            )
+        )
+        return RefinementResult(
+            start, k_start, r1_start, wr2_0, r1_start, len(io), n_par, int(fit.nfev), False
+        )
     return RefinementResult(new, k, r1, wr2, r1_start, len(io), n_par, int(fit.nfev), True)

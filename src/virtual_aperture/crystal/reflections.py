@@ -139,7 +139,11 @@ class Reflections:
             raise ValueError("sigma must be non-negative")
         batch = np.zeros(n, np.int32) if self.batch is None else np.asarray(self.batch).astype(np.int32)
         tilt = np.full(n, np.nan) if self.tilt_deg is None else np.asarray(self.tilt_deg, dtype=float)
-        mult = np.ones(n, np.int32) if self.multiplicity is None else np.asarray(self.multiplicity).astype(np.int32)
+        mult = (
+            np.ones(n, np.int32)
+            if self.multiplicity is None
+            else np.asarray(self.multiplicity).astype(np.int32)
+        )
         for name, arr in (("batch", batch), ("tilt_deg", tilt), ("multiplicity", mult)):
             if arr.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
@@ -148,7 +152,13 @@ class Reflections:
             raise ValueError(f"cell must be (a, b, c, alpha, beta, gamma), got {self.cell!r}")
         reciprocal_basis(cell)  # validates
         sg = parse_space_group(self.space_group)
-        for name, arr in (("hkl", hkl), *vals.items(), ("batch", batch), ("tilt_deg", tilt), ("multiplicity", mult)):
+        for name, arr in (
+            ("hkl", hkl),
+            *vals.items(),
+            ("batch", batch),
+            ("tilt_deg", tilt),
+            ("multiplicity", mult),
+        ):
             arr = arr.copy()
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)

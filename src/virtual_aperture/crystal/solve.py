@@ -116,20 +116,40 @@ def solve_structure(
         raise ValueError(f"reflections must be a Reflections table, got {type(reflections).__name__}")
     check_cell_matches_space_group(reflections.cell, reflections.space_group)
     refl = reflections if d_min is None else reflections.resolution_cut(d_min)
-    ph = charge_flip(refl, starts=starts, delta_factor=delta_factor, seed=seed, client=client,
-                     progress=progress, cancel=cancel, **flip_options)
+    ph = charge_flip(
+        refl,
+        starts=starts,
+        delta_factor=delta_factor,
+        seed=seed,
+        client=client,
+        progress=progress,
+        cancel=cancel,
+        **flip_options,
+    )
     sg = parse_space_group(refl.space_group)
     keep = ~sg.operations().systematic_absences(refl.hkl.astype(np.int32))
     data = refl.select(keep)
-    base: dict = dict(cell=refl.cell, space_group=sg.hm, phasing=ph, reflections=data,
-                composition=composition, n_reflections=len(data))
+    base: dict = dict(
+        cell=refl.cell,
+        space_group=sg.hm,
+        phasing=ph,
+        reflections=data,
+        composition=composition,
+        n_reflections=len(data),
+    )
     if ph.d_min > 1.6:
-        return Solution(False, atoms=[], r1=None, message=(
-            f"resolution {ph.d_min:.2f} Å is too low to resolve atoms (need d_min ≤ 1.6 Å)"), **base)
+        return Solution(
+            False,
+            atoms=[],
+            r1=None,
+            message=(f"resolution {ph.d_min:.2f} Å is too low to resolve atoms (need d_min ≤ 1.6 Å)"),
+            **base,
+        )
     if not ph.converged:
         return Solution(False, atoms=[], r1=None, message=ph.message, **base)
-    atoms, info = find_atoms(ph.potential, cell=refl.cell, space_group=sg, d_min=ph.d_min,
-                             composition=composition)
+    atoms, info = find_atoms(
+        ph.potential, cell=refl.cell, space_group=sg, d_min=ph.d_min, composition=composition
+    )
     if not atoms:
         return Solution(False, atoms=[], r1=None, message="no peaks found in the potential map", **base)
     fo = np.sqrt(np.clip(data.intensity, 0, None))
@@ -150,10 +170,14 @@ def solve_structure(
         afc = np.abs(fc)
         kk = float(ph.amplitudes @ afc) / max(float(afc @ afc), 1e-30)
         amp = np.clip(2 * ph.amplitudes - kk * afc, 0, None) if RECYCLE_2FO_FC else ph.amplitudes
-        grid[ph.hkl[:, 0] % ph.grid[0], ph.hkl[:, 1] % ph.grid[1], ph.hkl[:, 2]] = amp * np.exp(-1j * np.angle(fc))
+        grid[ph.hkl[:, 0] % ph.grid[0], ph.hkl[:, 1] % ph.grid[1], ph.hkl[:, 2]] = amp * np.exp(
+            -1j * np.angle(fc)
+        )
         m = np.fft.irfftn(grid, s=ph.grid, axes=(0, 1, 2))
         m = (m - m.mean()) / max(float(m.std()), 1e-30)
-        new_atoms, new_info = find_atoms(m, cell=refl.cell, space_group=sg, d_min=ph.d_min, composition=composition)
+        new_atoms, new_info = find_atoms(
+            m, cell=refl.cell, space_group=sg, d_min=ph.d_min, composition=composition
+        )
         if not new_atoms:
             break
         r_new, k_new, b_new = score(new_atoms)
@@ -165,28 +189,60 @@ def solve_structure(
     completion: dict = {}
     if composition is not None and info.get("z"):  # light atoms from difference maps, R1-gated
         contents = {e: n * info["z"] for e, n in parse_formula(composition).items()}
-        atoms, completion = complete_model(atoms, data.hkl, fo, ph.hkl, ph.amplitudes, cell=refl.cell,
-                                           space_group=sg, grid=ph.grid, cell_contents=contents, cancel=cancel)
+        atoms, completion = complete_model(
+            atoms,
+            data.hkl,
+            fo,
+            ph.hkl,
+            ph.amplitudes,
+            cell=refl.cell,
+            space_group=sg,
+            grid=ph.grid,
+            cell_contents=contents,
+            cancel=cancel,
+        )
         r1, k, b = score(atoms)
     swaps: list = []
     if composition is not None:  # elements of similar scattering power (C/N/O): whichever fits the data
         b_atoms = float(np.mean([a.b_iso for a in atoms])) + b
         swapped, swaps = refine_elements(atoms, data.hkl, fo, cell=refl.cell, space_group=sg, b_iso=b_atoms)
         # keep only the elements: displacement parameters are refined with the final model
-        atoms = [Atom(n.label, n.element, a.x, a.y, a.z, a.height, a.multiplicity, a.occupancy, a.b_iso)
-                 for a, n in zip(atoms, swapped)]
+        atoms = [
+            Atom(n.label, n.element, a.x, a.y, a.z, a.height, a.multiplicity, a.occupancy, a.b_iso)
+            for a, n in zip(atoms, swapped)
+        ]
         if swaps:
             r1, k, b = score(atoms)
     # the exported model is the scored model: scale, per-atom total B and positions refined
     ref = refine_structure([replace(a, b_iso=max(a.b_iso + b, 0.0)) for a in atoms], data)
     atoms, r1, k, b = ref.atoms, ref.r1, ref.scale, 0.0
-    base["extra"] = {"r1_recycling": history, "element_swaps": [list(m) for m in swaps],
-                     "r1_completion": [float(v) for v in completion.get("r1", [])], "refinement": ref.as_dict()}
+    base["extra"] = {
+        "r1_recycling": history,
+        "element_swaps": [list(m) for m in swaps],
+        "r1_completion": [float(v) for v in completion.get("r1", [])],
+        "refinement": ref.as_dict(),
+    }
     if r1 > R1_LIMIT:
-        return Solution(False, atoms=[], r1=r1, scale=k, b_overall=b, z=info["z"], message=(
-            f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"), **base)
-    return Solution(True, atoms=atoms, r1=r1, scale=k, b_overall=b, z=info["z"],
-                    message=f"solved: {len(atoms)} atoms, R1 = {r1:.3f}", **base)
+        return Solution(
+            False,
+            atoms=[],
+            r1=r1,
+            scale=k,
+            b_overall=b,
+            z=info["z"],
+            message=(f"the best atom model has R1 = {r1:.3f} > {R1_LIMIT}: no solution claimed"),
+            **base,
+        )
+    return Solution(
+        True,
+        atoms=atoms,
+        r1=r1,
+        scale=k,
+        b_overall=b,
+        z=info["z"],
+        message=f"solved: {len(atoms)} atoms, R1 = {r1:.3f}",
+        **base,
+    )
 
 
 def simulate_reflections(
@@ -262,5 +318,13 @@ def simulate_reflections(
     intensity = f * f
     sig = noise * intensity + 0.02 * intensity.mean()
     obs = intensity + rng.normal(size=intensity.shape) * sig
-    return Reflections(hkl, obs, sig, cell=cell, space_group=sg.hm, merged=True, wavelength=wavelength,
-                       meta={"completeness": float(reach.mean()), "tilt_range_deg": tilt_range_deg})
+    return Reflections(
+        hkl,
+        obs,
+        sig,
+        cell=cell,
+        space_group=sg.hm,
+        merged=True,
+        wavelength=wavelength,
+        meta={"completeness": float(reach.mean()), "tilt_range_deg": tilt_range_deg},
+    )

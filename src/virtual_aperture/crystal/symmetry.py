@@ -27,13 +27,26 @@ from .reflections import Reflections, check_cell_matches_space_group
 __all__ = ["suggest_laue_class", "suggest_space_groups", "lattice_centring", "symmetry_pair_correlation"]
 
 _LAUE_REPR = {
-    "-1": "P -1", "2/m": "P 1 2/m 1", "mmm": "P m m m", "4/m": "P 4/m", "4/mmm": "P 4/m m m",
-    "-3": "P -3", "-3m": "P -3 m 1", "6/m": "P 6/m", "6/mmm": "P 6/m m m", "m-3": "P m -3", "m-3m": "P m -3 m",
+    "-1": "P -1",
+    "2/m": "P 1 2/m 1",
+    "mmm": "P m m m",
+    "4/m": "P 4/m",
+    "4/mmm": "P 4/m m m",
+    "-3": "P -3",
+    "-3m": "P -3 m 1",
+    "6/m": "P 6/m",
+    "6/mmm": "P 6/m m m",
+    "m-3": "P m -3",
+    "m-3m": "P m -3 m",
 }
 
 _CENTRING = {
-    "A": [(0, 0.5, 0.5)], "B": [(0.5, 0, 0.5)], "C": [(0.5, 0.5, 0)], "I": [(0.5, 0.5, 0.5)],
-    "F": [(0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)], "R": [(2 / 3, 1 / 3, 1 / 3), (1 / 3, 2 / 3, 2 / 3)],
+    "A": [(0, 0.5, 0.5)],
+    "B": [(0.5, 0, 0.5)],
+    "C": [(0.5, 0.5, 0)],
+    "I": [(0.5, 0.5, 0.5)],
+    "F": [(0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)],
+    "R": [(2 / 3, 1 / 3, 1 / 3), (1 / 3, 2 / 3, 2 / 3)],
 }
 
 
@@ -42,11 +55,12 @@ CC_SYM_ACCEPT = 0.5
 
 def _normalised(r: Reflections, n_shells: int = 8) -> np.ndarray:
     """Intensities divided by their resolution shell's mean (removes the fall-off shared by any pair)."""
-    s2 = 1.0 / r.d ** 2
+    s2 = 1.0 / r.d**2
     edges = np.quantile(s2, np.linspace(0, 1, n_shells + 1))
     shell = np.clip(np.searchsorted(edges, s2, side="right") - 1, 0, n_shells - 1)
     mean = np.bincount(shell, weights=r.intensity, minlength=n_shells) / np.maximum(
-        np.bincount(shell, minlength=n_shells), 1)
+        np.bincount(shell, minlength=n_shells), 1
+    )
     return r.intensity / np.where(np.abs(mean[shell]) > 0, mean[shell], 1.0)
 
 
@@ -114,8 +128,16 @@ def suggest_laue_class(reflections: Reflections) -> tuple[str, list[dict]]:
         _, st = merge_reflections(reflections.replace(space_group="P 1"), space_group=symbol, n_shells=1)
         order = len(gemmi.SpaceGroup(symbol).operations().sym_ops)
         cc, n_pairs = symmetry_pair_correlation(reflections, symbol) if laue != "-1" else (float("nan"), 0)
-        rows.append({"laue": laue, "r_int": st.overall["r_int"], "cc_half": st.overall["cc_half"], "order": order,
-                     "cc_sym": cc, "n_pairs": n_pairs})
+        rows.append(
+            {
+                "laue": laue,
+                "r_int": st.overall["r_int"],
+                "cc_half": st.overall["cc_half"],
+                "order": order,
+                "cc_sym": cc,
+                "n_pairs": n_pairs,
+            }
+        )
     base = next(r for r in rows if r["laue"] == "-1")
     r0 = base["r_int"] if np.isfinite(base["r_int"]) else 0.0
     c0 = base["cc_half"] if np.isfinite(base["cc_half"]) else 1.0
@@ -154,8 +176,11 @@ def lattice_centring(reflections: Reflections) -> tuple[str, dict]:
             bad |= np.abs(x - np.round(x)) > 1e-6
         if bad.sum() < 5:
             continue
-        stats[c] = {"n_forbidden": int(bad.sum()), "mean_i_over_sigma": float(ios[bad].mean()),
-                    "strong_fraction": float((bad & strong).sum() / max(bad.sum(), 1))}
+        stats[c] = {
+            "n_forbidden": int(bad.sum()),
+            "mean_i_over_sigma": float(ios[bad].mean()),
+            "strong_fraction": float((bad & strong).sum() / max(bad.sum(), 1)),
+        }
     ok = [c for c, s in stats.items() if s["strong_fraction"] <= 0.03]
     if not ok:
         return "P", stats
@@ -163,7 +188,9 @@ def lattice_centring(reflections: Reflections) -> tuple[str, dict]:
     return max(ok, key=lambda c: stats[c]["n_forbidden"]), stats
 
 
-def suggest_space_groups(reflections: Reflections, *, laue: str | None = None, max_results: int = 10) -> list[dict]:
+def suggest_space_groups(
+    reflections: Reflections, *, laue: str | None = None, max_results: int = 10
+) -> list[dict]:
     """Ranked space-group suggestions (dicts: space_group, number, laue, centring, n_absent,
     absent_mean_i_over_sigma, consistent).
 
@@ -193,8 +220,12 @@ def suggest_space_groups(reflections: Reflections, *, laue: str | None = None, m
     ios = _ios(reflections)
     out = []
     for sg in gemmi.spacegroup_table_itb():
-        if sg.laue_str() != laue or sg.centring_type() != centring or sg.ext == "R" or (
-                sg.ext in ("1", "2") and not sg.is_reference_setting()):
+        if (
+            sg.laue_str() != laue
+            or sg.centring_type() != centring
+            or sg.ext == "R"
+            or (sg.ext in ("1", "2") and not sg.is_reference_setting())
+        ):
             continue
         try:
             check_cell_matches_space_group(reflections.cell, sg)
@@ -202,9 +233,18 @@ def suggest_space_groups(reflections: Reflections, *, laue: str | None = None, m
             continue
         absent = sg.operations().systematic_absences(hkl)
         m = float(ios[absent].mean()) if absent.any() else 0.0
-        out.append({"space_group": sg.hm, "number": sg.number, "laue": laue, "centring": centring,
-                    "n_absent": int(absent.sum()), "absent_mean_i_over_sigma": m, "consistent": m < 3.0,
-                    "reference_setting": bool(sg.is_reference_setting())})
+        out.append(
+            {
+                "space_group": sg.hm,
+                "number": sg.number,
+                "laue": laue,
+                "centring": centring,
+                "n_absent": int(absent.sum()),
+                "absent_mean_i_over_sigma": m,
+                "consistent": m < 3.0,
+                "reference_setting": bool(sg.is_reference_setting()),
+            }
+        )
     # every setting is tried (the indexed cell's axis order need not be the reference one); ties go
     # to the reference setting
     out.sort(key=lambda d: (not d["consistent"], -d["n_absent"], d["number"], not d["reference_setting"]))

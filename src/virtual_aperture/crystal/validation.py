@@ -61,8 +61,12 @@ class LatticeValidation:
     reason: str = ""
 
     def to_dict(self) -> dict:
-        return {"accepted": self.accepted, "confidence": self.confidence, "reason": self.reason,
-                "checks": self.checks}
+        return {
+            "accepted": self.accepted,
+            "confidence": self.confidence,
+            "reason": self.reason,
+            "checks": self.checks,
+        }
 
 
 def _rotation(rng: np.random.Generator, min_deg: float = 8.0) -> np.ndarray:
@@ -95,9 +99,25 @@ def _cell_from_fit(G: np.ndarray, H: np.ndarray):
         return None
 
 
-def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration, tilt_axis_deg, tolerance_px,
-                     s_max, centring: str = "P", assign, refit=None, seed: int = 0,
-                     n_decoys: int = 6) -> LatticeValidation:
+def validate_lattice(
+    UB,
+    hkl,
+    indexed,
+    peaks,
+    *,
+    G,
+    tilts,
+    centers,
+    calibration,
+    tilt_axis_deg,
+    tolerance_px,
+    s_max,
+    centring: str = "P",
+    assign,
+    refit=None,
+    seed: int = 0,
+    n_decoys: int = 6,
+) -> LatticeValidation:
     """Run the checks of the module docstring on one indexing solution.
 
     ``assign(UB)`` must return ``(hkl, indexed mask, residual)`` with the tolerances of the
@@ -111,9 +131,12 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
     decoys = [float(np.mean(assign(_rotation(rng) @ UB)[1])) for _ in range(n_decoys)]
     f0 = min(float(np.mean(decoys)) + float(np.std(decoys)), 1.0)
     excess = float(np.clip((f - f0) / max(1.0 - f0, 0.05), 0.0, 1.0))
-    checks["chance"] = {"value": round(excess, 3), "passed": excess >= MIN_EXCESS and f0 <= MAX_DECOY,
-                        "detail": f"indexed {100 * f:.0f}% of the peaks; randomly rotated, the same lattice "
-                                  f"indexes {100 * f0:.0f}%"}
+    checks["chance"] = {
+        "value": round(excess, 3),
+        "passed": excess >= MIN_EXCESS and f0 <= MAX_DECOY,
+        "detail": f"indexed {100 * f:.0f}% of the peaks; randomly rotated, the same lattice "
+        f"indexes {100 * f0:.0f}%",
+    }
     # low-order reflections predicted on the patterns must be observed
     g_obs = np.linalg.norm(G[indexed], axis=1) if indexed.any() else np.zeros(0)
     r_obs = np.hypot(*(peaks.positions - centers).T)
@@ -129,15 +152,25 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
         for t in np.unique(peaks.tilt) if len(H) else []:
             c = centers[peaks.tilt == t][0]
             pos, s, _ = geometry.predict_reflections(
-                UB, H, tilt_deg=float(tilts[peaks.tilt == t][0]), tilt_axis_deg=tilt_axis_deg,
-                wavelength=cal.wavelength, pixel_size=cal.pixel_size, center=tuple(c), ellipticity=cal.ellipticity)
+                UB,
+                H,
+                tilt_deg=float(tilts[peaks.tilt == t][0]),
+                tilt_axis_deg=tilt_axis_deg,
+                wavelength=cal.wavelength,
+                pixel_size=cal.pixel_size,
+                center=tuple(c),
+                ellipticity=cal.ellipticity,
+            )
             r = np.hypot(*(pos - c).T)
             exc = (np.abs(s) <= s_max) & (r >= r_lo) & (r <= r_hi)
             low += int(exc.sum())
             observed += sum((int(t), *map(int, h)) in seen for h in H[exc])
     low_frac = observed / low if low else 0.0
-    checks["low_order"] = {"value": round(low_frac, 3), "passed": low_frac >= MIN_LOW_ORDER,
-                           "detail": f"{observed} of {low} predicted low-order spots observed"}
+    checks["low_order"] = {
+        "value": round(low_frac, 3),
+        "passed": low_frac >= MIN_LOW_ORDER,
+        "detail": f"{observed} of {low} predicted low-order spots observed",
+    }
     # the longest axis must be supported by the spot spacing
     direct = np.linalg.inv(UB).T
     reduced = geometry.cell_from_basis(niggli(direct))
@@ -149,11 +182,17 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
     rmsd = float(np.sqrt(np.mean(res[indexed] ** 2))) if indexed.any() else math.inf
     nn_own = _nn_spacing(peaks.select(np.flatnonzero(indexed)), centers, cal.pixel_size)  # its own spots
     nn_px = nn_own / cal.pixel_size if math.isfinite(nn_own) else math.inf
-    checks["precision"] = {"value": round(rmsd, 3), "passed": bool(rmsd <= MAX_RMSD_SPACING * nn_px),
-                           "detail": f"rmsd {rmsd:.2f} px for spots as close as {nn_px:.1f} px"}
-    checks["long_axis"] = {"value": round(L, 3), "passed": bool(ok_axis),
-                           "detail": f"longest reduced axis {L:.2f} Å (1/L = {1 / L:.4f} Å⁻¹); closest spot "
-                                     f"spacing within a pattern {nn:.4f} Å⁻¹"}
+    checks["precision"] = {
+        "value": round(rmsd, 3),
+        "passed": bool(rmsd <= MAX_RMSD_SPACING * nn_px),
+        "detail": f"rmsd {rmsd:.2f} px for spots as close as {nn_px:.1f} px",
+    }
+    checks["long_axis"] = {
+        "value": round(L, 3),
+        "passed": bool(ok_axis),
+        "detail": f"longest reduced axis {L:.2f} Å (1/L = {1 / L:.4f} Å⁻¹); closest spot "
+        f"spacing within a pattern {nn:.4f} Å⁻¹",
+    }
     # stability over subsets of the tilts: the lattice refined on one half predicts the other half
     order = np.argsort(tilts)
     half = np.zeros(len(tilts), bool)
@@ -178,23 +217,32 @@ def validate_lattice(UB, hkl, indexed, peaks, *, G, tilts, centers, calibration,
         worst_ang = max(worst_ang, max(abs(cp[i] - full[i]) for i in range(3, 6)))
     t_min = min(transfer) if transfer else 1.0
     stable = t_min >= MIN_TRANSFER
-    checks["stability"] = {"value": round(t_min, 3), "passed": bool(stable),
-                           "detail": f"refined on one half of the tilts, the lattice indexes {100 * t_min:.0f}% of "
-                                     f"what the whole indexes in the other half (cells differ by ≤ "
-                                     f"{100 * worst_len:.1f}%, {worst_ang:.1f}°)"}
+    checks["stability"] = {
+        "value": round(t_min, 3),
+        "passed": bool(stable),
+        "detail": f"refined on one half of the tilts, the lattice indexes {100 * t_min:.0f}% of "
+        f"what the whole indexes in the other half (cells differ by ≤ "
+        f"{100 * worst_len:.1f}%, {worst_ang:.1f}°)",
+    }
     stab_score = min(1.0, t_min)
     conf = excess * min(1.0, low_frac / 0.5) * (stab_score if stable else 0.0) * (1.0 if ok_axis else 0.0)
-    conf *= float(np.clip(1.0 - rmsd / (MAX_RMSD_SPACING * nn_px), 0.0, 1.0)) ** 0.25 if nn_px < math.inf else 1.0
+    conf *= (
+        float(np.clip(1.0 - rmsd / (MAX_RMSD_SPACING * nn_px), 0.0, 1.0)) ** 0.25 if nn_px < math.inf else 1.0
+    )
     failed = [k for k, v in checks.items() if not v["passed"]]
     reason = ""
     if failed:
         k = failed[0]
-        reason = {"chance": "the lattice indexes random peaks nearly as well (a dense, false lattice?): ",
-                  "low_order": "the low-order reflections it predicts are not observed: ",
-                  "long_axis": "an axis far longer than the spot spacing supports: ",
-                  "stability": "the cell is not stable over subsets of the tilts: ",
-                  "precision": "the positions are not predicted precisely: "}[k] + checks[k]["detail"]
-    return LatticeValidation(accepted=not failed, confidence=round(float(conf), 3), checks=checks, reason=reason)
+        reason = {
+            "chance": "the lattice indexes random peaks nearly as well (a dense, false lattice?): ",
+            "low_order": "the low-order reflections it predicts are not observed: ",
+            "long_axis": "an axis far longer than the spot spacing supports: ",
+            "stability": "the cell is not stable over subsets of the tilts: ",
+            "precision": "the positions are not predicted precisely: ",
+        }[k] + checks[k]["detail"]
+    return LatticeValidation(
+        accepted=not failed, confidence=round(float(conf), 3), checks=checks, reason=reason
+    )
 
 
 def niggli(direct: np.ndarray) -> np.ndarray:
@@ -257,8 +305,11 @@ def sublattice_matrices() -> list[np.ndarray]:
 
 def _sublattice_basis(v: np.ndarray, n: int) -> np.ndarray:
     """Integer 3×3 matrix (columns) of determinant ±n spanning {h : h·v ≡ 0 mod n}."""
-    cand = [np.array(h) for h in itertools.product(range(-n, n + 1), repeat=3)
-            if any(h) and (np.dot(h, v) % n == 0)]
+    cand = [
+        np.array(h)
+        for h in itertools.product(range(-n, n + 1), repeat=3)
+        if any(h) and (np.dot(h, v) % n == 0)
+    ]
     cand.sort(key=lambda h: (np.abs(h).sum(), tuple(-h)))
     for a, b, c in itertools.combinations(cand, 3):
         M = np.stack([a, b, c], axis=1)

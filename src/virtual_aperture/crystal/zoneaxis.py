@@ -58,18 +58,32 @@ class ZoneAxisResult:
         hkl = geometry.miller_indices_within(self.cell, d_min)
         hkl = hkl[centring_allowed(hkl, self.centring)]
         c = center if center is not None else calibration.center
-        pos, s, _ = geometry.predict_reflections(self.UB, hkl, tilt_deg=0.0, tilt_axis_deg=0.0,
-                                                 wavelength=calibration.wavelength, pixel_size=calibration.pixel_size,
-                                                 center=c, ellipticity=calibration.ellipticity)
+        pos, s, _ = geometry.predict_reflections(
+            self.UB,
+            hkl,
+            tilt_deg=0.0,
+            tilt_axis_deg=0.0,
+            wavelength=calibration.wavelength,
+            pixel_size=calibration.pixel_size,
+            center=c,
+            ellipticity=calibration.ellipticity,
+        )
         keep = np.abs(s) <= s_max
         return {"hkl": hkl[keep], "positions": pos[keep], "s": s[keep]}
 
     def to_dict(self) -> dict:
-        return {"basis": self.basis.tolist(), "lengths": list(self.lengths), "angle_deg": self.angle_deg,
-                "units": self.units, "indexed_fraction": self.indexed_fraction,
-                "zone_axis": list(self.zone_axis) if self.zone_axis else None,
-                "in_plane_rotation_deg": self.in_plane_rotation_deg, "fit_score": self.fit_score,
-                "UB": None if self.UB is None else self.UB.tolist(), "candidates": self.candidates}
+        return {
+            "basis": self.basis.tolist(),
+            "lengths": list(self.lengths),
+            "angle_deg": self.angle_deg,
+            "units": self.units,
+            "indexed_fraction": self.indexed_fraction,
+            "zone_axis": list(self.zone_axis) if self.zone_axis else None,
+            "in_plane_rotation_deg": self.in_plane_rotation_deg,
+            "fit_score": self.fit_score,
+            "UB": None if self.UB is None else self.UB.tolist(),
+            "candidates": self.candidates,
+        }
 
 
 def reduce_2d(b1: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,8 +192,15 @@ def _kabsch(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
 
 
 def index_zone_axis(
-    peaks, *, calibration=None, cell=None, centring: str = "P", max_index: int = 3,
-    tolerance: float | None = None, length_tolerance: float = 0.04, angle_tolerance: float = 4.0,
+    peaks,
+    *,
+    calibration=None,
+    cell=None,
+    centring: str = "P",
+    max_index: int = 3,
+    tolerance: float | None = None,
+    length_tolerance: float = 0.04,
+    angle_tolerance: float = 4.0,
 ) -> ZoneAxisResult:
     """Index one diffraction pattern: its 2D lattice, and with a known ``cell`` its zone axis.
 
@@ -207,8 +228,13 @@ def index_zone_axis(
         v = np.stack([peaks.g_y, peaks.g_x], axis=1)
     elif ps is not None:
         c = calibration.center if calibration.center is not None else peaks.center
-        g = geometry.detector_to_lab(peaks.positions, wavelength=calibration.wavelength, pixel_size=ps,
-                                     center=c, ellipticity=calibration.ellipticity)
+        g = geometry.detector_to_lab(
+            peaks.positions,
+            wavelength=calibration.wavelength,
+            pixel_size=ps,
+            center=c,
+            ellipticity=calibration.ellipticity,
+        )
         v = g[:, [1, 0]]
     else:
         if cell is not None:
@@ -243,8 +269,10 @@ def index_zone_axis(
         if dl <= length_tolerance and abs(A - ang) <= angle_tolerance:
             cands.append((dl + math.radians(abs(A - ang)), uvw, pb))
     if not cands:
-        raise IndexingError(f"cannot index: no zone axis up to index {max_index} of cell {tuple(cell)} "
-                            f"matches the observed 2D lattice ({l1:.4f}, {l2:.4f} Å⁻¹, {ang:.2f}°)")
+        raise IndexingError(
+            f"cannot index: no zone axis up to index {max_index} of cell {tuple(cell)} "
+            f"matches the observed 2D lattice ({l1:.4f}, {l2:.4f} Å⁻¹, {ang:.2f}°)"
+        )
     cands.sort(key=lambda c: c[0])
     obs3 = [np.array([m[1], m[0], 0.0]) for m in M]  # lab (x, y, z)
     best = None

@@ -37,7 +37,9 @@ def as_dataset(data: Any, *, name: str = "data") -> Dataset:
         raise ValueError(f"{name} is None; expected a Dataset or a 4D/5D array")
     arr = data if isinstance(data, da.Array) else np.asarray(data)
     if arr.ndim not in (4, 5):
-        raise ValueError(f"{name} must be 4D (scan_y, scan_x, k_y, k_x) or 5D (tilt, ...), got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be 4D (scan_y, scan_x, k_y, k_x) or 5D (tilt, ...), got shape {arr.shape}"
+        )
     if any(s == 0 for s in arr.shape):
         raise ValueError(f"{name} is empty: shape {arr.shape}")
     if arr.ndim == 5:

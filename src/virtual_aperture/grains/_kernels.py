@@ -82,7 +82,12 @@ def grow_regions(u: np.ndarray, order: np.ndarray, scores: np.ndarray, threshold
 
 @numba.njit(parallel=True, cache=True)
 def find_peaks_kernel(
-    frames: np.ndarray, cmask: np.ndarray, r_in: int, r_out: int, threshold: float, max_peaks: int,
+    frames: np.ndarray,
+    cmask: np.ndarray,
+    r_in: int,
+    r_out: int,
+    threshold: float,
+    max_peaks: int,
     n_blocks: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima of a background-subtracted box filter in each pattern.
@@ -113,8 +118,18 @@ def find_peaks_kernel(
                     ii[y + 1, x + 1] = ii[y, x + 1] + row
             for y in range(r_out, ky - r_out):
                 for x in range(r_out, kx - r_out):
-                    s_in = ii[y + r_in + 1, x + r_in + 1] - ii[y - r_in, x + r_in + 1] - ii[y + r_in + 1, x - r_in] + ii[y - r_in, x - r_in]
-                    s_out = ii[y + r_out + 1, x + r_out + 1] - ii[y - r_out, x + r_out + 1] - ii[y + r_out + 1, x - r_out] + ii[y - r_out, x - r_out]
+                    s_in = (
+                        ii[y + r_in + 1, x + r_in + 1]
+                        - ii[y - r_in, x + r_in + 1]
+                        - ii[y + r_in + 1, x - r_in]
+                        + ii[y - r_in, x - r_in]
+                    )
+                    s_out = (
+                        ii[y + r_out + 1, x + r_out + 1]
+                        - ii[y - r_out, x + r_out + 1]
+                        - ii[y + r_out + 1, x - r_out]
+                        + ii[y - r_out, x - r_out]
+                    )
                     bg = (s_out - s_in) / a_out
                     if bg < 0.0:
                         bg = 0.0

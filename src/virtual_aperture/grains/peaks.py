@@ -22,7 +22,11 @@ def _block_vectors(block, y0, x0, cmask, r_in, r_out, threshold, max_peaks):
     frames = np.ascontiguousarray(block.reshape(cy * cx, ky, kx), dtype=np.float32)
     peaks, counts = find_peaks_kernel(frames, cmask, r_in, r_out, float(threshold), max_peaks)
     idx = np.repeat(np.arange(cy * cx), counts)
-    rows = np.concatenate([peaks[i, : counts[i]] for i in range(cy * cx)]) if counts.sum() else np.zeros((0, 3), np.float32)
+    rows = (
+        np.concatenate([peaks[i, : counts[i]] for i in range(cy * cx)])
+        if counts.sum()
+        else np.zeros((0, 3), np.float32)
+    )
     out = np.empty((len(idx), 5), np.float32)
     out[:, 0] = y0 + idx // cx
     out[:, 1] = x0 + idx % cx
@@ -86,7 +90,9 @@ def find_vectors(
     xb = np.cumsum((0,) + arr.chunks[1])
     blocks = arr.to_delayed()
     tasks = [
-        dask.delayed(_block_vectors)(blocks[i, j, 0, 0], int(yb[i]), int(xb[j]), cm, r_in, r_out, threshold, max_peaks)
+        dask.delayed(_block_vectors)(
+            blocks[i, j, 0, 0], int(yb[i]), int(xb[j]), cm, r_in, r_out, threshold, max_peaks
+        )
         for i in range(len(yb) - 1)
         for j in range(len(xb) - 1)
     ]

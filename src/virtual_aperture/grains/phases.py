@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -32,8 +32,12 @@ class Phase:
         return len(self.grains) == 1
 
     def as_dict(self) -> dict:
-        return {"phase": self.number, "reduced_cell": [round(float(v), 4) for v in self.reduced_cell],
-                "grains": [int(g) for g in self.grains], "rare": self.rare}
+        return {
+            "phase": self.number,
+            "reduced_cell": [round(float(v), 4) for v in self.reduced_cell],
+            "grains": [int(g) for g in self.grains],
+            "rare": self.rare,
+        }
 
 
 def _reduced(cell: Sequence[float], centring: str) -> np.ndarray:
@@ -42,7 +46,9 @@ def _reduced(cell: Sequence[float], centring: str) -> np.ndarray:
     return np.array(niggli_cell(tuple(float(v) for v in cell), centring=centring), dtype=float)
 
 
-def same_lattice(p: np.ndarray, q: np.ndarray, *, length_tol: float = 0.02, angle_tol_deg: float = 2.0) -> bool:
+def same_lattice(
+    p: np.ndarray, q: np.ndarray, *, length_tol: float = 0.02, angle_tol_deg: float = 2.0
+) -> bool:
     """Two Niggli-reduced cells describe the same lattice within ``length_tol`` (relative) and
     ``angle_tol_deg`` (an angle and its supplement are the same: the sign of a Niggli cell's
     obtuse/acute type flips within the measurement error near 90°)."""
@@ -79,7 +85,9 @@ def group_by_cell(
         Ordered by decreasing number of grains (then by first grain); every grain is in exactly one.
     """
     if length_tol <= 0 or angle_tol_deg <= 0:
-        raise ValueError(f"tolerances must be positive, got length_tol={length_tol}, angle_tol_deg={angle_tol_deg}")
+        raise ValueError(
+            f"tolerances must be positive, got length_tol={length_tol}, angle_tol_deg={angle_tol_deg}"
+        )
     centrings = centrings or {}
     reduced = {int(g): _reduced(c, centrings.get(g, "P")) for g, c in cells.items()}
     groups: list[list[int]] = []
@@ -91,7 +99,9 @@ def group_by_cell(
         else:
             groups.append([g])
     groups.sort(key=lambda grp: (-len(grp), grp[0]))
-    return [Phase(i + 1, tuple(float(v) for v in reduced[grp[0]]), tuple(grp)) for i, grp in enumerate(groups)]
+    return [
+        Phase(i + 1, tuple(float(v) for v in reduced[grp[0]]), tuple(grp)) for i, grp in enumerate(groups)
+    ]
 
 
 def beam_direction(U: np.ndarray, cell: Sequence[float]) -> np.ndarray:
@@ -111,8 +121,9 @@ def _ipf_cubic(d: np.ndarray) -> np.ndarray:
     return rgb / rgb.max()
 
 
-def orientation_colours(orientations: dict[int, np.ndarray], *,
-                        lattices: dict[int, str] | None = None) -> dict[int, tuple[float, float, float]]:
+def orientation_colours(
+    orientations: dict[int, np.ndarray], *, lattices: dict[int, str] | None = None
+) -> dict[int, tuple[float, float, float]]:
     """IPF colour (r, g, b in 0–1) of the beam direction of every grain.
 
     Cubic lattices (``lattices[g]`` starting with ``'c'``) use the m-3m standard triangle
@@ -135,7 +146,9 @@ def orientation_colours(orientations: dict[int, np.ndarray], *,
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.ndim not in (2, 3) or lab.dtype.kind not in "iu":
-        raise ValueError(f"labels must be an integer image (sy, sx) or (n_tilt, sy, sx), got {lab.dtype} {lab.shape}")
+        raise ValueError(
+            f"labels must be an integer image (sy, sx) or (n_tilt, sy, sx), got {lab.dtype} {lab.shape}"
+        )
     return lab
 
 

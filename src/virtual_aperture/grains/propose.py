@@ -137,7 +137,9 @@ def segment_features(
     for gid in range(1, len(keep) + 1):
         members = x[(labels == gid).ravel()]
         mean = members.mean(axis=0)
-        scores.append((gid, float(np.mean(normalise_rows(members) @ normalise_rows(mean[None])[0])), len(members)))
+        scores.append(
+            (gid, float(np.mean(normalise_rows(members) @ normalise_rows(mean[None])[0])), len(members))
+        )
     kept = [(gid, c, n) for gid, c, n in scores if c >= min_confidence]
     lut = np.zeros(len(keep) + 1, np.int32)
     confidence: dict[int, float] = {}
@@ -225,9 +227,21 @@ def propose_grains(
     # multi-threaded OpenBLAS spinning against dask's threads (or other processes) made the SVD
     # step 16× slower (0.88 s instead of 0.054 s per 576×1024 tilt on a busy 2-core machine)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _propose(ds, tilts, tilt, b, min_size=min_size, threshold=threshold,
-                        n_components=n_components, min_confidence=min_confidence, mean_patterns=mean_patterns,
-                        track=track, client=client, progress=progress, cancel=cancel)
+        return _propose(
+            ds,
+            tilts,
+            tilt,
+            b,
+            min_size=min_size,
+            threshold=threshold,
+            n_components=n_components,
+            min_confidence=min_confidence,
+            mean_patterns=mean_patterns,
+            track=track,
+            client=client,
+            progress=progress,
+            cancel=cancel,
+        )
 
 
 def _read_tilt(arr: da.Array, client: Any) -> np.ndarray | None:
@@ -248,8 +262,22 @@ def _blockwise_features(mem: np.ndarray, chunks, b: int, cm: np.ndarray, cancel)
     return out
 
 
-def _propose(ds, tilts: list[int], tilt, b: int, *, min_size, threshold, n_components, min_confidence,
-             mean_patterns: bool, track: bool, client, progress, cancel) -> GrainProposal:
+def _propose(
+    ds,
+    tilts: list[int],
+    tilt,
+    b: int,
+    *,
+    min_size,
+    threshold,
+    n_components,
+    min_confidence,
+    mean_patterns: bool,
+    track: bool,
+    client,
+    progress,
+    cancel,
+) -> GrainProposal:
     series = ds.is_tilt_series and tilt is None
     tracking = track and series and len(tilts) > 1
     sy = ds.scan_shape[0]
@@ -264,14 +292,25 @@ def _propose(ds, tilts: list[int], tilt, b: int, *, min_size, threshold, n_compo
         src = arr if mem is None else mem
         cm = central_mask(src, b, center=ds.calibration.center, rows=arr.chunks[0][0])
         if mem is None:
-            feats = compute_rows(feature_array(arr, b, cm), client=client, progress=progress, cancel=cancel,
-                                 offset=done, total=total)
+            feats = compute_rows(
+                feature_array(arr, b, cm),
+                client=client,
+                progress=progress,
+                cancel=cancel,
+                offset=done,
+                total=total,
+            )
         else:
             feats = _blockwise_features(mem, arr.chunks, b, cm, cancel)
         done += sy
         f = feats.reshape(feats.shape[0], feats.shape[1], -1)
-        labels, conf, size = segment_features(f, min_size=min_size, threshold=threshold, n_components=n_components,
-                                              min_confidence=min_confidence)
+        labels, conf, size = segment_features(
+            f,
+            min_size=min_size,
+            threshold=threshold,
+            n_components=n_components,
+            min_confidence=min_confidence,
+        )
         done += 1
         report(progress, done, total)
         if mean_patterns or tracking:
@@ -285,8 +324,11 @@ def _propose(ds, tilts: list[int], tilt, b: int, *, min_size, threshold, n_compo
             from ..compute.detectors import annular_dark_field
             from .tracking import grain_spot_patterns
 
-            spots.append(grain_spot_patterns(mem, labels, center=ds.calibration.center, means=means,
-                                             rows=arr.chunks[0][0]))
+            spots.append(
+                grain_spot_patterns(
+                    mem, labels, center=ds.calibration.center, means=means, rows=arr.chunks[0][0]
+                )
+            )
             if adf_mask is None:
                 adf_mask = annular_dark_field(ds)  # as estimate_drift
             adf.append(virtual_image(mem, adf_mask))
@@ -302,7 +344,12 @@ def _propose(ds, tilts: list[int], tilt, b: int, *, min_size, threshold, n_compo
         from .tracking import drift_from_images, track_grains
 
         complete = len(spots) == len(tilts)
-        tracks = track_grains(stack, ds, drift=drift_from_images(np.stack(adf)) if complete else None,
-                              patterns=spots if complete else None, cancel=cancel)
+        tracks = track_grains(
+            stack,
+            ds,
+            drift=drift_from_images(np.stack(adf)) if complete else None,
+            patterns=spots if complete else None,
+            cancel=cancel,
+        )
         proposal = tracks.apply_to(proposal)
     return proposal

@@ -132,9 +132,9 @@ def neighbour_dissimilarity(data: Any, *, tilt: int = 0, binning: int = 2, clien
     cm = central_mask(arr, b, center=ds.calibration.center)
     feats = feature_array(arr, b, cm)
     ov = da.overlap.overlap(feats, depth={0: 1, 1: 1, 2: 0, 3: 0}, boundary="none")
-    out = ov.map_blocks(
-        _block_dissimilarity, chunks=feats.chunks[:2] + ((1,), (1,)), dtype=np.float32
-    )[:, :, 0, 0]
+    out = ov.map_blocks(_block_dissimilarity, chunks=feats.chunks[:2] + ((1,), (1,)), dtype=np.float32)[
+        :, :, 0, 0
+    ]
     if client is not None:
         return np.asarray(client.compute(out).result())
     return np.asarray(out.compute())

@@ -125,7 +125,8 @@ class Tracks:
             raise ValueError(f"new_id must be a positive integer, got {new_id!r}")
         for t in range(t0, self.n_tilts):
             self.ids[t] = {
-                lab: (new_id if tid == old_id else old_id if tid == new_id else tid) for lab, tid in self.ids[t].items()
+                lab: (new_id if tid == old_id else old_id if tid == new_id else tid)
+                for lab, tid in self.ids[t].items()
             }
 
     def split(self, tilt: int, grain_id: int) -> int:
@@ -152,12 +153,18 @@ class Tracks:
 
     def apply_to(self, proposal: GrainProposal) -> GrainProposal:
         """A copy of a :class:`GrainProposal` of the whole series with track ids."""
+
         def remap(per_tilt: list[dict]) -> list[dict]:
-            return [{self.ids[t][k]: v for k, v in d.items() if k in self.ids[t]} for t, d in enumerate(per_tilt)]
+            return [
+                {self.ids[t][k]: v for k, v in d.items() if k in self.ids[t]} for t, d in enumerate(per_tilt)
+            ]
 
         return GrainProposal(
-            self.relabel(), remap(proposal.confidence), remap(proposal.sizes),
-            remap(proposal.mean_patterns) if proposal.mean_patterns else [], list(proposal.tilts),
+            self.relabel(),
+            remap(proposal.confidence),
+            remap(proposal.sizes),
+            remap(proposal.mean_patterns) if proposal.mean_patterns else [],
+            list(proposal.tilts),
         )
 
 
@@ -166,7 +173,12 @@ TRACK_BIN = 2
 
 
 def grain_spot_patterns(
-    data4d: Any, labels: np.ndarray, *, bin: int = TRACK_BIN, center: Any = None, means: dict | None = None,
+    data4d: Any,
+    labels: np.ndarray,
+    *,
+    bin: int = TRACK_BIN,
+    center: Any = None,
+    means: dict | None = None,
     rows: int | None = None,
 ) -> dict[int, np.ndarray]:
     """Unit-norm mean spot pattern (binned detector) of every grain of one tilt.
@@ -254,7 +266,11 @@ def track_grains(
             if missing:
                 raise ValueError(f"patterns of tilt {t} lack grain(s) {sorted(missing)}")
     if drift is None:
-        drift = estimate_drift(ds, cancel=cancel) if ds is not None else drift_from_images((lab > 0).astype(float))
+        drift = (
+            estimate_drift(ds, cancel=cancel)
+            if ds is not None
+            else drift_from_images((lab > 0).astype(float))
+        )
     drift = np.asarray(drift, dtype=np.float64)
     if drift.shape != (n_t, 2):
         raise ValueError(f"drift must have shape ({n_t}, 2), got {drift.shape}")
@@ -288,7 +304,11 @@ def track_grains(
                     inter = np.count_nonzero(gm & shifted)
                     iou[i, j] = inter / max(area_m + gm.sum() - inter, 1)
                     corr = float(max(pats[g] @ p, 0.0)) if (p is not None and g in pats) else None
-                    s = iou[i, j] if corr is None else (1 - pattern_weight) * iou[i, j] + pattern_weight * corr
+                    s = (
+                        iou[i, j]
+                        if corr is None
+                        else (1 - pattern_weight) * iou[i, j] + pattern_weight * corr
+                    )
                     score[i, j] = s - 0.05 * (t - lt - 1)  # prefer the most recent sighting
             rows, cols = linear_sum_assignment(-score)
             for i, j in zip(rows, cols):

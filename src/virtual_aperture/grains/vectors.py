@@ -77,7 +77,9 @@ class VectorClusters:
 def _check_vectors(vectors: Any) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] < 4:
-        raise ValueError(f"vectors must be an (n, 5) array (scan_y, scan_x, k_y, k_x, intensity), got shape {v.shape}")
+        raise ValueError(
+            f"vectors must be an (n, 5) array (scan_y, scan_x, k_y, k_x, intensity), got shape {v.shape}"
+        )
     if not np.isfinite(v[:, :4]).all():
         raise ValueError("vectors contain NaN or infinite coordinates")
     return v
@@ -109,8 +111,10 @@ def _dilate_rows(fp: sparse.csr_matrix, sy: int, sx: int, grow: int) -> sparse.c
             ok = (y + dy >= 0) & (y + dy < sy) & (x + dx >= 0) & (x + dx < sx)
             rr.append(rows[ok])
             cc.append((y[ok] + dy) * sx + x[ok] + dx)
-        m = sparse.coo_matrix((np.ones(sum(len(r) for r in rr), np.float32), (np.concatenate(rr), np.concatenate(cc))),
-                              shape=fp.shape).tocsr()
+        m = sparse.coo_matrix(
+            (np.ones(sum(len(r) for r in rr), np.float32), (np.concatenate(rr), np.concatenate(cc))),
+            shape=fp.shape,
+        ).tocsr()
         m.data[:] = 1.0
         m.sum_duplicates()
         m.data[:] = 1.0
@@ -161,7 +165,9 @@ def _absorb_round(groups, dense, min_reflections, nested):
     return out, changed
 
 
-def _absorb_fragments(groups: np.ndarray, dense: sparse.csr_matrix, min_reflections: int, nested: float) -> np.ndarray:
+def _absorb_fragments(
+    groups: np.ndarray, dense: sparse.csr_matrix, min_reflections: int, nested: float
+) -> np.ndarray:
     """Merge fragment groups into the crystal whose footprint holds them.
 
     A group with fewer than ``min_reflections`` families joins the major group covering ≥ 60 %
@@ -251,7 +257,7 @@ def cluster_vectors(
         return VectorClusters([], lab, fam, (sy, sx))
     x = np.column_stack([v[:, 0] / scale[0], v[:, 1] / scale[0], v[:, 2] / scale[1], v[:, 3] / scale[1]])
     raw = DBSCAN(eps=eps, min_samples=min_samples, algorithm="kd_tree").fit_predict(x)
-    pos = (v[:, 0].astype(np.int64) * sx + v[:, 1].astype(np.int64))
+    pos = v[:, 0].astype(np.int64) * sx + v[:, 1].astype(np.int64)
     ok = raw >= 0
     # footprint of each family: unique scan positions
     fp = sparse.coo_matrix((np.ones(ok.sum()), (raw[ok], pos[ok])), shape=(raw.max() + 1, sy * sx)).tocsr()
@@ -278,7 +284,10 @@ def cluster_vectors(
 
         dist = np.clip(1.0 - sim, 0, None)
         np.fill_diagonal(dist, 0)
-        groups = fcluster(linkage(squareform(dist, checks=False), linkage_method), 1.0 - similarity, "distance") - 1
+        groups = (
+            fcluster(linkage(squareform(dist, checks=False), linkage_method), 1.0 - similarity, "distance")
+            - 1
+        )
     else:
         groups = np.zeros(1, np.int64)
     groups = _absorb_fragments(groups, dm, min_reflections, nested)
@@ -378,7 +387,9 @@ def vector_selective_sum(
     if central_radius is None:
         bright = s > 0.5 * s[int(round(cy)), int(round(cx))]
         lab, _ = ndimage.label(bright)
-        area = (lab == lab[int(round(cy)), int(round(cx))]).sum() if lab[int(round(cy)), int(round(cx))] else 1
+        area = (
+            (lab == lab[int(round(cy)), int(round(cx))]).sum() if lab[int(round(cy)), int(round(cx))] else 1
+        )
         central_radius = float(np.sqrt(area / np.pi)) + 1.5
     keep |= (yy - cy) ** 2 + (xx - cx) ** 2 <= central_radius**2
     return np.where(keep, s, 0.0)

@@ -10,5 +10,13 @@ from .formats import FORMATS, SUPPORTED_EXTENSIONS, can_read
 from .store import save_dataset
 from .tilt import angle_from_name, open_tilt_series
 
-__all__ = ["FORMATS", "ReadError", "SUPPORTED_EXTENSIONS", "angle_from_name", "can_read",
-           "open_dataset", "open_tilt_series", "save_dataset"]
+__all__ = [
+    "FORMATS",
+    "ReadError",
+    "SUPPORTED_EXTENSIONS",
+    "angle_from_name",
+    "can_read",
+    "open_dataset",
+    "open_tilt_series",
+    "save_dataset",
+]

@@ -24,19 +24,29 @@ class MemmapSource:
     requested block (dask copies a whole numpy memmap handed to ``from_array``; this does not).
     Picklable (holds the path, not the map), so it also works with a distributed client."""
 
-    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int,
-                 order: Literal["C", "F"] = "C") -> None:
-        self.path, self.dtype, self.shape, self.offset, self.order = str(path), np.dtype(dtype), shape, offset, order
+    def __init__(
+        self, path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int, order: Literal["C", "F"] = "C"
+    ) -> None:
+        self.path, self.dtype, self.shape, self.offset, self.order = (
+            str(path),
+            np.dtype(dtype),
+            shape,
+            offset,
+            order,
+        )
         self.ndim = len(shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
-            mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape,
-                           order=self.order)
+            mm = np.memmap(
+                self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order
+            )
             return np.array(mm[key])
         except (OSError, ValueError) as exc:  # e.g. the file was truncated or replaced after opening
-            raise fail(self.path, f"cannot be read any more ({exc}); was it truncated or replaced "
-                                  "after it was opened?") from exc
+            raise fail(
+                self.path,
+                f"cannot be read any more ({exc}); was it truncated or replaced after it was opened?",
+            ) from exc
 
 
 def read_npy(path: Path, target_bytes: int) -> Raw:
@@ -44,8 +54,10 @@ def read_npy(path: Path, target_bytes: int) -> Raw:
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
             if read_header is None:
                 raise ValueError(f"unsupported .npy version {version}")
             shape, fortran, dtype = read_header(f)
@@ -61,16 +73,29 @@ def read_npy(path: Path, target_bytes: int) -> Raw:
     need = offset + math.prod(shape) * dtype.itemsize
     have = path.stat().st_size
     if have < need:
-        raise fail(path, f"truncated: the header says shape {tuple(shape)} {dtype} ({need} bytes) "
-                         f"but the file has {have} bytes")
+        raise fail(
+            path,
+            f"truncated: the header says shape {tuple(shape)} {dtype} ({need} bytes) "
+            f"but the file has {have} bytes",
+        )
     source = MemmapSource(path, dtype, tuple(shape), offset, "F" if fortran else "C")
-    chunks = (scan_chunks(tuple(shape), dtype.itemsize, target_bytes=target_bytes)
-              if len(shape) in (4, 5) else "auto")
-    data = da.from_array(source, chunks=chunks,
-                         asarray=False, fancy=False,
-                         name=f"npy-{path.name}-{have}-{path.stat().st_mtime_ns}")
-    return Raw(data, "npy", metadata={"npy": {"shape": list(shape), "dtype": str(dtype),
-                                              "fortran_order": bool(fortran)}})
+    chunks = (
+        scan_chunks(tuple(shape), dtype.itemsize, target_bytes=target_bytes)
+        if len(shape) in (4, 5)
+        else "auto"
+    )
+    data = da.from_array(
+        source,
+        chunks=chunks,
+        asarray=False,
+        fancy=False,
+        name=f"npy-{path.name}-{have}-{path.stat().st_mtime_ns}",
+    )
+    return Raw(
+        data,
+        "npy",
+        metadata={"npy": {"shape": list(shape), "dtype": str(dtype), "fortran_order": bool(fortran)}},
+    )
 
 
 def parse_mib_header(path: Path) -> dict:
@@ -93,28 +118,49 @@ def parse_mib_header(path: Path) -> dict:
     if depth not in _MIB_DTYPES:
         raise fail(path, f"inconsistent Merlin header: unknown pixel depth {depth!r}")
     if _MIB_DTYPES[depth] is None:
-        raise fail(path, "raw (R64) Merlin data is not supported; save the acquisition as counting data (U08/U16/U32)")
+        raise fail(
+            path,
+            "raw (R64) Merlin data is not supported; save the acquisition as counting data (U08/U16/U32)",
+        )
     if header_bytes not in (384, 768) or width <= 0 or height <= 0 or n_chips <= 0:
-        raise fail(path, f"inconsistent Merlin header: header size {header_bytes}, "
-                         f"{n_chips} chips, frame {height}×{width}")
+        raise fail(
+            path,
+            f"inconsistent Merlin header: header size {header_bytes}, "
+            f"{n_chips} chips, frame {height}×{width}",
+        )
     dtype = np.dtype(_MIB_DTYPES[depth])
     frame_bytes = header_bytes + width * height * dtype.itemsize
     size = path.stat().st_size
     n_frames, rest = divmod(size, frame_bytes)
     if n_frames == 0:
-        raise fail(path, f"truncated: {size} bytes is less than one {height}×{width} {depth} frame "
-                         f"({frame_bytes} bytes with header)")
+        raise fail(
+            path,
+            f"truncated: {size} bytes is less than one {height}×{width} {depth} frame "
+            f"({frame_bytes} bytes with header)",
+        )
     if rest:
-        raise fail(path, f"truncated: the last frame is incomplete ({rest} of {frame_bytes} bytes; "
-                         f"{n_frames} whole {height}×{width} {depth} frames)")
+        raise fail(
+            path,
+            f"truncated: the last frame is incomplete ({rest} of {frame_bytes} bytes; "
+            f"{n_frames} whole {height}×{width} {depth} frames)",
+        )
     # the header of the last frame must look like a header too (catches mixed frame sizes)
     with open(path, "rb") as f:
         f.seek((n_frames - 1) * frame_bytes)
         if not f.read(4) == b"MQ1,":
-            raise fail(path, "inconsistent Merlin file: frame headers are not where the first header "
-                             f"says ({frame_bytes} bytes per frame)")
-    return {"header_bytes": header_bytes, "height": height, "width": width, "dtype": dtype.str,
-            "frame_bytes": frame_bytes, "n_frames": n_frames}
+            raise fail(
+                path,
+                "inconsistent Merlin file: frame headers are not where the first header "
+                f"says ({frame_bytes} bytes per frame)",
+            )
+    return {
+        "header_bytes": header_bytes,
+        "height": height,
+        "width": width,
+        "dtype": dtype.str,
+        "frame_bytes": frame_bytes,
+        "n_frames": n_frames,
+    }
 
 
 def mib_hdr_frames(path: Path) -> tuple[int, int] | None:
@@ -134,8 +180,12 @@ def mib_hdr_frames(path: Path) -> tuple[int, int] | None:
     try:
         per, total = (int(values[k]) for k in keys)
     except ValueError:
-        raise fail(hdr, "inconsistent Merlin .hdr: " + "; ".join(f"{k} = {values[k]!r}" for k in keys) +
-                   " is not a whole number (fix the .hdr, or move it away and pass scan_shape=(ny, nx))") from None
+        raise fail(
+            hdr,
+            "inconsistent Merlin .hdr: "
+            + "; ".join(f"{k} = {values[k]!r}" for k in keys)
+            + " is not a whole number (fix the .hdr, or move it away and pass scan_shape=(ny, nx))",
+        ) from None
     if per <= 0 or total <= 0:
         raise fail(hdr, f"inconsistent Merlin .hdr: {per} frames per trigger, {total} frames in acquisition")
     return per, total
@@ -167,14 +217,19 @@ def check_empad(xml_path: Path) -> Path:
         try:
             ny, nx = int(sy), int(sx)
         except ValueError:
-            raise fail(xml_path, f"inconsistent EMPAD .xml: scan size {sy!r} × {sx!r} is not a whole number") from None
+            raise fail(
+                xml_path, f"inconsistent EMPAD .xml: scan size {sy!r} × {sx!r} is not a whole number"
+            ) from None
         if ny <= 0 or nx <= 0:
             raise fail(xml_path, f"inconsistent EMPAD .xml: scan size {ny} × {nx}")
         need = ny * nx * 130 * 128 * 4
         have = raw.stat().st_size
         if have < need:
-            raise fail(raw, f"truncated: the XML says a {sy}×{sx} scan of 128×128 frames "
-                            f"({need} bytes) but the raw file has {have} bytes")
+            raise fail(
+                raw,
+                f"truncated: the XML says a {sy}×{sx} scan of 128×128 frames "
+                f"({need} bytes) but the raw file has {have} bytes",
+            )
     return raw
 
 
@@ -186,5 +241,8 @@ def empad_xml_for_raw(raw: Path) -> Path:
                 return xml
         except ET.ParseError:
             continue
-    raise fail(raw, "a .raw file is read as EMPAD data through the .xml written beside it, "
-                    "and no .xml here names this file")
+    raise fail(
+        raw,
+        "a .raw file is read as EMPAD data through the .xml written beside it, "
+        "and no .xml here names this file",
+    )

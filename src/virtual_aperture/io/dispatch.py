@@ -70,26 +70,61 @@ def open_dataset(
         message names the file and the problem. Damage that only reading can reveal (a chunk
         that does not decode) raises ``ReadError`` when the data are computed.
     """
-    overrides: dict[str, Any] = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
-                 "tilt_axis_deg": tilt_axis_deg, "center": center}
-    if isinstance(path, (list, tuple)) or (not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")):
+    overrides: dict[str, Any] = {
+        "scan_step_nm": scan_step_nm,
+        "pixel_size": pixel_size,
+        "beam_energy_kv": beam_energy_kv,
+        "tilt_axis_deg": tilt_axis_deg,
+        "center": center,
+    }
+    if isinstance(path, (list, tuple)) or (
+        not isinstance(path, (str, os.PathLike)) and hasattr(path, "__iter__")
+    ):
         paths = list(path)
         if len(paths) == 1:  # napari hands over lists; one file is one scan
-            return open_dataset(paths[0], format=format, tilt_angles_deg=tilt_angles_deg, scan_shape=scan_shape,
-                                chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
-        return open_tilt_series(paths, tilt_angles_deg=tilt_angles_deg, format=format,
-                                scan_shape=scan_shape, chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
+            return open_dataset(
+                paths[0],
+                format=format,
+                tilt_angles_deg=tilt_angles_deg,
+                scan_shape=scan_shape,
+                chunk_bytes=chunk_bytes,
+                fill_missing=fill_missing,
+                **overrides,
+            )
+        return open_tilt_series(
+            paths,
+            tilt_angles_deg=tilt_angles_deg,
+            format=format,
+            scan_shape=scan_shape,
+            chunk_bytes=chunk_bytes,
+            fill_missing=fill_missing,
+            **overrides,
+        )
     p = Path(os.fspath(cast("str | os.PathLike", path)))
     if p.is_dir() and not is_zarr_dir(p):
         files = dataset_files(p)
         if not files:
             raise fail(p, f"the folder holds no supported files (supported: {supported_list()})")
         if len(files) > 1:
-            return open_tilt_series(p, tilt_angles_deg=tilt_angles_deg, format=format,
-                                    scan_shape=scan_shape, chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
+            return open_tilt_series(
+                p,
+                tilt_angles_deg=tilt_angles_deg,
+                format=format,
+                scan_shape=scan_shape,
+                chunk_bytes=chunk_bytes,
+                fill_missing=fill_missing,
+                **overrides,
+            )
         p = files[0]
-    return open_scan(p, format=format, tilt_angles_deg=tilt_angles_deg, scan_shape=scan_shape,
-                     chunk_bytes=chunk_bytes, fill_missing=fill_missing, **overrides)
+    return open_scan(
+        p,
+        format=format,
+        tilt_angles_deg=tilt_angles_deg,
+        scan_shape=scan_shape,
+        chunk_bytes=chunk_bytes,
+        fill_missing=fill_missing,
+        **overrides,
+    )
 
 
 __all__ = ["open_dataset"]

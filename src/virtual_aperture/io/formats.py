@@ -50,9 +50,12 @@ FORMATS: dict[str, Format] = {
         Format("hspy", (".hspy",), "HyperSpy HDF5 (rosettasciio)", "hdf5"),
         Format("zspy", (".zspy",), "HyperSpy zarr (rosettasciio)", "zarr"),
         Format("nexus", (".nxs",), "NeXus NXdata (rosettasciio)", "hdf5"),
-        Format("hdf5", (".h5", ".hdf5", ".emd", ".de5", ".py4dstem"),
-               "HDF5: py4DSTEM/EMD 1.0, Berkeley EMD, Velox/DE EMD, Dectris Arina, HyperSpy, any 4D dataset",
-               "hdf5"),
+        Format(
+            "hdf5",
+            (".h5", ".hdf5", ".emd", ".de5", ".py4dstem"),
+            "HDF5: py4DSTEM/EMD 1.0, Berkeley EMD, Velox/DE EMD, Dectris Arina, HyperSpy, any 4D dataset",
+            "hdf5",
+        ),
         Format("zarr", (".zarr", ".va"), "zarr array or group, incl. virtual-aperture's own store", "zarr"),
         Format("npy", (".npy",), "NumPy .npy (memory-mapped)", "npy"),
     ]
@@ -84,14 +87,24 @@ def check_regular(path: Path, what: str = "") -> None:
     mode = st.st_mode
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return
-    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
-            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "special")
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "special"
+    )
     link = f" (a symbolic link to {os.path.realpath(path)})" if os.path.islink(path) else ""
     raise fail(path, f"{what}is {kind}{link}, not a regular file; datasets are read from files only")
 
 
-def check_declared(path: Path, shape: tuple[int, ...], itemsize: int, chunks: tuple[int, ...] | None,
-                   what: str = "") -> None:
+def check_declared(
+    path: Path, shape: tuple[int, ...], itemsize: int, chunks: tuple[int, ...] | None, what: str = ""
+) -> None:
     """ReadError when a header declares an array that cannot be real: a negative or zero axis, or
     more than :data:`MAX_CHUNKS` chunks (checked before anything is allocated)."""
     if any(int(n) < 0 for n in shape):
@@ -102,9 +115,12 @@ def check_declared(path: Path, shape: tuple[int, ...], itemsize: int, chunks: tu
         n = math.prod(math.ceil(int(s) / max(1, int(c))) for s, c in zip(shape, chunks))
         if n > MAX_CHUNKS:
             size = math.prod(int(v) for v in shape) * itemsize
-            raise fail(path, f"{what}declares shape {tuple(int(v) for v in shape)} ({size / 2**40:.3g} TiB in "
-                             f"{n:.3g} chunks, more than the {MAX_CHUNKS:,} allowed); the header is "
-                             "probably damaged")
+            raise fail(
+                path,
+                f"{what}declares shape {tuple(int(v) for v in shape)} ({size / 2**40:.3g} TiB in "
+                f"{n:.3g} chunks, more than the {MAX_CHUNKS:,} allowed); the header is "
+                "probably damaged",
+            )
 
 
 def supported_list() -> str:
@@ -177,8 +193,9 @@ def check_content(path: Path, fmt: str) -> None:
         raise fail(
             path,
             f"the extension says {fmt} but the content is {kind.upper()} "
-            f"(rename the file or pass format={right[0]!r})" if right else
-            f"the extension says {fmt} but the content is {kind}",
+            f"(rename the file or pass format={right[0]!r})"
+            if right
+            else f"the extension says {fmt} but the content is {kind}",
         )
     raise fail(path, f"not a valid {fmt} file (its first bytes do not match the {fmt} format)")
 
@@ -236,6 +253,13 @@ def check_numeric(path: Path, dtype: Any) -> None:
     if dt.names is not None:
         raise fail(path, f"holds records ({dt}), not numbers; save one numeric field as its own array")
     if dt.kind not in "biuf":
-        kind = {"c": "complex numbers", "M": "dates", "m": "time spans", "U": "text", "S": "bytes",
-                "O": "Python objects", "V": "raw bytes"}.get(dt.kind, dt.kind)
+        kind = {
+            "c": "complex numbers",
+            "M": "dates",
+            "m": "time spans",
+            "U": "text",
+            "S": "bytes",
+            "O": "Python objects",
+            "V": "raw bytes",
+        }.get(dt.kind, dt.kind)
         raise fail(path, f"holds {kind} ({dt}); detector counts must be integers or floats")

@@ -28,8 +28,11 @@ class H5Source:
             with h5py.File(self.filename, "r") as f:
                 return f[self.name][key]
         except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError
-            raise fail(self.filename, f"dataset {self.name} cannot be read at {_region(key)} "
-                                      f"({type(exc).__name__}: {exc}); the file may be damaged") from exc
+            raise fail(
+                self.filename,
+                f"dataset {self.name} cannot be read at {_region(key)} "
+                f"({type(exc).__name__}: {exc}); the file may be damaged",
+            ) from exc
 
     @classmethod
     def of(cls, ds: h5py.Dataset) -> H5Source:
@@ -48,7 +51,9 @@ def picklable(data: da.Array) -> da.Array:
     if len({(d.file.filename, d.name) for d in found}) != 1:
         return data
     ds = found[0]
-    src = da.from_array(H5Source.of(ds), chunks=ds.chunks or "auto", name=f"h5src-{ds.file.filename}-{ds.name}")
+    src = da.from_array(
+        H5Source.of(ds), chunks=ds.chunks or "auto", name=f"h5src-{ds.file.filename}-{ds.name}"
+    )
     if tuple(ds.shape) == tuple(data.shape):
         return src
     if tuple(ds.shape[::-1]) == tuple(data.shape):

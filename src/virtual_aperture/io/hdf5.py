@@ -52,9 +52,12 @@ def check_allocated(ds: h5py.Dataset, path: Path, fill_missing: bool) -> None:
     else:
         total, have = 1, int(ds.id.get_storage_size() > 0)
     if have < total:
-        raise fail(path, f"dataset {ds.name}: {total - have} of {total} chunks were never written (HDF5 would "
-                         f"read them as the fill value {ds.fillvalue!r}); pass fill_missing=True "
-                         "(--fill-missing) to accept that")
+        raise fail(
+            path,
+            f"dataset {ds.name}: {total - have} of {total} chunks were never written (HDF5 would "
+            f"read them as the fill value {ds.fillvalue!r}); pass fill_missing=True "
+            "(--fill-missing) to accept that",
+        )
 
 
 def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str, fill_missing: bool = False) -> da.Array:
@@ -63,11 +66,17 @@ def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str, fill_missi
         try:
             ds[(0,) * (ds.ndim - 2)]
         except Exception as exc:  # noqa: BLE001 - h5py raises OSError/ValueError/KeyError
-            raise fail(path, f"dataset {ds.name} cannot be read ({exc}); the file may be truncated "
-                             "or compressed with a filter that is not installed (Arina/Dectris data "
-                             "needs the hdf5plugin package)") from exc
-    return da.from_array(H5Source.of(ds), chunks=_chunks(ds.shape, ds.dtype.itemsize, target_bytes),
-                         name=f"h5-{name}-{path.stat().st_mtime_ns}-{ds.file.filename}-{ds.name}")
+            raise fail(
+                path,
+                f"dataset {ds.name} cannot be read ({exc}); the file may be truncated "
+                "or compressed with a filter that is not installed (Arina/Dectris data "
+                "needs the hdf5plugin package)",
+            ) from exc
+    return da.from_array(
+        H5Source.of(ds),
+        chunks=_chunks(ds.shape, ds.dtype.itemsize, target_bytes),
+        name=f"h5-{name}-{path.stat().st_mtime_ns}-{ds.file.filename}-{ds.name}",
+    )
 
 
 def hdf5_kind(f: h5py.File, path: Path) -> str:
@@ -90,7 +99,8 @@ def hdf5_kind(f: h5py.File, path: Path) -> str:
     if isinstance(data, h5py.Group) and any(k.startswith("data_") for k in data.keys()):
         return "arina"
     if _attr(f, "NX_class") is not None or any(
-            isinstance(g, h5py.Group) and _attr(g, "NX_class") is not None for g in f.values()):
+        isinstance(g, h5py.Group) and _attr(g, "NX_class") is not None for g in f.values()
+    ):
         return "nexus"
     return "generic"
 
@@ -165,9 +175,12 @@ def _read_generic(f: h5py.File, path: Path, target_bytes: int, fill_missing: boo
     if len(nd) > 1:
         pick = max(nd, key=lambda d: math.prod(d.shape))
     data = _lazy(pick, target_bytes, path, "generic", fill_missing)
-    meta = {"hdf5_kind": "generic", "dataset": pick.name,
-            "datasets": {d.name: list(d.shape) for d in dsets[:50]},
-            "attrs": {k: _jsonable(v) for k, v in pick.attrs.items()}}
+    meta = {
+        "hdf5_kind": "generic",
+        "dataset": pick.name,
+        "datasets": {d.name: list(d.shape) for d in dsets[:50]},
+        "attrs": {k: _jsonable(v) for k, v in pick.attrs.items()},
+    }
     return Raw(data, "hdf5", metadata=meta)
 
 
@@ -185,8 +198,11 @@ def _emd_arrays(f: h5py.File) -> list[h5py.Group]:
     groups: list[h5py.Group] = []
 
     def visit(_name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Group) and str(_attr(obj, "emd_group_type")) in ("1", "array") \
-                and isinstance(obj.get("data"), h5py.Dataset):
+        if (
+            isinstance(obj, h5py.Group)
+            and str(_attr(obj, "emd_group_type")) in ("1", "array")
+            and isinstance(obj.get("data"), h5py.Dataset)
+        ):
             groups.append(obj)
 
     f.visititems(visit)
@@ -214,14 +230,26 @@ def _read_emd1(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool) 
                 scale = float(v[1] - v[0])
             units = str(_attr(dim, "units") or "")
             name = str(_attr(dim, "name") or name)
-        axes.append({"index_in_array": i, "size": ds.shape[i], "scale": scale, "units": units,
-                     "name": name, "offset": 0.0})
+        axes.append(
+            {
+                "index_in_array": i,
+                "size": ds.shape[i],
+                "scale": scale,
+                "units": units,
+                "name": name,
+                "offset": 0.0,
+            }
+        )
     found = calibration_from_axes(axes, ds.ndim)
     kv = _find_energy(f)
     if kv is not None:
         found["beam_energy_kv"] = kv
-    meta = {"hdf5_kind": "emd1", "group": grp.name, "axes": axes,
-            "attrs": {k: _jsonable(v) for k, v in grp.attrs.items()}}
+    meta = {
+        "hdf5_kind": "emd1",
+        "group": grp.name,
+        "axes": axes,
+        "attrs": {k: _jsonable(v) for k, v in grp.attrs.items()},
+    }
     return Raw(_lazy(ds, target_bytes, path, "emd1", fill_missing), "py4dstem", found=found, metadata=meta)
 
 

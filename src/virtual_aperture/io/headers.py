@@ -28,8 +28,11 @@ def check_mrc(path: Path) -> None:
     if min(nx, ny, nz) <= 0:
         raise fail(path, f"inconsistent MRC header: size NX×NY×NZ = {nx}×{ny}×{nz} (all must be positive)")
     if mode not in _MRC_MODE_BYTES:
-        raise fail(path, f"inconsistent MRC header: unknown data mode {mode} "
-                         f"(known: {', '.join(map(str, _MRC_MODE_BYTES))})")
+        raise fail(
+            path,
+            f"inconsistent MRC header: unknown data mode {mode} "
+            f"(known: {', '.join(map(str, _MRC_MODE_BYTES))})",
+        )
     if nsymbt < 0:
         raise fail(path, f"inconsistent MRC header: negative extended-header size {nsymbt}")
     if nz > MAX_CHUNKS * 100:
@@ -37,10 +40,12 @@ def check_mrc(path: Path) -> None:
     data = int(nx * ny * nz * _MRC_MODE_BYTES[mode] + 0.5)
     need = 1024 + nsymbt + data
     if size < need:
-        what = (f"a {nsymbt}-byte extended header and " if nsymbt else "") + \
-            f"{nz} frames of {ny}×{nx} (mode {mode}, {data} bytes)"
-        raise fail(path, f"truncated: the header declares {what}, {need} bytes in all, "
-                         f"but the file has {size} bytes")
+        what = (
+            f"a {nsymbt}-byte extended header and " if nsymbt else ""
+        ) + f"{nz} frames of {ny}×{nx} (mode {mode}, {data} bytes)"
+        raise fail(
+            path, f"truncated: the header declares {what}, {need} bytes in all, but the file has {size} bytes"
+        )
 
 
 def check_blockfile(path: Path) -> None:
@@ -53,21 +58,32 @@ def check_blockfile(path: Path) -> None:
         off1, off2 = struct.unpack("<II", head[8:16])
         dp, _rot, nx, ny = struct.unpack("<HHHH", head[20:28])
         if dp == 0 or nx == 0 or ny == 0:
-            raise fail(path, f"inconsistent blockfile header: scan {nx}×{ny}, patterns {dp}×{dp} "
-                             "(all must be positive)")
+            raise fail(
+                path,
+                f"inconsistent blockfile header: scan {nx}×{ny}, patterns {dp}×{dp} (all must be positive)",
+            )
         if not 28 <= off1 <= off2:
-            raise fail(path, f"inconsistent blockfile header: data offsets {off1} (image) and {off2} "
-                             "(patterns) out of order")
+            raise fail(
+                path,
+                f"inconsistent blockfile header: data offsets {off1} (image) and {off2} "
+                "(patterns) out of order",
+            )
         need = off2 + nx * ny * (6 + dp * dp)
         if size < need:
-            raise fail(path, f"truncated or inconsistent: the header declares a {nx}×{ny} scan of {dp}×{dp} "
-                             f"patterns from byte {off2} ({need} bytes in all) but the file has {size} bytes")
+            raise fail(
+                path,
+                f"truncated or inconsistent: the header declares a {nx}×{ny} scan of {dp}×{dp} "
+                f"patterns from byte {off2} ({need} bytes in all) but the file has {size} bytes",
+            )
         # every pattern is preceded by AA 55 and its 4-byte number: check the first and the last
         for i in (0, nx * ny - 1):
             f.seek(off2 + i * (6 + dp * dp))
             if f.read(2) != b"\xaa\x55":
-                raise fail(path, f"inconsistent blockfile: no pattern marker where the header puts pattern {i} "
-                                 f"(byte {off2 + i * (6 + dp * dp)}); the data offset or sizes are wrong")
+                raise fail(
+                    path,
+                    f"inconsistent blockfile: no pattern marker where the header puts pattern {i} "
+                    f"(byte {off2 + i * (6 + dp * dp)}); the data offset or sizes are wrong",
+                )
 
 
 __all__ = ["check_blockfile", "check_mrc"]

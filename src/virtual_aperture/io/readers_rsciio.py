@@ -121,29 +121,47 @@ def _mib_options(path: Path, scan_shape: tuple[int, int] | None, target_bytes: i
     if scan_shape is not None:
         need = scan_shape[0] * scan_shape[1]
         if need != n:
-            raise fail(path, f"scan_shape {scan_shape} needs {need} frames but the file holds {n} "
-                             f"{info['height']}×{info['width']} frames")
-        return {"navigation_shape": (scan_shape[1], scan_shape[0]),
-                "chunks": scan_chunks(tuple(scan_shape) + frame, itemsize, target_bytes=target_bytes)}
+            raise fail(
+                path,
+                f"scan_shape {scan_shape} needs {need} frames but the file holds {n} "
+                f"{info['height']}×{info['width']} frames",
+            )
+        return {
+            "navigation_shape": (scan_shape[1], scan_shape[0]),
+            "chunks": scan_chunks(tuple(scan_shape) + frame, itemsize, target_bytes=target_bytes),
+        }
     hdr = mib_hdr_frames(path)
     if hdr is not None:
         per_trigger, total = hdr
         if total > n:
-            raise fail(path, f"truncated: the .hdr file says {total} frames but the file holds {n} "
-                             f"(to read the frames that are there, pass scan_shape=(ny, nx) with ny·nx = {n})")
+            raise fail(
+                path,
+                f"truncated: the .hdr file says {total} frames but the file holds {n} "
+                f"(to read the frames that are there, pass scan_shape=(ny, nx) with ny·nx = {n})",
+            )
         if total < n:
             raise fail(path, f"inconsistent header: the .hdr file says {total} frames but the file holds {n}")
         if per_trigger > 1 and total % per_trigger:
-            raise fail(path, f"inconsistent header: {total} frames is not a whole number of "
-                             f"{per_trigger}-frame scan lines")
+            raise fail(
+                path,
+                f"inconsistent header: {total} frames is not a whole number of "
+                f"{per_trigger}-frame scan lines",
+            )
         if per_trigger > 1:  # rosettasciio reads the scan as (frames / per_trigger, per_trigger)
             shape = (total // per_trigger, per_trigger) + frame
             return {"chunks": scan_chunks(shape, itemsize, target_bytes=target_bytes)}
     return {}
 
 
-def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = None,
-                module: str | None = None, target_bytes: int = DEFAULT_CHUNK_BYTES, **options: Any) -> Raw:
+def read_rsciio(
+    path: Path,
+    fmt: str,
+    *,
+    scan_shape: tuple[int, int] | None = None,
+    module: str | None = None,
+    target_bytes: int = DEFAULT_CHUNK_BYTES,
+    **options: Any,
+) -> Raw:
     """Read ``path`` with the rosettasciio plugin for ``fmt`` (lazily when the plugin can)."""
     kwargs: dict[str, Any] = dict(options)
     if fmt == "mib":
@@ -175,8 +193,11 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
     except Exception as exc:  # rosettasciio raises anything; wrap it with the file name
         import struct
 
-        hint = " — it may be truncated or damaged" if isinstance(exc, (struct.error, EOFError)) or \
-            "buffer" in str(exc) or "mmap length" in str(exc) else ""
+        hint = (
+            " — it may be truncated or damaged"
+            if isinstance(exc, (struct.error, EOFError)) or "buffer" in str(exc) or "mmap length" in str(exc)
+            else ""
+        )
         raise fail(path, f"cannot be read as {fmt}{hint} ({type(exc).__name__}: {exc})") from exc
     finally:
         log.setLevel(old_level)
@@ -188,7 +209,9 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
         data = da.from_array(data, chunks="auto", asarray=False)
     if fmt in ("hspy", "nexus", "emd"):
         data = picklable(data)
-    md = _apply_mapping(sig.get("metadata") or {}, sig.get("original_metadata") or {}, sig.get("mapping") or {})
+    md = _apply_mapping(
+        sig.get("metadata") or {}, sig.get("original_metadata") or {}, sig.get("mapping") or {}
+    )
     found = calibration_from_axes(list(sig.get("axes") or []), data.ndim)
     if fmt in ("tvips", "mrc"):  # these store no scan step: their 1 nm scan axes are placeholders
         found.pop("scan_step_nm", None)
@@ -209,12 +232,18 @@ def read_rsciio(path: Path, fmt: str, *, scan_shape: tuple[int, int] | None = No
         kv = empad_beam_energy(path)
         if kv is not None:
             found["beam_energy_kv"] = kv
-    meta = {"metadata": md, "original_metadata": sig.get("original_metadata") or {},
-            "axes": [dict(a) for a in sig.get("axes") or []], "reader": modname}
+    meta = {
+        "metadata": md,
+        "original_metadata": sig.get("original_metadata") or {},
+        "axes": [dict(a) for a in sig.get("axes") or []],
+        "reader": modname,
+    }
     if depth is not None:
         meta["depth_slice"] = depth
-        meta["note"] = (f"5D {depth['axis']} stack of {depth['slices']} exit depths: the last "
-                        f"({depth['depth']:g} {depth['units']}) is read as the 4D scan")
+        meta["note"] = (
+            f"5D {depth['axis']} stack of {depth['slices']} exit depths: the last "
+            f"({depth['depth']:g} {depth['units']}) is read as the 4D scan"
+        )
     if fmt == "mib":
         meta["note"] = "rosettasciio flips Merlin frames vertically (row 0 = last row stored in the file)"
     return Raw(data, fmt, found=found, metadata=meta, lazy=lazy)
@@ -280,13 +309,16 @@ def _prismatic_parameters(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _prismatic_fix(data: da.Array, sig: dict[str, Any], found: dict[str, Any],
-                   params: dict[str, Any]) -> tuple[da.Array, dict[str, Any]]:
+def _prismatic_fix(
+    data: da.Array, sig: dict[str, Any], found: dict[str, Any], params: dict[str, Any]
+) -> tuple[da.Array, dict[str, Any]]:
     """prismatic stores ``CBED_array`` as ``(R_x, R_y, Q_x, Q_y)`` with values in Å and Å⁻¹ under an
     ``[n_m]`` / ``[n_m^-1]`` label (its probe step ``rx`` is in Å: 0.5 Å steps over a 5.43 Å Si cell
     give 11 positions, and the detector step is 1/5.43 Å⁻¹). Reorder to (scan_y, scan_x, k_y, k_x)
     and read the values as Å; the beam energy is ``E`` (kV)."""
-    names = [str(a.get("name")) for a in sorted(sig.get("axes") or [], key=lambda a: int(a["index_in_array"]))]
+    names = [
+        str(a.get("name")) for a in sorted(sig.get("axes") or [], key=lambda a: int(a["index_in_array"]))
+    ]
     out = dict(found)
     if data.ndim == 4 and names[:2] == ["R_x", "R_y"] and names[2:] == ["Q_x", "Q_y"]:
         data = data.transpose(1, 0, 3, 2)
@@ -299,8 +331,10 @@ def _prismatic_fix(data: da.Array, sig: dict[str, Any], found: dict[str, Any],
         out["beam_energy_kv"] = float(params["E"])
     except (KeyError, TypeError, ValueError):
         pass
-    out["source_notes"] = {"scan_step_nm": "prismatic (Å values labelled [n_m])",
-                           "pixel_size": "prismatic (Å⁻¹ values labelled [n_m^-1])"}
+    out["source_notes"] = {
+        "scan_step_nm": "prismatic (Å values labelled [n_m])",
+        "pixel_size": "prismatic (Å⁻¹ values labelled [n_m^-1])",
+    }
     return data, out
 
 

@@ -12,7 +12,15 @@ from ..model.calibration import Calibration, electron_wavelength
 from ..model.dataset import DEFAULT_CHUNK_BYTES, Dataset, scan_chunks
 from .binary import empad_xml_for_raw, read_npy
 from .errors import ReadError, fail
-from .formats import Raw, check_chunk_bytes, check_content, check_declared, check_numeric, check_regular, format_for
+from .formats import (
+    Raw,
+    check_chunk_bytes,
+    check_content,
+    check_declared,
+    check_numeric,
+    check_regular,
+    format_for,
+)
 from .units import tilt_from_metadata
 
 #: calibration keywords shared by open_dataset and open_tilt_series
@@ -31,8 +39,14 @@ def _as_scan_shape(path: Any, scan_shape: Any) -> tuple[int, int] | None:
     return sy, sx
 
 
-def read_raw(path: Path, *, format: str | None = None, scan_shape: tuple[int, int] | None = None,
-             target_bytes: int = DEFAULT_CHUNK_BYTES, fill_missing: bool = False) -> Raw:
+def read_raw(
+    path: Path,
+    *,
+    format: str | None = None,
+    scan_shape: tuple[int, int] | None = None,
+    target_bytes: int = DEFAULT_CHUNK_BYTES,
+    fill_missing: bool = False,
+) -> Raw:
     """Dispatch one file or zarr folder to its reader (no calibration resolution)."""
     check_regular(path)  # before anything opens it: a FIFO or device would block or never end
     if path.is_file() and path.stat().st_size == 0:
@@ -67,8 +81,11 @@ def _shape_to_4d(path: Path, raw: Raw, scan_shape: tuple[int, int] | None) -> An
     if scan_shape is not None and data.ndim in (3, 4):
         n = data.shape[0] if data.ndim == 3 else data.shape[0] * data.shape[1]
         if n != scan_shape[0] * scan_shape[1]:
-            raise fail(path, f"scan_shape {scan_shape} needs {scan_shape[0] * scan_shape[1]} frames "
-                             f"but the file holds {n} (data shape {tuple(data.shape)})")
+            raise fail(
+                path,
+                f"scan_shape {scan_shape} needs {scan_shape[0] * scan_shape[1]} frames "
+                f"but the file holds {n} (data shape {tuple(data.shape)})",
+            )
         return data.reshape(scan_shape + tuple(data.shape[-2:]))
     if data.ndim == 3 and raw.found.get("square_scan"):
         side = math.isqrt(data.shape[0])
@@ -76,10 +93,16 @@ def _shape_to_4d(path: Path, raw: Raw, scan_shape: tuple[int, int] | None) -> An
             raw.metadata["scan_shape_assumed_square"] = True
             return data.reshape((side, side) + tuple(data.shape[-2:]))
     if data.ndim not in (4, 5):
-        hint = (f"; if these are {data.shape[0]} frames of a scan, pass scan_shape=(ny, nx)"
-                if data.ndim == 3 else "")
-        raise fail(path, f"{data.ndim}D data of shape {tuple(data.shape)}: a 4D (scan_y, scan_x, k_y, k_x) "
-                         f"or 5D (tilt, scan_y, scan_x, k_y, k_x) dataset is needed{hint}")
+        hint = (
+            f"; if these are {data.shape[0]} frames of a scan, pass scan_shape=(ny, nx)"
+            if data.ndim == 3
+            else ""
+        )
+        raise fail(
+            path,
+            f"{data.ndim}D data of shape {tuple(data.shape)}: a 4D (scan_y, scan_x, k_y, k_x) "
+            f"or 5D (tilt, scan_y, scan_x, k_y, k_x) dataset is needed{hint}",
+        )
     return data
 
 
@@ -114,8 +137,13 @@ def open_scan(
     Dataset
         Lazy 4D or 5D dataset.
     """
-    overrides: dict[str, Any] = {"scan_step_nm": scan_step_nm, "pixel_size": pixel_size, "beam_energy_kv": beam_energy_kv,
-                 "tilt_axis_deg": tilt_axis_deg, "center": center}
+    overrides: dict[str, Any] = {
+        "scan_step_nm": scan_step_nm,
+        "pixel_size": pixel_size,
+        "beam_energy_kv": beam_energy_kv,
+        "tilt_axis_deg": tilt_axis_deg,
+        "center": center,
+    }
     p = Path(os.fspath(path))
     target = check_chunk_bytes(chunk_bytes)
     shape2 = _as_scan_shape(p, scan_shape)
@@ -128,8 +156,12 @@ def open_scan(
     data, converted = _kernel_dtype(p, data)
     data = data.rechunk(scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target))
     cal, sources = _resolve_calibration(p, raw, overrides, tilt_angles_deg, data.shape)
-    meta: dict[str, Any] = {"format": raw.format, "lazy": raw.lazy, **raw.metadata,
-                            "calibration_source": sources}
+    meta: dict[str, Any] = {
+        "format": raw.format,
+        "lazy": raw.lazy,
+        **raw.metadata,
+        "calibration_source": sources,
+    }
     if converted:
         meta["dtype_converted"] = converted
     if "format" in raw.metadata and raw.format == "virtual-aperture":
@@ -159,18 +191,36 @@ def _kernel_dtype(p: Path, data: Any) -> tuple[Any, str | None]:
         return data.astype(_CONVERT[dt.name]), f"{dt.name} → {_CONVERT[dt.name]}"
     if dt.kind in "iu" or dt.name in ("float32", "float64"):
         return data, None
-    what = {"c": "complex", "f": "extended-precision float", "M": "date-time", "S": "byte-string",
-            "U": "text", "V": "structured", "O": "object"}.get(dt.kind, dt.kind)
-    raise fail(p, f"holds {dt} ({what}) values; detector counts must be integers or real floats "
-                  f"(float16/32/64)")
+    what = {
+        "c": "complex",
+        "f": "extended-precision float",
+        "M": "date-time",
+        "S": "byte-string",
+        "U": "text",
+        "V": "structured",
+        "O": "object",
+    }.get(dt.kind, dt.kind)
+    raise fail(
+        p, f"holds {dt} ({what}) values; detector counts must be integers or real floats (float16/32/64)"
+    )
 
 
-def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angles: Any,
-                         shape: tuple[int, ...]) -> tuple[Calibration, dict[str, str]]:
+def _resolve_calibration(
+    p: Path, raw: Raw, overrides: dict[str, Any], tilt_angles: Any, shape: tuple[int, ...]
+) -> tuple[Calibration, dict[str, str]]:
     found = raw.found
     base: Calibration = found.get("calibration") or Calibration()
-    sources = {k: ("file" if "calibration" in found else "default") for k in
-               ("scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_angles_deg", "tilt_axis_deg", "center")}
+    sources = {
+        k: ("file" if "calibration" in found else "default")
+        for k in (
+            "scan_step_nm",
+            "pixel_size",
+            "beam_energy_kv",
+            "tilt_angles_deg",
+            "tilt_axis_deg",
+            "center",
+        )
+    }
     changes: dict[str, Any] = {}
     for key in ("scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_angles_deg"):
         if found.get(key) is not None:
@@ -191,7 +241,9 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
         sources["tilt_angles_deg"] = "user"
     if len(shape) == 4:
         if tilt_angles is not None:
-            raise fail(p, f"tilt_angles_deg given for 4D data of shape {tuple(shape)} (one scan, no tilt axis)")
+            raise fail(
+                p, f"tilt_angles_deg given for 4D data of shape {tuple(shape)} (one scan, no tilt axis)"
+            )
         changes["tilt_angles_deg"] = None
     elif changes.get("tilt_angles_deg", base.tilt_angles_deg) is None:
         raise fail(p, f"5D data with {shape[0]} tilts needs tilt angles: pass tilt_angles_deg=[...]")
@@ -206,8 +258,11 @@ def _resolve_calibration(p: Path, raw: Raw, overrides: dict[str, Any], tilt_angl
     if cal.center is not None:
         (cy, cx), (ky, kx) = cal.center, shape[-2:]
         if not (-0.5 <= cy <= ky - 0.5 and -0.5 <= cx <= kx - 0.5):
-            raise fail(p, f"center ({cy:g}, {cx:g}) px (k_y, k_x) [{sources['center']}] is off the "
-                          f"{ky}×{kx} detector (0 … {ky - 1}, 0 … {kx - 1})")
+            raise fail(
+                p,
+                f"center ({cy:g}, {cx:g}) px (k_y, k_x) [{sources['center']}] is off the "
+                f"{ky}×{kx} detector (0 … {ky - 1}, 0 … {kx - 1})",
+            )
     if cal.tilt_angles_deg is not None and len(cal.tilt_angles_deg) != shape[0]:
         raise fail(p, f"{len(cal.tilt_angles_deg)} tilt angles given for {shape[0]} tilts")
     return cal, sources

@@ -48,8 +48,14 @@ def _json_safe(obj: Any, depth: int = 0) -> Any:
     return str(obj)
 
 
-def save_dataset(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool = False,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES, progress: Any = None) -> Path:
+def save_dataset(
+    dataset: Dataset,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: Any = None,
+) -> Path:
     """Write ``dataset`` to a zarr store that :func:`open_dataset` reads back exactly.
 
     The data streams chunk by chunk from the dask graph into the store (never materialised
@@ -100,8 +106,14 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool =
     with atomic_path(path, overwrite=overwrite, directory=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w")
         root.attrs[STORE_KEY] = attrs
-        arr = root.create_array("data", shape=data.shape, dtype=data.dtype, chunks=chunks,
-                                dimension_names=list(dataset.dims), config={"write_empty_chunks": True})
+        arr = root.create_array(
+            "data",
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=chunks,
+            dimension_names=list(dataset.dims),
+            config={"write_empty_chunks": True},  # type: ignore[arg-type]  # a valid ArrayConfigParams dict
+        )
         # stream slabs along the first axis; dask and zarr chunks coincide, so every task writes
         # whole zarr chunks and no lock is needed
         bounds = np.cumsum((0,) + data.chunks[0])
@@ -109,12 +121,15 @@ def save_dataset(dataset: Dataset, path: str | os.PathLike, *, overwrite: bool =
         per = total if progress is None else max(1, math.ceil(total / 50))
         for i in range(0, total, per):
             lo, hi = int(bounds[i]), int(bounds[min(total, i + per)])
-            da.store(data[lo:hi], arr, regions=(slice(lo, hi),), lock=False)
+            da.store(data[lo:hi], arr, regions=(slice(lo, hi),), lock=False)  # type: ignore[arg-type]  # zarr target
             if progress is not None:
                 progress(min(total, i + per), total)
         count, nbytes = _chunk_files(tmp / "data")
-        root.attrs[STORE_KEY] = {**attrs, "shape": list(data.shape),
-                                 "chunks_written": {"count": count, "bytes": nbytes}}
+        root.attrs[STORE_KEY] = {
+            **attrs,
+            "shape": list(data.shape),
+            "chunks_written": {"count": count, "bytes": nbytes},
+        }
     return path
 
 
@@ -148,7 +163,7 @@ class ZarrSource:
     def _array(self) -> Any:
         if self._arr is None:
             node = zarr.open(self.store, mode="r")
-            self._arr = node[self.name] if self.name else node
+            self._arr = node[self.name] if self.name else node  # type: ignore[index]  # a Group when named
         return self._arr
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -156,9 +171,12 @@ class ZarrSource:
             return np.asarray(self._array()[key])
         except Exception as exc:  # noqa: BLE001 - codecs raise RuntimeError, ValueError, ...
             where = f"array '{self.name}' " if self.name else ""
-            raise fail(self.store, f"{where}chunk {self._bad_chunk(key)} cannot be decoded "
-                                   f"({type(exc).__name__}: {exc}); the chunk file is damaged or "
-                                   "truncated") from exc
+            raise fail(
+                self.store,
+                f"{where}chunk {self._bad_chunk(key)} cannot be decoded "
+                f"({type(exc).__name__}: {exc}); the chunk file is damaged or "
+                "truncated",
+            ) from exc
 
     def _bad_chunk(self, key: Any) -> str:
         """The index of the first storage chunk in region ``key`` that does not decode (error path only)."""
@@ -189,16 +207,20 @@ def _check_chunks(path: Path, arr: Any, name: str, fill_missing: bool) -> None:
         return
     total, have = int(arr.nchunks), int(arr.nchunks_initialized)
     if have < total:
-        raise fail(path, f"{where}{total - have} of {total} chunks are missing (zarr would read them as the "
-                         f"fill value {arr.fill_value!r}); if the writer left out empty chunks on purpose, "
-                         "pass fill_missing=True (--fill-missing)")
+        raise fail(
+            path,
+            f"{where}{total - have} of {total} chunks are missing (zarr would read them as the "
+            f"fill value {arr.fill_value!r}); if the writer left out empty chunks on purpose, "
+            "pass fill_missing=True (--fill-missing)",
+        )
 
 
 def _from_zarr(path: Path, arr: Any, name: str, chunks: Any) -> da.Array:
     src = ZarrSource(str(path), name, arr.shape, arr.dtype, arr.chunks)
     stamp = os.stat(path).st_mtime_ns
-    return da.from_array(src, chunks=chunks or arr.chunks, asarray=False, fancy=False,
-                         name=f"zarr-{path}-{name}-{stamp}")
+    return da.from_array(
+        src, chunks=chunks or arr.chunks, asarray=False, fancy=False, name=f"zarr-{path}-{name}-{stamp}"
+    )
 
 
 def read_zarr(path: Path, *, target_bytes: int, fill_missing: bool = False) -> Raw:
@@ -218,15 +240,25 @@ def read_zarr(path: Path, *, target_bytes: int, fill_missing: bool = False) -> R
         if not arrays:
             found = [f"{n} {a.shape}" for n, a in _walk(node)][:10]
             if found:
-                raise fail(path, f"no 4D or 5D array in the zarr group (found: {', '.join(found)}); "
-                                 "4D (scan_y, scan_x, k_y, k_x) or 5D data is needed")
+                raise fail(
+                    path,
+                    f"no 4D or 5D array in the zarr group (found: {', '.join(found)}); "
+                    "4D (scan_y, scan_x, k_y, k_x) or 5D data is needed",
+                )
             raise fail(path, "the zarr group holds no arrays")
         name, arr = max(arrays, key=lambda t: math.prod(t[1].shape))
     _check_chunks(path, arr, name, fill_missing)
-    data = _from_zarr(path, arr, name, scan_chunks(arr.shape, arr.dtype.itemsize, target_bytes=target_bytes)
-                      if arr.ndim in (4, 5) else None)
-    return Raw(data, "zarr", metadata={"array": name, "attrs": _json_safe(dict(arr.attrs)),
-                                        "group_attrs": _json_safe(attrs)})
+    data = _from_zarr(
+        path,
+        arr,
+        name,
+        scan_chunks(arr.shape, arr.dtype.itemsize, target_bytes=target_bytes) if arr.ndim in (4, 5) else None,
+    )
+    return Raw(
+        data,
+        "zarr",
+        metadata={"array": name, "attrs": _json_safe(dict(arr.attrs)), "group_attrs": _json_safe(attrs)},
+    )
 
 
 def _walk(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -247,17 +279,26 @@ def _read_own(group: Any, attrs: dict[str, Any], path: Path, fill_missing: bool 
     arr = group["data"]
     check_declared(path, tuple(arr.shape), arr.dtype.itemsize, tuple(arr.chunks))
     if "shape" in attrs and list(attrs["shape"]) != list(arr.shape):
-        raise fail(path, f"the data array has shape {tuple(arr.shape)} but the store was written with "
-                         f"{tuple(attrs['shape'])}: its metadata was edited or damaged")
+        raise fail(
+            path,
+            f"the data array has shape {tuple(arr.shape)} but the store was written with "
+            f"{tuple(attrs['shape'])}: its metadata was edited or damaged",
+        )
     written = attrs.get("chunks_written")
     if isinstance(written, dict) and not fill_missing:
         count, nbytes = _chunk_files(path / "data")
         if count != written.get("count"):
-            raise fail(path, f"{written.get('count')} chunk files were written but {count} are there: "
-                             "the store is incomplete (copied partly, or chunks deleted)")
+            raise fail(
+                path,
+                f"{written.get('count')} chunk files were written but {count} are there: "
+                "the store is incomplete (copied partly, or chunks deleted)",
+            )
         if nbytes != written.get("bytes"):
-            raise fail(path, f"the chunk files hold {nbytes} bytes but {written.get('bytes')} were written: "
-                             "a chunk is truncated or was changed")
+            raise fail(
+                path,
+                f"the chunk files hold {nbytes} bytes but {written.get('bytes')} were written: "
+                "a chunk is truncated or was changed",
+            )
     elif not fill_missing:
         _check_chunks(path, arr, "data", False)  # stores written before the record existed
     data = _from_zarr(path, arr, "data", None)  # the store's chunks are already scan chunks

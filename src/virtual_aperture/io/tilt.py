@@ -57,8 +57,11 @@ def dataset_files(folder: Path) -> list[Path]:
     """The dataset files in a folder (companion files such as ``.hdr``, EMPAD ``.raw`` next to
     their ``.xml`` and Arina ``_data_`` files next to their master are left out), sorted by name."""
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    files = [p for p in entries if (p.is_dir() and is_zarr_dir(p)) or
-             (p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)]
+    files = [
+        p
+        for p in entries
+        if (p.is_dir() and is_zarr_dir(p)) or (p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
+    ]
     if any(p.suffix.lower() == ".xml" for p in files):
         files = [p for p in files if p.suffix.lower() != ".raw"]
     masters = {p.name[: -len("_master.h5")] for p in files if p.name.endswith("_master.h5")}
@@ -105,8 +108,16 @@ def open_tilt_series(
         No files; a scan that cannot be read; scans of different shapes or dtypes; missing or
         duplicate angles.
     """
-    allowed = {"scan_step_nm", "pixel_size", "beam_energy_kv", "tilt_axis_deg", "center", "scan_shape", "chunk_bytes",
-               "fill_missing"}
+    allowed = {
+        "scan_step_nm",
+        "pixel_size",
+        "beam_energy_kv",
+        "tilt_axis_deg",
+        "center",
+        "scan_shape",
+        "chunk_bytes",
+        "fill_missing",
+    }
     unknown = set(calibration) - allowed
     if unknown:
         raise TypeError(f"open_tilt_series got unexpected keyword(s): {', '.join(sorted(unknown))}")
@@ -140,8 +151,12 @@ def open_tilt_series(
                 angles, source = [float(a) for a in stage if a is not None], "metadata"
             else:
                 missing = [f.name for f, a in zip(files, named) if a is None][:5]
-                raise fail(where, "no tilt angle for " + ", ".join(missing) +
-                           " (not in the file name nor the metadata): pass tilt_angles_deg=[...] or pattern=")
+                raise fail(
+                    where,
+                    "no tilt angle for "
+                    + ", ".join(missing)
+                    + " (not in the file name nor the metadata): pass tilt_angles_deg=[...] or pattern=",
+                )
     if len(set(angles)) != len(angles):
         dup = sorted({a for a in angles if angles.count(a) > 1})
         raise fail(where, f"duplicate tilt angle(s) {dup}")
@@ -152,8 +167,11 @@ def open_tilt_series(
     first = scans[0]
     for f, s in zip(files[1:], scans[1:]):
         if s.shape != first.shape or s.dtype != first.dtype:
-            raise fail(f, f"shape {s.shape} {s.dtype} differs from {files[0].name} {first.shape} {first.dtype}; "
-                          "all scans of a tilt series must have the same shape and dtype")
+            raise fail(
+                f,
+                f"shape {s.shape} {s.dtype} differs from {files[0].name} {first.shape} {first.dtype}; "
+                "all scans of a tilt series must have the same shape and dtype",
+            )
     data = da.stack([s.data for s in scans], axis=0)
     cal = first.calibration.replace(tilt_angles_deg=tuple(angles))
     steps = {s.calibration.scan_step_nm for s in scans}

@@ -14,13 +14,32 @@ from typing import Any
 
 # length unit → nm
 _LENGTH_NM = {
-    "m": 1e9, "cm": 1e7, "mm": 1e6, "um": 1e3, "µm": 1e3, "micron": 1e3, "nm": 1.0,
-    "a": 0.1, "å": 0.1, "angstrom": 0.1, "ang": 0.1, "pm": 1e-3,
+    "m": 1e9,
+    "cm": 1e7,
+    "mm": 1e6,
+    "um": 1e3,
+    "µm": 1e3,
+    "micron": 1e3,
+    "nm": 1.0,
+    "a": 0.1,
+    "å": 0.1,
+    "angstrom": 0.1,
+    "ang": 0.1,
+    "pm": 1e-3,
 }
 # reciprocal length unit (without the 1/ or ^-1) → factor to Å⁻¹
 _RECIP_INV_A = {
-    "m": 1e-10, "cm": 1e-8, "mm": 1e-7, "um": 1e-4, "µm": 1e-4, "nm": 0.1,
-    "a": 1.0, "å": 1.0, "angstrom": 1.0, "ang": 1.0, "pm": 100.0,
+    "m": 1e-10,
+    "cm": 1e-8,
+    "mm": 1e-7,
+    "um": 1e-4,
+    "µm": 1e-4,
+    "nm": 0.1,
+    "a": 1.0,
+    "å": 1.0,
+    "angstrom": 1.0,
+    "ang": 1.0,
+    "pm": 100.0,
 }
 # angle unit → mrad
 _ANGLE_MRAD = {"rad": 1e3, "mrad": 1.0, "urad": 1e-3, "µrad": 1e-3}

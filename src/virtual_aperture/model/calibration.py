@@ -137,7 +137,9 @@ class Calibration:
             object.__setattr__(self, "center", c)
         e = tuple(float(v) for v in self.ellipticity)
         if len(e) != 2 or not e[0] > 0:
-            raise ValueError(f"calibration ellipticity must be (a_over_b > 0, angle_deg), got {self.ellipticity!r}")
+            raise ValueError(
+                f"calibration ellipticity must be (a_over_b > 0, angle_deg), got {self.ellipticity!r}"
+            )
         object.__setattr__(self, "ellipticity", e)
         for name in ("tilt_axis_deg", "scan_rotation_deg"):
             v = getattr(self, name)

@@ -20,7 +20,9 @@ MIN_CHUNK_BYTES = 64 * 2**20
 MAX_CHUNK_BYTES = 256 * 2**20
 
 
-def scan_chunks(shape: tuple[int, ...], itemsize: int, *, target_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[int, ...]:
+def scan_chunks(
+    shape: tuple[int, ...], itemsize: int, *, target_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[int, ...]:
     """Chunk sizes that span scan positions only (whole detector frames per chunk).
 
     Chunks hold whole rows of the scan when a row fits the target; one tilt per chunk for 5D.
@@ -63,8 +65,10 @@ class Dataset:
         if any(s == 0 for s in self.data.shape):
             raise ValueError(f"dataset has an empty axis: shape {self.data.shape}")
         # detector axes must never be split: every chunk holds whole frames
-        if len(self.data.chunks[-1]) > 1 or len(self.data.chunks[-2]) > 1 or (
-            self.data.ndim == 5 and max(self.data.chunks[0]) > 1
+        if (
+            len(self.data.chunks[-1]) > 1
+            or len(self.data.chunks[-2]) > 1
+            or (self.data.ndim == 5 and max(self.data.chunks[0]) > 1)
         ):
             self.data = self.data.rechunk(scan_chunks(self.data.shape, self.data.dtype.itemsize))
         cal = self.calibration
@@ -74,9 +78,7 @@ class Dataset:
                     f"a 5D dataset with {self.n_tilts} tilts needs tilt angles (calibration.tilt_angles_deg)"
                 )
             if len(cal.tilt_angles_deg) != self.n_tilts:
-                raise ValueError(
-                    f"{len(cal.tilt_angles_deg)} tilt angles given for {self.n_tilts} tilts"
-                )
+                raise ValueError(f"{len(cal.tilt_angles_deg)} tilt angles given for {self.n_tilts} tilts")
 
     # ---- shape -----------------------------------------------------------------------------
     @property
@@ -128,7 +130,9 @@ class Dataset:
         angle = self.calibration.tilt_angles_deg[index]  # type: ignore[index]
         return Dataset(
             self.data[index],
-            self.calibration.replace(tilt_angles_deg=None, extra={**self.calibration.extra, "tilt_angle_deg": angle}),
+            self.calibration.replace(
+                tilt_angles_deg=None, extra={**self.calibration.extra, "tilt_angle_deg": angle}
+            ),
             source=self.source,
             metadata=self.metadata,
         )
@@ -143,8 +147,12 @@ class Dataset:
 
     def with_calibration(self, **changes: Any) -> Dataset:
         """A dataset sharing the same data with some calibration fields overridden."""
-        return Dataset(self.data, self.calibration.replace(**changes), source=self.source, metadata=dict(self.metadata))
+        return Dataset(
+            self.data, self.calibration.replace(**changes), source=self.source, metadata=dict(self.metadata)
+        )
 
     def rechunk(self, *, target_bytes: int = DEFAULT_CHUNK_BYTES) -> Dataset:
         chunks = scan_chunks(self.shape, self.dtype.itemsize, target_bytes=target_bytes)
-        return Dataset(self.data.rechunk(chunks), self.calibration, source=self.source, metadata=self.metadata)
+        return Dataset(
+            self.data.rechunk(chunks), self.calibration, source=self.source, metadata=self.metadata
+        )

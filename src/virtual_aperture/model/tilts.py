@@ -10,7 +10,9 @@ from collections.abc import Iterable
 import numpy as np
 
 
-def parse_tilt_angles(values: Iterable[float | str], n: int, *, name: str = "tilt angles") -> tuple[float, ...]:
+def parse_tilt_angles(
+    values: Iterable[float | str], n: int, *, name: str = "tilt angles"
+) -> tuple[float, ...]:
     """Tilt angles in degrees for ``n`` patterns.
 
     Parameters
@@ -45,7 +47,9 @@ def parse_tilt_angles(values: Iterable[float | str], n: int, *, name: str = "til
         if len(angles) == n:
             return tuple(float(a) for a in angles)
         raise ValueError(f"{name} {start:g} {stop:g} {step:g} gives {len(angles)} angles for {n} patterns")
-    raise ValueError(f"{name} has {len(v)} value(s) for {n} patterns (give one per pattern or START STOP STEP)")
+    raise ValueError(
+        f"{name} has {len(v)} value(s) for {n} patterns (give one per pattern or START STOP STEP)"
+    )
 
 
 __all__ = ["parse_tilt_angles"]

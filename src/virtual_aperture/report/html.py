@@ -129,8 +129,11 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
     ctx = context or ReportContext()
     sol, idx, stats = result.solution, result.indexing, result.merge_stats
     # a partial result (phasing could not run, or too few reflections to merge) is reported too
-    o = stats.overall if stats is not None else {"n_unique": 0, "d_min": float("nan"), "completeness": 0.0,
-                                                   "r_int": None, "cc_half": None}
+    o = (
+        stats.overall
+        if stats is not None
+        else {"n_unique": 0, "d_min": float("nan"), "completeness": 0.0, "r_int": None, "cc_half": None}
+    )
     state = "<span class=ok>solved</span>" if result.solved else "<span class=bad>not solved</span>"
     r1 = "n/a" if sol is None or sol.r1 is None else f"{sol.r1:.3f}"
     message = sol.message if sol is not None else getattr(result, "message", "")
@@ -253,10 +256,14 @@ def render(result, report: dict, context: ReportContext | None = None) -> str:
     )
     parts.append("<h2>Solution</h2>")
     if sol is None:
-        parts.append(f"<p>No phasing: {_esc(message)}. The indexing, integrated and merged reflections "
-                     "are in indexing.json, structure.hkl and reflections.cif.</p>")
+        parts.append(
+            f"<p>No phasing: {_esc(message)}. The indexing, integrated and merged reflections "
+            "are in indexing.json, structure.hkl and reflections.cif.</p>"
+        )
     parts.append(
-        "" if sol is None else _safe(
+        ""
+        if sol is None
+        else _safe(
             lambda: solution_figure(sol),
             "Charge-flipping potential projected along each cell axis "
             "over one unit cell, with the atoms found and their symmetry copies.",

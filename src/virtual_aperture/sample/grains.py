@@ -102,7 +102,9 @@ def place_grains(
     cx = float(np.average([s.center_nm[0] for s in shapes], weights=w))
     cy = float(np.average([s.center_nm[1] for s in shapes], weights=w))
     return [
-        GrainShape((s.center_nm[0] - cx, s.center_nm[1] - cy), s.height_nm, s.radius_nm, s.harmonics, s.thickness_nm)
+        GrainShape(
+            (s.center_nm[0] - cx, s.center_nm[1] - cy), s.height_nm, s.radius_nm, s.harmonics, s.thickness_nm
+        )
         for s in shapes
     ]
 
@@ -172,7 +174,11 @@ def random_orientations(
             z = np.array([0.0, 0.0, 1.0])
             v = np.cross(d, z)
             ang = math.degrees(math.acos(np.clip(d @ z, -1, 1)))
-            R0 = rotation_about(v, ang) if np.linalg.norm(v) > 1e-9 else (np.eye(3) if d[2] > 0 else rotation_about([1, 0, 0], 180))
+            R0 = (
+                rotation_about(v, ang)
+                if np.linalg.norm(v) > 1e-9
+                else (np.eye(3) if d[2] > 0 else rotation_about([1, 0, 0], 180))
+            )
             spin = rotation_about(z, rng.uniform(0, 360))
             tilt_ax = np.array([*rng.normal(size=2), 0.0])
             off = rotation_about(tilt_ax, rng.uniform(0, zone_tolerance_deg))
@@ -192,6 +198,11 @@ def descan_map(rng: np.random.Generator, scan_shape: tuple[int, int], max_shift_
     c = rng.normal(size=(2, 4))
     ph = rng.uniform(0, 2 * np.pi, size=2)
     for k in range(2):
-        out[..., k] = c[k, 0] * u + c[k, 1] * v + 0.5 * c[k, 2] * u * v + 0.4 * c[k, 3] * np.sin(np.pi * (u + v) / 2 + ph[k])
+        out[..., k] = (
+            c[k, 0] * u
+            + c[k, 1] * v
+            + 0.5 * c[k, 2] * u * v
+            + 0.4 * c[k, 3] * np.sin(np.pi * (u + v) / 2 + ph[k])
+        )
     mag = np.hypot(out[..., 0], out[..., 1]).max()
     return out * (max_shift_px / mag) if mag > 0 else out

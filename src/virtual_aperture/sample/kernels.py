@@ -23,7 +23,11 @@ def position_seeds(seed: int, salt: int, tilt: int, ys: np.ndarray, xs: np.ndarr
     with np.errstate(over="ignore"):
         z = (np.uint64(seed % 2**64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(salt)
         z = z ^ (np.uint64(tilt) * np.uint64(0xBF58476D1CE4E5B9))
-        z = z ^ (ys.astype(np.uint64) * np.uint64(0x94D049BB133111EB)) ^ (xs.astype(np.uint64) << np.uint64(32))
+        z = (
+            z
+            ^ (ys.astype(np.uint64) * np.uint64(0x94D049BB133111EB))
+            ^ (xs.astype(np.uint64) << np.uint64(32))
+        )
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
@@ -31,8 +35,28 @@ def position_seeds(seed: int, salt: int, tilt: int, ys: np.ndarray, xs: np.ndarr
 
 
 @numba.njit(parallel=True, cache=True)
-def frames_kernel(weights, indptr, indices, values, central_w, central_idx, central_val, bg, bg_level, scale, shifts,
-                  pad, W, ky, kx, seeds, noisy, rounded, top, out):
+def frames_kernel(
+    weights,
+    indptr,
+    indices,
+    values,
+    central_w,
+    central_idx,
+    central_val,
+    bg,
+    bg_level,
+    scale,
+    shifts,
+    pad,
+    W,
+    ky,
+    kx,
+    seeds,
+    noisy,
+    rounded,
+    top,
+    out,
+):
     """Fill ``out`` (n, ky, kx) float32 (see the module docstring).
 
     ``weights`` (n, n_refl) are reflection intensities per position; ``indptr``, ``indices``,

@@ -169,7 +169,9 @@ class FrameRenderer:
             tab = self.tables[g][ti]
             if act.size == 0 or tab.hkl.shape[0] == 0:
                 continue
-            w[act, offsets[g] : offsets[g + 1]] = rocking_intensity(tab.kappa[None, :], tab.s[None, :], t[act, None])
+            w[act, offsets[g] : offsets[g + 1]] = rocking_intensity(
+                tab.kappa[None, :], tab.s[None, :], t[act, None]
+            )
         scale, direct = depletion(w.sum(axis=1, dtype=np.float64), self.background_level)
         w *= scale.astype(np.float32)[:, None]
         return w, direct.astype(np.float32)
@@ -223,10 +225,26 @@ class FrameRenderer:
         integer = self.dtype.kind in "ui"
         top = float(np.iinfo(self.dtype).max) if integer else np.inf
         frames_kernel(
-            w, stamps.indptr.astype(np.int64), stamps.indices.astype(np.int64), stamps.data, central_w,
-            self.central_idx, self.central_val, self.bg, np.float32(self.background_level), np.float32(self.scale),
-            shifts, self.det.pad, self.det.canvas_shape[1], ky, kx, seeds, self.dose is not None,
-            integer, top, frames,
+            w,
+            stamps.indptr.astype(np.int64),
+            stamps.indices.astype(np.int64),
+            stamps.data,
+            central_w,
+            self.central_idx,
+            self.central_val,
+            self.bg,
+            np.float32(self.background_level),
+            np.float32(self.scale),
+            shifts,
+            self.det.pad,
+            self.det.canvas_shape[1],
+            ky,
+            kx,
+            seeds,
+            self.dose is not None,
+            integer,
+            top,
+            frames,
         )
         return frames.astype(self.dtype, copy=False).reshape(ny, nx, ky, kx)
 

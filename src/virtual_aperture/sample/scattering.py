@@ -86,7 +86,9 @@ def gemmi_structure_factor(st: gemmi.SmallStructure, hkl) -> np.ndarray:
     """|F| (Å) of the given reflections straight from gemmi (reference for tests)."""
     cp = crystallographic_copy(st)
     calc = gemmi.StructureFactorCalculatorE(cp.cell)
-    return np.array([abs(calc.calculate_sf_from_small_structure(cp, [int(v) for v in h])) for h in np.atleast_2d(hkl)])
+    return np.array(
+        [abs(calc.calculate_sf_from_small_structure(cp, [int(v) for v in h])) for h in np.atleast_2d(hkl)]
+    )
 
 
 def interaction_kappa(f_abs: np.ndarray, *, wavelength: float, gamma: float, volume: float) -> np.ndarray:

@@ -130,7 +130,11 @@ def parse_tilts(tilts: Any) -> np.ndarray | None:
     """``None`` → 4D; a tuple of three numbers → (start, stop, step) inclusive; else the angles."""
     if tilts is None:
         return None
-    if isinstance(tilts, tuple) and len(tilts) == 3 and all(isinstance(v, (int, float, np.number)) for v in tilts):
+    if (
+        isinstance(tilts, tuple)
+        and len(tilts) == 3
+        and all(isinstance(v, (int, float, np.number)) for v in tilts)
+    ):
         start, stop, step = (float(v) for v in tilts)
         if step == 0 or not all(math.isfinite(v) for v in (start, stop, step)) or (stop - start) * step < 0:
             raise _bad(f"tilts=(start, stop, step) must step from start towards stop, got {tilts!r}")
@@ -140,7 +144,9 @@ def parse_tilts(tilts: Any) -> np.ndarray | None:
         try:
             angles = np.asarray(list(tilts), dtype=float).ravel()
         except (TypeError, ValueError):
-            raise _bad(f"tilts must be None, (start, stop, step) or a sequence of angles, got {tilts!r}") from None
+            raise _bad(
+                f"tilts must be None, (start, stop, step) or a sequence of angles, got {tilts!r}"
+            ) from None
     if angles.size == 0:
         raise _bad("tilts must contain at least one angle")
     if not np.all(np.isfinite(angles)) or np.any(np.abs(angles) > MAX_TILT_DEG):
@@ -291,7 +297,9 @@ def simulate_agglomerate(
     # ---- real space ------------------------------------------------------------------------
     ss = np.random.SeedSequence(int(seed))
     r_shape, r_orient, r_drift, r_descan = (np.random.default_rng(s) for s in ss.spawn(4))
-    shapes = gr.place_grains(r_shape, n_grains, field_nm=field, size_nm=size, thickness_nm=thick, overlap=bool(overlap))
+    shapes = gr.place_grains(
+        r_shape, n_grains, field_nm=field, size_nm=size, thickness_nm=thick, overlap=bool(overlap)
+    )
     U = gr.random_orientations(r_orient, n_grains, summ.cell, zone_axis_fraction=zone_axis_fraction)
     if orientations is not None:
         U = _check_orientations(orientations, n_grains)
@@ -302,14 +310,21 @@ def simulate_agglomerate(
     for g, shape in enumerate(shapes):
         for ti, ang in enumerate(angles_arr):
             thick_nm[g, ti] = gr.projected_thickness(
-                shape, X, Y, tilt_deg=float(ang), tilt_axis_deg=tilt_axis_deg, drift_nm=tuple(drift[ti] * step)
+                shape,
+                X,
+                Y,
+                tilt_deg=float(ang),
+                tilt_axis_deg=tilt_axis_deg,
+                drift_nm=tuple(drift[ti] * step),
             )
 
     # ---- reciprocal space ------------------------------------------------------------------
     pad = int(math.ceil(descan)) + 2
     ky, kx = detector_shape
     if d_min is None:
-        corner = math.hypot(ky / 2 + pad, kx / 2 + pad) * pixel_size * max(ell[0], 1.0) + alpha * 1e-3 / wavelength
+        corner = (
+            math.hypot(ky / 2 + pad, kx / 2 + pad) * pixel_size * max(ell[0], 1.0) + alpha * 1e-3 / wavelength
+        )
         d_min = 1.0 / corner
     n_est = st.cell.volume * 4.0 / 3.0 * math.pi / d_min**3
     if n_est > MAX_REFLECTIONS:
@@ -329,21 +344,45 @@ def simulate_agglomerate(
         row = []
         for ti, ang in enumerate(angles_arr):
             pos, s, _ = predict_reflections(
-                U[g] @ B, hkl_all, tilt_deg=float(ang), tilt_axis_deg=tilt_axis_deg, wavelength=wavelength,
-                pixel_size=pixel_size, center=center, ellipticity=ell,
+                U[g] @ B,
+                hkl_all,
+                tilt_deg=float(ang),
+                tilt_axis_deg=tilt_axis_deg,
+                wavelength=wavelength,
+                pixel_size=pixel_size,
+                center=center,
+                ellipticity=ell,
             )
             t_max = max(float(thick_nm[g, ti].max()), float(thick[1])) * 10.0
-            keep = (np.abs(s) < S_CUTOFF_THICKNESSES / t_max) & (pos[:, 0] > -margin) & (pos[:, 0] < ky - 1 + margin)
+            keep = (
+                (np.abs(s) < S_CUTOFF_THICKNESSES / t_max)
+                & (pos[:, 0] > -margin)
+                & (pos[:, 0] < ky - 1 + margin)
+            )
             keep &= (pos[:, 1] > -margin) & (pos[:, 1] < kx - 1 + margin)
             tab = ReflectionTable(hkl_all[keep], f_all[keep], kappa_all[keep], s[keep], pos[keep])
             row.append(tab)
-            truth_tables[(g, ti)] = {"hkl": tab.hkl, "f_abs": tab.f_abs, "kappa": tab.kappa, "s": tab.s, "positions": tab.positions}
+            truth_tables[(g, ti)] = {
+                "hkl": tab.hkl,
+                "f_abs": tab.f_abs,
+                "kappa": tab.kappa,
+                "s": tab.s,
+                "positions": tab.positions,
+            }
         tables.append(row)
 
     det = DetectorModel(detector_shape, pad, disk_r, distortion_matrix(ell), pixel_size)
     renderer = FrameRenderer(
-        det=det, tables=tables, thickness_a=thick_nm * 10.0, descan=descan_map, background=background,
-        dose=dose, noiseless_dose=NOISELESS_DOSE, seed=int(seed), dtype=dtype, five_d=five_d,
+        det=det,
+        tables=tables,
+        thickness_a=thick_nm * 10.0,
+        descan=descan_map,
+        background=background,
+        dose=dose,
+        noiseless_dose=NOISELESS_DOSE,
+        seed=int(seed),
+        dtype=dtype,
+        five_d=five_d,
     )
     peak = float(renderer.central.max()) * (dose if dose is not None else NOISELESS_DOSE)
     clipped = False
@@ -362,32 +401,68 @@ def simulate_agglomerate(
     shape = ((n_t,) if five_d else ()) + (sy, sx, ky, kx)
     chunks = da.core.normalize_chunks(scan_chunks(shape, dtype.itemsize, target_bytes=CHUNK_BYTES), shape)
     params = dict(
-        structure=structure_name(structure, st), n_grains=n_grains, scan_shape=scan_shape, detector_shape=detector_shape,
-        tilt_angles_deg=None if not five_d else [float(a) for a in angles_arr], tilt_axis_deg=tilt_axis_deg,
-        beam_energy_kv=beam_energy_kv, pixel_size=pixel_size, probe_semiangle_mrad=alpha, scan_step_nm=step,
-        grain_size_nm=size, thickness_nm=thick, d_min=d_min, dose=dose, descan_shift_px=descan, ellipticity=ell,
-        background=background, overlap=bool(overlap), zone_axis_fraction=zone_axis_fraction, seed=int(seed),
-        dtype=str(dtype), disk_radius_px=disk_r, wavelength=wavelength,
+        structure=structure_name(structure, st),
+        n_grains=n_grains,
+        scan_shape=scan_shape,
+        detector_shape=detector_shape,
+        tilt_angles_deg=None if not five_d else [float(a) for a in angles_arr],
+        tilt_axis_deg=tilt_axis_deg,
+        beam_energy_kv=beam_energy_kv,
+        pixel_size=pixel_size,
+        probe_semiangle_mrad=alpha,
+        scan_step_nm=step,
+        grain_size_nm=size,
+        thickness_nm=thick,
+        d_min=d_min,
+        dose=dose,
+        descan_shift_px=descan,
+        ellipticity=ell,
+        background=background,
+        overlap=bool(overlap),
+        zone_axis_fraction=zone_axis_fraction,
+        seed=int(seed),
+        dtype=str(dtype),
+        disk_radius_px=disk_r,
+        wavelength=wavelength,
     )
     name = "simulate-agglomerate-" + tokenize(params, summ.atoms, summ.cell, U)
-    data = da.map_blocks(renderer, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(shape), dtype), name=name)
+    data = da.map_blocks(
+        renderer, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(shape), dtype), name=name
+    )
     cal = Calibration(
-        scan_step_nm=step, pixel_size=pixel_size, beam_energy_kv=beam_energy_kv,
-        tilt_angles_deg=tuple(float(a) for a in angles_arr) if five_d else None, tilt_axis_deg=tilt_axis_deg,
-        center=center, ellipticity=ell,
+        scan_step_nm=step,
+        pixel_size=pixel_size,
+        beam_energy_kv=beam_energy_kv,
+        tilt_angles_deg=tuple(float(a) for a in angles_arr) if five_d else None,
+        tilt_axis_deg=tilt_axis_deg,
+        center=center,
+        ellipticity=ell,
         extra={"probe_semiangle_mrad": alpha, "detector_shape": detector_shape, "simulated": True},
     )
     sname = params["structure"]
-    ds = Dataset(data, cal, source=f"simulated:{sname}", metadata={"format": "simulated", "simulation": params})
+    ds = Dataset(
+        data, cal, source=f"simulated:{sname}", metadata={"format": "simulated", "simulation": params}
+    )
 
     # ---- truth -----------------------------------------------------------------------------
     t_truth = thick_nm if five_d else thick_nm[:, 0]
     foot = t_truth > 0
     lab = np.where(foot.any(axis=0), np.argmax(t_truth, axis=0) + 1, 0).astype(np.int32)
     truth = Truth(
-        labels=lab, footprints=foot, thickness=t_truth, orientations=U, cell=summ.cell, space_group=summ.space_group,
-        atoms=summ.atoms, structure_name=sname, source=structure_source(structure), descan_shift=descan_map,
-        drift=drift if five_d else np.zeros((1, 2)), calibration=cal, parameters=params, clipped=clipped,
+        labels=lab,
+        footprints=foot,
+        thickness=t_truth,
+        orientations=U,
+        cell=summ.cell,
+        space_group=summ.space_group,
+        atoms=summ.atoms,
+        structure_name=sname,
+        source=structure_source(structure),
+        descan_shift=descan_map,
+        drift=drift if five_d else np.zeros((1, 2)),
+        calibration=cal,
+        parameters=params,
+        clipped=clipped,
         reflection_tables=truth_tables,
     )
     return ds, truth

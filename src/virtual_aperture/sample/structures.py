@@ -20,10 +20,10 @@ STRUCTURE_DIR = Path(__file__).with_name("structures")
 #: name -> one-line description (composition, space group, cell)
 _BUILTIN: dict[str, str] = {
     "uio66": "UiO-66, Zr6O4(OH)4(BDC)6 metal-organic framework; "
-             "F-43m, a = 20.72 Å (Redfern et al., Chem. Mater. 2020)",
+    "F-43m, a = 20.72 Å (Redfern et al., Chem. Mater. 2020)",
     "gold": "gold, Au; Fm-3m, a = 4.0782 Å; calibration standard (Wyckoff, Crystal Structures 1963)",
     "brookite": "brookite, TiO2; Pbca, a = 9.174, b = 5.449, c = "
-                "5.138 Å (Meagher & Lager, Can. Mineral. 1979)",
+    "5.138 Å (Meagher & Lager, Can. Mineral. 1979)",
 }
 
 
@@ -70,8 +70,10 @@ def load_structure(structure: str | os.PathLike | gemmi.SmallStructure) -> gemmi
         origin = "the given gemmi.SmallStructure"
     else:
         if not isinstance(structure, (str, os.PathLike)):
-            raise ValueError("structure must be a name, a CIF path or a "
-                             f"gemmi.SmallStructure, got {type(structure).__name__}")
+            raise ValueError(
+                "structure must be a name, a CIF path or a "
+                f"gemmi.SmallStructure, got {type(structure).__name__}"
+            )
         key = str(structure).strip()
         builtin = STRUCTURE_DIR / f"{key.lower()}.cif"
         if key.lower() in _BUILTIN and builtin.is_file():
@@ -80,7 +82,9 @@ def load_structure(structure: str | os.PathLike | gemmi.SmallStructure) -> gemmi
             path = Path(key).expanduser()
             if not path.is_file():
                 names = ", ".join(sorted(builtin_structures()))
-                raise ValueError(f"unknown structure {key!r}: not a shipped name ({names}) nor an existing CIF file")
+                raise ValueError(
+                    f"unknown structure {key!r}: not a shipped name ({names}) nor an existing CIF file"
+                )
         st = _read_cif(path)
         origin = str(path)
     if len(st.sites) == 0:

@@ -112,7 +112,9 @@ class Truth:
 
     def _check(self, grain: int, tilt: int) -> None:
         if not 0 <= grain < self.n_grains:
-            raise ValueError(f"grain {grain} out of range: the sample has {self.n_grains} grains (0..{self.n_grains - 1})")
+            raise ValueError(
+                f"grain {grain} out of range: the sample has {self.n_grains} grains (0..{self.n_grains - 1})"
+            )
         if not 0 <= tilt < self.n_tilts:
             raise ValueError(f"tilt {tilt} out of range: the sample has {self.n_tilts} tilt(s)")
 

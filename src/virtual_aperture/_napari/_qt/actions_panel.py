@@ -30,8 +30,15 @@ from ..live import as_tilt_stack, descan_map
 from ..reader import META_KEY
 
 
-def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, client: Any = None,
-               progress: Callable | None = None, cancel: Any = None) -> tuple[dict, dict]:
+def sum_grains(
+    dataset: Any,
+    labels: np.ndarray,
+    *,
+    only: int | None = None,
+    client: Any = None,
+    progress: Callable | None = None,
+    cancel: Any = None,
+) -> tuple[dict, dict]:
     """Summed pattern ``(n_tilts, k_y, k_x)`` and position count ``(n_tilts,)`` of every grain.
 
     ``labels`` is the grain label image (2D, or 3D per tilt); ``only`` restricts to one label.
@@ -43,10 +50,19 @@ def sum_grains(dataset: Any, labels: np.ndarray, *, only: int | None = None, cli
     stack = as_tilt_stack(labels)
     if only is not None:
         stack = np.where(stack == only, only, 0).astype(stack.dtype)
-    result = aperture_sums(dataset, stack if dataset.is_tilt_series else stack[0], client=client,
-                           shifts=descan_map(dataset), progress=progress, cancel=cancel)
+    result = aperture_sums(
+        dataset,
+        stack if dataset.is_tilt_series else stack[0],
+        client=client,
+        shifts=descan_map(dataset),
+        progress=progress,
+        cancel=cancel,
+    )
     n = stack.shape[0]
-    sums = {int(k): np.asarray(r.sum, dtype=np.float64).reshape(n, *dataset.detector_shape) for k, r in result.items()}
+    sums = {
+        int(k): np.asarray(r.sum, dtype=np.float64).reshape(n, *dataset.detector_shape)
+        for k, r in result.items()
+    }
     counts = {int(k): np.asarray(r.count, dtype=np.int64).reshape(n) for k, r in result.items()}
     return sums, counts
 
@@ -69,7 +85,9 @@ class ActionsPanel(QWidget):
         self.cancel_btn.clicked.connect(controller.jobs.cancel)
         self.address = QLineEdit()
         self.address.setPlaceholderText("empty = threads; 'local' = one LocalCluster; tcp://host:8786")
-        self.address.editingFinished.connect(lambda: setattr(self.model, "scheduler_address", self.address.text()))
+        self.address.editingFinished.connect(
+            lambda: setattr(self.model, "scheduler_address", self.address.text())
+        )
         self.message = QLabel("")
         self.message.setWordWrap(True)
         form = QFormLayout()
@@ -106,15 +124,24 @@ class ActionsPanel(QWidget):
 
     def _show_sums(self) -> None:
         dv, ds = self.controller.diffraction, self.controller.dataset
-        for layer in [lyr for lyr in dv.layers if (lyr.metadata or {}).get(META_KEY, {}).get("role") == "grain_sum"]:
+        for layer in [
+            lyr for lyr in dv.layers if (lyr.metadata or {}).get(META_KEY, {}).get("role") == "grain_sum"
+        ]:
             dv.layers.remove(layer)
         disp = self.model.display
         for k, stack in sorted(self.model.grain_sums.items()):
             name = self.model.grain_names.get(k, f"grain {k}")
             data = disp.transform(stack if ds.is_tilt_series else stack[0])
-            dv.add_image(data, name=f"sum: {name}", colormap="magma", visible=k == self.model.selected,
-                         contrast_limits=disp.contrast_limits(data), gamma=disp.gamma,
-                         metadata={META_KEY: {"role": "grain_sum", "label": k}}, **self.controller.k_geometry(data.ndim))
+            dv.add_image(
+                data,
+                name=f"sum: {name}",
+                colormap="magma",
+                visible=k == self.model.selected,
+                contrast_limits=disp.contrast_limits(data),
+                gamma=disp.gamma,
+                metadata={META_KEY: {"role": "grain_sum", "label": k}},
+                **self.controller.k_geometry(data.ndim),
+            )
         if ds.is_tilt_series:
             dv.dims.set_current_step(0, self.model.tilt)
 
@@ -128,8 +155,10 @@ class ActionsPanel(QWidget):
         if not self.model.grain_sums:
             return self.sum_all(then=lambda: self.save_sums(directory, fmt))
         ds = self.controller.dataset
-        items = [(self.model.grain_names.get(k, f"grain {k}"), s, self.model.grain_counts[k])
-                 for k, s in sorted(self.model.grain_sums.items())]
+        items = [
+            (self.model.grain_names.get(k, f"grain {k}"), s, self.model.grain_counts[k])
+            for k, s in sorted(self.model.grain_sums.items())
+        ]
         cal, angles = ds.calibration, self.model.tilt_angles
 
         def work(progress: Callable, cancel: Any) -> list[str]:
@@ -158,14 +187,16 @@ class ActionsPanel(QWidget):
         labels, ds, model = np.array(c.grains.data, copy=True), c.dataset, self.model
 
         def work(progress: Callable, cancel: Any) -> tuple:
-            sums, counts = sum_grains(ds, labels, only=label, client=model.client(), progress=progress,
-                                      cancel=cancel)
+            sums, counts = sum_grains(
+                ds, labels, only=label, client=model.client(), progress=progress, cancel=cancel
+            )
             return sums[label], counts[label]
 
         def done(result: tuple) -> None:
             patterns, counts = result
             grain = self.model.hand_off(label, patterns, counts, descan=descan_map(ds) is not None)
-            self.message.setText(f"{grain.name} handed to the Index and Solve tabs: "
-                                 f"{patterns.shape[0]} summed pattern(s)")
+            self.message.setText(
+                f"{grain.name} handed to the Index and Solve tabs: {patterns.shape[0]} summed pattern(s)"
+            )
 
         return c.jobs.start(f"hand grain {label} on", work, done)

@@ -24,7 +24,9 @@ class CheckPanel(QWidget):
         self.model = controller.model
         self.threshold = QDoubleSpinBox(minimum=-1.0, maximum=1.0, singleStep=0.05, decimals=2)
         self.threshold.setValue(0.5)
-        self.threshold.setToolTip("member positions whose correlation with the grain mean is below this are flagged")
+        self.threshold.setToolTip(
+            "member positions whose correlation with the grain mean is below this are flagged"
+        )
         self.check_btn = QPushButton("Check selected grain")
         self.check_btn.clicked.connect(lambda: self.check_grain())
         self.dissim_btn = QPushButton("Show neighbour dissimilarity")
@@ -55,8 +57,15 @@ class CheckPanel(QWidget):
             layer.data = data
             return layer
         add = viewer.add_labels if kind == "labels" else viewer.add_image
-        layer = self.outputs[name] = add(data, name=name, scale=nav.scale, units=nav.units,
-                                         axis_labels=nav.axis_labels, metadata={META_KEY: {"role": name}}, **kw)
+        layer = self.outputs[name] = add(
+            data,
+            name=name,
+            scale=nav.scale,
+            units=nav.units,
+            axis_labels=nav.axis_labels,
+            metadata={META_KEY: {"role": name}},
+            **kw,
+        )
         if active is not None and active in viewer.layers:
             viewer.layers.selection.active = active
         return layer
@@ -120,6 +129,8 @@ class CheckPanel(QWidget):
             return np.stack(out) if c.dataset.is_tilt_series else out[0]
 
         def done(image: np.ndarray) -> None:
-            self._layer("neighbour dissimilarity", image, "image", colormap="inferno", visible=True, opacity=0.7)
+            self._layer(
+                "neighbour dissimilarity", image, "image", colormap="inferno", visible=True, opacity=0.7
+            )
 
         return c.jobs.start("neighbour dissimilarity", work, done)

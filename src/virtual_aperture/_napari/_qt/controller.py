@@ -155,7 +155,9 @@ class WorkspaceController(QObject):
         ev.set_data.connect(lambda e: self._on_grains_edit())
         ev.selected_label.connect(lambda e: setattr(self.model, "selected", self.grains.selected_label))
         self._setup_diffraction(ds)
-        self.model.set_grain_names({int(v): names.get(int(v), f"grain {int(v)}") for v in np.unique(data) if v})
+        self.model.set_grain_names(
+            {int(v): names.get(int(v), f"grain {int(v)}") for v in np.unique(data) if v}
+        )
         self.model.selected = self.grains.selected_label
         self.viewer.layers.selection.active = self.grains
         self.viewer.reset_view()
@@ -198,8 +200,13 @@ class WorkspaceController(QObject):
         """A grains layer of this dataset left by an earlier workspace (or None)."""
         for layer in self.viewer.layers:
             info = layer.metadata.get(META_KEY) if isinstance(layer.metadata, dict) else None
-            if (info and info.get("role") == "grains" and info.get("dataset") is ds and layer is not self.grains
-                    and tuple(layer.data.shape) == shape):
+            if (
+                info
+                and info.get("role") == "grains"
+                and info.get("dataset") is ds
+                and layer is not self.grains
+                and tuple(layer.data.shape) == shape
+            ):
                 return layer
         return None
 
@@ -274,7 +281,7 @@ class WorkspaceController(QObject):
             return
         key = (self.model.tilt, self.model.selected)
         # live accumulators only for the last few (tilt, grain) pairs looked at
-        self._recent = [k for k in getattr(self, "_recent", []) if k != key][-(LIVE_KEYS - 1):]
+        self._recent = [k for k in getattr(self, "_recent", []) if k != key][-(LIVE_KEYS - 1) :]
         keep = [*self._recent, key] if key[1] > 0 else []  # no grain selected: no live sums
         self._recent = keep
         tracker = self.tracker

@@ -55,7 +55,9 @@ def central_disk(dataset: Any, *, tilt: int = 0) -> tuple[tuple[float, float], f
         return dataset.calibration.detector_center((h, w)), max(2.0, min(h, w) / 16)
 
 
-def preset_mask(kind: str, shape: tuple[int, int], center: tuple[float, float], inner: float, outer: float) -> np.ndarray:
+def preset_mask(
+    kind: str, shape: tuple[int, int], center: tuple[float, float], inner: float, outer: float
+) -> np.ndarray:
     """Boolean mask of a preset detector (disk of radius ``outer``, or annulus ``inner``–``outer``)."""
     from virtual_aperture.compute import detectors
 
@@ -144,7 +146,9 @@ class DetectorPanel(QWidget):
     # ---- set-up ----------------------------------------------------------------------------------
     def _on_dataset(self) -> None:
         ds = self.controller.dataset
-        same = ds is self._dataset or (ds is not None and self._dataset is not None and ds.data is self._dataset.data)
+        same = ds is self._dataset or (
+            ds is not None and self._dataset is not None and ds.data is self._dataset.data
+        )
         self._dataset = ds
         self._show_radii()
         if same:  # a new calibration of the same data: detectors stay, images follow (calibration_changed)
@@ -186,8 +190,11 @@ class DetectorPanel(QWidget):
         r = self.disk_radius
         h, w = self.controller.dataset.detector_shape if self.controller.dataset is not None else (64, 64)
         edge = float(min(h, w) / 2 - 1)
-        inner, outer = {"bright field": (0.0, round(r, 1)), "annular dark field": (round(1.5 * r, 1), edge),
-                        "ring": (round(2.0 * r, 1), round(2.6 * r, 1))}[kind]
+        inner, outer = {
+            "bright field": (0.0, round(r, 1)),
+            "annular dark field": (round(1.5 * r, 1), edge),
+            "ring": (round(2.0 * r, 1), round(2.6 * r, 1)),
+        }[kind]
         self.inner.setValue(inner)
         self.outer.setValue(max(outer, inner + 0.5))
         self._show_radii()
@@ -201,16 +208,22 @@ class DetectorPanel(QWidget):
             return
         lam = ds.calibration.wavelength
         a, b = self.inner.value() * px, self.outer.value() * px
-        self.radii_info.setText(f"= {a:.3f}–{b:.3f} Å⁻¹ = {1000 * lam * a:.2f}–{1000 * lam * b:.2f} mrad "
-                                f"({ds.calibration.beam_energy_kv:g} kV)")
+        self.radii_info.setText(
+            f"= {a:.3f}–{b:.3f} Å⁻¹ = {1000 * lam * a:.2f}–{1000 * lam * b:.2f} mrad "
+            f"({ds.calibration.beam_energy_kv:g} kV)"
+        )
 
     # ---- detectors ---------------------------------------------------------------------------------
     def _add_layer(self, k: int, mask: np.ndarray, name: str) -> Any:
         ds = self.controller.dataset
         colour = COLOURS[(k - 1) % len(COLOURS)]
         layer = self.controller.diffraction.add_labels(
-            np.asarray(mask, dtype=np.int32), name=f"detector: {name}", opacity=0.9,
-            metadata={META_KEY: {"role": "detector", "detector": k}}, **self.controller.k_geometry(2))
+            np.asarray(mask, dtype=np.int32),
+            name=f"detector: {name}",
+            opacity=0.9,
+            metadata={META_KEY: {"role": "detector", "detector": k}},
+            **self.controller.k_geometry(2),
+        )
         layer.colormap = {None: "transparent", 0: "transparent", 1: colour}
         layer.contour = 1  # outlines: the pattern stays visible under the detectors
         layer.selected_label = 1
@@ -255,8 +268,11 @@ class DetectorPanel(QWidget):
             self.message.setText("open a dataset first")
             return 0
         k = max(self.names, default=0) + 1
-        layer = self._add_layer(k, np.zeros(self.controller.dataset.detector_shape, bool),
-                                name or self.name.text().strip() or f"detector {k}")
+        layer = self._add_layer(
+            k,
+            np.zeros(self.controller.dataset.detector_shape, bool),
+            name or self.name.text().strip() or f"detector {k}",
+        )
         layer.mode = "paint"
         self.controller.diffraction.layers.selection.active = layer
         self.list.setCurrentRow(sorted(self.names).index(k))
@@ -269,8 +285,14 @@ class DetectorPanel(QWidget):
             self._refresh_list()
             self.model.mark_dirty()
 
-    def apply_preset(self, kind: str | None = None, *, label: int | None = None, inner: float | None = None,
-                     outer: float | None = None) -> int:
+    def apply_preset(
+        self,
+        kind: str | None = None,
+        *,
+        label: int | None = None,
+        inner: float | None = None,
+        outer: float | None = None,
+    ) -> int:
         """A preset detector: a new one (``label`` None or new) or replacing detector ``label``; its id."""
         if not self.ready:
             self.message.setText("open a dataset first: presets are measured on its central disk")
@@ -371,7 +393,9 @@ class DetectorPanel(QWidget):
                 if up is None:
                     for key in [key for key in updaters if key[1] != tilt]:
                         del updaters[key]  # one tilt's updaters at a time bounds the memory
-                    up = updaters[(k, tilt)] = VirtualImageUpdater(ds, mask, tilt=tilt, memory_budget=UPDATER_BUDGET)
+                    up = updaters[(k, tilt)] = VirtualImageUpdater(
+                        ds, mask, tilt=tilt, memory_budget=UPDATER_BUDGET
+                    )
                     out[k] = np.asarray(up.image, dtype=np.float32)
                 else:
                     out[k] = np.asarray(up.set_mask(mask), dtype=np.float32)
@@ -403,8 +427,13 @@ class DetectorPanel(QWidget):
             shape = (ds.n_tilts, *ds.scan_shape) if ds.is_tilt_series else ds.scan_shape
             active = viewer.layers.selection.active
             layer = viewer.add_image(
-                np.zeros(shape, np.float32), name=name, scale=nav.scale, units=nav.units,
-                axis_labels=nav.axis_labels, colormap="gray", visible=True,
+                np.zeros(shape, np.float32),
+                name=name,
+                scale=nav.scale,
+                units=nav.units,
+                axis_labels=nav.axis_labels,
+                colormap="gray",
+                visible=True,
                 metadata={META_KEY: {"role": "virtual_image", "detector": label}},
             )
             grains = self.controller.grains

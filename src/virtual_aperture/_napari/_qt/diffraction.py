@@ -82,7 +82,12 @@ class DiffractionView(QWidget):
         self.title.setText("\n".join(texts))
 
     def _load_display(self, d: Any) -> None:
-        for w, v in ((self.log, d.log), (self.gamma, d.gamma), (self.low, d.percentile_low), (self.high, d.percentile_high)):
+        for w, v in (
+            (self.log, d.log),
+            (self.gamma, d.gamma),
+            (self.low, d.percentile_low),
+            (self.high, d.percentile_high),
+        ):
             w.blockSignals(True)
             w.setChecked(v) if isinstance(w, QCheckBox) else w.setValue(v)
             w.blockSignals(False)
@@ -92,7 +97,11 @@ class DiffractionView(QWidget):
         if low >= high:
             return
         self.model.display = dataclasses.replace(
-            self.model.display, log=self.log.isChecked(), gamma=self.gamma.value(), percentile_low=low, percentile_high=high
+            self.model.display,
+            log=self.log.isChecked(),
+            gamma=self.gamma.value(),
+            percentile_low=low,
+            percentile_high=high,
         )
 
     def toggle_log(self) -> None:

@@ -62,6 +62,7 @@ class GrainChainBox(QGroupBox):
     def _on_handed(self, grain: Any) -> None:
         self.grain_spin.setValue(int(grain.label))
         self.status.setText(f"{grain.name} handed on: press 'Solve grain' to run the whole chain on it")
+
     def _inputs(self) -> tuple[Any, np.ndarray]:
         ws = getattr(self.solve, "workspace", None)
         if ws is not None:
@@ -79,7 +80,9 @@ class GrainChainBox(QGroupBox):
             ws = workspace_for(viewer, create=False)
             ds = None if ws is None else ws.dataset
         if ds is None:
-            raise ValueError("the 'grains' layer is not linked to a dataset: open the dataset with the plugin")
+            raise ValueError(
+                "the 'grains' layer is not linked to a dataset: open the dataset with the plugin"
+            )
         return ds, np.asarray(layer.data)
 
     def run(self):
@@ -91,9 +94,15 @@ class GrainChainBox(QGroupBox):
         try:
             ds, labels = self._inputs()
             comp = self.solve.comp_edit.text().strip() or None
-            kwargs = dict(dataset=ds, labels=labels, grain=self.grain_spin.value(), composition=comp,
-                          space_group=self.sg_edit.text().strip() or None, starts=self.solve.starts_spin.value(),
-                          seed=self.solve.seed_spin.value())
+            kwargs = dict(
+                dataset=ds,
+                labels=labels,
+                grain=self.grain_spin.value(),
+                composition=comp,
+                space_group=self.sg_edit.text().strip() or None,
+                starts=self.solve.starts_spin.value(),
+                seed=self.solve.seed_spin.value(),
+            )
         except ValueError as exc:
             self.status.setText(f"error: {exc}")
             return None
@@ -101,7 +110,9 @@ class GrainChainBox(QGroupBox):
         worker = thread_worker(run_reporting)(solve_grain, cancel=self.solve._cancel, **kwargs)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: (self.status.setText(f"error: {exc}"), self.solve.progress.setValue(0)))
+        worker.errored.connect(
+            lambda exc: (self.status.setText(f"error: {exc}"), self.solve.progress.setValue(0))
+        )
         worker.finished.connect(self._on_finished)
         self.run_btn.setEnabled(False)
         self.solve.cancel_btn.setEnabled(True)
@@ -130,8 +141,10 @@ class GrainChainBox(QGroupBox):
             self.solve._on_result(result.solution)
         self.solve.report.setPlainText(result.summary())
         self.export_btn.setEnabled(True)
-        self.status.setText(f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "
-                            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map, frames, report.html")
+        self.status.setText(
+            f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "
+            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map, frames, report.html"
+        )
 
     def _export_dialog(self) -> None:  # pragma: no cover - interactive dialog
         path = QFileDialog.getExistingDirectory(self, "Export the grain's files into")
@@ -146,8 +159,12 @@ class GrainChainBox(QGroupBox):
             ds, labels = self._inputs()
         except ValueError:
             return None
-        return ReportContext(images=strip_images(ds, self.result.tilts), labels=labels,
-                             scan_step_nm=ds.calibration.scan_step_nm, source=ds.source or "napari")
+        return ReportContext(
+            images=strip_images(ds, self.result.tilts),
+            labels=labels,
+            scan_step_nm=ds.calibration.scan_step_nm,
+            source=ds.source or "napari",
+        )
 
     def export(self, directory: str | Path) -> list[Path]:
         """Write the last result's files into ``directory`` (never overwriting); [] on error."""

@@ -46,7 +46,9 @@ class GrainList(QWidget):
         self.polygon_btn = QPushButton("Polygons → grain")
         self.new_btn.setToolTip("start a new grain with the paint brush (Shift+N on the canvas)")
         self.merge_btn.setToolTip("merge the selected rows into the first one")
-        self.polygon_btn.setToolTip("fill the polygons of the 'polygons' Shapes layer into the selected grain")
+        self.polygon_btn.setToolTip(
+            "fill the polygons of the 'polygons' Shapes layer into the selected grain"
+        )
         for b, fn in (
             (self.new_btn, self.new_grain),
             (self.merge_btn, self.merge_selected),
@@ -74,7 +76,9 @@ class GrainList(QWidget):
 
     # ---- table -----------------------------------------------------------------------------------
     def labels(self) -> list[int]:
-        return [int(self.table.item(r, 1).data(Qt.ItemDataRole.UserRole)) for r in range(self.table.rowCount())]
+        return [
+            int(self.table.item(r, 1).data(Qt.ItemDataRole.UserRole)) for r in range(self.table.rowCount())
+        ]
 
     def refresh(self) -> None:
         layer = self.controller.grains
@@ -110,7 +114,9 @@ class GrainList(QWidget):
 
                 was, self._updating = self._updating, True
                 # not selectRow(): it extends the selection while Shift is held (Shift+N)
-                flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+                flags = (
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+                )
                 self.table.selectionModel().select(self.table.model().index(row, 0), flags)
                 self._updating = was
 

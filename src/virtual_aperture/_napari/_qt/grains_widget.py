@@ -34,10 +34,13 @@ GRAINS_LAYER = "grains"
 DISSIMILARITY_LAYER = "neighbour dissimilarity"
 CRYSTALS_LAYER = "crystals (vectors)"
 
+
 class GrainsWidget(QWidget):
     """Dock widget for automatic grain proposals and their checks."""
 
-    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None) -> None:
+    def __init__(
+        self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None
+    ) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
         #: the workspace controller when this is the Propose tab (dataset, tilt and grains from it)
@@ -75,8 +78,16 @@ class GrainsWidget(QWidget):
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         grid = QGridLayout()
-        for i, b in enumerate((self.propose_btn, self.dissim_btn, self.coherence_btn, self.track_btn,
-                               self.vectors_btn, self.sum_btn)):
+        for i, b in enumerate(
+            (
+                self.propose_btn,
+                self.dissim_btn,
+                self.coherence_btn,
+                self.track_btn,
+                self.vectors_btn,
+                self.sum_btn,
+            )
+        ):
             grid.addWidget(b, i // 2, i % 2)
         self.progress = QProgressBar()
         self.status = QLabel("")
@@ -114,8 +125,12 @@ class GrainsWidget(QWidget):
     def _dataset_layers(self) -> list:
         if self.viewer is None:
             return []
-        return [ly for ly in self.viewer.layers if isinstance(ly.metadata.get(META_KEY), dict)
-                and ly.metadata[META_KEY].get("dataset") is not None]
+        return [
+            ly
+            for ly in self.viewer.layers
+            if isinstance(ly.metadata.get(META_KEY), dict)
+            and ly.metadata[META_KEY].get("dataset") is not None
+        ]
 
     def _refresh_datasets(self, *_: Any) -> None:
         current = self.dataset_combo.currentText()
@@ -193,6 +208,7 @@ class GrainsWidget(QWidget):
 
         worker = thread_worker(run_reporting)(lambda progress, cancel: fn(progress, cancel), cancel=cancel)
         worker.yielded.connect(self._on_progress)
+
         def returned(r: Any) -> None:
             if r is CANCELLED or isinstance(r, Failure):
                 self.status.setText("cancelled" if r is CANCELLED else f"error: {r}")
@@ -218,6 +234,7 @@ class GrainsWidget(QWidget):
     def cancel(self) -> None:
         self._cancel.cancel()
         self.status.setText("cancelling …")
+
     def _on_progress(self, value) -> None:
         done, total = value
         self.progress.setMaximum(max(int(total), 1))
@@ -242,10 +259,14 @@ class GrainsWidget(QWidget):
         ds = self._need_dataset()
         if ds is None:
             return None
-        kw = {"min_size": self.min_size.value(), "threshold": self.threshold.value(),
-              "bin": self.bin.value() or None}
-        return self._run(lambda p, c: propose_grains(ds, progress=p, cancel=c, **kw), self._on_proposal,
-                         "proposing grains")
+        kw = {
+            "min_size": self.min_size.value(),
+            "threshold": self.threshold.value(),
+            "bin": self.bin.value() or None,
+        }
+        return self._run(
+            lambda p, c: propose_grains(ds, progress=p, cancel=c, **kw), self._on_proposal, "proposing grains"
+        )
 
     def _on_proposal(self, prop) -> None:
         self.proposal = prop
@@ -259,12 +280,16 @@ class GrainsWidget(QWidget):
             pass
         self.table.setHorizontalHeaderLabels(["tilt", "grain", "size", "confidence"])
         self._fill_table(rows)
-        self.status.setText(f"{prop.n_grains} grain(s) proposed: edit the '{GRAINS_LAYER}' layer to accept/correct")
+        self.status.setText(
+            f"{prop.n_grains} grain(s) proposed: edit the '{GRAINS_LAYER}' layer to accept/correct"
+        )
 
     def _fill_table(self, rows) -> None:
         self.table.setRowCount(len(rows))
         for i, (t, g, size, conf) in enumerate(rows):
-            for j, v in enumerate((t, g, size, conf if isinstance(conf, (int, np.integer)) else f"{conf:.2f}")):
+            for j, v in enumerate(
+                (t, g, size, conf if isinstance(conf, (int, np.integer)) else f"{conf:.2f}")
+            ):
                 self.table.setItem(i, j, QTableWidgetItem(str(v)))
 
     def dissimilarity(self):
@@ -335,7 +360,9 @@ class GrainsWidget(QWidget):
             rows = []
             for t in range(relabelled.shape[0]):
                 ids, counts = np.unique(relabelled[t][relabelled[t] > 0], return_counts=True)
-                rows += [(t, int(i), int(n), tracks.scores.get((t, int(i)), 1.0)) for i, n in zip(ids, counts)]
+                rows += [
+                    (t, int(i), int(n), tracks.scores.get((t, int(i)), 1.0)) for i, n in zip(ids, counts)
+                ]
             self._fill_table(rows)
             self.status.setText(f"{len(tracks.track_ids)} track(s); confidence column = link score")
 
@@ -363,11 +390,15 @@ class GrainsWidget(QWidget):
                 lab[foot[i]] = i + 1
             self._set_labels(CRYSTALS_LAYER, lab).visible = True
             overl = foot.sum(axis=0) > 1 if len(foot) else np.zeros(ds.scan_shape, bool)
-            rows = [(tilt, i + 1, int(c.footprint.sum()), len(c.reflections)) for i, c in enumerate(vc.crystals)]
+            rows = [
+                (tilt, i + 1, int(c.footprint.sum()), len(c.reflections)) for i, c in enumerate(vc.crystals)
+            ]
             self._fill_table(rows)
             self.table.setHorizontalHeaderLabels(["tilt", "crystal", "size", "reflections"])
-            self.status.setText(f"{len(vc)} crystal(s) by vector clustering; {int(overl.sum())} positions "
-                                "with overlapping crystals. Select one and 'Sum selected crystal'.")
+            self.status.setText(
+                f"{len(vc)} crystal(s) by vector clustering; {int(overl.sum())} positions "
+                "with overlapping crystals. Select one and 'Sum selected crystal'."
+            )
 
         return self._run(fn, done, "finding diffraction vectors")
 
@@ -388,11 +419,16 @@ class GrainsWidget(QWidget):
 
         def done(pattern) -> None:
             self.viewer.add_image(np.log1p(pattern), name=f"crystal {cid} pattern (log)", colormap="viridis")
-            self.status.setText(f"crystal {cid}: summed {int(crystal.footprint.sum())} positions, "
-                                f"{len(crystal.reflections)} reflections kept")
+            self.status.setText(
+                f"crystal {cid}: summed {int(crystal.footprint.sum())} positions, "
+                f"{len(crystal.reflections)} reflections kept"
+            )
 
-        return self._run(lambda p, c: vector_selective_sum(ds, crystal.footprint, crystal.reflections, tilt=tilt),
-                         done, "summing")
+        return self._run(
+            lambda p, c: vector_selective_sum(ds, crystal.footprint, crystal.reflections, tilt=tilt),
+            done,
+            "summing",
+        )
 
     def shutdown(self) -> None:  # closing the dock cancels a running job
         self._cancel.cancel()

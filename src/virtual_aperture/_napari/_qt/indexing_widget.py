@@ -54,7 +54,9 @@ def _spin(lo: float, hi: float, val: float, step: float, decimals: int = 3, spec
 class IndexingWidget(QWidget):
     """Dock widget for peak finding and indexing of one grain's summed patterns."""
 
-    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None) -> None:
+    def __init__(
+        self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None
+    ) -> None:
         super().__init__(parent)
         self.workspace = workspace
         # the viewer whose layers hold the patterns, peaks and predicted spots
@@ -137,14 +139,23 @@ class IndexingWidget(QWidget):
         name = f"patterns: {grain.name}"
         cal = grain.calibration
         px = (cal.pixel_size if cal is not None else None) or 1.0
-        for layer in [ly for ly in self.viewer.layers if (ly.metadata or {}).get(META_KEY, {}).get("role")
-                      == "grain-patterns"]:
+        for layer in [
+            ly
+            for ly in self.viewer.layers
+            if (ly.metadata or {}).get(META_KEY, {}).get("role") == "grain-patterns"
+        ]:
             self.viewer.layers.remove(layer)
         geo = self._k_geometry(pats.ndim, px)
         hi = float(np.percentile(pats, 99.9)) or 1.0
-        layer = self.viewer.add_image(pats, name=name, colormap="magma", gamma=0.5, contrast_limits=(0.0, hi),
-                                      metadata={META_KEY: {"role": "grain-patterns", "grain": grain.label,
-                                                           "calibration": cal}}, **geo)
+        layer = self.viewer.add_image(
+            pats,
+            name=name,
+            colormap="magma",
+            gamma=0.5,
+            contrast_limits=(0.0, hi),
+            metadata={META_KEY: {"role": "grain-patterns", "grain": grain.label, "calibration": cal}},
+            **geo,
+        )
         self._refresh()
         self.source_combo.setCurrentIndex(self.source_combo.findText(layer.name))
         if cal is not None:
@@ -205,7 +216,9 @@ class IndexingWidget(QWidget):
         if layer is None:
             raise ValueError("choose an image layer of summed patterns")
         if self._dataset() is not None or (layer.metadata or {}).get(META_KEY, {}).get("role") == "navigator":
-            raise ValueError("the chosen layer is a navigator: press 'Sum grain' first, then index its patterns")
+            raise ValueError(
+                "the chosen layer is a navigator: press 'Sum grain' first, then index its patterns"
+            )
         arr = np.asarray(layer.data, dtype=float)
         return arr[None] if arr.ndim == 2 else arr
 
@@ -215,7 +228,10 @@ class IndexingWidget(QWidget):
         layer = self._layer(self.source_combo.currentText())
         base = (layer.metadata or {}).get(META_KEY, {}).get("calibration") if layer is not None else None
         cal = base if base is not None else Calibration()
-        changes: dict[str, Any] = {"beam_energy_kv": self.kv_spin.value(), "tilt_axis_deg": self.axis_spin.value()}
+        changes: dict[str, Any] = {
+            "beam_energy_kv": self.kv_spin.value(),
+            "tilt_axis_deg": self.axis_spin.value(),
+        }
         if self.pixel_spin.value() > 0:
             changes["pixel_size"] = self.pixel_spin.value()
         text = self.tilts_edit.text().replace(",", " ").split()
@@ -262,10 +278,16 @@ class IndexingWidget(QWidget):
 
         def done(sums):
             sums = np.asarray(sums, dtype=np.float32)
-            layer = self.viewer.add_image(sums, name=f"grain {grain} patterns", colormap="magma", gamma=0.5,
-                                          contrast_limits=(0, float(np.percentile(sums, 99.9)) or 1.0),
-                                          metadata={META_KEY: {"role": "grain-patterns", "grain": grain,
-                                                               "calibration": ds.calibration}})
+            layer = self.viewer.add_image(
+                sums,
+                name=f"grain {grain} patterns",
+                colormap="magma",
+                gamma=0.5,
+                contrast_limits=(0, float(np.percentile(sums, 99.9)) or 1.0),
+                metadata={
+                    META_KEY: {"role": "grain-patterns", "grain": grain, "calibration": ds.calibration}
+                },
+            )
             self.source_combo.setCurrentIndex(self.source_combo.findText(layer.name))
             if ds.calibration.pixel_size:
                 self.pixel_spin.setValue(ds.calibration.pixel_size)
@@ -283,22 +305,40 @@ class IndexingWidget(QWidget):
             pats = self._patterns()
             cal = self._calibration(len(pats))
             r = self.radius_spin.value()
-            self.peaks = find_bragg_peaks(pats, template=r if r > 0 else None, threshold=self.threshold_spin.value(),
-                                          exclude_center_radius=self.exclude_spin.value(),
-                                          sigma_background=self.bg_spin.value(), calibration=cal, center="beam")
+            self.peaks = find_bragg_peaks(
+                pats,
+                template=r if r > 0 else None,
+                threshold=self.threshold_spin.value(),
+                exclude_center_radius=self.exclude_spin.value(),
+                sigma_background=self.bg_spin.value(),
+                calibration=cal,
+                center="beam",
+            )
         except ValueError as exc:
             self.status.setText(str(exc))
             return False
-        pts = np.concatenate([np.column_stack([np.full(len(p), t), p.y, p.x]) for t, p in enumerate(self.peaks)])
+        pts = np.concatenate(
+            [np.column_stack([np.full(len(p), t), p.y, p.x]) for t, p in enumerate(self.peaks)]
+        )
         if self._layer(self.source_combo.currentText()).data.ndim == 2:
             pts = pts[:, 1:]
         if PEAKS_NAME in self.viewer.layers:
             self.viewer.layers.remove(PEAKS_NAME)
         ndim = pts.shape[1] if len(pts) else (3 if len(self.peaks) > 1 else 2)
-        self.viewer.add_points(pts, name=PEAKS_NAME, size=8, face_color="transparent", border_color="lime",
-                               border_width=0.15, ndim=ndim, **self._geometry_of_source(ndim))
+        self.viewer.add_points(
+            pts,
+            name=PEAKS_NAME,
+            size=8,
+            face_color="transparent",
+            border_color="lime",
+            border_width=0.15,
+            ndim=ndim,
+            **self._geometry_of_source(ndim),
+        )
         n = sum(len(p) for p in self.peaks)
-        self.status.setText(f"{n} peaks in {len(self.peaks)} pattern(s); edit the '{PEAKS_NAME}' layer, then Index")
+        self.status.setText(
+            f"{n} peaks in {len(self.peaks)} pattern(s); edit the '{PEAKS_NAME}' layer, then Index"
+        )
         return True
 
     def edited_peaks(self, calibration=None):
@@ -330,7 +370,9 @@ class IndexingWidget(QWidget):
         if len(text) == 1:
             return text[0], "P"
         if len(text) not in (6, 7):
-            raise ValueError("known cell: six numbers a b c α β γ, optionally a centring letter, or a CIF path")
+            raise ValueError(
+                "known cell: six numbers a b c α β γ, optionally a centring letter, or a CIF path"
+            )
         return tuple(float(v) for v in text[:6]), (text[6].upper() if len(text) == 7 else "P")
 
     def run_indexing(self):
@@ -367,8 +409,14 @@ class IndexingWidget(QWidget):
                     if len(peaks) == 1:
                         box["r"] = index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
                     else:
-                        box["r"] = index_tilt_series(peaks, calibration=cal, known_cell=known, centring=centring,
-                                                     refine_ellipticity=refine_ell, progress=progress)
+                        box["r"] = index_tilt_series(
+                            peaks,
+                            calibration=cal,
+                            known_cell=known,
+                            centring=centring,
+                            refine_ellipticity=refine_ell,
+                            progress=progress,
+                        )
                 except ValueError as exc:  # IndexingError and bad input: a message, not a crash
                     box["r"] = ("error", str(exc))  # (napari re-raises a returned Exception)
 
@@ -428,20 +476,32 @@ class IndexingWidget(QWidget):
         self.result = result
         if hasattr(result, "summary"):
             ratio, angle = result.calibration.ellipticity
-            lines = [result.summary(), f"ellipticity {ratio:.4f} at {angle:.1f}°", "",
-                     "Bravais candidates (misfit °):"]
-            lines += [f"  {c.lattice}  {' '.join(f'{v:.3f}' for v in c.cell)}  {c.score:.2f}"
-                      for c in result.bravais_candidates]
+            lines = [
+                result.summary(),
+                f"ellipticity {ratio:.4f} at {angle:.1f}°",
+                "",
+                "Bravais candidates (misfit °):",
+            ]
+            lines += [
+                f"  {c.lattice}  {' '.join(f'{v:.3f}' for v in c.cell)}  {c.score:.2f}"
+                for c in result.bravais_candidates
+            ]
             self.report.setPlainText("\n".join(lines))
-            self.status.setText(f"{result.lattice}: indexed {100 * result.indexed_fraction:.1f}% of the peaks")
+            self.status.setText(
+                f"{result.lattice}: indexed {100 * result.indexed_fraction:.1f}% of the peaks"
+            )
             self._overlay(result)
         else:
-            text = (f"2D lattice {result.lengths[0]:.4f}, {result.lengths[1]:.4f} {result.units}, "
-                    f"{result.angle_deg:.2f}°; indexed {100 * result.indexed_fraction:.1f}%")
+            text = (
+                f"2D lattice {result.lengths[0]:.4f}, {result.lengths[1]:.4f} {result.units}, "
+                f"{result.angle_deg:.2f}°; indexed {100 * result.indexed_fraction:.1f}%"
+            )
             if result.zone_axis is not None:
-                text += (f"\nzone axis {list(result.zone_axis)}, in-plane "
-                         f"rotation {result.in_plane_rotation_deg:.2f}°, "
-                         f"score {result.fit_score:.3f}")
+                text += (
+                    f"\nzone axis {list(result.zone_axis)}, in-plane "
+                    f"rotation {result.in_plane_rotation_deg:.2f}°, "
+                    f"score {result.fit_score:.3f}"
+                )
             self.report.setPlainText(text)
             self.status.setText("zone axis indexed" if result.zone_axis else "2D lattice found")
 
@@ -455,5 +515,13 @@ class IndexingWidget(QWidget):
         pts = np.concatenate(rows) if rows else np.zeros((0, 3))
         if PRED_NAME in self.viewer.layers:
             self.viewer.layers.remove(PRED_NAME)
-        self.viewer.add_points(pts, name=PRED_NAME, size=5, face_color="transparent", border_color="cyan",
-                               border_width=0.1, ndim=3, **self._geometry_of_source(3))
+        self.viewer.add_points(
+            pts,
+            name=PRED_NAME,
+            size=5,
+            face_color="transparent",
+            border_color="cyan",
+            border_width=0.1,
+            ndim=3,
+            **self._geometry_of_source(3),
+        )

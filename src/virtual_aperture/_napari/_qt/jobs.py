@@ -32,7 +32,9 @@ class JobRunner(QObject):
     def busy(self) -> bool:
         return bool(self._jobs)
 
-    def start(self, name: str, fn: Callable[[Callable, Any], Any], on_done: Callable[[Any], None] | None = None) -> Any:
+    def start(
+        self, name: str, fn: Callable[[Callable, Any], Any], on_done: Callable[[Any], None] | None = None
+    ) -> Any:
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
@@ -53,7 +55,13 @@ class JobRunner(QObject):
                 return Failure(str(exc))
 
         worker = create_worker(guarded, report, token, _start_thread=False, _ignore_errors=True)
-        job = {"name": name, "token": token, "state": state, "worker": worker, "pbar": progress(total=0, desc=name)}
+        job = {
+            "name": name,
+            "token": token,
+            "state": state,
+            "worker": worker,
+            "pbar": progress(total=0, desc=name),
+        }
         self._jobs.append(job)
 
         def returned(result: Any) -> None:

@@ -86,7 +86,9 @@ class SessionPanel(QWidget):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.autosave_now)
         self.interval.valueChanged.connect(lambda s: self.timer.setInterval(1000 * s))
-        self.autosave.toggled.connect(lambda on: self.timer.start(1000 * self.interval.value()) if on else self.timer.stop())
+        self.autosave.toggled.connect(
+            lambda on: self.timer.start(1000 * self.interval.value()) if on else self.timer.stop()
+        )
         self.timer.start(1000 * self.interval.value())
         controller.dataset_ready.connect(self._on_dataset)
         self.autosave_file: Path | None = None
@@ -114,8 +116,10 @@ class SessionPanel(QWidget):
         self.descan_order.setValue(3)
         self.descan_order.setToolTip("order of the polynomial fitted to the beam-centre map (1 = plane)")
         self.descan_btn = QPushButton("Measure descan")
-        self.descan_btn.setToolTip("fit the unscattered beam's position over the scan; sums, virtual images "
-                                   "and indexing then re-centre every pattern")
+        self.descan_btn.setToolTip(
+            "fit the unscattered beam's position over the scan; sums, virtual images "
+            "and indexing then re-centre every pattern"
+        )
         self.descan_btn.clicked.connect(lambda: self.calibrate_descan())
         self.descan_clear_btn = QPushButton("Forget descan fit")
         self.descan_clear_btn.clicked.connect(lambda: self.clear_descan())
@@ -147,9 +151,11 @@ class SessionPanel(QWidget):
             cal, fit = result
             self.model.recalibrate(cal)
             shifts = np.hypot(fit.shifts[..., 0], fit.shifts[..., 1])
-            self.descan_info.setText(f"descan fitted on tilt {tilt + 1}: order {fit.order}, up to "
-                                     f"{float(np.nanmax(shifts)):.2f} px, residual {fit.rms:.2f} px rms; sums and "
-                                     "virtual images are now descan-compensated")
+            self.descan_info.setText(
+                f"descan fitted on tilt {tilt + 1}: order {fit.order}, up to "
+                f"{float(np.nanmax(shifts)):.2f} px, residual {fit.rms:.2f} px rms; sums and "
+                "virtual images are now descan-compensated"
+            )
 
         return c.jobs.start("descan calibration", work, done)
 
@@ -172,7 +178,9 @@ class SessionPanel(QWidget):
             "dataset_source": ds.source if ds is not None else None,
             "grains": np.array(c.grains.data, dtype=np.int32, copy=True),
             "grain_names": dict(self.model.grain_names),
-            "detectors": {k: v.copy() for k, v in det.masks().items()} if det is not None and det.ready else {},
+            "detectors": {k: v.copy() for k, v in det.masks().items()}
+            if det is not None and det.ready
+            else {},
             "calibration": ds.calibration if ds is not None else None,
             "extra": {
                 "selected": self.model.selected,
@@ -219,7 +227,9 @@ class SessionPanel(QWidget):
     def restore(self, path: str | os.PathLike | None = None) -> bool:
         c = self.controller
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.h5 *.hdf5 *.vas *.zarr)")
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open session", "", "Session (*.h5 *.hdf5 *.vas *.zarr)"
+            )
             if not path:
                 return False
         if c.grains is None:
@@ -231,8 +241,10 @@ class SessionPanel(QWidget):
             notify_error(f"could not open session: {exc}")
             return False
         if s.grains.shape != c.grains.data.shape:
-            notify_error(f"session {path} has grains of shape {s.grains.shape}; "
-                         f"this dataset needs {c.grains.data.shape}")
+            notify_error(
+                f"session {path} has grains of shape {s.grains.shape}; "
+                f"this dataset needs {c.grains.data.shape}"
+            )
             return False
         c.grains.data = s.grains.astype(np.int32)
         self.model.set_grain_names(s.grain_names)

@@ -9,8 +9,16 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QAbstractItemView, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-    QTableWidget, QTableWidgetItem,
+    QAbstractItemView,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
 )
 
 from .background import CANCELLED, run_reporting
@@ -37,8 +45,10 @@ class SolveAllBox(QGroupBox):
         row.addWidget(self.browse_btn)
         form.addRow("Output", row)
         self.run_btn = QPushButton("Solve all grains")
-        self.run_btn.setToolTip("the whole chain for every grain (one task per grain on the workspace's "
-                                "scheduler); a grain that fails does not stop the others")
+        self.run_btn.setToolTip(
+            "the whole chain for every grain (one task per grain on the workspace's "
+            "scheduler); a grain that fails does not stop the others"
+        )
         self.run_btn.clicked.connect(self.run)
         form.addRow(self.run_btn)
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
@@ -66,9 +76,16 @@ class SolveAllBox(QGroupBox):
         if out is not None and (Path(out) / "summary.csv").exists():
             raise ValueError(f"{Path(out) / 'summary.csv'} already exists: choose another folder")
         client = ws.model.client() if ws is not None else None
-        return dict(dataset=ds, labels=labels, out=out, client=client, overwrite=False,
-                    composition=self.solve.comp_edit.text().strip() or None, starts=self.solve.starts_spin.value(),
-                    seed=self.solve.seed_spin.value())
+        return dict(
+            dataset=ds,
+            labels=labels,
+            out=out,
+            client=client,
+            overwrite=False,
+            composition=self.solve.comp_edit.text().strip() or None,
+            starts=self.solve.starts_spin.value(),
+            seed=self.solve.seed_spin.value(),
+        )
 
     def run(self):
         """Start the batch in a ``thread_worker``; returns the worker (None if the input is bad)."""
@@ -114,22 +131,29 @@ class SolveAllBox(QGroupBox):
         for i, r in enumerate(rows):
             for j, c in enumerate(TABLE_COLUMNS):
                 v = r.get(c)
-                self.table.setItem(i, j, QTableWidgetItem("" if v is None or v == 0 and c == "phase" else str(v)))
+                self.table.setItem(
+                    i, j, QTableWidgetItem("" if v is None or v == 0 and c == "phase" else str(v))
+                )
         self.table.resizeColumnsToContents()
         self._show_maps(batch)
         where = f"; files in {batch.out}" if batch.out is not None else ""
         rare = [p.number for p in batch.phases if p.rare]
-        self.status.setText(f"{batch.n_solved} of {len(batch.outcomes)} grains solved, {len(batch.phases)} phase(s)"
-                            + (f" (rare: {', '.join(map(str, rare))})" if rare else "")
-                            + f", {100 * batch.unassigned_fraction:.0f} % of positions in no grain{where}")
+        self.status.setText(
+            f"{batch.n_solved} of {len(batch.outcomes)} grains solved, {len(batch.phases)} phase(s)"
+            + (f" (rare: {', '.join(map(str, rare))})" if rare else "")
+            + f", {100 * batch.unassigned_fraction:.0f} % of positions in no grain{where}"
+        )
 
     def _show_maps(self, batch) -> None:
         """Phase map (Labels) and orientation map (RGB) over the real-space view, on the grains'
         scale and translation; replaced, not duplicated, on the next run."""
         ws = getattr(self.solve, "workspace", None)
         viewer = self.solve.viewer
-        grains = ws.grains if ws is not None else (viewer.layers["grains"] if viewer is not None
-                                                   and "grains" in viewer.layers else None)
+        grains = (
+            ws.grains
+            if ws is not None
+            else (viewer.layers["grains"] if viewer is not None and "grains" in viewer.layers else None)
+        )
         if viewer is None or grains is None:
             return
         geo = {"scale": grains.scale, "translate": grains.translate}
@@ -141,8 +165,9 @@ class SolveAllBox(QGroupBox):
                 viewer.layers.remove(name)
         active = viewer.layers.selection.active
         viewer.add_labels(batch.phase_map, name=PHASE_LAYER, opacity=0.5, visible=True, **geo)
-        rgb = viewer.add_image(batch.orientation_map, name=ORIENTATION_LAYER, rgb=True, opacity=0.6,
-                               visible=False, **geo)
+        rgb = viewer.add_image(
+            batch.orientation_map, name=ORIENTATION_LAYER, rgb=True, opacity=0.6, visible=False, **geo
+        )
         rgb.metadata["note"] = "IPF colour of each grain's beam direction (docs/scaling.md)"
         if active is not None:  # painting goes on in the grains layer, not in the new maps
             viewer.layers.selection.active = active

@@ -38,14 +38,24 @@ from .background import CANCELLED, Failure, run_reporting
 from .grain_chain import GrainChainBox
 from .solve_all import SolveAllBox
 
-ELEMENT_COLOURS = {"Zr": "cyan", "Ti": "silver", "Au": "gold", "O": "red", "N": "blue", "C": "gray", "S": "yellow",
-                   "X": "magenta"}
+ELEMENT_COLOURS = {
+    "Zr": "cyan",
+    "Ti": "silver",
+    "Au": "gold",
+    "O": "red",
+    "N": "blue",
+    "C": "gray",
+    "S": "yellow",
+    "X": "magenta",
+}
 
 
 class SolveWidget(QWidget):
     """Dock widget running :func:`~virtual_aperture.solve_structure` and showing the result."""
 
-    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None) -> None:
+    def __init__(
+        self, napari_viewer: Any = None, parent: QWidget | None = None, *, workspace: Any = None
+    ) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
         #: the workspace controller when this is the Solve tab of the workspace (grains from its model)
@@ -146,8 +156,12 @@ class SolveWidget(QWidget):
                 self.sg_edit.setText(info["space_group"])
                 if info["unit"]:
                     self.comp_edit.setText(" ".join(f"{e}{n:g}" for e, n in info["unit"].items()))
-                refl = read_hkl(path.with_suffix(".hkl"), cell=info["cell"], space_group=info["space_group"],
-                                wavelength=info["wavelength"])
+                refl = read_hkl(
+                    path.with_suffix(".hkl"),
+                    cell=info["cell"],
+                    space_group=info["space_group"],
+                    wavelength=info["wavelength"],
+                )
             else:
                 cell = self._cell()
                 if cell is None:
@@ -182,9 +196,14 @@ class SolveWidget(QWidget):
             from virtual_aperture.crystal.atoms import parse_formula
 
             parse_formula(comp)
-        return {"reflections": self.reflections.replace(cell=cell, space_group=sg.hm), "composition": comp,
-                "starts": self.starts_spin.value(), "delta_factor": self.delta_spin.value(),
-                "d_min": self.dmin_spin.value() or None, "seed": self.seed_spin.value()}
+        return {
+            "reflections": self.reflections.replace(cell=cell, space_group=sg.hm),
+            "composition": comp,
+            "starts": self.starts_spin.value(),
+            "delta_factor": self.delta_spin.value(),
+            "d_min": self.dmin_spin.value() or None,
+            "seed": self.seed_spin.value(),
+        }
 
     def run(self):
         """Start solving in a ``thread_worker``; returns the worker (None if the input is bad)."""
@@ -236,11 +255,17 @@ class SolveWidget(QWidget):
         self.solution = sol
         rep = sol.report()
         ph = rep["phasing"]
-        lines = [sol.message, f"space group {sol.space_group}, cell {tuple(round(v, 3) for v in sol.cell)}",
-                 f"R1 = {'n/a' if sol.r1 is None else f'{sol.r1:.3f}'}; R_CF = {ph['r_cf']:.3f}; "
-                 f"symmetry agreement = {ph['symmetry_agreement']}; "
-                 f"converged starts {ph['n_converged_starts']}/{ph['n_starts']}"]
-        lines += [f"{a.label:6s} {a.element:2s} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  h={a.height:6.1f}" for a in sol.atoms]
+        lines = [
+            sol.message,
+            f"space group {sol.space_group}, cell {tuple(round(v, 3) for v in sol.cell)}",
+            f"R1 = {'n/a' if sol.r1 is None else f'{sol.r1:.3f}'}; R_CF = {ph['r_cf']:.3f}; "
+            f"symmetry agreement = {ph['symmetry_agreement']}; "
+            f"converged starts {ph['n_converged_starts']}/{ph['n_starts']}",
+        ]
+        lines += [
+            f"{a.label:6s} {a.element:2s} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  h={a.height:6.1f}"
+            for a in sol.atoms
+        ]
         self.report.setPlainText("\n".join(lines))
         self.status.setText("solved" if sol.converged else "no solution")
         self.show_solution(sol)
@@ -276,17 +301,33 @@ class SolveWidget(QWidget):
             if name in viewer.layers:
                 viewer.layers.remove(name)
         vmax = float(np.percentile(sol.potential, 99.9))
-        viewer.add_image(sol.potential, name="potential", affine=affine, rendering="iso",
-                              iso_threshold=0.5 * vmax, colormap="viridis", blending="additive")
+        viewer.add_image(
+            sol.potential,
+            name="potential",
+            affine=affine,
+            rendering="iso",
+            iso_threshold=0.5 * vmax,
+            colormap="viridis",
+            blending="additive",
+        )
         if sol.atoms:
             xyz = np.array([a.xyz for a in sol.atoms]) @ A.T
             colours = [ELEMENT_COLOURS.get(a.element, "white") for a in sol.atoms]
-            viewer.add_points(xyz, name="atoms", size=0.6, face_color=colours,
-                                   properties={"label": [a.label for a in sol.atoms],
-                                               "element": [a.element for a in sol.atoms]},
-                                   text={"string": "{label}", "size": 8, "color": "white"})
+            viewer.add_points(
+                xyz,
+                name="atoms",
+                size=0.6,
+                face_color=colours,
+                properties={"label": [a.label for a in sol.atoms], "element": [a.element for a in sol.atoms]},
+                text={"string": "{label}", "size": 8, "color": "white"},
+            )
         corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float) @ A.T
         edges = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
-        viewer.add_shapes([corners[[a, b]] for a, b in edges], shape_type="line", name="unit cell",
-                          edge_color="white", edge_width=0.05)
+        viewer.add_shapes(
+            [corners[[a, b]] for a, b in edges],
+            shape_type="line",
+            name="unit cell",
+            edge_color="white",
+            edge_width=0.05,
+        )
         self.structure.present()

@@ -110,8 +110,10 @@ class TiltPanel(QWidget):
             if max(abs(shift[0]), abs(shift[1])) > MAX_DRIFT_PX:
                 from napari.utils.notifications import show_warning
 
-                show_warning(f"measured drift ({shift[0]:+.1f}, {shift[1]:+.1f}) px between tilts {src + 1} and "
-                             f"{dst + 1} exceeds {MAX_DRIFT_PX} px and is not trusted: copied without a shift")
+                show_warning(
+                    f"measured drift ({shift[0]:+.1f}, {shift[1]:+.1f}) px between tilts {src + 1} and "
+                    f"{dst + 1} exceeds {MAX_DRIFT_PX} px and is not trusted: copied without a shift"
+                )
                 shift = (0.0, 0.0)
             self._apply_copy(label, src, dst, shift)
 
@@ -129,6 +131,8 @@ class TiltPanel(QWidget):
         if put[0].size:
             c.grains.data_setitem((np.full(put[0].size, dst), *put), label)
         self.last_shift = shift
-        self.info.setText(f"copied grain {label} to tilt {dst + 1} shifted by ({shift[0]:+.1f}, {shift[1]:+.1f}) px")
+        self.info.setText(
+            f"copied grain {label} to tilt {dst + 1} shifted by ({shift[0]:+.1f}, {shift[1]:+.1f}) px"
+        )
         if self.go.isChecked():
             self.model.tilt = dst

@@ -61,8 +61,10 @@ def status_text(ds: Any, tilt_text: str = "") -> str:
     name = os.path.basename(str(ds.source).rstrip("/\\")) if ds.source else "in-memory data"
     sy, sx = ds.scan_shape
     ky, kx = ds.detector_shape
-    parts = [f"<b>{name}</b>: {sy}×{sx} scan × {ky}×{kx} detector"
-             + (f" × {ds.n_tilts} tilts" if ds.is_tilt_series else "")]
+    parts = [
+        f"<b>{name}</b>: {sy}×{sx} scan × {ky}×{kx} detector"
+        + (f" × {ds.n_tilts} tilts" if ds.is_tilt_series else "")
+    ]
     parts.append(f"scan step {cal.scan_step_nm:g} nm")
     if cal.pixel_size:
         parts.append(f"{cal.pixel_size:.4g} Å⁻¹/px ({cal.pixel_size_mrad:.3g} mrad/px)")
@@ -133,8 +135,13 @@ class WorkspaceWidget(QWidget):
 
         c = self.controller
         self.panels["grains"] = self.grain_list
-        for key, cls in (("actions", ActionsPanel), ("detectors", DetectorPanel), ("tilts", TiltPanel),
-                         ("check", CheckPanel), ("session", SessionPanel)):
+        for key, cls in (
+            ("actions", ActionsPanel),
+            ("detectors", DetectorPanel),
+            ("tilts", TiltPanel),
+            ("check", CheckPanel),
+            ("session", SessionPanel),
+        ):
             self.panels[key] = c.panels[key] = cls(c)
         self.panels["propose"] = c.panels["propose"] = GrainsWidget(self.viewer, workspace=c)
         self.panels["index"] = c.panels["index"] = IndexingWidget(workspace=c)
@@ -161,8 +168,16 @@ class WorkspaceWidget(QWidget):
             "solve": _scroll(self.panels["solve"]),
             "session": _scroll(self.panels["session"]),
         }
-        titles = {"grains": "Grains", "propose": "Propose", "detectors": "Detectors", "tilts": "Tilts",
-                  "check": "Check", "index": "Index", "solve": "Solve", "session": "Session"}
+        titles = {
+            "grains": "Grains",
+            "propose": "Propose",
+            "detectors": "Detectors",
+            "tilts": "Tilts",
+            "check": "Check",
+            "index": "Index",
+            "solve": "Solve",
+            "session": "Session",
+        }
         for key, page in self.pages.items():
             self.tabs.addTab(page, titles[key])
 
@@ -207,8 +222,9 @@ class WorkspaceWidget(QWidget):
         if len(column) == 3:  # napari's controls at their minimum, a short layer list, the rest for the tabs
             h = win.height()
             top = column[0].minimumSizeHint().height()
-            win.resizeDocks(column, [top, int(0.17 * h), max(h - top - int(0.17 * h), 200)],
-                            Qt.Orientation.Vertical)
+            win.resizeDocks(
+                column, [top, int(0.17 * h), max(h - top - int(0.17 * h), 200)], Qt.Orientation.Vertical
+            )
         if screen is not None and win.frameGeometry().height() > screen.height():
             win.resize(win.width(), screen.height() - (win.frameGeometry().height() - win.height()))
         self.viewer.reset_view()

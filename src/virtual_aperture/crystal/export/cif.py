@@ -21,8 +21,13 @@ import numpy as np
 from ..reflections import Reflections, parse_space_group
 from ._atomic import write_text
 
-__all__ = ["structure_to_small", "write_structure_cif", "write_reflections_cif", "formula_sum",
-           "SCATTERING_SOURCE"]
+__all__ = [
+    "structure_to_small",
+    "write_structure_cif",
+    "write_reflections_cif",
+    "formula_sum",
+    "SCATTERING_SOURCE",
+]
 
 #: what the ``_atom_type_scat_source`` of every exported CIF says
 SCATTERING_SOURCE = "electron: Intl. Tables Vol. C Table 4.3.2.2 (Peng et al. 1996), gemmi Element.c4322"
@@ -58,7 +63,9 @@ def formula_sum(counts: dict[str, float]) -> str:
     els = sorted(counts)
     if "C" in counts:
         els = ["C"] + (["H"] if "H" in counts else []) + [e for e in els if e not in ("C", "H")]
-    return " ".join(f"{e}{'' if abs(counts[e] - 1) < 1e-6 else f'{counts[e]:g}'}" for e in els if counts[e] > 0)
+    return " ".join(
+        f"{e}{'' if abs(counts[e] - 1) < 1e-6 else f'{counts[e]:g}'}" for e in els if counts[e] > 0
+    )
 
 
 def _q(text: str) -> str:
@@ -87,10 +94,19 @@ def _radiation(block, wavelength) -> None:
         block.set_pair("_diffrn_radiation_wavelength", f"{wavelength:.5f}")
 
 
-def write_structure_cif(path: str | os.PathLike, atoms: Sequence, *, cell: Sequence[float], space_group,
-                        wavelength: float | None = None, name: str = "solved", z: int | None = None,
-                        formula: dict[str, float] | None = None, extra: dict | None = None,
-                        overwrite: bool = False) -> Path:
+def write_structure_cif(
+    path: str | os.PathLike,
+    atoms: Sequence,
+    *,
+    cell: Sequence[float],
+    space_group,
+    wavelength: float | None = None,
+    name: str = "solved",
+    z: int | None = None,
+    formula: dict[str, float] | None = None,
+    extra: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write the structure as a small-molecule CIF (see the module docstring), atomically.
 
     ``z`` formula units per cell and ``formula`` (element → count per formula unit; default the
@@ -117,23 +133,53 @@ def write_structure_cif(path: str | os.PathLike, atoms: Sequence, *, cell: Seque
     block.set_pair("_cell_formula_units_Z", str(z))
     _radiation(block, wavelength)
     for key, value in (extra or {}).items():
-        block.set_pair(key, value if isinstance(value, str) else
-                       str(value) if isinstance(value, (int, np.integer)) else f"{value:.4f}")
+        block.set_pair(
+            key,
+            value
+            if isinstance(value, str)
+            else str(value)
+            if isinstance(value, (int, np.integer))
+            else f"{value:.4f}",
+        )
     types = sorted({a.element for a in atoms} | set(formula or {}))
     tloop = block.init_loop("_atom_type_", ["symbol", "scat_source"])
     for e in types:
         tloop.add_row([e, _q(SCATTERING_SOURCE)])
-    aloop = block.init_loop("_atom_site_", ["label", "type_symbol", "fract_x", "fract_y", "fract_z",
-                                            "U_iso_or_equiv", "adp_type", "occupancy", "symmetry_multiplicity"])
+    aloop = block.init_loop(
+        "_atom_site_",
+        [
+            "label",
+            "type_symbol",
+            "fract_x",
+            "fract_y",
+            "fract_z",
+            "U_iso_or_equiv",
+            "adp_type",
+            "occupancy",
+            "symmetry_multiplicity",
+        ],
+    )
     for a in atoms:
         u = float(a.b_iso) / (8 * math.pi**2)
-        aloop.add_row([a.label, a.element, f"{a.x:.6f}", f"{a.y:.6f}", f"{a.z:.6f}", f"{u:.6f}", "Uiso",
-                       f"{a.occupancy:.4f}", str(int(a.multiplicity))])
+        aloop.add_row(
+            [
+                a.label,
+                a.element,
+                f"{a.x:.6f}",
+                f"{a.y:.6f}",
+                f"{a.z:.6f}",
+                f"{u:.6f}",
+                "Uiso",
+                f"{a.occupancy:.4f}",
+                str(int(a.multiplicity)),
+            ]
+        )
     return write_text(path, doc.as_string(), overwrite=overwrite)
 
 
-def write_reflections_cif(path: str | os.PathLike, reflections: Reflections, *, name: str = "reflections",
-                          overwrite: bool = False) -> Path:
+def write_reflections_cif(
+    path: str | os.PathLike, reflections: Reflections, *, name: str = "reflections", overwrite: bool = False
+) -> Path:
     """Write reflections as a CIF ``_refln`` loop (index_h/k/l, F_squared_meas/sigma, d_spacing).
 
     The block carries the cell, space group and radiation, so iotbx ``as_miller_arrays`` gives
@@ -147,8 +193,11 @@ def write_reflections_cif(path: str | os.PathLike, reflections: Reflections, *, 
     _symmetry_items(block, r.cell, r.space_group)
     _radiation(block, r.wavelength)
     block.set_pair("_reflns_number_total", str(len(r)))
-    loop = block.init_loop("_refln_", ["index_h", "index_k", "index_l", "F_squared_meas", "F_squared_sigma",
-                                       "d_spacing"])
+    loop = block.init_loop(
+        "_refln_", ["index_h", "index_k", "index_l", "F_squared_meas", "F_squared_sigma", "d_spacing"]
+    )
     for (h, k, l), i, s, dd in zip(r.hkl.tolist(), r.intensity, r.sigma, r.d):
-        loop.add_row([str(h), str(k), str(l), f"{i:.7g}", f"{s:.7g}", f"{dd:.4f}" if np.isfinite(dd) else "?"])
+        loop.add_row(
+            [str(h), str(k), str(l), f"{i:.7g}", f"{s:.7g}", f"{dd:.4f}" if np.isfinite(dd) else "?"]
+        )
     return write_text(path, doc.as_string(), overwrite=overwrite)

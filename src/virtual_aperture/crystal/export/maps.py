@@ -16,11 +16,24 @@ import numpy as np
 
 from ._atomic import atomic_path, write_with
 
-__all__ = ["write_ccp4_map", "write_mrc_stack", "write_smv", "smv_header", "rotate_to_fast_axis", "electron_voltage"]
+__all__ = [
+    "write_ccp4_map",
+    "write_mrc_stack",
+    "write_smv",
+    "smv_header",
+    "rotate_to_fast_axis",
+    "electron_voltage",
+]
 
 
-def write_ccp4_map(path: str | os.PathLike, potential: np.ndarray, *, cell: Sequence[float], space_group="P 1",
-                   overwrite: bool = False) -> Path:
+def write_ccp4_map(
+    path: str | os.PathLike,
+    potential: np.ndarray,
+    *,
+    cell: Sequence[float],
+    space_group="P 1",
+    overwrite: bool = False,
+) -> Path:
     """Write a map over the whole unit cell (axes along a, b, c) as CCP4 (mode 2), via gemmi."""
     import gemmi
 
@@ -35,16 +48,24 @@ def write_ccp4_map(path: str | os.PathLike, potential: np.ndarray, *, cell: Sequ
     return write_with(path, m.write_ccp4_map, overwrite=overwrite)
 
 
-def write_mrc_stack(path: str | os.PathLike, frames: np.ndarray, *, pixel_size: float | None = None,
-                    tilt_angles_deg: Sequence[float] | None = None, wavelength: float | None = None,
-                    tilt_axis_deg: float | None = None, exposure_s: float = 0.0,
-                    overwrite: bool = False) -> Path:
+def write_mrc_stack(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    *,
+    pixel_size: float | None = None,
+    tilt_angles_deg: Sequence[float] | None = None,
+    wavelength: float | None = None,
+    tilt_axis_deg: float | None = None,
+    exposure_s: float = 0.0,
+    overwrite: bool = False,
+) -> Path:
     """Write per-tilt summed patterns (n_tilt, ky, kx) as an MRC image stack (float32, mrcfile).
 
     Diffraction patterns have no real-space sampling, so the header's voxel size (Å/px) is left
     0 ("not a real-space image"). The calibration and the tilts go where 3D ED readers look
     (dxtbx ``FormatMRC``, following Thermo Fisher's FEI2 extended header, one record per frame):
-    ``Alpha tilt`` (°) per frame, ``Start/End tilt angle`` and ``Tilt per image`` (°), ``Pixel size X/Y`` = reciprocal pixel
+    ``Alpha tilt`` (°) per frame, ``Start/End tilt angle`` and ``Tilt per image`` (°),
+    ``Pixel size X/Y`` = reciprocal pixel
     size in m⁻¹ (``pixel_size`` Å⁻¹/px × 10¹⁰), ``HT`` (V, from ``wavelength``), ``Integration
     time`` (s) and ``Tilt axis angle`` (°; dxtbx's axis is (0, −1, 0) rotated by it about the
     beam, i.e. 90° − ``tilt_axis_deg`` in this project's detector frame). The labels repeat it
@@ -104,9 +125,19 @@ def electron_voltage(wavelength: float) -> float:
     return float((-b + np.sqrt(b * b + 4 * a * p * p)) / (2 * a))
 
 
-def smv_header(shape: tuple[int, int], *, wavelength: float, pixel_size: float, center: tuple[float, float],
-               osc_start: float, osc_range: float, physical_pixel_mm: float = 0.055,
-               exposure_s: float = 1.0, pedestal: int = 1, rotated_deg: float = 0.0) -> str:
+def smv_header(
+    shape: tuple[int, int],
+    *,
+    wavelength: float,
+    pixel_size: float,
+    center: tuple[float, float],
+    osc_start: float,
+    osc_range: float,
+    physical_pixel_mm: float = 0.055,
+    exposure_s: float = 1.0,
+    pedestal: int = 1,
+    rotated_deg: float = 0.0,
+) -> str:
     """The SMV header text (without padding) for a (ky, kx) frame, as dxtbx ``FormatSMVADSC`` reads it.
 
     ``center`` = (k_y, k_x) beam centre in array indices (pixel centres at integers). dxtbx
@@ -146,8 +177,9 @@ def smv_header(shape: tuple[int, int], *, wavelength: float, pixel_size: float, 
     return "{\n" + "".join(f"{k}={v};\n" for k, v in fields.items())
 
 
-def rotate_to_fast_axis(frames: np.ndarray, center: tuple[float, float],
-                        tilt_axis_deg: float) -> tuple[np.ndarray, tuple[float, float]]:
+def rotate_to_fast_axis(
+    frames: np.ndarray, center: tuple[float, float], tilt_axis_deg: float
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Turn (n, ky, kx) patterns so the tilt axis lies along +k_x (fast); return (frames, new centre).
 
     The tilt axis is at ``tilt_axis_deg`` from +x (columns) towards +y (rows); a proper rotation by
@@ -170,16 +202,26 @@ def rotate_to_fast_axis(frames: np.ndarray, center: tuple[float, float],
         A = np.round(A)
     out = np.empty_like(arr)
     for i, f in enumerate(arr):
-        out[i] = ndimage.affine_transform(f, A, offset=pivot - A @ pivot, order=0 if quarter else 1,
-                                          mode="constant", cval=np.nan)
+        out[i] = ndimage.affine_transform(
+            f, A, offset=pivot - A @ pivot, order=0 if quarter else 1, mode="constant", cval=np.nan
+        )
     new = pivot + A.T @ (ctr - pivot)
     return out, (float(new[0]), float(new[1]))
 
 
-def write_smv(directory: str | os.PathLike, frames: np.ndarray, *, tilt_angles_deg: Sequence[float],
-              wavelength: float, pixel_size: float, center: tuple[float, float], prefix: str = "frame",
-              physical_pixel_mm: float = 0.055, tilt_axis_deg: float = 0.0,
-              overwrite: bool = False) -> list[Path]:
+def write_smv(
+    directory: str | os.PathLike,
+    frames: np.ndarray,
+    *,
+    tilt_angles_deg: Sequence[float],
+    wavelength: float,
+    pixel_size: float,
+    center: tuple[float, float],
+    prefix: str = "frame",
+    physical_pixel_mm: float = 0.055,
+    tilt_axis_deg: float = 0.0,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write one SMV ``.img`` per tilt (``prefix_00001.img`` …) for DIALS/XDS (dxtbx ``FormatSMVADSC``).
 
     The ADSC reader puts the rotation axis along +fast (``goniometer_factory.single_axis()``), so
@@ -197,7 +239,9 @@ def write_smv(directory: str | os.PathLike, frames: np.ndarray, *, tilt_angles_d
     if t.shape != (arr.shape[0],):
         raise ValueError(f"{t.size} tilt angles for {arr.shape[0]} frames")
     if np.nanmax(arr, initial=0) > 65533:
-        raise ValueError(f"frame counts up to {np.nanmax(arr):.0f} exceed the SMV uint16 range; rescale first")
+        raise ValueError(
+            f"frame counts up to {np.nanmax(arr):.0f} exceed the SMV uint16 range; rescale first"
+        )
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"directory {d} does not exist")
@@ -205,9 +249,16 @@ def write_smv(directory: str | os.PathLike, frames: np.ndarray, *, tilt_angles_d
     step = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     out = []
     for i, (frame, tilt) in enumerate(zip(arr, t), 1):
-        head = smv_header(frame.shape, wavelength=wavelength, pixel_size=pixel_size, center=center,
-                          osc_start=tilt - step / 2, osc_range=step, physical_pixel_mm=physical_pixel_mm,
-                          rotated_deg=-float(tilt_axis_deg))
+        head = smv_header(
+            frame.shape,
+            wavelength=wavelength,
+            pixel_size=pixel_size,
+            center=center,
+            osc_start=tilt - step / 2,
+            osc_range=step,
+            physical_pixel_mm=physical_pixel_mm,
+            rotated_deg=-float(tilt_axis_deg),
+        )
         nbytes = 512 * ((len(head) + 2 + 511) // 512)
         head = head.replace("HEADER_BYTES=512;", f"HEADER_BYTES={nbytes:d};".ljust(len("HEADER_BYTES=512;")))
         raw = (head + "}\n").encode("ascii").ljust(nbytes, b" ")

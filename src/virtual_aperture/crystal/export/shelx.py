@@ -27,15 +27,22 @@ _LATT = {"P": 1, "I": 2, "R": 3, "F": 4, "A": 5, "B": 6, "C": 7}
 _LATT_INV = {v: k for k, v in _LATT.items()}
 
 
-def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: bool = False,
-              scale: float | None = None, batch: bool = False) -> float:
+def write_hkl(
+    path: str | os.PathLike,
+    reflections: Reflections,
+    *,
+    overwrite: bool = False,
+    scale: float | None = None,
+    batch: bool = False,
+) -> float:
     """Write an HKLF 4 file; return the scale applied to I and σ.
 
     The default scale brings the largest I or σ to 99999.00 (or the most negative I to −9999.00
-    if that binds first), so the F8.2 fields keep as many significant digits as the format allows. σ is written as at least 0.01 (a zero σ would
-    give an infinite SHELXL weight). No batch column by default: SHELXL reads a missing batch
-    as batch 1 — one scale, no BASF. ``batch=True`` writes ``Reflections.batch`` in the fourth
-    integer column (SHELXL then needs a BASF per batch beyond the first).
+    if that binds first), so the F8.2 fields keep as many significant digits as the format allows.
+    σ is written as at least 0.01 (a zero σ would give an infinite SHELXL weight). No batch column
+    by default: SHELXL reads a missing batch as batch 1 — one scale, no BASF. ``batch=True``
+    writes ``Reflections.batch`` in the fourth integer column (SHELXL then needs a BASF per batch
+    beyond the first).
     """
     r = reflections
     if len(r) == 0:
@@ -52,8 +59,10 @@ def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: b
     sig = np.maximum(r.sigma * scale, 0.01).tolist()
     if batch:
         b = np.clip(np.asarray(r.batch), -999, 9999).tolist()
-        lines = [f"{h:4d}{k:4d}{l:4d}{i:8.2f}{s:8.2f}{bb:4d}"
-                 for (h, k, l), i, s, bb in zip(r.hkl.tolist(), inten, sig, b)]
+        lines = [
+            f"{h:4d}{k:4d}{l:4d}{i:8.2f}{s:8.2f}{bb:4d}"
+            for (h, k, l), i, s, bb in zip(r.hkl.tolist(), inten, sig, b)
+        ]
     else:
         lines = [f"{h:4d}{k:4d}{l:4d}{i:8.2f}{s:8.2f}" for (h, k, l), i, s in zip(r.hkl.tolist(), inten, sig)]
     lines.append(f"{0:4d}{0:4d}{0:4d}{0.0:8.2f}{0.0:8.2f}")
@@ -61,8 +70,13 @@ def write_hkl(path: str | os.PathLike, reflections: Reflections, *, overwrite: b
     return float(scale)
 
 
-def read_hkl(path: str | os.PathLike, *, cell: Sequence[float], space_group: str = "P 1",
-             wavelength: float | None = None) -> Reflections:
+def read_hkl(
+    path: str | os.PathLike,
+    *,
+    cell: Sequence[float],
+    space_group: str = "P 1",
+    wavelength: float | None = None,
+) -> Reflections:
     """Read an HKLF 4 file (fixed columns 3I4,2F8.2,I4) up to the zero record.
 
     Raises ``ValueError`` naming the file and line for malformed records.
@@ -90,8 +104,15 @@ def read_hkl(path: str | os.PathLike, *, cell: Sequence[float], space_group: str
         batch.append(b)
     if not hkl:
         raise ValueError(f"{p}: no reflections before the zero record")
-    return Reflections(np.array(hkl), np.array(inten), np.array(sig), cell=tuple(cell), space_group=space_group,
-                       batch=np.array(batch), wavelength=wavelength)
+    return Reflections(
+        np.array(hkl),
+        np.array(inten),
+        np.array(sig),
+        cell=tuple(cell),
+        space_group=space_group,
+        batch=np.array(batch),
+        wavelength=wavelength,
+    )
 
 
 def shelx_symmetry(space_group) -> tuple[int, list[str]]:
@@ -107,8 +128,10 @@ def shelx_symmetry(space_group) -> tuple[int, list[str]]:
     if centring not in _LATT:
         raise ValueError(f"space group {sg.hm} has centring {centring!r} that SHELX LATT cannot express")
     # SHELX's positive LATT implies an inversion centre at the origin
-    centro = any(np.array_equal(np.array(op.rot) // op.DEN, -np.eye(3, dtype=int)) and not any(op.tran)
-                 for op in ops.sym_ops)
+    centro = any(
+        np.array_equal(np.array(op.rot) // op.DEN, -np.eye(3, dtype=int)) and not any(op.tran)
+        for op in ops.sym_ops
+    )
     latt = _LATT[centring] * (1 if centro else -1)
     cards = []
     seen = []
@@ -160,10 +183,20 @@ def _sfac_line(el: str) -> str:
     return f"SFAC {el} {coeff} {c:.5f} =\n    0 0 0 {e.covalent_r:.2f} {e.weight:.2f}"
 
 
-def write_ins(path: str | os.PathLike, *, cell: Sequence[float], space_group, wavelength: float | None,
-              unit: dict[str, float], atoms: Sequence = (), title: str = "virtual-aperture",
-              zerr: Sequence[float] | None = None, z: int = 1, overwrite: bool = False,
-              extra: Sequence[str] = ()) -> Path:
+def write_ins(
+    path: str | os.PathLike,
+    *,
+    cell: Sequence[float],
+    space_group,
+    wavelength: float | None,
+    unit: dict[str, float],
+    atoms: Sequence = (),
+    title: str = "virtual-aperture",
+    zerr: Sequence[float] | None = None,
+    z: int = 1,
+    overwrite: bool = False,
+    extra: Sequence[str] = (),
+) -> Path:
     """Write a SHELX .ins/.res file (see the module docstring for the card order)."""
     if not unit:
         raise ValueError("unit (cell contents) must name at least one element")
@@ -173,19 +206,29 @@ def write_ins(path: str | os.PathLike, *, cell: Sequence[float], space_group, wa
     errs = tuple(zerr) if zerr is not None else (0.0,) * 6  # unknown esds are zeros, never invented
     if len(errs) != 6:
         raise ValueError(f"zerr needs six standard uncertainties (a b c α β γ), got {len(errs)}")
-    lines = [f"TITL {title}"[:76], "CELL " + " ".join(f"{v:.5f}" for v in (lam, *cell)),
-             f"ZERR {z} " + " ".join(f"{v:.5f}" for v in errs), f"LATT {latt}", *symm,
-             *(_sfac_line(e) for e in els),
-             "UNIT " + " ".join(f"{unit[e]:g}" for e in els), *extra]
+    lines = [
+        f"TITL {title}"[:76],
+        "CELL " + " ".join(f"{v:.5f}" for v in (lam, *cell)),
+        f"ZERR {z} " + " ".join(f"{v:.5f}" for v in errs),
+        f"LATT {latt}",
+        *symm,
+        *(_sfac_line(e) for e in els),
+        "UNIT " + " ".join(f"{unit[e]:g}" for e in els),
+        *extra,
+    ]
     for a in atoms:
         if a.element not in els:
             raise ValueError(f"atom {a.label} has element {a.element} missing from UNIT/SFAC")
         if a.b_iso < 0:
-            raise ValueError(f"atom {a.label} has a negative B ({a.b_iso:g}); SHELX reads a negative U as riding")
+            raise ValueError(
+                f"atom {a.label} has a negative B ({a.b_iso:g}); SHELX reads a negative U as riding"
+            )
         u = a.b_iso / (8 * math.pi**2)
         sof = 10.0 + a.occupancy * a.multiplicity / _general_multiplicity(space_group)
-        lines.append(f"{a.label:<5s} {els.index(a.element) + 1:d} {a.x:10.6f} {a.y:10.6f} {a.z:10.6f} "
-                     f"{sof:10.6f} {u:9.6f}")
+        lines.append(
+            f"{a.label:<5s} {els.index(a.element) + 1:d} {a.x:10.6f} {a.y:10.6f} {a.z:10.6f} "
+            f"{sof:10.6f} {u:9.6f}"
+        )
     lines += ["HKLF 4", "END"]
     return write_text(path, "\n".join(lines) + "\n", overwrite=overwrite)
 
@@ -255,9 +298,16 @@ def read_ins(path: str | os.PathLike) -> dict:
         raise ValueError(f"{p}: LATT {latt} with {len(symm)} SYMM cards is no known space group")
     if elements and unit and len(unit) != len(elements):
         raise ValueError(f"{p}: UNIT has {len(unit)} numbers for {len(elements)} SFAC elements")
-    return {"cell": tuple(cell), "wavelength": wavelength, "space_group": sg.hm, "elements": elements,
-            "unit": dict(zip(elements, unit)), "title": title,
-            "zerr": zerr if zerr and any(zerr) else None, "z": z}
+    return {
+        "cell": tuple(cell),
+        "wavelength": wavelength,
+        "space_group": sg.hm,
+        "elements": elements,
+        "unit": dict(zip(elements, unit)),
+        "title": title,
+        "zerr": zerr if zerr and any(zerr) else None,
+        "z": z,
+    }
 
 
 def _is_number(t: str) -> bool:
@@ -271,9 +321,15 @@ def _is_number(t: str) -> bool:
 def _expand(ops, latt: int):
     import gemmi
 
-    cen = {"P": [], "I": ["x+1/2,y+1/2,z+1/2"], "F": ["x,y+1/2,z+1/2", "x+1/2,y,z+1/2", "x+1/2,y+1/2,z"],
-           "R": ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"], "A": ["x,y+1/2,z+1/2"], "B": ["x+1/2,y,z+1/2"],
-           "C": ["x+1/2,y+1/2,z"]}[_LATT_INV[abs(latt)]]
+    cen = {
+        "P": [],
+        "I": ["x+1/2,y+1/2,z+1/2"],
+        "F": ["x,y+1/2,z+1/2", "x+1/2,y,z+1/2", "x+1/2,y+1/2,z"],
+        "R": ["x+2/3,y+1/3,z+1/3", "x+1/3,y+2/3,z+2/3"],
+        "A": ["x,y+1/2,z+1/2"],
+        "B": ["x+1/2,y,z+1/2"],
+        "C": ["x+1/2,y+1/2,z"],
+    }[_LATT_INV[abs(latt)]]
     gens = [op for op in ops.sym_ops] + [gemmi.Op(c) for c in cen]
     if latt > 0:
         gens.append(gemmi.Op("-x,-y,-z"))
