@@ -209,3 +209,25 @@ def test_refine_ellipticity_from_the_tilt_series():
     assert r.lattice == "oP" and sorted(r.cell[:3]) == pytest.approx(sorted(cell[:3]), rel=2e-3)
     assert r.rmsd_px < 0.2  # the noise level (0.1 px per axis)
     assert orientation_error_deg(UB, r.UB) < 0.1
+
+
+def test_indexing_stops_when_cancelled_and_reports_progress():
+    from virtual_aperture import find_bragg_peaks
+    from virtual_aperture.compute import Cancelled, CancelToken
+
+    from builders import SPOT_TILTS, render_spot_series
+
+    pats = render_spot_series(2, SPOT_TILTS, (5.2, 5.5, 9.2, 90, 90, 90))
+    cal = Calibration(pixel_size=0.015, tilt_angles_deg=tuple(SPOT_TILTS), tilt_axis_deg=14.0)
+    peaks = find_bragg_peaks(pats, calibration=cal, center="beam")
+    seen = []
+    index_tilt_series(peaks, calibration=cal, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 5), (1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    token = CancelToken()
+
+    def cancel_at_2(d, t):
+        if d == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        index_tilt_series(peaks, calibration=cal, progress=cancel_at_2, cancel=token)

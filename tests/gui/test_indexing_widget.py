@@ -15,9 +15,10 @@ def render_series(seed=2, tilts=TILTS):
     return render_spot_series(seed, tilts, CELL)
 
 
-def wait_worker(qtbot, worker, timeout=60_000):
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+def wait_worker(qtbot, widget, timeout=60_000):
+    """Until the widget's job ended (its ``finished`` handler clears ``_worker``); a fast job may
+    have finished before a ``waitSignal`` could be connected."""
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=timeout)
 
 
 @pytest.mark.gui
@@ -42,7 +43,7 @@ def test_find_edit_index_overlay(make_napari_viewer, qtbot):
     assert sum(len(p) for p in edited) == n
     worker = w.run_indexing()
     assert worker is not None
-    wait_worker(qtbot, worker)
+    wait_worker(qtbot, w)
     r = w.result
     assert r is not None and r.lattice == "oP"
     assert sorted(r.cell[:3]) == pytest.approx(sorted(CELL[:3]), rel=5e-3)
@@ -67,8 +68,8 @@ def test_bad_input_messages(make_napari_viewer, qtbot):
     assert "pixel size" in w.status.text()
     w.pixel_spin.setValue(0.02)
     assert w.find_peaks()
-    worker = w.run_indexing()  # noise: refused with a clear message, no cell
-    wait_worker(qtbot, worker)
+    assert w.run_indexing() is not None  # noise: refused with a clear message, no cell
+    wait_worker(qtbot, w)
     assert "cannot index" in w.status.text() and w.result is None
     assert w.sum_grain() is None and "navigator" in w.status.text()
 
@@ -93,8 +94,39 @@ def test_sum_grain_from_navigator(make_napari_viewer, qtbot):
     w.grain_spin.setValue(1)
     worker = w.sum_grain()
     assert worker is not None
-    wait_worker(qtbot, worker)
+    wait_worker(qtbot, w)
     layer = viewer.layers["grain 1 patterns"]
     assert layer.data.shape == (3, 48, 48)
     assert w.source_combo.currentText() == "grain 1 patterns"
     assert w.pixel_spin.value() == pytest.approx(ds.calibration.pixel_size)
+
+
+@pytest.mark.gui
+def test_buttons_index_then_cancel(make_napari_viewer, qtbot):
+    """The real buttons: Find peaks and Index clicked, then Index again with Cancel clicked at once."""
+    from qtpy.QtCore import Qt
+
+    from virtual_aperture._napari._qt.indexing_widget import IndexingWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(render_series(), name="grain patterns")
+    w = IndexingWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.pixel_spin.setValue(0.015)
+    w.axis_spin.setValue(14.0)
+    w.tilts_edit.setText("-30 30 2")
+    assert not w.cancel_btn.isEnabled()
+    qtbot.mouseClick(w.find_btn, Qt.MouseButton.LeftButton)
+    assert "peaks in 31 pattern(s)" in w.status.text()
+    qtbot.mouseClick(w.index_btn, Qt.MouseButton.LeftButton)
+    assert w.cancel_btn.isEnabled() and not w.index_btn.isEnabled()
+    wait_worker(qtbot, w)
+    assert w.result is not None and w.result.lattice == "oP"
+    assert w.progress.value() == w.progress.maximum()
+    first = w.result
+    qtbot.mouseClick(w.index_btn, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.cancel_btn, Qt.MouseButton.LeftButton)
+    wait_worker(qtbot, w)
+    assert w.status.text() == "indexing cancelled"
+    assert w.result is first  # the earlier result is kept, not replaced by a partial one
+    assert w.index_btn.isEnabled() and not w.cancel_btn.isEnabled()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..compute.executor import check_cancel
 from . import geometry
 from .index_helpers import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
     _as_peaklist,
@@ -27,7 +27,8 @@ from .index_helpers import (  # noqa: F401  (peaks_to_reciprocal_space: public h
     peaks_to_reciprocal_space,
     read_known_cell,
 )
-from .lattice import SYMMETRY_ORDER, bravais_candidates, centring_allowed, match_cell, niggli_reduce_basis
+from .indexing_result import IndexingResult
+from .lattice import SYMMETRY_ORDER, bravais_candidates, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
 from .multi_lattice import index_lattices, lattice_of
 from .peaks import PeakList
@@ -50,145 +51,6 @@ __all__ = [
     "index_zone_axis",
     "peaks_to_reciprocal_space",
 ]
-
-
-@dataclass
-class IndexingResult:
-    """A unit cell and orientation that explain the peaks of a tilt series.
-
-    ``cell`` (Å, °) is the conventional cell of ``lattice`` (e.g. ``'oP'``); ``UB = U @ B`` maps its
-    Miller indices to lab-frame reciprocal vectors at zero tilt (crystal.geometry convention);
-    ``hkl`` has one row per peak of ``peaks`` (``indexed`` says which are valid; the others are 0);
-    ``rmsd_px``/``rmsd_inv_A`` are the positional residuals of indexed peaks; ``tilt_axis_deg`` is
-    the refined tilt-axis direction; ``excitation_tolerance`` (Å⁻¹) the 90th percentile of |s| of
-    the indexed peaks, used by :meth:`predict`; ``cell_esd`` the standard uncertainties of the six
-    cell parameters (0 for those fixed by the lattice).
-    """
-
-    cell: tuple[float, float, float, float, float, float]
-    UB: np.ndarray
-    U: np.ndarray
-    B: np.ndarray
-    lattice: str
-    bravais_candidates: list
-    tilt_axis_deg: float
-    indexed_fraction: float
-    hkl: np.ndarray
-    indexed: np.ndarray
-    rmsd_px: float
-    rmsd_inv_A: float
-    peaks: PeakList
-    calibration: Any
-    excitation_tolerance: float
-    cell_esd: tuple = ()
-    reduced_cell: tuple = ()
-    info: dict = field(default_factory=dict)
-    confidence: float = float("nan")  # 0–1, from the checks of crystal.validation (info["validation"])
-    #: every lattice found in the peaks (crystal.multi_lattice.Lattice: cell, UB, owned peak indices,
-    #: confidence), ordered by peaks owned; ``lattices[0]`` is this (the chosen, integrated) one
-    lattices: list = field(default_factory=list)
-
-    @property
-    def centring(self) -> str:
-        return self.lattice[1]
-
-    def tilt_angle(self, tilt: int) -> float:
-        return float(self.calibration.tilt_angles_deg[tilt])
-
-    def predict(
-        self,
-        tilt: int | None = None,
-        *,
-        angle: float | None = None,
-        d_min: float = 1.0,
-        s_max: float | None = None,
-        detector_shape: tuple[int, int] | None = None,
-        space_group: str | None = None,
-    ) -> dict:
-        """Predicted spots at one tilt (by index into the series, or any ``angle`` in degrees).
-
-        Returns a dict of arrays ``hkl (n, 3)``, ``positions (n, 2)`` (k_y, k_x px), ``s (n,)`` Å⁻¹,
-        keeping reflections with d ≥ ``d_min`` Å, allowed by the centring, with
-        |s| ≤ ``s_max`` (default: the excitation tolerance) and on the detector if its shape is given.
-        With ``space_group`` (H-M symbol, in the setting of :attr:`cell`) systematic absences of
-        screw axes and glide planes are removed too (gemmi).
-        """
-        if (tilt is None) == (angle is None):
-            raise ValueError("give either a tilt index or an angle")
-        if angle is None:
-            n = len(self.calibration.tilt_angles_deg)
-            if not -n <= int(tilt) < n:
-                raise ValueError(f"tilt {tilt} out of range for {n} tilts")
-            angle = self.tilt_angle(int(tilt))
-            center = self.info.get("centers", {}).get(int(tilt) % n)
-        else:
-            center = None
-        cal = self.calibration
-        if center is None:
-            center = cal.center if cal.center is not None else self.peaks.center
-        hkl = geometry.miller_indices_within(self.cell, d_min)
-        hkl = hkl[centring_allowed(hkl, self.centring)]
-        if space_group is not None:
-            import gemmi
-
-            try:
-                ops = gemmi.SpaceGroup(space_group).operations()
-            except (ValueError, RuntimeError) as exc:
-                raise ValueError(f"unknown space group {space_group!r}: {exc}") from None
-            hkl = hkl[[not ops.is_systematically_absent([int(v) for v in h]) for h in hkl]]
-        pos, s, _ = geometry.predict_reflections(
-            self.UB,
-            hkl,
-            tilt_deg=angle,
-            tilt_axis_deg=self.tilt_axis_deg,
-            wavelength=cal.wavelength,
-            pixel_size=cal.pixel_size,
-            center=center,
-            ellipticity=cal.ellipticity,
-        )
-        keep = np.abs(s) <= (self.excitation_tolerance if s_max is None else s_max)
-        if detector_shape is not None:
-            keep &= (
-                (pos[:, 0] >= 0)
-                & (pos[:, 1] >= 0)
-                & (pos[:, 0] <= detector_shape[0] - 1)
-                & (pos[:, 1] <= detector_shape[1] - 1)
-            )
-        return {"hkl": hkl[keep], "positions": pos[keep], "s": s[keep]}
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (no per-peak arrays except hkl)."""
-        return {
-            "cell": [round(v, 5) for v in self.cell],
-            "cell_esd": [float(v) for v in self.cell_esd],
-            "reduced_cell": [round(v, 5) for v in self.reduced_cell],
-            "lattice": self.lattice,
-            "bravais_candidates": [c.to_dict() for c in self.bravais_candidates],
-            "UB": np.asarray(self.UB).tolist(),
-            "U": np.asarray(self.U).tolist(),
-            "B": np.asarray(self.B).tolist(),
-            "tilt_axis_deg": self.tilt_axis_deg,
-            "indexed_fraction": self.indexed_fraction,
-            "n_peaks": int(len(self.peaks)),
-            "n_indexed": int(self.indexed.sum()),
-            "rmsd_px": self.rmsd_px,
-            "rmsd_inv_A": self.rmsd_inv_A,
-            "excitation_tolerance": self.excitation_tolerance,
-            "gemmi_lattice_rotations": self.info.get("gemmi_lattice_rotations"),
-            "confidence": self.confidence,
-            "validation": self.info.get("validation"),
-            "lattices": [lat.to_dict() for lat in self.lattices],
-            "overlapped_peaks": self.info.get("overlapped_peaks", []),
-            "calibration": self.calibration.to_dict(),
-        }
-
-    def summary(self) -> str:
-        a, b, c, al, be, ga = self.cell
-        return (
-            f"{self.lattice}  a={a:.4f} b={b:.4f} c={c:.4f} Å  α={al:.3f} β={be:.3f} γ={ga:.3f}°  "
-            f"indexed {100 * self.indexed_fraction:.1f}% of {len(self.peaks)} peaks, "
-            f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°"
-        )
 
 
 def _peak_centers(peaks: PeakList, calibration, centers, list_centers: dict) -> np.ndarray:
@@ -231,7 +93,7 @@ def index_tilt_series(
     validate: bool = True,
     max_lattices: int = 1,
     progress: Callable[[int, int], None] | None = None,
-    _first_pass: bool = True,
+    cancel: Any = None,
 ) -> IndexingResult:
     """Find the unit cell and orientation of a crystal from the Bragg peaks of a tilt series.
 
@@ -268,6 +130,12 @@ def index_tilt_series(
         Search the peaks the dominant lattice leaves for up to this many lattices in all
         (:mod:`crystal.multi_lattice`; a contaminated aperture); every lattice found is in
         ``result.lattices``; two lattices of about equal weight are refused.
+    progress
+        Called as ``progress(done, total)`` after each of the five stages (any thread).
+    cancel
+        A :class:`~virtual_aperture.compute.CancelToken` (or anything
+        :func:`~virtual_aperture.compute.executor.is_cancelled` accepts): checked between stages;
+        :class:`~virtual_aperture.compute.Cancelled` is raised when it is set.
 
     Returns
     -------
@@ -298,7 +166,58 @@ def index_tilt_series(
             refine_ellipticity=refine_ellipticity,
             validate=validate,
             progress=progress,
+            cancel=cancel,
         )
+    options = dict(
+        d_min=d_min,
+        known_cell=known_cell,
+        centring=centring,
+        lattice=lattice,
+        centers=centers,
+        tolerance=tolerance,
+        tolerance_px=tolerance_px,
+        lattice_tolerance_deg=lattice_tolerance_deg,
+        refine_axis=refine_axis,
+        min_indexed=min_indexed,
+        validate=validate,
+    )
+
+    def report(done: int, total: int) -> None:
+        check_cancel(cancel)
+        if progress is not None:
+            progress(done, total)
+
+    report(0, 5)
+    result, cal = _index_pass(
+        peaks_per_tilt, calibration, refine_ellipticity, report, first_of_two=refine_ellipticity, **options
+    )
+    if refine_ellipticity:  # again from the start: the lattice chosen on the corrected metric
+        result, _ = _index_pass(peaks_per_tilt, cal, True, report, first_of_two=False, **options)
+    return result
+
+
+def _index_pass(
+    peaks_per_tilt,
+    calibration,
+    refine_ellipticity: bool,
+    report: Callable[[int, int], None],
+    *,
+    first_of_two: bool,
+    d_min,
+    known_cell,
+    centring,
+    lattice,
+    centers,
+    tolerance,
+    tolerance_px,
+    lattice_tolerance_deg,
+    refine_axis,
+    min_indexed,
+    validate,
+):
+    """One indexing pass (see :func:`index_tilt_series`); returns the result and the calibration
+    with the refined tilt axis and ellipticity. ``first_of_two``: stop after the cell refinement
+    and return ``(None, calibration)``, where the second pass starts."""
     cal = calibration
     if cal is None or cal.pixel_size is None:
         raise IndexingError("cannot index: the calibration has no pixel size (Å⁻¹/px)")
@@ -310,7 +229,6 @@ def index_tilt_series(
         raise IndexingError(
             f"cannot index: peaks refer to tilt {int(peaks.tilt.max())} but only {n_t} tilt angles are given"
         )
-    report = progress or (lambda d, t: None)
     pc = _peak_centers(peaks, cal, centers, list_centers)
     G_all = peaks_to_reciprocal_space(peaks, cal, pc)
     use = np.ones(len(peaks), bool)
@@ -455,26 +373,8 @@ def index_tilt_series(
         refine_ellipticity=refine_ellipticity,
     )
     cal = cal.replace(ellipticity=ell)
-    if refine_ellipticity and _first_pass:  # again from the start: lattice choice on the corrected metric
-        return index_tilt_series(
-            peaks_per_tilt,
-            calibration=cal.replace(tilt_axis_deg=axis),
-            d_min=d_min,
-            known_cell=known_cell,
-            centring=centring,
-            lattice=lattice,
-            centers=centers,
-            tolerance=tolerance,
-            tolerance_px=tolerance_px,
-            lattice_tolerance_deg=lattice_tolerance_deg,
-            refine_axis=refine_axis,
-            refine_ellipticity=True,
-            min_indexed=min_indexed,
-            validate=validate,
-            max_lattices=1,
-            progress=progress,
-            _first_pass=False,
-        )
+    if first_of_two:  # the caller starts again on the corrected metric
+        return None, cal.replace(tilt_axis_deg=axis)
     Bm = geometry.reciprocal_basis(cell)
     UB_final = U @ Bm
     G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
@@ -586,4 +486,4 @@ def index_tilt_series(
         info=info,
     )
     result.lattices = [lattice_of(0, result, np.flatnonzero(ok))]
-    return result
+    return result, result.calibration

@@ -35,6 +35,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..peak_points import peaks_to_points, points_to_peaks
+from .background import CANCELLED, Failure, run_reporting
+
 META_KEY = "virtual_aperture"
 PEAKS_NAME = "Bragg peaks"
 PRED_NAME = "predicted spots"
@@ -64,6 +67,7 @@ class IndexingWidget(QWidget):
         self.peaks = None  # list[PeakList] as last found
         self.result = None
         self._worker = None
+        self._cancel = None  # the running job's CancelToken
         self.setObjectName("va-indexing")
         form = QFormLayout()
         self.source_combo = QComboBox()
@@ -105,8 +109,12 @@ class IndexingWidget(QWidget):
         self.find_btn.clicked.connect(self.find_peaks)
         self.index_btn = QPushButton("Index")
         self.index_btn.clicked.connect(self.run_indexing)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
         buttons.addWidget(self.find_btn)
         buttons.addWidget(self.index_btn)
+        buttons.addWidget(self.cancel_btn)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.status = QLabel("")
@@ -251,8 +259,6 @@ class IndexingWidget(QWidget):
     # ---- actions ------------------------------------------------------------------------------
     def sum_grain(self):
         """Sum the patterns of the chosen grain (Labels == grain #) in a worker; adds an image layer."""
-        from napari.qt.threading import thread_worker
-
         if self.workspace is not None:  # the workspace sums (with descan) and hands the grain here
             actions = self.workspace.panels.get("actions")
             return None if actions is None else actions.hand_off()
@@ -268,13 +274,12 @@ class IndexingWidget(QWidget):
             self.status.setText(f"grain {grain} is not in the labels layer {labels.name!r}")
             return None
 
-        @thread_worker
-        def work():
+        def work(progress, cancel):
             from virtual_aperture import aperture_sums
 
             from ..live import descan_map
 
-            return aperture_sums(ds, mask, shifts=descan_map(ds))[1].sum
+            return aperture_sums(ds, mask, shifts=descan_map(ds), progress=progress, cancel=cancel)[1].sum
 
         def done(sums):
             sums = np.asarray(sums, dtype=np.float32)
@@ -295,7 +300,7 @@ class IndexingWidget(QWidget):
             self.axis_spin.setValue(ds.calibration.tilt_axis_deg)
             self.status.setText(f"summed grain {grain}: {sums.shape}")
 
-        return self._start(work(), done, "summing")
+        return self._start(work, done, "summing")
 
     def find_peaks(self) -> bool:
         """Find Bragg peaks on every pattern and show them as an editable Points layer."""
@@ -317,11 +322,7 @@ class IndexingWidget(QWidget):
         except ValueError as exc:
             self.status.setText(str(exc))
             return False
-        pts = np.concatenate(
-            [np.column_stack([np.full(len(p), t), p.y, p.x]) for t, p in enumerate(self.peaks)]
-        )
-        if self._layer(self.source_combo.currentText()).data.ndim == 2:
-            pts = pts[:, 1:]
+        pts = peaks_to_points(self.peaks, ndim=self._layer(self.source_combo.currentText()).data.ndim)
         if PEAKS_NAME in self.viewer.layers:
             self.viewer.layers.remove(PEAKS_NAME)
         ndim = pts.shape[1] if len(pts) else (3 if len(self.peaks) > 1 else 2)
@@ -343,25 +344,10 @@ class IndexingWidget(QWidget):
 
     def edited_peaks(self, calibration=None):
         """The Points layer read back as one PeakList per pattern (hand edits included)."""
-        from virtual_aperture.crystal.peaks import PeakList
-
         layer = self._layer(PEAKS_NAME)
         if layer is None or self.peaks is None:
             raise ValueError("find peaks first")
-        pts = np.asarray(layer.data, dtype=float)
-        if pts.ndim == 2 and pts.shape[1] == 2:
-            pts = np.column_stack([np.zeros(len(pts)), pts])
-        out = []
-        for t, orig in enumerate(self.peaks):
-            sel = np.rint(pts[:, 0]).astype(int) == t
-            pl = PeakList.from_positions(pts[sel, 1:], tilt=t, center=orig.center, calibration=calibration)
-            if len(pl) and len(orig):  # peaks not moved keep their measured intensity, σ and S/N
-                d = np.linalg.norm(pl.positions[:, None] - orig.positions[None], axis=-1)
-                j, same = d.argmin(1), d.min(1) < 1e-3
-                for name in ("intensity", "sigma", "snr"):
-                    getattr(pl, name)[same] = getattr(orig, name)[j[same]]
-            out.append(pl)
-        return out
+        return points_to_peaks(layer.data, self.peaks, calibration=calibration)
 
     def _known_cell(self):
         text = self.cell_edit.text().split()
@@ -377,8 +363,6 @@ class IndexingWidget(QWidget):
 
     def run_indexing(self):
         """Index the (edited) peaks in a thread_worker; returns the worker (None on bad input)."""
-        from napari.qt.threading import thread_worker
-
         from virtual_aperture import index_tilt_series, index_zone_axis
 
         try:
@@ -392,50 +376,34 @@ class IndexingWidget(QWidget):
             self.status.setText(str(exc))
             return None
 
-        @thread_worker
-        def work():
-            # the library reports progress through a callback in this thread; the generator
-            # forwards it to the GUI as (done, total) yields while the computation runs
-            import threading
-            import time
+        def work(progress, cancel):
+            if len(peaks) == 1:
+                return index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
+            return index_tilt_series(
+                peaks,
+                calibration=cal,
+                known_cell=known,
+                centring=centring,
+                refine_ellipticity=refine_ell,
+                progress=progress,
+                cancel=cancel,
+            )
 
-            box: dict = {"p": (0, 5)}
+        return self._start(work, self._show_result, "indexing")
 
-            def progress(d: int, t: int) -> None:
-                box["p"] = (d, t)
+    def _start(self, fn, on_done, what: str):
+        """Run ``fn(progress, cancel)`` in a ``thread_worker`` (:func:`.background.run_reporting`);
+        ``on_done`` gets its result on the GUI thread."""
+        from napari.qt.threading import thread_worker
 
-            def target() -> None:
-                try:
-                    if len(peaks) == 1:
-                        box["r"] = index_zone_axis(peaks[0], calibration=cal, cell=known, centring=centring)
-                    else:
-                        box["r"] = index_tilt_series(
-                            peaks,
-                            calibration=cal,
-                            known_cell=known,
-                            centring=centring,
-                            refine_ellipticity=refine_ell,
-                            progress=progress,
-                        )
-                except ValueError as exc:  # IndexingError and bad input: a message, not a crash
-                    box["r"] = ("error", str(exc))  # (napari re-raises a returned Exception)
+        from virtual_aperture.compute import CancelToken
 
-            th = threading.Thread(target=target, daemon=True)
-            th.start()
-            while th.is_alive():
-                yield box["p"]
-                time.sleep(0.05)
-            return box["r"]
-
-        return self._start(work(), self._show_result, "indexing")
-
-    def _start(self, worker, on_done, what: str):
+        self._cancel = CancelToken()
         self.progress.setRange(0, 0)  # busy
-        self.find_btn.setEnabled(False)
-        self.index_btn.setEnabled(False)
-        self.sum_btn.setEnabled(False)
+        for b in (self.find_btn, self.index_btn, self.sum_btn):
+            b.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
         self.status.setText(f"{what}…")
-
         outcome = {"ok": False}
 
         def finish(*_: Any) -> None:
@@ -443,23 +411,33 @@ class IndexingWidget(QWidget):
             self.progress.setValue(1 if outcome["ok"] else 0)  # not "100 %" after an error
             for b in (self.find_btn, self.index_btn, self.sum_btn):
                 b.setEnabled(True)
+            self.cancel_btn.setEnabled(False)
             self._worker = None
 
-        def failed(exc: Exception) -> None:
-            self.status.setText(f"{what} failed: {exc}")
-
         def returned(result: Any) -> None:
-            outcome["ok"] = not (isinstance(result, tuple) and result and result[0] == "error")
-            on_done(result)
+            if result is CANCELLED:
+                self.status.setText(f"{what} cancelled")
+            elif isinstance(result, Failure):
+                self.status.setText(f"{what} failed: {result}")
+            else:
+                outcome["ok"] = True
+                on_done(result)
 
+        worker = thread_worker(run_reporting)(
+            lambda progress, cancel: fn(progress, cancel), cancel=self._cancel
+        )
         worker.returned.connect(returned)
-        if hasattr(worker, "yielded"):
-            worker.yielded.connect(self._on_progress)
-        worker.errored.connect(failed)
+        worker.yielded.connect(self._on_progress)
+        worker.errored.connect(lambda exc: self.status.setText(f"{what} failed: {exc}"))
         worker.finished.connect(finish)
         self._worker = worker
         worker.start()
         return worker
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next check."""
+        if self._cancel is not None:
+            self._cancel.cancel()
 
     def _on_progress(self, value) -> None:
         done, total = value
@@ -468,11 +446,6 @@ class IndexingWidget(QWidget):
             self.progress.setValue(int(done))
 
     def _show_result(self, result) -> None:
-        if isinstance(result, tuple) and result and result[0] == "error":
-            self.result = None
-            self.report.setPlainText("")
-            self.status.setText(f"indexing failed: {result[1]}")
-            return
         self.result = result
         if hasattr(result, "summary"):
             ratio, angle = result.calibration.ellipticity
