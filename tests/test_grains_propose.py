@@ -38,7 +38,7 @@ def sample():
 
 def test_propose_matches_truth(sample):
     data, truth = sample
-    prop = propose_grains(Dataset(data), min_size=10, threshold=0.5, bin=1)
+    prop = propose_grains(Dataset(data), min_size=10, threshold=0.5, binning=1)
     assert prop.labels.shape == (40, 40) and prop.labels.dtype == np.int32
     ious = matched_ious(prop.labels, truth.labels[0], truth.footprints[:, 0])
     assert ious.mean() >= 0.9, ious
@@ -58,7 +58,7 @@ def test_propose_public_name_and_progress_and_cancel(sample):
     data, _ = sample
     calls = []
     prop = va.propose_grains(
-        data, min_size=10, bin=2, mean_patterns=False, progress=lambda d, t: calls.append((d, t))
+        data, min_size=10, binning=2, mean_patterns=False, progress=lambda d, t: calls.append((d, t))
     )
     assert prop.n_grains >= 5
     assert calls and calls[-1][0] == calls[-1][1]
@@ -68,7 +68,7 @@ def test_propose_public_name_and_progress_and_cancel(sample):
 
 def test_propose_min_size_removes_small(sample):
     data, _ = sample
-    prop = propose_grains(data, min_size=200, bin=2, mean_patterns=False)
+    prop = propose_grains(data, min_size=200, binning=2, mean_patterns=False)
     sizes = np.bincount(prop.labels.ravel())[1:]
     assert (sizes >= 200).all() and len(sizes) < 6
 
@@ -79,7 +79,7 @@ def test_propose_min_size_removes_small(sample):
         ({"min_size": 0}, "min_size"),
         ({"threshold": 1.5}, "threshold"),
         ({"n_components": 0}, "n_components"),
-        ({"bin": 0}, "bin"),
+        ({"binning": 0}, "binning"),
         ({"tilt": 3}, "tilt"),
     ],
 )
@@ -191,7 +191,7 @@ def test_kernels_match_numpy_reference():
 def test_inputs_not_mutated(sample):
     data, _ = sample
     before = data.copy()
-    propose_grains(data, min_size=10, bin=1, mean_patterns=False)
+    propose_grains(data, min_size=10, binning=1, mean_patterns=False)
     neighbour_dissimilarity(data, binning=1)
     grain_coherence(data, np.ones((40, 40), bool), binning=1)
     np.testing.assert_array_equal(data, before)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             n_components=args.n_components,
             min_confidence=args.min_confidence,
-            bin=args.bin,
+            binning=args.bin,
             tilt=args.tilt,
             mean_patterns=False,
             track=not args.no_track,

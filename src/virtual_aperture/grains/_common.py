@@ -62,7 +62,7 @@ def tilt_array(ds: Dataset, tilt: int) -> da.Array:
     return ds.data
 
 
-def check_bin(binning: int | None, detector_shape: tuple[int, int], *, name: str = "bin") -> int:
+def check_bin(binning: int | None, detector_shape: tuple[int, int], *, name: str = "binning") -> int:
     """Validate a detector binning factor; ``None`` picks one giving ≤ MAX_FEATURES pixels."""
     ky, kx = detector_shape
     if binning is None:

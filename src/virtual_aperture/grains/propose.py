@@ -168,7 +168,7 @@ def propose_grains(
     threshold: float = 0.6,
     n_components: int = 32,
     min_confidence: float = 0.35,
-    bin: int | None = None,
+    binning: int | None = None,
     tilt: int | None = None,
     mean_patterns: bool = True,
     track: bool = True,
@@ -192,7 +192,7 @@ def propose_grains(
     min_confidence
         Regions whose member patterns correlate less than this (on average) with their mean
         spot pattern are noise — vacuum or amorphous support — and are dropped (set to 0).
-    bin
+    binning
         Detector binning factor; ``None`` bins to ≤ 32×32 pixels.
     tilt
         For 5D data: one tilt index, or ``None`` for every tilt (labels ``(n_tilts, sy, sx)``).
@@ -215,7 +215,7 @@ def propose_grains(
     if not isinstance(min_confidence, (int, float)) or not 0.0 <= float(min_confidence) < 1.0:
         raise ValueError(f"min_confidence must be within 0…1, got {min_confidence!r}")
     ds = as_dataset(dataset, name="dataset")
-    b = check_bin(bin, ds.detector_shape)
+    b = check_bin(binning, ds.detector_shape)
     if ds.is_tilt_series and tilt is None:
         tilts = list(range(ds.n_tilts))
     else:

@@ -176,7 +176,7 @@ def grain_spot_patterns(
     data4d: Any,
     labels: np.ndarray,
     *,
-    bin: int = TRACK_BIN,
+    binning: int = TRACK_BIN,
     center: Any = None,
     means: dict | None = None,
     rows: int | None = None,
@@ -191,12 +191,12 @@ def grain_spot_patterns(
 
     if not labels.any():
         return {}
-    cm = central_mask(data4d, bin, center=center, rows=rows)
+    cm = central_mask(data4d, binning, center=center, rows=rows)
     if means is None:
         means = {gid: r.mean for gid, r in aperture_sums(data4d, labels).items()}
     out = {}
     for gid, mean in means.items():
-        f = spot_features(np.asarray(mean)[None], bin, cm)[0].ravel()
+        f = spot_features(np.asarray(mean)[None], binning, cm)[0].ravel()
         f = f - f.mean()
         n = np.linalg.norm(f)
         out[gid] = f / n if n > 0 else f
@@ -211,7 +211,7 @@ def track_grains(
     min_iou: float = 0.2,
     pattern_weight: float = 0.3,
     max_gap: int = 2,
-    bin: int = TRACK_BIN,
+    binning: int = TRACK_BIN,
     patterns: Any = None,
     cancel: Any = None,
 ) -> Tracks:
@@ -233,9 +233,11 @@ def track_grains(
         Weight (0…1) of the pattern correlation in the matching score (the rest is IoU).
     max_gap
         A track missing on up to this many tilts can still be continued.
+    binning
+        Detector binning of the spot patterns compared between tilts (``TRACK_BIN``).
     patterns
         Optional, per tilt, ``{label: unit spot pattern}`` of every grain as
-        :func:`grain_spot_patterns` gives them (with the same ``bin``): used instead of reading
+        :func:`grain_spot_patterns` gives them (with the same ``binning``): used instead of reading
         the dataset again (:func:`propose_grains` passes the ones it computed on the way).
 
     Returns
@@ -287,7 +289,7 @@ def track_grains(
         elif patterns is not None:
             pats = patterns[t]
         elif ds is not None:
-            pats = grain_spot_patterns(tilt_array(ds, t), lab[t], bin=bin, center=ds.calibration.center)
+            pats = grain_spot_patterns(tilt_array(ds, t), lab[t], binning=binning, center=ds.calibration.center)
         else:
             pats = {}
         cands = [tid for tid, (lt, _, _) in last.items() if t - lt <= max_gap + 1]

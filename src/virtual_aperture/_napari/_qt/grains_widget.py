@@ -262,7 +262,7 @@ class GrainsWidget(QWidget):
         kw = {
             "min_size": self.min_size.value(),
             "threshold": self.threshold.value(),
-            "bin": self.bin.value() or None,
+            "binning": self.bin.value() or None,
         }
         return self._run(
             lambda p, c: propose_grains(ds, progress=p, cancel=c, **kw), self._on_proposal, "proposing grains"
