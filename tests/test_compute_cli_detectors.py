@@ -138,6 +138,7 @@ def test_cli_virtual_and_sum(tmp_path, capsys):
         ("ring:3", "is not bf"),
         ("nothere.tif", "not found"),
         ("disk:x", "--detector"),
+        ("disk:0.3", "smaller than a pixel"),
     ],
 )
 def test_cli_bad_detector(tmp_path, capsys, spec, msg):

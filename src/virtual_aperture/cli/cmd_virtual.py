@@ -1,6 +1,6 @@
 """``virtual-aperture virtual PATH --detector bf|adf|annulus:R1,R2|disk:R|mask.tif --out img.tif``.
 
-Computes a virtual image (one per tilt for a tilt series) and writes it as a float64 TIFF.
+Computes a virtual image (one per tilt for a tilt series) and writes it as an ImageJ-calibrated float32 TIFF.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ def parse_detector(spec: str, ds) -> np.ndarray:
             r1, r2 = (float(v) for v in rest.split(","))
             return detectors.annulus(shape, center, r1, r2)
         if kind == "disk":
-            return detectors.disk(shape, center, float(rest))
+            r = float(rest)
+            if 0 < r < 1:  # a mask of whole pixels cannot be smaller than one pixel
+                raise ValueError(
+                    f"radius {r:g} px is smaller than a pixel: a detector is whole pixels (those whose "
+                    "centre is within R), so it cannot be area-weighted; use R >= 1 or a weighted .tif mask"
+                )
+            return detectors.disk(shape, center, r)
     except ValueError as exc:
         raise ValueError(f"--detector {spec!r}: {exc}") from exc
     if spec.lower().endswith((".tif", ".tiff")):
@@ -91,7 +97,7 @@ def register(subparsers) -> None:
         required=True,
         help="bf | adf | annulus:R1,R2 | disk:R (pixels, around the calibrated centre) | mask.tif",
     )
-    add_output_options(p, "output TIFF (float64)")
+    add_output_options(p, "output TIFF (float32, ImageJ-calibrated)")
     p.add_argument(
         "--scheduler",
         default=None,
