@@ -289,7 +289,9 @@ def track_grains(
         elif patterns is not None:
             pats = patterns[t]
         elif ds is not None:
-            pats = grain_spot_patterns(tilt_array(ds, t), lab[t], binning=binning, center=ds.calibration.center)
+            pats = grain_spot_patterns(
+                tilt_array(ds, t), lab[t], binning=binning, center=ds.calibration.center
+            )
         else:
             pats = {}
         cands = [tid for tid, (lt, _, _) in last.items() if t - lt <= max_gap + 1]
