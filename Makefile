@@ -84,10 +84,13 @@ napari: system-deps install
 bench: install
 	$(PY) benchmarks/run.py
 
+# the napari widgets under Xvfb; the report page (headless Chromium) from the demo's report when present
 screenshots: system-deps install
-	for s in docs/make_*screenshot*.py; do \
+	for s in docs/make_screenshots.py docs/make_grains_screenshots.py docs/make_indexing_screenshots.py \
+		docs/make_solve_screenshot.py; do \
 		xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) $$s || exit 1; \
 	done
+	if [ -f $(DEMO_OUT)/grain_2/report.html ]; then $(PY) docs/make_report_screenshot.py $(DEMO_OUT)/grain_2/report.html; fi
 
 constraints:
 	$(PIP) freeze --exclude-editable | grep -v -i napari-virtual-aperture > constraints.txt
