@@ -51,6 +51,8 @@ def test_grain_solved_from_its_summed_tilt_series(solved):
     assert res.solved, sol.message
     assert sol.r1 < 0.25
     assert sorted(a.element for a in sol.atoms) == ["O", "O", "Ti"]
+    line = next(s for s in res.summary().splitlines() if s.startswith("solved"))
+    assert line.count("solved") == 1 and line.count("R1") == 1, line  # not "solved: solved: …"
     sites, cell, sg = reference_sites(structures.STRUCTURE_DIR / "brookite.cif")
     found = in_truth_setting(res, truth, 1)
     dist = match_to_reference(found, sites, cell, sg)

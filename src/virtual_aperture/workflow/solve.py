@@ -112,7 +112,9 @@ class GrainResult:
             lines.append(f"no solution: {self.message}")
             return "\n".join(lines)
         r1 = "n/a" if sol.r1 is None else f"{sol.r1:.3f}"
-        lines.append(f"{'solved' if sol.converged else 'no solution'}: {sol.message} (R1 {r1})")
+        state = "solved" if sol.converged else "no solution"
+        text = sol.message if sol.message.startswith(state) else f"{state}: {sol.message}"
+        lines.append(text if "R1" in text else f"{text} (R1 {r1})")
         for a in sol.atoms:
             lines.append(
                 f"  {a.label:<6} {a.element:<2} {a.x:8.4f} {a.y:8.4f} {a.z:8.4f}  height {a.height:.2f}"
