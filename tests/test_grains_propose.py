@@ -10,7 +10,7 @@ from test_grains_support import make_sample
 
 import virtual_aperture as va
 from virtual_aperture.grains import grain_coherence, neighbour_dissimilarity, propose_grains
-from virtual_aperture.grains._kernels import grow_regions, seed_scores
+from virtual_aperture.grains._grain_kernels import grow_regions, seed_scores
 from virtual_aperture.model import Dataset
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from virtual_aperture.grains import cluster_vectors, find_vectors, vector_selective_sum
-from virtual_aperture.grains._kernels import find_peaks_kernel
+from virtual_aperture.grains._grain_kernels import find_peaks_kernel
 from virtual_aperture.model import Dataset
 from virtual_aperture.sample import simulate_agglomerate
 

@@ -14,7 +14,7 @@ from virtual_aperture import simulate_agglomerate
 from virtual_aperture.crystal.geometry import predict_reflections, rotation_about
 from virtual_aperture.model.calibration import electron_wavelength
 from virtual_aperture.sample import NOISELESS_DOSE, Truth
-from virtual_aperture.sample.kernels import frames_kernel, position_seeds
+from virtual_aperture.sample.frame_kernels import frames_kernel, position_seeds
 from virtual_aperture.sample.scattering import gemmi_structure_factor, lorentz_factor
 from virtual_aperture.sample.structures import load_structure
 

@@ -285,7 +285,7 @@ def solve_all_grains(
     import inspect
 
     from .compute.executor import is_cancelled
-    from .workflow.solve import _check_inputs, solve_grain
+    from .workflow.chain import _check_inputs, solve_grain
 
     lab = np.asarray(labels)
     present = _present_grains(lab) if lab.dtype.kind in "iu" else []

@@ -121,8 +121,8 @@ def test_workspace_from_plugins_menu_shares_one_model(make_napari_viewer, datase
     """The dock opened through npe2 (a PublicOnlyProxy viewer) and other widgets see one model."""
     import napari
 
-    from virtual_aperture._napari.model import handed_grain, workspace_for
     from virtual_aperture._napari.reader import navigator_layers
+    from virtual_aperture._napari.workspace_model import handed_grain, workspace_for
 
     viewer = make_napari_viewer()
     ds, _ = dataset_factory()

@@ -15,7 +15,7 @@ def test_sum_save_and_hand_off_tilt_series(dataset_factory, open_workspace, tmp_
     import mrcfile
     import tifffile
 
-    from virtual_aperture._napari.model import handed_grain
+    from virtual_aperture._napari.workspace_model import handed_grain
 
     ds, arr = dataset_factory(tilts=3)
     viewer, w = open_workspace(ds)

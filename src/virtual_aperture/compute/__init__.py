@@ -7,8 +7,8 @@ client) under a bounded memory budget. See ``docs/compute.md``.
 
 from . import detectors
 from .executor import Cancelled, CancelToken, get_client, parse_memory_budget
-from .fetch import pattern_at, region_mean
 from .incremental import ApertureSum, VirtualImageUpdater
+from .single_pattern import pattern_at, region_mean
 from .sums import ApertureSumResult, aperture_sums
 from .virtual import virtual_image
 

@@ -97,7 +97,7 @@ def mean_pattern(data: Any, *, tilt: int = 0, max_rows: int = 4) -> np.ndarray:
         if not np.isfinite(p).all():
             raise ValueError("pattern has NaN or infinite values")
         return p
-    from .fetch import region_mean
+    from .single_pattern import region_mean
     from .source import Source
 
     src = Source(data)

@@ -18,7 +18,10 @@ import numpy as np
 
 from ..compute.executor import check_cancel
 from . import geometry
-from .index_helpers import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
+from .indexing_result import IndexingResult
+from .lattice import SYMMETRY_ORDER, bravais_candidates, match_cell, niggli_reduce_basis
+from .lattice_search import indexed_mask, search_lattice
+from .miller import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
     _as_peaklist,
     assign_hkl,
     excitation_spread,
@@ -27,9 +30,6 @@ from .index_helpers import (  # noqa: F401  (peaks_to_reciprocal_space: public h
     peaks_to_reciprocal_space,
     read_known_cell,
 )
-from .indexing_result import IndexingResult
-from .lattice import SYMMETRY_ORDER, bravais_candidates, match_cell, niggli_reduce_basis
-from .lattice_search import indexed_mask, search_lattice
 from .multi_lattice import index_lattices, lattice_of
 from .peaks import PeakList
 from .refine import (

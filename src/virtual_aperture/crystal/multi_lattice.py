@@ -79,7 +79,7 @@ def index_lattices(
     dominant one alone (each must pass the validation of :mod:`crystal.validation`). ``index_one``
     indexes one lattice (:func:`~virtual_aperture.crystal.indexing.index_tilt_series`, which calls
     this function for ``max_lattices > 1``)."""
-    from .index_helpers import _as_peaklist, assign_hkl, peaks_to_reciprocal_space
+    from .miller import _as_peaklist, assign_hkl, peaks_to_reciprocal_space
     from .zoneaxis import IndexingError
 
     allp, list_centers = _as_peaklist(peaks)

@@ -7,9 +7,9 @@
 * :func:`estimate_drift`, :func:`track_grains` – one id per grain through a tilt series.
 """
 
-from .peaks import find_vectors
 from .proposal import GrainProposal
 from .propose import propose_grains
+from .scan_peaks import find_vectors
 from .similarity import grain_coherence, neighbour_dissimilarity
 from .tracking import Tracks, estimate_drift, track_grains
 from .vectors import Crystal, VectorClusters, cluster_vectors, vector_selective_sum

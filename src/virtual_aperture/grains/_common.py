@@ -83,7 +83,7 @@ def bin_frames(frames: np.ndarray, binning: int) -> np.ndarray:
         return f.astype(np.float32, copy=True)  # callers modify the result in place
     n = int(np.prod(lead)) if lead else 1
     if n >= 16 and f.dtype.kind in "uif":  # numba kernel: no float copy of the full frames
-        from ._kernels import bin_sum_kernel
+        from ._grain_kernels import bin_sum_kernel
 
         flat = np.ascontiguousarray(f.reshape(n, by * binning, bx * binning))
         return bin_sum_kernel(flat, int(binning)).reshape(*lead, by, bx)

@@ -36,7 +36,7 @@ from ._common import (
     spot_features,
     tilt_array,
 )
-from ._kernels import grow_regions, seed_scores
+from ._grain_kernels import grow_regions, seed_scores
 from .proposal import GrainProposal
 
 #: a tilt at most this large (bytes) is read into memory once for all the proposal's stages

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from ._common import as_dataset, tilt_array
-from .peaks import find_vectors  # noqa: F401  (re-exported: part of the vector workflow)
+from .scan_peaks import find_vectors  # noqa: F401  (re-exported: part of the vector workflow)
 
 #: a crystal is present where at least this fraction of its reflection families is detected
 CORE_FRACTION = 0.25

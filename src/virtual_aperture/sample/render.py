@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .kernels import frames_kernel, position_seeds
+from .frame_kernels import frames_kernel, position_seeds
 from .scattering import depletion, rocking_intensity
 
 NOISE_SALT = 0x5A3D1E

@@ -45,7 +45,7 @@ from dask.base import tokenize
 from ..crystal.geometry import distortion_matrix, predict_reflections, reciprocal_basis
 from ..model.calibration import Calibration, electron_wavelength
 from ..model.dataset import Dataset, scan_chunks
-from . import grains as gr
+from . import particles as gr
 from .render import DetectorModel, FrameRenderer, ReflectionTable
 from .scattering import interaction_kappa, lorentz_factor, structure_factor_table
 from .structures import load_structure, structure_name, structure_source, summarize

@@ -7,8 +7,8 @@ own (:func:`~virtual_aperture.aperture_sums`, :func:`~virtual_aperture.find_brag
 :func:`~virtual_aperture.merge_reflections`, :func:`~virtual_aperture.solve_structure`).
 """
 
+from .chain import MIN_REFLECTIONS, STAGES, GrainResult, UnindexedGrain, grain_tilts, solve_grain
 from .files import GRAIN_FILES, smv_frames, write_grain, write_unindexed
-from .solve import MIN_REFLECTIONS, STAGES, GrainResult, UnindexedGrain, grain_tilts, solve_grain
 
 __all__ = [
     "GRAIN_FILES",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .solve import GrainResult, UnindexedGrain
+from .chain import GrainResult, UnindexedGrain
 
 __all__ = ["GRAIN_FILES", "smv_frames", "write_grain", "write_unindexed"]
 

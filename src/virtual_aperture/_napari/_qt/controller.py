@@ -20,8 +20,8 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..live import GrainTracker, as_tilt_stack, descan_map, warm_up
-from ..model import WorkspaceModel, workspace_for
 from ..reader import META_KEY, find_dataset_layer
+from ..workspace_model import WorkspaceModel, workspace_for
 from .jobs import JobRunner
 from .runner import LatestRunner, SerialRunner
 
@@ -467,7 +467,7 @@ class WorkspaceController(QObject):
         for r in (self.hover, self.sums, *self.extra_runners()):
             r.close()
         self.jobs.cancel()
-        from ..model import forget_workspace
+        from ..workspace_model import forget_workspace
 
         self.model.close()
         forget_workspace(self.viewer)

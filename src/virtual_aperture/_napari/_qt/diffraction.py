@@ -4,7 +4,8 @@ napari's ``multiple_viewer_widget`` pattern: a :class:`~napari.components.Viewer
 the controller) shown by its own ``QtViewer`` (with a scale bar in Å⁻¹), docked to the right of
 the real-space canvas and as large. That viewer's layer list and layer controls (to paint the
 detector layers with napari's own tools) live in the workspace's Detectors tab. Display controls
-(log, gamma, percentiles) write :class:`~virtual_aperture._napari.model.DisplaySettings` to the model.
+(log, gamma, percentiles) write
+:class:`~virtual_aperture._napari.workspace_model.DisplaySettings` to the model.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class GrainChainBox(QGroupBox):
         layer = viewer.layers[GRAINS_LAYER]
         ds = (layer.metadata or {}).get(META_KEY, {}).get("dataset")
         if ds is None:
-            from ..model import workspace_for
+            from ..workspace_model import workspace_for
 
             ws = workspace_for(viewer, create=False)
             ds = None if ws is None else ws.dataset

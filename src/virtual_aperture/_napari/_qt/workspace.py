@@ -3,7 +3,7 @@
 Opening it lays the window out in one step: the real-space canvas (napari's own) in the middle,
 the diffraction canvas docked to the right and as prominent, and this panel (tabs Grains,
 Propose, Detectors, Tilts, Check, Index, Solve, Session, Help) on the left below napari's layer
-list. Every tab reads and writes the one :class:`~virtual_aperture._napari.model.WorkspaceModel`
+list. Every tab reads and writes the one :class:`~virtual_aperture._napari.workspace_model.WorkspaceModel`
 of the viewer; closing the panel removes its parts (diffraction dock, callbacks, workers, a local
 dask cluster); opening it again re-uses the grains already painted.
 """

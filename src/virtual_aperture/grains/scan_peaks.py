@@ -14,7 +14,7 @@ import numpy as np
 
 from ..compute.executor import check_cancel
 from ._common import as_dataset, central_mask, report, tilt_array
-from ._kernels import find_peaks_kernel
+from ._grain_kernels import find_peaks_kernel
 
 
 def _block_vectors(block, y0, x0, cmask, r_in, r_out, threshold, max_peaks):
