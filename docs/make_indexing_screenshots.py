@@ -62,20 +62,6 @@ def make_room(viewer, w, dock, *, layer_list: bool = True, width: int = LEFT_WID
     win.resizeDocks([dock, diff], [width, 580], Qt.Orientation.Horizontal)
 
 
-def same_tilt(app, c, n_tilts: int) -> None:
-    """Put the diffraction canvas on the workspace's tilt, as a user does with PageDown, PageUp.
-
-    A grain handed on arrives in the diffraction canvas at its step 0 (tilt 1) whatever the
-    workspace's tilt; a tilt change brings both views together again.
-    """
-    if c.diffraction.dims.current_step[0] != c.model.tilt:
-        step = +1 if c.model.tilt + 1 < n_tilts else -1
-        c.step_tilt(step)
-        settle(app, 0.2)
-        c.step_tilt(-step)
-        settle(app, 0.2)
-
-
 def click_tab(w, title: str) -> None:
     tabs = w.tabs
     for i in range(tabs.count()):
@@ -159,7 +145,6 @@ def shoot() -> None:
 
     # the tilt with the most peaks, in both views (the real-space slider drives the diffraction canvas)
     tilt = max(range(len(ix.peaks)), key=lambda t: len(ix.peaks[t]))
-    same_tilt(app, c, len(ix.peaks))
     c.model.tilt = tilt
     # the layer controls' contrast slider, as a user drags it: the summed patterns are dominated by
     # the direct beam, so the upper limit goes down to the typical peak height at this tilt

@@ -24,7 +24,6 @@ from make_indexing_screenshots import (  # noqa: E402
     click_tab,
     notifications,
     open_and_hand_on,
-    same_tilt,
     settle,
     wait_worker,
 )
@@ -38,8 +37,6 @@ def shoot() -> None:
     app = get_qapp()
     # the Solve tab is long: napari's layer list closed too, and a wider left column
     viewer, w = open_and_hand_on(app, layer_list=False, width=640)
-    c = w.controller
-    same_tilt(app, c, c.dataset.n_tilts)
 
     # Solve tab: composition, then Solve grain (sum → peaks → index → integrate → symmetry → merge →
     # charge flipping, in a thread worker)

@@ -165,6 +165,8 @@ class IndexingWidget(QWidget):
             **geo,
         )
         self._refresh()
+        if pats.ndim == 3 and self.workspace is not None:  # show the tilt the workspace shows
+            self.viewer.dims.set_current_step(0, min(int(self.workspace.model.tilt), len(pats) - 1))
         self.source_combo.setCurrentIndex(self.source_combo.findText(layer.name))
         if cal is not None:
             if cal.pixel_size:

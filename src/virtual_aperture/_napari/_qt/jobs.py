@@ -69,12 +69,13 @@ class JobRunner(QObject):
                 notify_error(f"{name}: {result}")
                 self.message.emit(f"{name}: {result}")
                 return
+            self.message.emit(f"{name}: done")  # first: a message on_done shows is not overwritten
             if on_done is not None:
                 try:
                     on_done(result)
                 except Exception as exc:  # noqa: BLE001 - never crash napari from a callback
                     notify_error(f"{name}: {exc}")
-            self.message.emit(f"{name}: done")
+                    self.message.emit(f"{name}: failed ({exc})")
 
         def errored(exc: BaseException) -> None:
             if type(exc).__name__ == "Cancelled":

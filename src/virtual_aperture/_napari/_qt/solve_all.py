@@ -148,7 +148,7 @@ class SolveAllBox(QGroupBox):
         """Phase map (Labels) and orientation map (RGB) over the real-space view, on the grains'
         scale and translation; replaced, not duplicated, on the next run."""
         ws = getattr(self.solve, "workspace", None)
-        viewer = self.solve.viewer
+        viewer = ws.viewer if ws is not None else self.solve.viewer  # the real-space viewer
         grains = (
             ws.grains
             if ws is not None
