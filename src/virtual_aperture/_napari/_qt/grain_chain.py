@@ -106,7 +106,7 @@ class GrainChainBox(QGroupBox):
         except ValueError as exc:
             self.status.setText(f"error: {exc}")
             return None
-        self.solve._cancel.clear()
+        self.solve.new_token()
         worker = thread_worker(run_reporting)(solve_grain, cancel=self.solve._cancel, **kwargs)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)

@@ -12,7 +12,6 @@ coloured by element and the unit-cell box as lines (all in Å, Cartesian).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from virtual_aperture.compute import CancelToken
 from virtual_aperture.crystal.geometry import direct_basis
 
 from .background import CANCELLED, Failure, run_reporting
@@ -65,7 +65,7 @@ class SolveWidget(QWidget):
         self.reflections = None
         self.solution = None
         self._worker = None
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()  # a fresh one per job (new_token)
         self.setObjectName("va-solve")
         form = QFormLayout()
         row = QHBoxLayout()
@@ -216,7 +216,7 @@ class SolveWidget(QWidget):
         except ValueError as exc:
             self.status.setText(f"error: {exc}")
             return None
-        self._cancel.clear()
+        self.new_token()
         worker = thread_worker(run_reporting)(solve_structure, cancel=self._cancel, **params)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_result)
@@ -229,8 +229,14 @@ class SolveWidget(QWidget):
         worker.start()
         return worker
 
+    def new_token(self) -> Any:
+        """A fresh :class:`~virtual_aperture.compute.CancelToken` for the next job (the one job
+        the Solve tab runs at a time: Solve, Solve grain or Solve all grains)."""
+        self._cancel = CancelToken()
+        return self._cancel
+
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancel.cancel()
         self.status.setText("cancelling …")
 
     def _on_progress(self, value) -> None:
@@ -284,7 +290,7 @@ class SolveWidget(QWidget):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        self._cancel.set()
+        self._cancel.cancel()
         if self.structure is not None:
             self.structure.close_viewer()
             self.structure = None
