@@ -72,3 +72,37 @@ def run_reporting(fn: Callable[..., Any], *, cancel: Any = None, poll_s: float =
             raise JobError(str(err)) from err
         raise err
     return box["result"]
+
+
+def start_worker(
+    fn: Callable[..., Any],
+    *,
+    cancel: Any,
+    on_result: Callable[[Any], None],
+    on_progress: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+    **kwargs: Any,
+):
+    """The one way the plugin runs a job off the GUI thread: ``fn(progress=…, cancel=cancel,
+    **kwargs)`` through :func:`run_reporting` in a napari ``thread_worker``, started at once.
+
+    On the GUI thread: ``on_progress`` gets each ``progress(*args)`` tuple; ``on_result`` gets the
+    result — or :data:`CANCELLED`, or a :class:`Failure` (a ``ValueError``: the input refused), so
+    one handler decides what the tab shows; ``on_error`` gets any other exception (default: a
+    napari notification); ``on_finished`` runs last, whatever happened. ``cancel`` is the job's
+    :class:`~virtual_aperture.compute.CancelToken`. Returns the worker.
+    """
+    from napari.qt.threading import thread_worker
+
+    from .runner import notify_error
+
+    worker = thread_worker(run_reporting)(fn, cancel=cancel, **kwargs)
+    if on_progress is not None:
+        worker.yielded.connect(on_progress)
+    worker.returned.connect(on_result)
+    worker.errored.connect(on_error or (lambda exc: notify_error(f"{type(exc).__name__}: {exc}")))
+    if on_finished is not None:
+        worker.finished.connect(on_finished)
+    worker.start()
+    return worker

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..reader import META_KEY
-from .background import CANCELLED, Failure, run_reporting
+from .background import CANCELLED, Failure, start_worker
 
 GRAINS_LAYER = "grains"
 
@@ -87,8 +87,6 @@ class GrainChainBox(QGroupBox):
 
     def run(self):
         """Start the chain in a ``thread_worker``; returns the worker (None if the input is bad)."""
-        from napari.qt.threading import thread_worker
-
         from virtual_aperture.workflow import solve_grain
 
         try:
@@ -107,19 +105,19 @@ class GrainChainBox(QGroupBox):
             self.status.setText(f"error: {exc}")
             return None
         self.solve.new_token()
-        worker = thread_worker(run_reporting)(solve_grain, cancel=self.solve._cancel, **kwargs)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(
-            lambda exc: (self.status.setText(f"error: {exc}"), self.solve.progress.setValue(0))
-        )
-        worker.finished.connect(self._on_finished)
         self.run_btn.setEnabled(False)
         self.solve.cancel_btn.setEnabled(True)
         self.status.setText(f"grain {kwargs['grain']}: summing …")
-        self.solve._worker = worker
-        worker.start()
-        return worker
+        self.solve._worker = start_worker(
+            solve_grain,
+            cancel=self.solve._cancel,
+            on_result=self._on_result,
+            on_progress=self._on_progress,
+            on_error=lambda exc: (self.status.setText(f"error: {exc}"), self.solve.progress.setValue(0)),
+            on_finished=self._on_finished,
+            **kwargs,
+        )
+        return self.solve._worker
 
     def _on_progress(self, value) -> None:
         stage, done, total = value

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .background import CANCELLED, Failure, run_reporting
+from .background import CANCELLED, Failure, start_worker
 
 META_KEY = "virtual_aperture"
 GRAINS_LAYER = "grains"
@@ -197,17 +197,12 @@ class GrainsWidget(QWidget):
     # ---- worker plumbing ---------------------------------------------------------------
     def _run(self, fn: Callable[[Callable, Any], Any], on_result: Callable[[Any], None], label: str):
         """Run ``fn(progress, cancel)`` in a thread worker yielding progress; returns the worker."""
-        from napari.qt.threading import thread_worker
-
         if self._worker is not None:
             self.status.setText("busy: wait for the running job or cancel it")
             return None
         if not self._cancel.cancelled:  # a pre-set token (tests) cancels the next job at once
             self._cancel = self._token_type()
         cancel = self._cancel
-
-        worker = thread_worker(run_reporting)(lambda progress, cancel: fn(progress, cancel), cancel=cancel)
-        worker.yielded.connect(self._on_progress)
 
         def returned(r: Any) -> None:
             if r is CANCELLED or isinstance(r, Failure):
@@ -221,15 +216,18 @@ class GrainsWidget(QWidget):
             self.status.setText(f"error: {exc}")
             self.progress.setValue(0)
 
-        worker.returned.connect(returned)
-        worker.errored.connect(errored)
-        worker.finished.connect(self._on_finished)
         self.cancel_btn.setEnabled(True)
         self.progress.setValue(0)
         self.status.setText(f"{label} …")
-        self._worker = worker
-        worker.start()
-        return worker
+        self._worker = start_worker(
+            lambda progress, cancel: fn(progress, cancel),
+            cancel=cancel,
+            on_result=returned,
+            on_progress=self._on_progress,
+            on_error=errored,
+            on_finished=self._on_finished,
+        )
+        return self._worker
 
     def cancel(self) -> None:
         self._cancel.cancel()

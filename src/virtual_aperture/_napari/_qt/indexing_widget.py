@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..peak_points import peaks_to_points, points_to_peaks
-from .background import CANCELLED, Failure, run_reporting
+from .background import CANCELLED, Failure, start_worker
 
 META_KEY = "virtual_aperture"
 PEAKS_NAME = "Bragg peaks"
@@ -396,8 +396,6 @@ class IndexingWidget(QWidget):
     def _start(self, fn, on_done, what: str):
         """Run ``fn(progress, cancel)`` in a ``thread_worker`` (:func:`.background.run_reporting`);
         ``on_done`` gets its result on the GUI thread."""
-        from napari.qt.threading import thread_worker
-
         from virtual_aperture.compute import CancelToken
 
         self._cancel = CancelToken()
@@ -425,16 +423,15 @@ class IndexingWidget(QWidget):
                 outcome["ok"] = True
                 on_done(result)
 
-        worker = thread_worker(run_reporting)(
-            lambda progress, cancel: fn(progress, cancel), cancel=self._cancel
+        self._worker = start_worker(
+            lambda progress, cancel: fn(progress, cancel),
+            cancel=self._cancel,
+            on_result=returned,
+            on_progress=self._on_progress,
+            on_error=lambda exc: self.status.setText(f"{what} failed: {exc}"),
+            on_finished=finish,
         )
-        worker.returned.connect(returned)
-        worker.yielded.connect(self._on_progress)
-        worker.errored.connect(lambda exc: self.status.setText(f"{what} failed: {exc}"))
-        worker.finished.connect(finish)
-        self._worker = worker
-        worker.start()
-        return worker
+        return self._worker
 
     def cancel(self) -> None:
         """Ask the running job to stop at its next check."""

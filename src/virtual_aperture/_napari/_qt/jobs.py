@@ -1,10 +1,12 @@
-"""Heavy actions off the GUI thread: napari ``thread_worker`` + napari progress bar + Cancel.
+"""Heavy workspace actions off the GUI thread: napari progress bar + Cancel, several at a time.
 
-``JobRunner.start(name, fn, on_done)`` runs ``fn(progress, cancel)`` in a napari worker thread;
-``progress(done, total)`` may be called from any thread (a GUI-thread timer copies it into the
-napari progress bar); ``cancel`` is a :class:`virtual_aperture.compute.CancelToken` that
-``JobRunner.cancel()`` sets. Results reach ``on_done`` on the GUI thread (``returned`` signal),
-the only place layers are touched. Failures become napari notifications.
+``JobRunner.start(name, fn, on_done)`` runs ``fn(progress, cancel)`` through
+:func:`.background.start_worker` (the plugin's one way to run a job: a napari ``thread_worker``
+around :func:`.background.run_reporting`); ``progress(done, total)`` may be called from any
+thread and reaches the napari progress bar on the GUI thread; ``cancel`` is a
+:class:`virtual_aperture.compute.CancelToken` that ``JobRunner.cancel()`` sets. Results reach
+``on_done`` on the GUI thread, the only place layers are touched. Refusals and failures become
+napari notifications and a one-line ``message``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, Signal
 
 from .runner import notify_error
 
@@ -24,9 +26,6 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._jobs: list[dict] = []
-        self._timer = QTimer(self)
-        self._timer.setInterval(100)
-        self._timer.timeout.connect(self._tick)
 
     @property
     def busy(self) -> bool:
@@ -35,37 +34,29 @@ class JobRunner(QObject):
     def start(
         self, name: str, fn: Callable[[Callable, Any], Any], on_done: Callable[[Any], None] | None = None
     ) -> Any:
-        from napari.qt.threading import create_worker
         from napari.utils import progress
 
         from virtual_aperture.compute import CancelToken
 
+        from .background import CANCELLED, Failure, start_worker
+
         token = CancelToken()
-        state = {"done": 0, "total": 0}
-
-        def report(done: int, total: int) -> None:
-            state["done"], state["total"] = int(done), int(total)
-
-        from .background import Failure
-
-        def guarded(report: Callable, token: Any) -> Any:
-            try:
-                return fn(report, token)
-            except ValueError as exc:  # the library refused the input: a message, not a traceback
-                return Failure(str(exc))
-
-        worker = create_worker(guarded, report, token, _start_thread=False, _ignore_errors=True)
-        job = {
-            "name": name,
-            "token": token,
-            "state": state,
-            "worker": worker,
-            "pbar": progress(total=0, desc=name),
-        }
+        job: dict = {"name": name, "token": token, "pbar": progress(total=0, desc=name)}
         self._jobs.append(job)
 
+        def on_progress(value: Any) -> None:  # (done, total), on the GUI thread
+            done, total = (int(v) for v in value[-2:])
+            pbar = job["pbar"]
+            if total and pbar.total != total:
+                pbar.total = total
+            if done > pbar.n:
+                pbar.update(done - pbar.n)
+
         def returned(result: Any) -> None:
-            if isinstance(result, Failure):
+            if result is CANCELLED:
+                self.message.emit(f"{name}: cancelled")
+                return
+            if isinstance(result, Failure):  # the library refused the input: a message
                 notify_error(f"{name}: {result}")
                 self.message.emit(f"{name}: {result}")
                 return
@@ -78,35 +69,26 @@ class JobRunner(QObject):
                     self.message.emit(f"{name}: failed ({exc})")
 
         def errored(exc: BaseException) -> None:
-            if type(exc).__name__ == "Cancelled":
-                self.message.emit(f"{name}: cancelled")
-            else:
-                notify_error(f"{name} failed: {exc}")
-                self.message.emit(f"{name}: failed ({exc})")
+            notify_error(f"{name} failed: {exc}")
+            self.message.emit(f"{name}: failed ({exc})")
 
-        worker.returned.connect(returned)
-        worker.errored.connect(errored)
-        worker.finished.connect(lambda: self._finish(job))
         self.busy_changed.emit(True)
         self.message.emit(f"{name}…")
-        self._timer.start()
-        worker.start()
-        return worker
-
-    def _tick(self) -> None:
-        for job in self._jobs:
-            pbar, st = job["pbar"], job["state"]
-            if st["total"] and pbar.total != st["total"]:
-                pbar.total = st["total"]
-            if st["done"] > pbar.n:
-                pbar.update(st["done"] - pbar.n)
+        job["worker"] = start_worker(
+            lambda progress, cancel: fn(progress, cancel),
+            cancel=token,
+            on_result=returned,
+            on_progress=on_progress,
+            on_error=errored,
+            on_finished=lambda: self._finish(job),
+        )
+        return job["worker"]
 
     def _finish(self, job: dict) -> None:
         job["pbar"].close()
         if job in self._jobs:
             self._jobs.remove(job)
         if not self._jobs:
-            self._timer.stop()
             self.busy_changed.emit(False)
 
     def cancel(self) -> None:

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from .background import CANCELLED, run_reporting
+from .background import CANCELLED, start_worker
 
 #: columns of the results table (a subset of ``virtual_aperture.batch.SUMMARY_COLUMNS``)
 TABLE_COLUMNS = ("grain", "status", "tilts", "positions", "phase", "cell", "space_group", "r1", "message")
@@ -89,8 +89,6 @@ class SolveAllBox(QGroupBox):
 
     def run(self):
         """Start the batch in a ``thread_worker``; returns the worker (None if the input is bad)."""
-        from napari.qt.threading import thread_worker
-
         from virtual_aperture.batch import solve_all_grains
 
         try:
@@ -99,18 +97,20 @@ class SolveAllBox(QGroupBox):
             self.status.setText(f"error: {exc}")
             return None
         self.solve.new_token()
-        worker = thread_worker(run_reporting)(solve_all_grains, cancel=self.solve._cancel, **kwargs)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(lambda exc: self.status.setText(f"error: {exc}"))
-        worker.finished.connect(self._on_finished)
         self.run_btn.setEnabled(False)
         self.solve.cancel_btn.setEnabled(True)
         self.table.setRowCount(0)
         self.status.setText("solving every grain …")
-        self.solve._worker = worker
-        worker.start()
-        return worker
+        self.solve._worker = start_worker(
+            solve_all_grains,
+            cancel=self.solve._cancel,
+            on_result=self._on_result,
+            on_progress=self._on_progress,
+            on_error=lambda exc: self.status.setText(f"error: {exc}"),
+            on_finished=self._on_finished,
+            **kwargs,
+        )
+        return self.solve._worker
 
     def _on_progress(self, value) -> None:
         stage, done, total = value

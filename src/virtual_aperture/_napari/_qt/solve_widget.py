@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 from virtual_aperture.compute import CancelToken
 from virtual_aperture.crystal.geometry import direct_basis
 
-from .background import CANCELLED, Failure, run_reporting
+from .background import CANCELLED, Failure, start_worker
 from .grain_chain import GrainChainBox
 from .solve_all import SolveAllBox
 
@@ -207,8 +207,6 @@ class SolveWidget(QWidget):
 
     def run(self):
         """Start solving in a ``thread_worker``; returns the worker (None if the input is bad)."""
-        from napari.qt.threading import thread_worker
-
         from virtual_aperture.crystal.solve import solve_structure
 
         try:
@@ -217,17 +215,19 @@ class SolveWidget(QWidget):
             self.status.setText(f"error: {exc}")
             return None
         self.new_token()
-        worker = thread_worker(run_reporting)(solve_structure, cancel=self._cancel, **params)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_result)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.status.setText("charge flipping …")
-        self._worker = worker
-        worker.start()
-        return worker
+        self._worker = start_worker(
+            solve_structure,
+            cancel=self._cancel,
+            on_result=self._on_result,
+            on_progress=self._on_progress,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+            **params,
+        )
+        return self._worker
 
     def new_token(self) -> Any:
         """A fresh :class:`~virtual_aperture.compute.CancelToken` for the next job (the one job
