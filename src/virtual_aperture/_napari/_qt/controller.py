@@ -423,9 +423,21 @@ class WorkspaceController(QObject):
     def _show(self, layer: Any, raw: np.ndarray) -> None:
         disp = self.model.display
         shown = disp.transform(raw)
-        layer.data = shown
-        layer.contrast_limits = disp.contrast_limits(shown)
-        layer.gamma = disp.gamma
+        old = layer.data
+        owned = getattr(self, "_shown_buffers", {})
+        if owned.get(id(layer)) is old and old.shape == shown.shape and old.dtype == shown.dtype:
+            # a new pattern of the same shape (every brush dab, every hover) into the buffer this
+            # method gave the layer (no other layer shares it): written in place and redrawn once;
+            # setting ``data`` would also redo the dims and emit the data events
+            old[...] = shown
+            layer.contrast_limits = disp.contrast_limits(shown)
+            layer.refresh(thumbnail=False, highlight=False, extent=False)
+        else:
+            layer.data = shown
+            layer.contrast_limits = disp.contrast_limits(shown)
+            self._shown_buffers = {**owned, id(layer): shown}
+        if layer.gamma != disp.gamma:
+            layer.gamma = disp.gamma
 
     def _redisplay(self, *_: Any) -> None:
         if self.cursor_pattern is not None:
