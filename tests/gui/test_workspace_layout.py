@@ -99,3 +99,18 @@ def test_hand_off_reaches_index_and_solve_with_descan(dataset_factory, open_work
     assert w.tabs.currentWidget() is w.pages["index"]
     qtbot.mouseClick(ix.find_btn, Qt.MouseButton.LeftButton)  # random data: a message, no crash
     assert ix.status.text()
+
+
+def test_diffraction_scale_bar_reads_whole_inverse_angstroms():
+    """napari prints a scale bar in pint's compact form (0.5 Å⁻¹ → "500 1/kÅ"): the length is 1 Å⁻¹
+    or more whenever it fits in 60 % of the canvas, a round quarter of it otherwise."""
+    import pint
+
+    from virtual_aperture._napari._qt.controller import scale_bar_length
+
+    q = pint.get_application_registry()("1/angstrom").units
+    for width in (1.92, 2.56, 4.0, 10.0, 40.0):  # the samples' detectors and larger
+        length = scale_bar_length(width)
+        assert length >= 1.0 and length <= 0.6 * width
+        assert "k" not in f"{length * q:g~#P}"
+    assert scale_bar_length(1.0) == pytest.approx(0.2)  # a narrow canvas keeps a short bar

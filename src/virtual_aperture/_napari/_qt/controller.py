@@ -35,6 +35,15 @@ FAST_S = 0.003
 FAST_POSITIONS = 512
 
 
+def scale_bar_length(width: float) -> float:
+    """A round scale-bar length (Å⁻¹) for a canvas ``width`` Å⁻¹ wide: 1, 2, 5 × 10ⁿ, at most a
+    quarter of the width, but at least 1 Å⁻¹ when that fits in 60 % of the width — napari prints
+    the bar in pint's compact form, which turns 0.5 Å⁻¹ into "500 1/kÅ"."""
+    step = 10 ** np.floor(np.log10(width / 4))
+    best = float(step * max(m for m in (1, 2, 5) if m * step <= width / 4))
+    return 1.0 if best < 1.0 <= 0.6 * width else best
+
+
 def scale_bar(viewer: Any) -> Any:
     """The scale-bar overlay of a viewer (``viewer.canvas.overlays`` since napari 0.9)."""
     overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)
@@ -187,10 +196,8 @@ class WorkspaceController(QObject):
         self.grain_layer = dv.add_image(blank, name="grain sum", colormap="magma", visible=False, **geo)
         bar = scale_bar(dv)
         bar.visible = True
-        if ds.calibration.pixel_size:  # a fixed round length: pint's "compact" form of Å⁻¹ reads "1/kÅ"
-            extent = ds.calibration.pixel_size * min(ds.detector_shape) / 4
-            step = 10 ** np.floor(np.log10(extent))
-            bar.length = float(step * max(m for m in (1, 2, 5) if m * step <= extent))
+        if ds.calibration.pixel_size:
+            bar.length = scale_bar_length(ds.calibration.pixel_size * min(ds.detector_shape))
         else:
             bar.length = None
         scale_bar(self.viewer).visible = True
