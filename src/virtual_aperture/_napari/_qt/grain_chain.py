@@ -134,14 +134,17 @@ class GrainChainBox(QGroupBox):
             self.solve.progress.setValue(0)
             return
         self.result = result
-        self.solve.set_reflections(result.merged)
+        if result.merged is not None:  # None: no reflection was integrated (result.message says why)
+            self.solve.set_reflections(result.merged)
         if result.solution is not None:  # None: phasing could not run (result.message says why)
             self.solve._on_result(result.solution)
         self.solve.report.setPlainText(result.summary())
         self.export_btn.setEnabled(True)
         self.status.setText(
             f"grain {result.grain}: {'solved' if result.solved else 'no solution'} in "
-            f"{result.space_group}; Export… writes CIF, .hkl/.ins, map, frames, report.html"
+            f"{result.space_group}"
+            + (f" ({result.message})" if getattr(result, "message", "") else "")
+            + "; Export… writes CIF, .hkl/.ins, map, frames, report.html"
         )
 
     def _export_dialog(self) -> None:  # pragma: no cover - interactive dialog

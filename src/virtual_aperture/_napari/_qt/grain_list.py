@@ -187,7 +187,13 @@ class GrainList(QWidget):
             return viewer.layers["polygons"]
         g = self.controller.grains
         layer = viewer.add_shapes(
-            ndim=g.ndim, name="polygons", scale=g.scale, edge_color="yellow", face_color="transparent"
+            ndim=g.ndim,
+            name="polygons",
+            scale=g.scale,
+            translate=g.translate,
+            units=g.units,  # the grains' nm: one set of units in the real-space canvas
+            edge_color="yellow",
+            face_color="transparent",
         )
         layer.mode = "add_polygon"
         return layer

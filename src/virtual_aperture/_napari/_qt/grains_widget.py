@@ -416,7 +416,15 @@ class GrainsWidget(QWidget):
         tilt = self._current_tilt()
 
         def done(pattern) -> None:
-            self.viewer.add_image(np.log1p(pattern), name=f"crystal {cid} pattern (log)", colormap="viridis")
+            name, img = f"crystal {cid} pattern (log)", np.log1p(pattern)
+            ws = self.workspace
+            # a pattern belongs in diffraction space: the workspace's diffraction canvas, in Å⁻¹
+            viewer = ws.diffraction if ws is not None else self.viewer
+            geo = ws.k_geometry(2) if ws is not None else {}
+            if name in viewer.layers:
+                viewer.layers[name].data = img
+            else:
+                viewer.add_image(img, name=name, colormap="viridis", **geo)
             self.status.setText(
                 f"crystal {cid}: summed {int(crystal.footprint.sum())} positions, "
                 f"{len(crystal.reflections)} reflections kept"

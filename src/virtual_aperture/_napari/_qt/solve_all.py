@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from .background import CANCELLED, start_worker
+from .background import CANCELLED, Failure, start_worker
 
 #: columns of the results table (a subset of ``virtual_aperture.batch.SUMMARY_COLUMNS``)
 TABLE_COLUMNS = ("grain", "status", "tilts", "positions", "phase", "cell", "space_group", "r1", "message")
@@ -124,6 +124,9 @@ class SolveAllBox(QGroupBox):
     def _on_result(self, batch) -> None:
         if batch is CANCELLED:
             self.status.setText("cancelled")
+            return
+        if isinstance(batch, Failure):  # the library refused the input: one line, no traceback
+            self.status.setText(f"error: {batch}")
             return
         self.result = batch
         rows = batch.table()
