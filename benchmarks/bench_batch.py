@@ -25,7 +25,25 @@ import numpy as np
 import virtual_aperture as va
 
 
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (Linux: ``5`` into /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_rss_mib() -> float:
+    """Peak resident memory of this process since the last reset, in MiB. ``VmHWM`` of
+    /proc/self/status, not ``getrusage``'s ``ru_maxrss``: a worker process started by fork + exec
+    inherits its parent's ``ru_maxrss``, so every worker would report the client's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -51,6 +69,10 @@ def make_series(n_grains: int, folder: Path):
 
 def run_engine(name: str, ds, labels, out: Path, client=None) -> dict:
     bf = va.detectors.bright_field(ds)
+    if client is None:
+        _reset_peak_rss()
+    else:
+        client.run(_reset_peak_rss)
     t0 = time.perf_counter()
     img = va.virtual_image(ds, bf, client=client)
     np.asarray(img)
