@@ -59,6 +59,12 @@ class DiffractionView(QWidget):
         controller.dataset_ready.connect(lambda: QTimer.singleShot(50, self.fit))
         controller.cursor_pattern_changed.connect(lambda: self._title(controller.cursor_layer))
         controller.grain_pattern_changed.connect(lambda: self._title(controller.grain_layer))
+        # showing or hiding a pattern (the eye in the layer list) retitles the canvas
+        layers = controller.diffraction.layers
+        layers.events.inserted.connect(self._watch_layer)
+        layers.events.removed.connect(lambda _e=None: self._title(None))
+        for lyr in layers:
+            self._watch_layer(lyr)
         self.setMinimumWidth(300)
 
     def fit(self) -> None:
@@ -75,9 +81,16 @@ class DiffractionView(QWidget):
         self.mode.blockSignals(False)
         self._title(None)
 
+    def _watch_layer(self, event: Any) -> None:
+        layer = getattr(event, "value", event)
+        layer.events.visible.connect(lambda _e=None: self._title(None))
+        self._title(None)
+
     def _title(self, layer: Any) -> None:
         texts = []
-        for lyr in (self.controller.cursor_layer, self.controller.grain_layer):
+        c = self.controller
+        others = [lyr for lyr in c.diffraction.layers if lyr not in (c.cursor_layer, c.grain_layer)]
+        for lyr in (c.cursor_layer, c.grain_layer, *others):  # every visible pattern with a title
             if lyr is not None and lyr.visible and lyr.metadata.get("title"):
                 texts.append(f"{lyr.name}: {lyr.metadata['title']}")
         self.title.setText("\n".join(texts))

@@ -421,10 +421,13 @@ class GrainsWidget(QWidget):
             # a pattern belongs in diffraction space: the workspace's diffraction canvas, in Å⁻¹
             viewer = ws.diffraction if ws is not None else self.viewer
             geo = ws.k_geometry(2) if ws is not None else {}
+            title = f"{int(crystal.footprint.sum())} positions, {len(crystal.reflections)} reflections"
             if name in viewer.layers:
                 viewer.layers[name].data = img
+                viewer.layers[name].metadata["title"] = title
+                viewer.layers[name].visible = True
             else:
-                viewer.add_image(img, name=name, colormap="viridis", **geo)
+                viewer.add_image(img, name=name, colormap="viridis", metadata={"title": title}, **geo)
             self.status.setText(
                 f"crystal {cid}: summed {int(crystal.footprint.sum())} positions, "
                 f"{len(crystal.reflections)} reflections kept"
