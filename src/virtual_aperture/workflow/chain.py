@@ -342,6 +342,8 @@ def solve_grain(
         radius_px=radius,
         background_annulus=(radius + 2, radius + 4),
         excitation_width=0.01,
+        centring=idx.centring,
+        beam_radius_px=2 * exclude,
         progress=stage("integrate"),
         cancel=cancel,
     )
