@@ -60,3 +60,46 @@ def test_index_independent_fine_series(name):
     M = np.rint(np.linalg.solve(g_true, r.UB))
     assert abs(round(abs(np.linalg.det(M)))) >= 1 and np.allclose(g_true @ M, r.UB, atol=0.01)
     assert math.isfinite(r.rmsd_px) and r.rmsd_px < 0.3
+
+
+def test_cif_crystal_structure_factors_and_rotation_frames():
+    from pathlib import Path
+
+    cif = Path(__file__).parents[1] / "src" / "virtual_aperture" / "sample" / "structures" / "uio66.cif"
+    cr = K.CifCrystal(cif)
+    assert cr.centring == "F" and len(cr.elements) == 456  # Zr24 O128 C192 H112
+    st = gemmi.read_small_structure(str(cif))
+    st.change_occupancies_to_crystallographic()  # gemmi sums every operation's image of a site
+    calc = gemmi.StructureFactorCalculatorE(st.cell)
+    hkl = np.array([[1, 1, 1], [2, 0, 0], [4, 2, 0], [6, 6, 2], [13, 5, 3], [1, 0, 0]])
+    g = np.linalg.norm(hkl @ K.reciprocal_vectors(cr.cell), axis=1)
+    ours = np.abs(cr.structure_factors(hkl, g))
+    theirs = [abs(calc.calculate_sf_from_small_structure(st, list(map(int, h)))) for h in hkl]
+    assert ours == pytest.approx(theirs, rel=1e-4, abs=1e-6)  # 100 is F-forbidden: both 0
+    # continuous rotation: a reflection's weight summed over its frames is σ√(2π)/(|ds/dφ|·Δφ)
+    S = K.tilt_series(
+        [K.CRYSTALS["cI"]], tilts=(-20, 20, 1), rocking_sigma=0.004, rotation=True, seed=3, d_min=1.5
+    )
+    perp = np.cross([0, 0, 1.0], [math.cos(math.radians(20)), math.sin(math.radians(20)), 0])
+    total: dict = {}
+    for t, sp in zip(S.tilts_deg, S.spots[0], strict=True):
+        for h, w, f2 in zip(map(tuple, sp["hkl"]), sp["intensity"], sp["F2"], strict=True):
+            total.setdefault(h, []).append((t, w / f2))
+    checked = 0
+    for h, obs in total.items():
+        ts = [t for t, _ in obs]
+        if min(ts) <= -19 or max(ts) >= 19 or len(obs) < 2:
+            continue  # cut by the ends of the series
+        t0 = ts[int(np.argmax([w for _, w in obs]))]
+        g_lab = (
+            np.asarray(h)
+            @ S.UB[0]
+            @ K.quaternion_rotation([math.cos(math.radians(20)), math.sin(math.radians(20)), 0], t0).T
+        )
+        rate = abs(g_lab @ perp)
+        if rate < 0.3 * np.linalg.norm(g_lab):
+            continue
+        expect = 0.004 * math.sqrt(2 * math.pi) / (rate * math.radians(1.0))
+        assert sum(w for _, w in obs) == pytest.approx(expect, rel=0.05), h
+        checked += 1
+    assert checked > 20

@@ -9,6 +9,7 @@ of symmetry-equivalent reflections are averaged. These intensities carry multipl
 partiality and the finite-crystal shape: they are not |F|².
 
     python tests/data/make_dynamical.py brookite     # ~4 min on 2 cores (THICK=60 N_ORIENT=60 env vars)
+    python tests/data/make_dynamical.py azo          # ~10 min on 2 shared cores
 """
 
 from __future__ import annotations

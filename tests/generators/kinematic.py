@@ -15,6 +15,13 @@ reciprocal-lattice, Ewald-sphere and detector code, so that a sign or convention
   the structure, so systematic absences arise from the atoms) × a Gaussian rocking curve in s of
   width ``rocking_sigma`` (Å⁻¹).
 
+:class:`CifCrystal` takes a published structure (a CIF or ``gemmi.SmallStructure``) instead: every
+atom of the unit cell with the ITC Vol. C 4.3.2.2 electron scattering factors (gemmi's table of
+coefficients, evaluated here) and its isotropic displacement. ``tilt_series(..., rotation=True)``
+records each pattern over its tilt step, as a continuously rotating 3D ED acquisition does: a
+Gaussian rocking curve normalised in s is integrated over the frame's sweep, so a reflection's
+intensity summed over the frames is |F|²/(|ds/dφ|·Δφ) (the Lorentz factor of rotation data).
+
 :func:`tilt_series` gives the per-grain patterns and the truth; :func:`compose_5d` builds a
 ``(tilt, scan_y, scan_x, k_y, k_x)`` array from grain masks (optionally an overlapping neighbour),
 descan and Poisson noise; :func:`to_dataset` wraps it with the public API only at the boundary.
@@ -148,6 +155,54 @@ CRYSTALS = {
 }
 
 
+def _c4322(element) -> tuple[list, list]:
+    """(a₁…a₅, b₁…b₅) of ITC Vol. C Table 4.3.2.2 for a gemmi Element."""
+    c = list(element.c4322.get_coefs())
+    return c[:5], c[5:]
+
+
+class CifCrystal:
+    """A published structure: every atom of the unit cell (gemmi expands the symmetry), electron
+    scattering factors f(s) = Σ aᵢ exp(−bᵢ s²), s = |g|/2 (coefficients of ITC Vol. C Table
+    4.3.2.2 from gemmi's ``Element.c4322``; this module evaluates them), × exp(−B s²) with B = 8π²U
+    of each site, occupancies included. ``centring`` is the lattice letter of the space group;
+    the absences come from the atoms, as with :class:`Crystal`."""
+
+    def __init__(self, structure, *, name: str | None = None, hydrogens: bool = True):
+        import gemmi
+
+        st = gemmi.read_small_structure(str(structure)) if not hasattr(structure, "sites") else structure
+        self.name = name or st.name
+        self.cell = tuple(st.cell.parameters)
+        self.centring = st.spacegroup.hm[0]
+        sites = [s for s in st.get_all_unit_cell_sites() if hydrogens or s.element.name != "H"]
+        self.frac = np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites]) % 1.0
+        self.elements = [s.element.name for s in sites]
+        self.occ = np.array([s.occ for s in sites])
+        self.b_iso = np.array([8 * math.pi**2 * (s.u_iso if s.u_iso > 0 else 0.0125) for s in sites])
+        self._coefs = {e: _c4322(gemmi.Element(e)) for e in set(self.elements)}
+
+    def all_atoms(self) -> np.ndarray:
+        """(n, 4): fractional x, y, z and the atomic number (for plotting and counts)."""
+        import gemmi
+
+        z = [gemmi.Element(e).atomic_number for e in self.elements]
+        return np.column_stack([self.frac, z])
+
+    def structure_factors(self, hkl: np.ndarray, g: np.ndarray) -> np.ndarray:
+        hkl, g = np.asarray(hkl, float), np.asarray(g, float)
+        out = np.zeros(len(hkl), complex)
+        for lo in range(0, len(hkl), 4096):  # chunks: (reflections × atoms) arrays stay small
+            s2 = (g[lo : lo + 4096] / 2) ** 2
+            for e, (a, b) in self._coefs.items():
+                sel = np.array([el == e for el in self.elements])
+                fe = sum(ai * np.exp(-bi * s2) for ai, bi in zip(a, b, strict=True))
+                dw = self.occ[sel][None, :] * np.exp(-self.b_iso[sel][None, :] * s2[:, None])
+                phase = np.exp(2j * math.pi * (hkl[lo : lo + 4096] @ self.frac[sel].T))
+                out[lo : lo + 4096] += fe * (dw * phase).sum(axis=1)
+        return out
+
+
 def reflections(crystal: Crystal, d_min: float):
     """(hkl (n, 3), g* rows in the crystal frame (n, 3), |F|² (n,)) with d ≥ d_min, |F|² > 0."""
     R = reciprocal_vectors(crystal.cell)
@@ -210,8 +265,17 @@ def tilt_series(
     seed=0,
     orientations=None,
     direct_beam=400.0,
+    rotation=False,
 ) -> Series:
-    """Kinematic patterns of each crystal (its own random orientation) over a tilt series."""
+    """Kinematic patterns of each crystal (its own random orientation) over a tilt series.
+
+    ``rotation=False``: stills, a spot's weight is exp(−s²/2σ²) at the tilt. ``rotation=True``:
+    each pattern integrates the rocking curve over its step [t − Δ/2, t + Δ/2] (continuous
+    rotation), weight σ√(2π)·[Φ(s₊/σ) − Φ(s₋/σ)]/|s₊ − s₋| with s± the excitation errors at the
+    ends of the step (the same peak weight 1 as stills for a reflection that barely moves).
+    """
+    from scipy.special import ndtr
+
     rng = np.random.default_rng(seed)
     start, stop, step = tilts
     angles = np.round(np.arange(start, stop + step / 2, step), 6)
@@ -236,6 +300,17 @@ def tilt_series(
             s = k - np.linalg.norm(kp, axis=1)
             pos = c[None, :] + g[:, [1, 0]] / pixel_size
             part = np.exp(-0.5 * (s / rocking_sigma) ** 2)
+            if rotation:
+                ends = [
+                    k - np.linalg.norm(g0 @ quaternion_rotation(axis, sense * (t + d)).T + [0, 0, k], axis=1)
+                    for d in (-step / 2, step / 2)
+                ]
+                ds = np.abs(ends[1] - ends[0])
+                swept = np.abs(ndtr(ends[1] / rocking_sigma) - ndtr(ends[0] / rocking_sigma))
+                wide = ds > 1e-3 * rocking_sigma
+                part = np.where(
+                    wide, swept * rocking_sigma * math.sqrt(2 * math.pi) / np.maximum(ds, 1e-300), part
+                )
             on = (
                 (part > 1e-3)
                 & (pos[:, 0] > -3)
@@ -332,6 +407,30 @@ def compose_5d(
                 img += render((ny, nx), bc[None], np.array([20.0 * dose]), 1.2)
                 out[t, y, x] = rng.poisson(img) if noise else img
     return out, shifts
+
+
+def uniform_5d(
+    series: Series,
+    *,
+    grain: int = 0,
+    scan_shape=(2, 2),
+    peak_counts: float = 2e4,
+    background: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """(tilt, sy, sx, ky, kx) Poisson counts of one grain filling a small scan (every position
+    sees the same pattern): the strongest pixel of the series gets ``peak_counts`` per position
+    on top of ``background`` counts/pixel. The summed pattern of the grain is then a
+    ``sy·sx``-fold dose (what a virtual aperture over the grain gives)."""
+    rng = np.random.default_rng(seed)
+    pats = series.patterns[grain]
+    scale = peak_counts / float(pats.max())
+    sy, sx = scan_shape
+    out = np.empty((len(pats), sy, sx, *pats.shape[1:]), np.float32)
+    for t, img in enumerate(pats):
+        lam = img * scale + background
+        out[t] = rng.poisson(lam, size=(sy, sx, *img.shape))
+    return out
 
 
 def to_dataset(data5d: np.ndarray, series: Series, *, with_centre: bool = True, tilt_axis_deg=None):

@@ -49,11 +49,12 @@ def _disk_sum(
     r_out: float,
     saturation,
     others: np.ndarray | None = None,
+    beam: tuple[np.ndarray, float] | None = None,
 ):
     """(I, var, saturated, ok) for a spot at sub-pixel ``pos`` (k_y, k_x).
 
-    Annulus pixels within ``r + 1`` of ``others`` (neighbouring predicted spots) are left out
-    of the background.
+    Annulus pixels within ``r + 1`` of ``others`` (neighbouring predicted spots) and within
+    ``beam = (centre, radius)`` of the unscattered beam are left out of the background.
     """
     ny, nx = img.shape
     cy, cx = int(round(pos[0])), int(round(pos[1]))
@@ -69,6 +70,8 @@ def _disk_sum(
     if others is not None:
         for oy, ox in others:
             ann &= np.hypot(yy - oy, xx - ox) > r + 1
+    if beam is not None:
+        ann &= np.hypot(yy - beam[0][0], xx - beam[0][1]) > beam[1]
     raw = box[disk]
     bg = box[ann]
     if bg.size < 4 or raw.size == 0:
@@ -80,6 +83,16 @@ def _disk_sum(
     intensity = float(raw.sum()) - n * m
     var = max(float(raw.sum()), 0.0) + n * n * v_bg / bg.size
     return intensity, var, sat, True
+
+
+def _centring_forbidden(hkl: np.ndarray, centring: str) -> np.ndarray:
+    """Which of ``hkl`` the lattice centring forbids."""
+    import gemmi
+
+    c = str(centring).upper()
+    if c not in ("P", "A", "B", "C", "I", "F", "R"):
+        raise ValueError(f"centring must be one of P, A, B, C, I, F, R, got {centring!r}")
+    return np.asarray(gemmi.symops_from_hall(f"{c} 1").systematic_absences(hkl.astype(np.int32)), bool)
 
 
 def integrate_reflections(
@@ -97,6 +110,8 @@ def integrate_reflections(
     radius_px: float = 3.0,
     background_annulus: tuple[float, float] = (5.0, 8.0),
     excitation_width: float = 0.01,
+    centring: str = "P",
+    beam_radius_px: float = 0.0,
     saturation: float | None = None,
     space_group: str = "P 1",
     progress: Callable[[int, int], None] | None = None,
@@ -124,6 +139,17 @@ def integrate_reflections(
         Integration disk radius and (inner, outer) background radii, in pixels.
     excitation_width
         |s| (Å⁻¹) below which a reflection counts as excited on a pattern.
+    centring
+        Lattice centring of the cell of ``UB`` (P, A, B, C, I, F, R). The reflections it forbids
+        are integrated too (the absence tests need them) but, predicted empty, they neither make
+        an allowed neighbour "overlapped" nor are masked out of its background: a face-centred
+        cell predicts four times as many spots as it has.
+    beam_radius_px
+        The unscattered beam and its tails: pixels within this distance of the beam centre are
+        left out of every background annulus, and a reflection whose integration disk reaches
+        within half of it is not integrated. 0 = no such mask (the low-order reflections of a
+        large cell lie a few pixels from the beam, and an annulus over the beam's flank turns
+        their background into the beam).
     saturation
         Counts at or above which a disk pixel is saturated (observation rejected).
 
@@ -164,6 +190,7 @@ def integrate_reflections(
     )
     cell = cell_from_basis(np.linalg.inv(UB).T)
     hkl = miller_indices_within(cell, d_min)
+    forbidden = _centring_forbidden(hkl, centring)
     n_t, n_h = len(tilts), len(hkl)
     inten = np.full((n_t, n_h), np.nan)
     var = np.zeros((n_t, n_h))
@@ -192,10 +219,15 @@ def integrate_reflections(
             p = pos[exc]
             dd = np.hypot(p[:, None, 0] - p[None, :, 0], p[:, None, 1] - p[None, :, 1])
             np.fill_diagonal(dd, np.inf)
+            dd[:, forbidden[exc]] = np.inf  # a forbidden neighbour holds no intensity
             overlapped = dd.min(axis=1) < 2 * radius_px
+            c_t = centers[t_i]
             for j, hidx in enumerate(exc):
+                if beam_radius_px and np.hypot(*(p[j] - c_t)) - radius_px < 0.5 * beam_radius_px:
+                    continue  # the disk reaches into the beam
                 near = p[dd[j] < r_out + radius_px + 1]
-                I, v, sat, ok = _disk_sum(img, p[j], radius_px, r_in, r_out, saturation, near)
+                beam = (c_t, beam_radius_px) if beam_radius_px else None
+                I, v, sat, ok = _disk_sum(img, p[j], radius_px, r_in, r_out, saturation, near, beam)
                 if not ok:
                     continue
                 excited[t_i, hidx] = True

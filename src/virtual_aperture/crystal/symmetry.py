@@ -194,6 +194,10 @@ def suggest_space_groups(
     """Ranked space-group suggestions (dicts: space_group, number, laue, centring, n_absent,
     absent_mean_i_over_sigma, consistent).
 
+    ``n_absent`` and ``absent_mean_i_over_sigma`` count only the reflections a candidate's screw
+    axes and glide planes forbid (not those its lattice centring forbids); consistent when their
+    mean I/σ is below 3.
+
     Parameters
     ----------
     reflections
@@ -218,6 +222,11 @@ def suggest_space_groups(
     centring, _ = lattice_centring(reflections)
     hkl = reflections.hkl.astype(np.int32)
     ios = _ios(reflections)
+    # the lattice absences are common to every candidate (and already tested by lattice_centring):
+    # only the extra ones of screw axes and glides tell candidates apart. Kept in, the many weak
+    # centring-forbidden reflections of a centred lattice dilute the mean I/σ of the glide
+    # classes until strong "absent" reflections pass as absent (UiO-66, F-43m chosen as Fd-3c).
+    lattice_absent = gemmi.symops_from_hall(f"{centring} 1").systematic_absences(hkl)
     out = []
     for sg in gemmi.spacegroup_table_itb():
         if (
@@ -231,7 +240,7 @@ def suggest_space_groups(
             check_cell_matches_space_group(reflections.cell, sg)
         except ValueError:
             continue
-        absent = sg.operations().systematic_absences(hkl)
+        absent = sg.operations().systematic_absences(hkl) & ~lattice_absent
         m = float(ios[absent].mean()) if absent.any() else 0.0
         out.append(
             {

@@ -102,6 +102,12 @@ class GrainResult:
             f"(rmsd {idx.rmsd_px:.2f} px)",
             f"cell {cell} ({idx.lattice}); space group {self.space_group}",
         ]
+        tied = self.symmetry.get("equally_consistent", [])
+        if self.symmetry.get("chosen_by") == "suggested" and len(tied) > 1:
+            lines.append(
+                f"  the absences fit {', '.join(tied)} equally: {self.space_group} is the first; "
+                "pass the space group if you know it"
+            )
         if self.merge_stats is not None:
             o = self.merge_stats.overall
             lines.append(
@@ -342,6 +348,8 @@ def solve_grain(
         radius_px=radius,
         background_annulus=(radius + 2, radius + 4),
         excitation_width=0.01,
+        centring=idx.centring,
+        beam_radius_px=2 * exclude,
         progress=stage("integrate"),
         cancel=cancel,
     )
@@ -370,6 +378,13 @@ def solve_grain(
             check_cell_matches_space_group(idx.cell, space_group)
             chosen_by = "user"
         symmetry = {"laue": laue, "laue_table": laue_table, "candidates": candidates, "chosen_by": chosen_by}
+        top = next((c for c in candidates if c["consistent"]), None)
+        if top is not None:  # groups the absences cannot tell apart (e.g. F432, F-43m, Fm-3m)
+            tied: dict[int, str] = {}
+            for c in candidates:
+                if c["consistent"] and c["n_absent"] == top["n_absent"]:
+                    tied.setdefault(c["number"], c["space_group"])
+            symmetry["equally_consistent"] = list(tied.values())
     refl = refl.replace(space_group=space_group)
     if len(refl):
         merged, stats = merge_reflections(refl)
