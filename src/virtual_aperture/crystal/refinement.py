@@ -179,17 +179,22 @@ def refine_structure(
     hi = np.r_[np.inf, np.full(n_at, b_max), xyz0[movable].ravel() + span]
     p0 = np.clip(p0, lo + 1e-12, np.where(np.isfinite(hi), hi - 1e-12, np.inf))
     p0[0] = max(p0[0], 1e-30)
-    fit = least_squares(
-        resid,
-        p0,
-        jac=jac,
-        bounds=(lo, hi),
-        method="trf",
-        x_scale="jac",
-        max_nfev=max_iterations,
-        xtol=1e-8,
-        ftol=1e-8,
-    )
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the SVDs of this (n_refl × n_par) Jacobian are small, and a multithreaded
+    # OpenBLAS on a busy machine spins — azobenzene's 34 SVDs took 2.2 s with 2 threads, 0.2 s with 1
+    with threadpool_limits(limits=1, user_api="blas"):
+        fit = least_squares(
+            resid,
+            p0,
+            jac=jac,
+            bounds=(lo, hi),
+            method="trf",
+            x_scale="jac",
+            max_nfev=max_iterations,
+            xtol=1e-8,
+            ftol=1e-8,
+        )
     _, b, xyz = unpack(fit.x)
     new = [
         dataclasses.replace(a, x=float(xyz[j, 0]), y=float(xyz[j, 1]), z=float(xyz[j, 2]), b_iso=float(b[j]))
