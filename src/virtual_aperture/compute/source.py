@@ -2,8 +2,12 @@
 
 Everything is handled internally as 5D ``(tilt, scan_y, scan_x, k_y, k_x)`` (one tilt for 4D).
 In-memory data (numpy arrays, memory maps, and dask arrays whose graph only holds numpy chunks)
-is reached as numpy blocks without dask so kernels run at memory bandwidth; anything else
-(zarr, HDF5, lazy graphs) is streamed chunk by chunk through :mod:`.executor`.
+is reached as numpy blocks without dask so kernels run at memory bandwidth. Files whose frames sit
+at a fixed byte stride (``.npy``, Merlin ``.mib``, opened by ``open_dataset`` as a
+:class:`~virtual_aperture.io.framefile.FrameFile` under dask) are read the same way, a slab of scan
+rows (or a list of frames) at a time through a short-lived memory map: in place for ``.npy``, one
+decoding copy into a reused buffer for ``.mib``. Anything else (zarr, HDF5, lazy graphs) is
+streamed chunk by chunk through :mod:`.executor`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..io.framefile import FrameFile
 from ..model.dataset import scan_chunks
 
 #: rows of scan per in-memory slab are chosen so a slab holds about this many bytes
@@ -75,6 +80,9 @@ class Source:
         self.n_tilt, self.sy, self.sx, self.ky, self.kx = self.shape5
         self.dtype = np.dtype(arr.dtype)
         self.blocks: list[Block] | None = _numpy_blocks(arr)
+        #: the frame-addressable file behind a dask array that only reads it, or None
+        self.file: FrameFile | None = _frame_file(arr) if self.blocks is None else None
+        self._buffer: np.ndarray | None = None
 
     # ---- shapes ------------------------------------------------------------------------------
     @property
@@ -87,7 +95,9 @@ class Source:
 
     @property
     def in_memory(self) -> bool:
-        return self.blocks is not None
+        """Whether :meth:`slabs` and :meth:`frames_groups` reach the data without dask (numpy
+        blocks, or a frame-addressable file read directly)."""
+        return self.blocks is not None or self.file is not None
 
     @property
     def frame_bytes(self) -> int:
@@ -118,7 +128,14 @@ class Source:
 
     # ---- in-memory access --------------------------------------------------------------------
     def slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
-        """In-memory pieces ``(t, y0, x0, array (ny, nx, ky, kx))``, each at most ~64 MB."""
+        """In-memory pieces ``(t, y0, x0, array (ny, nx, ky, kx))``, each at most ~64 MB.
+
+        For a file each piece is valid only until the next one is asked for (its map is dropped,
+        or its buffer reused).
+        """
+        if self.file is not None:
+            yield from self._file_slabs()
+            return
         assert self.blocks is not None
         for b in self.blocks:
             ct, cy, cx = b.array.shape[:3]
@@ -141,6 +158,9 @@ class Source:
         xs = np.asarray(xs, dtype=np.int64)
         if ys.size == 0:
             return
+        if self.file is not None:
+            yield from self._file_groups(t, ys, xs)
+            return
         if self.blocks is None:
             arr = self.array5[t]
             for s0 in range(0, ys.size, 512):
@@ -158,6 +178,93 @@ class Source:
                 continue
             flat = _flat(b.array[t - b.t0])
             yield flat, ((ys[sel] - b.y0) * cx + (xs[sel] - b.x0)).astype(np.int64), sel
+
+    # ---- frame-addressable files -------------------------------------------------------------
+    def n_slabs(self) -> int:
+        """How many pieces :meth:`slabs` yields."""
+        if self.file is not None:
+            return len(self._file_plan())
+        assert self.blocks is not None
+        n = 0
+        for b in self.blocks:
+            ct, cy, cx = b.array.shape[:3]
+            rows = max(1, SLAB_BYTES // max(cx * self.frame_bytes, 1))
+            n += ct * math.ceil(cy / rows)
+        return n
+
+    def _file_plan(self) -> list[tuple[int, int, int, int, int]]:
+        """Pieces ``(t, y0, ny, x0, nx)``: whole scan rows up to SLAB_BYTES, else parts of one row."""
+        frames = max(1, SLAB_BYTES // max(self.frame_bytes, 1))
+        plan = []
+        for t in range(self.n_tilt):
+            if frames >= self.sx:
+                rows = frames // self.sx
+                plan += [(t, y, min(rows, self.sy - y), 0, self.sx) for y in range(0, self.sy, rows)]
+            else:
+                for y in range(self.sy):
+                    plan += [(t, y, 1, x, min(frames, self.sx - x)) for x in range(0, self.sx, frames)]
+        return plan
+
+    def _buf(self, n_frames: int) -> np.ndarray | None:
+        """A reused decoding buffer of at least ``n_frames`` frames (None for zero-copy files)."""
+        assert self.file is not None
+        if self.file.zero_copy:
+            return None
+        if self._buffer is None or self._buffer.shape[0] < n_frames:
+            self._buffer = np.empty((n_frames, self.ky, self.kx), self.dtype)
+        return self._buffer
+
+    def _file_slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        ff = self.file
+        assert ff is not None
+        plan = self._file_plan()
+        buf = self._buf(max(ny * nx for _, _, ny, _, nx in plan))
+        for t, y0, ny, x0, nx in plan:
+            first = (t * self.sy + y0) * self.sx + x0
+            frames = ff.frames(first, ny * nx, buf)
+            yield t, y0, x0, frames.reshape(ny, nx, self.ky, self.kx)
+            del frames
+
+    def _file_groups(
+        self, t: int, ys: np.ndarray, xs: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Frames of positions (ys, xs) read straight from the file, at most ~SLAB_BYTES at a time:
+        only these frames are read (a map of their span, touched only at them, for ``.npy``)."""
+        ff = self.file
+        assert ff is not None
+        flat = (t * self.sy + ys) * self.sx + xs
+        order = np.argsort(flat, kind="stable")
+        per = max(1, SLAB_BYTES // max(self.frame_bytes, 1))
+        for s0 in range(0, order.size, per):
+            sel = order[s0 : s0 + per]
+            idx = flat[sel]
+            if ff.zero_copy:
+                lo = int(idx[0])
+                view = ff.frames(lo, int(idx[-1]) + 1 - lo)
+                yield view.reshape(view.shape[0], -1), (idx - lo).astype(np.int64), sel
+            else:
+                frames = ff.take(idx, self._buf(min(per, order.size)))
+                yield frames.reshape(idx.size, -1), np.arange(idx.size, dtype=np.int64), sel
+
+
+def _frame_file(arr: Any) -> FrameFile | None:
+    """The :class:`FrameFile` a dask array reads whole, unchanged (``da.from_array(frame_file)``)."""
+    if not isinstance(arr, da.Array):
+        return None
+    hlg = arr.__dask_graph__()
+    if len(getattr(hlg, "layers", {})) != 2:
+        return None
+    graph = dict(hlg)
+    keys = set(_iter_keys(arr.__dask_keys__()))
+    if len(graph) != len(keys) + 1:
+        return None
+    others = [v for k, v in graph.items() if k not in keys]
+    if len(others) != 1 or not isinstance(others[0], FrameFile):
+        return None
+    ff = others[0]
+    if ff.shape != tuple(int(s) for s in arr.shape) or ff.dtype != arr.dtype:
+        return None
+    return ff
 
 
 def _flat(block4: np.ndarray) -> np.ndarray:

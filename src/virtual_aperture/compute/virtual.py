@@ -110,11 +110,11 @@ def _in_memory(
     progress: ProgressFn | None,
     cancel: Any,
 ) -> None:
-    slabs = list(src.slabs())
+    n_slabs = src.n_slabs()
     padded = masks.padded() if sh is not None else None
     if progress is not None:
-        progress(0, len(slabs))
-    for i, (t, y0, x0, slab) in enumerate(slabs):
+        progress(0, n_slabs)
+    for i, (t, y0, x0, slab) in enumerate(src.slabs()):  # file slabs are valid until the next
         check_cancel(cancel)
         ny, nx = slab.shape[:2]
         s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
@@ -122,7 +122,7 @@ def _in_memory(
             res = apply_kernel(_frames3(slab), masks, s2, padded)
         out[:, t, y0 : y0 + ny, x0 : x0 + nx] = res.reshape(masks.n, ny, nx)
         if progress is not None:
-            progress(i + 1, len(slabs))
+            progress(i + 1, n_slabs)
 
 
 def _vi_task(

@@ -1,0 +1,153 @@
+"""Frame-addressable files: detector frames at a fixed byte stride (``.npy`` in C order, Merlin
+``.mib``), read through short-lived memory maps.
+
+A :class:`FrameFile` is what ``open_dataset`` hands to dask (``da.from_array``) for these formats,
+and :class:`virtual_aperture.compute.source.Source` recognises it in the graph: the compute engine
+then reads the file itself, a slab of scan rows or a list of frames at a time, without dask:
+
+* ``.npy`` (native byte order, C order): the frames are used in place (zero copy) from a memory
+  map of just that slab, unmapped after use (so resident memory stays bounded);
+* ``.mib`` (big-endian pixels behind a header per frame, stored upside down): one pass copies the
+  slab into a reused native buffer, dropping the headers, swapping the bytes and flipping rows.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import fail
+
+
+class FrameFile:
+    """Frames of ``shape[-2:]`` at ``stride`` bytes from each other, the first at ``offset``.
+
+    ``shape`` is the logical shape (4D ``(sy, sx, ky, kx)`` or 5D with a leading tilt axis, frames in
+    C order), ``dtype`` the stored dtype (any byte order; reads give the native one), ``flip_y``
+    reverses the detector rows. Picklable (holds the path, not a map), so it also works with a
+    distributed client. ``[...]`` returns a native, C-contiguous copy of a region (dask's getter).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        shape: tuple[int, ...],
+        dtype: Any,
+        offset: int,
+        stride: int | None = None,
+        flip_y: bool = False,
+    ) -> None:
+        self.path = str(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.ndim = len(self.shape)
+        self.file_dtype = np.dtype(dtype)
+        self.dtype = self.file_dtype.newbyteorder("=")
+        self.offset = int(offset)
+        self.frame_shape = self.shape[-2:]
+        self.frame_nbytes = math.prod(self.frame_shape) * self.file_dtype.itemsize
+        self.stride = self.frame_nbytes if stride is None else int(stride)
+        self.flip_y = bool(flip_y)
+        self.n_frames = math.prod(self.shape[:-2])
+        if self.stride < self.frame_nbytes or self.offset < self.stride - self.frame_nbytes:
+            raise ValueError(f"inconsistent frame layout: stride {self.stride}, offset {self.offset}")
+
+    @property
+    def zero_copy(self) -> bool:
+        """Whether frames can be used straight from the map (native, packed, not flipped)."""
+        return self.file_dtype.isnative and self.stride == self.frame_nbytes and not self.flip_y
+
+    def _map(self, first: int, count: int) -> np.ndarray:
+        """A read-only map of frames ``first .. first + count`` as stored: (count, ky, kx)."""
+        try:
+            if self.stride == self.frame_nbytes:
+                return np.memmap(
+                    self.path,
+                    dtype=self.file_dtype,
+                    mode="r",
+                    offset=self.offset + first * self.stride,
+                    shape=(count, *self.frame_shape),
+                )
+            gap = self.stride - self.frame_nbytes  # bytes before each frame (e.g. its header)
+            rec = np.dtype([("gap", f"V{gap}"), ("d", self.file_dtype, self.frame_shape)])
+            mm = np.memmap(
+                self.path, dtype=rec, mode="r", offset=self.offset - gap + first * self.stride, shape=(count,)
+            )
+            return mm["d"]
+        except (OSError, ValueError) as exc:  # e.g. the file was truncated or replaced after opening
+            raise fail(
+                self.path,
+                f"cannot be read any more ({exc}); was it truncated or replaced after it was opened?",
+            ) from exc
+
+    def frames(self, first: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Frames ``first .. first + count`` as a native C-contiguous (count, ky, kx) array.
+
+        Zero copy (a view of a map of just these frames) when :attr:`zero_copy`; otherwise copied
+        into ``out`` (a buffer of at least ``count`` frames, reused by the caller) or a new array.
+        """
+        view = self._map(first, count)
+        if self.zero_copy:
+            return view
+        buf = np.empty((count, *self.frame_shape), self.dtype) if out is None else out[:count]
+        np.copyto(buf, view[:, ::-1] if self.flip_y else view)
+        return buf
+
+    def take(self, index: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Frames at sorted flat ``index`` (N,) as a native C-contiguous (N, ky, kx) array: only
+        these frames are read (runs of consecutive frames one slice each)."""
+        index = np.asarray(index, dtype=np.int64)
+        buf = np.empty((index.size, *self.frame_shape), self.dtype) if out is None else out[: index.size]
+        if index.size == 0:
+            return buf
+        view = self._map(int(index[0]), int(index[-1]) + 1 - int(index[0]))
+        local = index - index[0]
+        breaks = np.flatnonzero(np.diff(local) != 1) + 1
+        for run in np.split(np.arange(local.size), breaks):
+            a, b = int(local[run[0]]), int(local[run[-1]]) + 1
+            src = view[a:b]
+            np.copyto(buf[run[0] : run[-1] + 1], src[:, ::-1] if self.flip_y else src)
+        return buf
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        view = self._map(0, self.n_frames).reshape(self.shape)
+        if self.flip_y:
+            view = view[..., ::-1, :]
+        return np.ascontiguousarray(view[key], dtype=self.dtype)
+
+    def __repr__(self) -> str:
+        return f"FrameFile({self.path!r}, shape={self.shape}, dtype={self.file_dtype.str})"
+
+
+def as_dask(ff: FrameFile, chunks: Any, name: str) -> Any:
+    """``ff`` as a dask array with ``chunks`` (the compute engine finds ``ff`` in its graph)."""
+    import dask.array as da
+
+    return da.from_array(ff, chunks=chunks, asarray=False, fancy=False, name=name)
+
+
+def mib_frames(path: Path, data: Any, header: dict[str, Any], chunks: Any) -> Any | None:
+    """A dask array over :class:`FrameFile` for a Merlin file that rosettasciio read as ``data``
+    (4D, frames flipped vertically), or ``None`` when the layout is not the plain one (then
+    rosettasciio's array is kept). The first and last frames are checked against rosettasciio's."""
+    if getattr(data, "ndim", 0) != 4 or tuple(data.shape[-2:]) != (header["height"], header["width"]):
+        return None
+    if math.prod(data.shape[:2]) != header["n_frames"]:
+        return None
+    ff = FrameFile(
+        path,
+        shape=tuple(int(s) for s in data.shape),
+        dtype=np.dtype(header["dtype"]),
+        offset=header["header_bytes"],
+        stride=header["frame_bytes"],
+        flip_y=True,
+    )
+    sy, sx = ff.shape[:2]
+    for y, x in ((0, 0), (sy - 1, sx - 1)):
+        if not np.array_equal(np.asarray(data[y, x]), ff[y, x]):
+            return None
+    stat = Path(path).stat()
+    return as_dask(ff, chunks, f"mib-{Path(path).name}-{stat.st_size}-{stat.st_mtime_ns}")
