@@ -13,6 +13,7 @@ streamed chunk by chunk through :mod:`.executor`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from ..model.dataset import scan_chunks
 
 #: rows of scan per in-memory slab are chosen so a slab holds about this many bytes
 SLAB_BYTES = 64 * 2**20
+#: frames decoded at a time from a file that needs decoding (.mib): the buffer stays in cache
+DECODE_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Source:
         self.blocks: list[Block] | None = _numpy_blocks(arr)
         #: the frame-addressable file behind a dask array that only reads it, or None
         self.file: FrameFile | None = _frame_file(arr) if self.blocks is None else None
-        self._buffer: np.ndarray | None = None
+        self._local = threading.local()  # per-thread decoding buffers for self.file
 
     # ---- shapes ------------------------------------------------------------------------------
     @property
@@ -183,7 +186,7 @@ class Source:
     def n_slabs(self) -> int:
         """How many pieces :meth:`slabs` yields."""
         if self.file is not None:
-            return len(self._file_plan())
+            return len(self.file_pieces())
         assert self.blocks is not None
         n = 0
         for b in self.blocks:
@@ -192,9 +195,15 @@ class Source:
             n += ct * math.ceil(cy / rows)
         return n
 
-    def _file_plan(self) -> list[tuple[int, int, int, int, int]]:
-        """Pieces ``(t, y0, ny, x0, nx)``: whole scan rows up to SLAB_BYTES, else parts of one row."""
-        frames = max(1, SLAB_BYTES // max(self.frame_bytes, 1))
+    def _piece_frames(self) -> int:
+        assert self.file is not None
+        size = SLAB_BYTES if self.file.zero_copy else DECODE_BYTES
+        return max(1, size // max(self.frame_bytes, 1))
+
+    def file_pieces(self) -> list[tuple[int, int, int, int, int]]:
+        """Pieces ``(t, y0, ny, x0, nx)`` of a file: whole scan rows up to the piece size
+        (SLAB_BYTES in place, DECODE_BYTES when decoded), else parts of one row."""
+        frames = self._piece_frames()
         plan = []
         for t in range(self.n_tilt):
             if frames >= self.sx:
@@ -206,45 +215,54 @@ class Source:
         return plan
 
     def _buf(self, n_frames: int) -> np.ndarray | None:
-        """A reused decoding buffer of at least ``n_frames`` frames (None for zero-copy files)."""
+        """This thread's reused decoding buffer of at least ``n_frames`` frames (None in place)."""
         assert self.file is not None
         if self.file.zero_copy:
             return None
-        if self._buffer is None or self._buffer.shape[0] < n_frames:
-            self._buffer = np.empty((n_frames, self.ky, self.kx), self.dtype)
-        return self._buffer
+        buf = getattr(self._local, "buf", None)
+        if buf is None or buf.shape[0] < n_frames:
+            buf = self._local.buf = np.empty((n_frames, self.ky, self.kx), self.dtype)
+        return buf
 
-    def _file_slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    def read_piece(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        """The frames of a piece from :meth:`file_pieces` as (ny, nx, ky, kx), valid until this
+        thread reads the next piece (in place: a view of a map of just this piece)."""
         ff = self.file
         assert ff is not None
-        plan = self._file_plan()
-        buf = self._buf(max(ny * nx for _, _, ny, _, nx in plan))
-        for t, y0, ny, x0, nx in plan:
-            first = (t * self.sy + y0) * self.sx + x0
-            frames = ff.frames(first, ny * nx, buf)
-            yield t, y0, x0, frames.reshape(ny, nx, self.ky, self.kx)
-            del frames
+        t, y0, ny, x0, nx = piece
+        frames = ff.frames((t * self.sy + y0) * self.sx + x0, ny * nx, self._buf(ny * nx))
+        return frames.reshape(ny, nx, self.ky, self.kx)
+
+    def _file_slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        for piece in self.file_pieces():
+            yield piece[0], piece[1], piece[3], self.read_piece(piece)
+
+    def file_groups(self, t: int, ys: np.ndarray, xs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Positions (ys, xs) of tilt ``t`` split into groups ``(selector, flat frame index)`` of at
+        most one piece of frames each, in file order (for :meth:`read_group`)."""
+        flat = (t * self.sy + np.asarray(ys, np.int64)) * self.sx + np.asarray(xs, np.int64)
+        order = np.argsort(flat, kind="stable")
+        per = self._piece_frames()
+        return [(order[s0 : s0 + per], flat[order[s0 : s0 + per]]) for s0 in range(0, order.size, per)]
+
+    def read_group(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(flat_frames (N, K), local (n,))`` with frame ``idx[i]`` at row ``local[i]``: only
+        these frames are read (in place: a map of their span, touched only at them)."""
+        ff = self.file
+        assert ff is not None
+        if ff.zero_copy:
+            lo = int(idx[0])
+            view = ff.frames(lo, int(idx[-1]) + 1 - lo)
+            return view.reshape(view.shape[0], -1), (idx - lo).astype(np.int64)
+        frames = ff.take(idx, self._buf(idx.size))
+        return frames.reshape(idx.size, -1), np.arange(idx.size, dtype=np.int64)
 
     def _file_groups(
         self, t: int, ys: np.ndarray, xs: np.ndarray
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Frames of positions (ys, xs) read straight from the file, at most ~SLAB_BYTES at a time:
-        only these frames are read (a map of their span, touched only at them, for ``.npy``)."""
-        ff = self.file
-        assert ff is not None
-        flat = (t * self.sy + ys) * self.sx + xs
-        order = np.argsort(flat, kind="stable")
-        per = max(1, SLAB_BYTES // max(self.frame_bytes, 1))
-        for s0 in range(0, order.size, per):
-            sel = order[s0 : s0 + per]
-            idx = flat[sel]
-            if ff.zero_copy:
-                lo = int(idx[0])
-                view = ff.frames(lo, int(idx[-1]) + 1 - lo)
-                yield view.reshape(view.shape[0], -1), (idx - lo).astype(np.int64), sel
-            else:
-                frames = ff.take(idx, self._buf(min(per, order.size)))
-                yield frames.reshape(idx.size, -1), np.arange(idx.size, dtype=np.int64), sel
+        for sel, idx in self.file_groups(t, ys, xs):
+            flat, local = self.read_group(idx)
+            yield flat, local, sel
 
 
 def _frame_file(arr: Any) -> FrameFile | None:

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .executor import CancelToken, ProgressFn, check_cancel, check_client, parse_memory_budget, stream
+from .executor import (
+    CancelToken,
+    ProgressFn,
+    check_cancel,
+    check_client,
+    parse_memory_budget,
+    run_local,
+    stream,
+)
 from .source import Source
 from .validate import prepare_labels, prepare_shifts
 from .virtual import block_plan
@@ -91,7 +99,9 @@ def aperture_sums(
         return {}
     dense = np.where(lab > 0, np.searchsorted(ids, lab), -1)  # (T, sy, sx) label index or -1
     acc = np.zeros((src.n_tilt, ids.size, src.ky * src.kx))
-    if client is None and src.in_memory:
+    if client is None and src.file is not None:
+        _from_file(src, dense, sh, acc, progress, cancel)
+    elif client is None and src.in_memory:
         _in_memory(src, dense, sh, acc, progress, cancel)
     else:
         _streamed(src, dense, sh, acc, client, budget, progress, cancel)
@@ -132,6 +142,45 @@ def _in_memory(
                 )
         if progress is not None:
             progress(i + 1, len(work))
+
+
+def _from_file(
+    src: Source,
+    dense: np.ndarray,
+    sh: np.ndarray | None,
+    acc: np.ndarray,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
+    """A frame-addressable file: only the labelled frames are read, a group at a time per local
+    thread, each summed by a one-thread kernel into partial sums of the labels it holds."""
+    work = []
+    for t in range(src.n_tilt):
+        ys, xs = np.nonzero(dense[t] >= 0)
+        for sel, idx in src.file_groups(t, ys, xs):
+            work.append((t, ys[sel], xs[sel], idx))
+
+    def one(item: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        t, ys, xs, idx = item
+        present, lab = np.unique(dense[t, ys, xs], return_inverse=True)
+        part = np.zeros((present.size, src.ky * src.kx))
+        flat, local = src.read_group(idx)
+        with kernels.single_thread():
+            _accumulate(
+                flat,
+                local,
+                lab.reshape(-1).astype(np.int64),
+                None if sh is None else sh[t, ys, xs],
+                part,
+                src,
+            )
+        return present, part
+
+    def accumulate(i: int, res: tuple[np.ndarray, np.ndarray]) -> None:
+        present, part = res
+        acc[work[i][0], present] += part
+
+    run_local(work, one, accumulate, progress=progress, cancel=cancel)
 
 
 def _accumulate(
