@@ -23,6 +23,7 @@ import numpy as np
 
 from ..io.framefile import FrameFile
 from ..model.dataset import scan_chunks
+from .executor import local_workers
 
 #: rows of scan per in-memory slab are chosen so a slab holds about this many bytes
 SLAB_BYTES = 64 * 2**20
@@ -195,15 +196,19 @@ class Source:
             n += ct * math.ceil(cy / rows)
         return n
 
-    def _piece_frames(self) -> int:
+    def _piece_frames(self, budget: int | None = None) -> int:
+        """Frames per piece: SLAB_BYTES in place, DECODE_BYTES decoded, and at most a share of
+        ``budget`` (bytes) for each of the pieces a pool of local threads holds at once."""
         assert self.file is not None
         size = SLAB_BYTES if self.file.zero_copy else DECODE_BYTES
+        if budget is not None:
+            size = min(size, budget // (local_workers() + 1))
         return max(1, size // max(self.frame_bytes, 1))
 
-    def file_pieces(self) -> list[tuple[int, int, int, int, int]]:
+    def file_pieces(self, budget: int | None = None) -> list[tuple[int, int, int, int, int]]:
         """Pieces ``(t, y0, ny, x0, nx)`` of a file: whole scan rows up to the piece size
-        (SLAB_BYTES in place, DECODE_BYTES when decoded), else parts of one row."""
-        frames = self._piece_frames()
+        (see :meth:`_piece_frames`), else parts of one row."""
+        frames = self._piece_frames(budget)
         plan = []
         for t in range(self.n_tilt):
             if frames >= self.sx:
@@ -237,12 +242,14 @@ class Source:
         for piece in self.file_pieces():
             yield piece[0], piece[1], piece[3], self.read_piece(piece)
 
-    def file_groups(self, t: int, ys: np.ndarray, xs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def file_groups(
+        self, t: int, ys: np.ndarray, xs: np.ndarray, budget: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Positions (ys, xs) of tilt ``t`` split into groups ``(selector, flat frame index)`` of at
         most one piece of frames each, in file order (for :meth:`read_group`)."""
         flat = (t * self.sy + np.asarray(ys, np.int64)) * self.sx + np.asarray(xs, np.int64)
         order = np.argsort(flat, kind="stable")
-        per = self._piece_frames()
+        per = self._piece_frames(budget)
         return [(order[s0 : s0 + per], flat[order[s0 : s0 + per]]) for s0 in range(0, order.size, per)]
 
     def read_group(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -100,7 +100,7 @@ def aperture_sums(
     dense = np.where(lab > 0, np.searchsorted(ids, lab), -1)  # (T, sy, sx) label index or -1
     acc = np.zeros((src.n_tilt, ids.size, src.ky * src.kx))
     if client is None and src.file is not None:
-        _from_file(src, dense, sh, acc, progress, cancel)
+        _from_file(src, dense, sh, acc, budget, progress, cancel)
     elif client is None and src.in_memory:
         _in_memory(src, dense, sh, acc, progress, cancel)
     else:
@@ -149,6 +149,7 @@ def _from_file(
     dense: np.ndarray,
     sh: np.ndarray | None,
     acc: np.ndarray,
+    budget: int,
     progress: ProgressFn | None,
     cancel: Any,
 ) -> None:
@@ -157,7 +158,7 @@ def _from_file(
     work = []
     for t in range(src.n_tilt):
         ys, xs = np.nonzero(dense[t] >= 0)
-        for sel, idx in src.file_groups(t, ys, xs):
+        for sel, idx in src.file_groups(t, ys, xs, budget):
             work.append((t, ys[sel], xs[sel], idx))
 
     def one(item: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

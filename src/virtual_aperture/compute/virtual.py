@@ -74,7 +74,7 @@ def virtual_image(
     budget = parse_memory_budget(memory_budget)
     out = np.zeros((masks.n, src.n_tilt, src.sy, src.sx))
     if client is None and src.file is not None:
-        _from_file(src, masks, sh, out, progress, cancel)
+        _from_file(src, masks, sh, out, budget, progress, cancel)
     elif client is None and src.in_memory:
         _in_memory(src, masks, sh, out, progress, cancel)
     else:
@@ -133,13 +133,14 @@ def _from_file(
     masks: Masks,
     sh: np.ndarray | None,
     out: np.ndarray,
+    budget: int,
     progress: ProgressFn | None,
     cancel: Any,
 ) -> None:
     """A frame-addressable file: every local thread reads (maps or decodes) a piece and reduces
     it with a one-thread kernel while it is in cache; no dask, no barrier between threads."""
     padded = masks.padded() if sh is not None else None
-    pieces = src.file_pieces()
+    pieces = src.file_pieces(budget)
 
     def one(piece: tuple[int, int, int, int, int]) -> np.ndarray:
         t, y0, ny, x0, nx = piece
