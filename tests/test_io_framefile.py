@@ -217,3 +217,32 @@ def test_zarr_and_hdf5_keep_their_storage_chunks(tmp_path):
             assert all(n % s == 0 for n in c[:-1]), (path, ds.data.chunks)
         m = np.random.default_rng(0).random((16, 16))
         assert np.array_equal(virtual_image(ds, m), virtual_image(a, m))
+
+
+def test_aperture_sums_on_a_store_read_only_the_labelled_storage_chunks(tmp_path, monkeypatch):
+    from virtual_aperture.io.store import ZarrSource
+
+    a = _cube()
+    z = zarr.create_array(store=str(tmp_path / "f.zarr"), shape=a.shape, chunks=(3, 5, 16, 16), dtype=a.dtype)
+    z[:] = a
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f.create_dataset("frames", data=a, chunks=(3, 5, 16, 16))
+    lab = np.zeros(SHAPE[:2], int)
+    lab[4, 1] = 1  # storage chunk (1, 0)
+    lab[10, 6:8] = 2  # storage chunk (3, 1)
+    regions = []
+    orig = ZarrSource.__getitem__
+
+    def spy(self, key):
+        regions.append(key)
+        return orig(self, key)
+
+    monkeypatch.setattr(ZarrSource, "__getitem__", spy)
+    for path in (tmp_path / "f.zarr", tmp_path / "f.h5"):
+        ds = open_dataset(path)
+        assert Source(ds).store_chunks == (3, 5)
+        got, want = aperture_sums(ds, lab), aperture_sums(a, lab)
+        for k in want:
+            assert np.array_equal(got[k].sum, want[k].sum)
+    read = [(k[0], k[1]) for k in regions if k[0].stop > k[0].start]
+    assert sorted((y.start, y.stop, x.start, x.stop) for y, x in read) == [(3, 6, 0, 5), (9, 12, 5, 10)]

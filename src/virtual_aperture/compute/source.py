@@ -85,7 +85,15 @@ class Source:
         self.dtype = np.dtype(arr.dtype)
         self.blocks: list[Block] | None = _numpy_blocks(arr)
         #: the frame-addressable file behind a dask array that only reads it, or None
-        self.file: FrameFile | None = _frame_file(arr) if self.blocks is None else None
+        plain = _plain_source(arr) if self.blocks is None else None
+        self.file: FrameFile | None = plain if isinstance(plain, FrameFile) else None
+        #: a chunked store (zarr, HDF5) a dask array reads whole, unchanged, and its storage
+        #: chunks along (scan_y, scan_x); aperture sums read only the storage chunks they need
+        self.store: Any = None
+        self.store_chunks: tuple[int, int] | None = None
+        chunks = getattr(plain, "chunks", None)
+        if self.file is None and isinstance(chunks, tuple) and len(chunks) == arr.ndim:
+            self.store, self.store_chunks = plain, (int(chunks[-4]), int(chunks[-3]))
         self._local = threading.local()  # per-thread decoding buffers for self.file
 
     # ---- shapes ------------------------------------------------------------------------------
@@ -272,8 +280,8 @@ class Source:
             yield flat, local, sel
 
 
-def _frame_file(arr: Any) -> FrameFile | None:
-    """The :class:`FrameFile` a dask array reads whole, unchanged (``da.from_array(frame_file)``)."""
+def _plain_source(arr: Any) -> Any:
+    """The array-like a dask array reads whole, unchanged (``da.from_array(obj)``), or None."""
     if not isinstance(arr, da.Array):
         return None
     hlg = arr.__dask_graph__()
@@ -284,12 +292,15 @@ def _frame_file(arr: Any) -> FrameFile | None:
     if len(graph) != len(keys) + 1:
         return None
     others = [v for k, v in graph.items() if k not in keys]
-    if len(others) != 1 or not isinstance(others[0], FrameFile):
+    if len(others) != 1 or isinstance(others[0], np.ndarray):
         return None
-    ff = others[0]
-    if ff.shape != tuple(int(s) for s in arr.shape) or ff.dtype != arr.dtype:
+    obj = others[0]
+    shape = getattr(obj, "shape", None)
+    if shape is None or tuple(int(n) for n in shape) != tuple(int(n) for n in arr.shape):
         return None
-    return ff
+    if np.dtype(getattr(obj, "dtype", None)) != arr.dtype or not hasattr(obj, "__getitem__"):
+        return None
+    return obj
 
 
 def _flat(block4: np.ndarray) -> np.ndarray:

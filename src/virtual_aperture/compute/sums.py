@@ -13,6 +13,7 @@ from .executor import (
     ProgressFn,
     check_cancel,
     check_client,
+    local_workers,
     parse_memory_budget,
     run_local,
     stream,
@@ -231,6 +232,70 @@ def _streamed(
     progress: ProgressFn | None,
     cancel: Any,
 ) -> None:
+
+    if src.store is not None:
+        tasks, where = _store_tasks(src, dense, sh, client, budget)
+    else:
+        tasks, where = _chunk_tasks(src, dense, sh, client, budget)
+
+    def accumulate(k: int, res: Any) -> None:
+        present, part = res
+        acc[where[k], present] += part
+
+    check_cancel(cancel)
+    stream(tasks, accumulate, client=client, progress=progress, cancel=cancel)
+
+
+def _read_tile(store: Any, key: tuple[slice, ...], is5d: bool) -> np.ndarray:
+    """One region of a chunked store as a 5D (1, ny, nx, ky, kx) block."""
+    block = np.asarray(store[key if is5d else key[1:]])
+    return block if is5d else block[None]
+
+
+def _store_tasks(
+    src: Source, dense: np.ndarray, sh: np.ndarray | None, client: Any, budget: int
+) -> tuple[list[Any], list[int]]:
+    """Tasks over a chunked store that read only the storage chunks holding a label: per band of
+    storage-chunk rows, each run of consecutive labelled storage chunks (up to the chunk size the
+    budget allows) is one read."""
+    from dask import delayed
+
+    assert src.store_chunks is not None
+    cy, cx = (min(c, n) for c, n in zip(src.store_chunks, src.scan_shape))
+    workers = local_workers() if client is None else max(1, sum(client.nthreads().values()))
+    max_frames = max(cy * cx, budget // (2 * (workers + 1)) // src.frame_bytes)
+    per_run = max(1, max_frames // (cy * cx))  # storage chunks per read
+    store = delayed(src.store, pure=True)
+    tasks, where = [], []
+    for t in range(src.n_tilt):
+        for y0 in range(0, src.sy, cy):
+            y1 = min(src.sy, y0 + cy)
+            band = dense[t, y0:y1]
+            cols = (band >= 0).any(axis=0)
+            has = [bool(cols[j : j + cx].any()) for j in range(0, src.sx, cx)]
+            j = 0
+            while j < len(has):
+                if not has[j]:
+                    j += 1
+                    continue
+                j1 = j
+                while j1 < len(has) and has[j1] and j1 - j < per_run:
+                    j1 += 1
+                x0, x1 = j * cx, min(src.sx, j1 * cx)
+                key = (slice(t, t + 1), slice(y0, y1), slice(x0, x1), slice(None), slice(None))
+                d = np.ascontiguousarray(dense[t, y0:y1, x0:x1])
+                s3 = None if sh is None else sh[t, y0:y1, x0:x1]
+                block = delayed(_read_tile, pure=True)(store, key, src.is5d)
+                tasks.append(delayed(_sum_task, pure=True)(block, d, s3))
+                where.append(t)
+                j = j1
+    return tasks, where
+
+
+def _chunk_tasks(
+    src: Source, dense: np.ndarray, sh: np.ndarray | None, client: Any, budget: int
+) -> tuple[list[Any], list[int]]:
+    """Tasks over the dask chunks that hold a label (chunks without any are never read)."""
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
@@ -246,10 +311,4 @@ def _streamed(
                         delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d), s3)
                     )
                     where.append(tb[t])
-
-    def accumulate(k: int, res: Any) -> None:
-        present, part = res
-        acc[where[k], present] += part
-
-    check_cancel(cancel)
-    stream(tasks, accumulate, client=client, progress=progress, cancel=cancel)
+    return tasks, where
