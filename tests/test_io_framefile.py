@@ -246,3 +246,14 @@ def test_aperture_sums_on_a_store_read_only_the_labelled_storage_chunks(tmp_path
             assert np.array_equal(got[k].sum, want[k].sum)
     read = [(k[0], k[1]) for k in regions if k[0].stop > k[0].start]
     assert sorted((y.start, y.stop, x.start, x.stop) for y, x in read) == [(3, 6, 0, 5), (9, 12, 5, 10)]
+
+
+def test_small_budget_rereads_the_store_in_whole_storage_chunks(tmp_path):
+    a = _cube()
+    z = zarr.create_array(store=str(tmp_path / "f.zarr"), shape=a.shape, chunks=(3, 5, 16, 16), dtype=a.dtype)
+    z[:] = a
+    src = Source(open_dataset(tmp_path / "f.zarr"))
+    arr = src.dask5(3 * 5 * 16 * 16 * 2)  # room for one storage chunk per dask chunk
+    assert all(c == 3 for c in arr.chunks[1][:-1]) and all(c == 5 for c in arr.chunks[2][:-1])
+    m = np.random.default_rng(0).random((16, 16))
+    assert np.array_equal(virtual_image(src.array5[0], m, memory_budget=2**16), virtual_image(a, m))

@@ -21,6 +21,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..io.formats import store_chunks
 from ..io.framefile import FrameFile
 from ..model.dataset import scan_chunks
 from .executor import local_workers
@@ -133,7 +134,15 @@ class Source:
             )
         whole = len(arr.chunks[3]) == 1 and len(arr.chunks[4]) == 1 and max(arr.chunks[0]) == 1
         too_big = max_chunk_bytes is not None and _max_chunk_bytes(arr) > max_chunk_bytes
-        if not whole or too_big:
+        if (not whole or too_big) and self.store is not None:
+            # read the store afresh in smaller chunks of whole storage chunks (re-chunking the
+            # dask array would split storage chunks, decode them twice and hold both copies)
+            target = max_chunk_bytes or 128 * 2**20
+            full = tuple(int(c) for c in self.store.chunks)
+            chunks = store_chunks(tuple(self.store.shape), self.dtype.itemsize, full, target)
+            fresh = da.from_array(self.store, chunks=chunks, asarray=False, fancy=False)
+            arr = fresh if self.is5d else fresh[None]
+        elif not whole or too_big:
             target = max_chunk_bytes or 128 * 2**20
             arr = arr.rechunk(_scan_chunks_at_most(self.shape5, self.dtype.itemsize, target))
         return arr
