@@ -271,7 +271,7 @@ def _store_tasks(
         for y0 in range(0, src.sy, cy):
             y1 = min(src.sy, y0 + cy)
             band = dense[t, y0:y1]
-            cols = (band >= 0).any(axis=0)
+            cols = np.asarray((band >= 0).any(axis=0))
             has = [bool(cols[j : j + cx].any()) for j in range(0, src.sx, cx)]
             j = 0
             while j < len(has):
