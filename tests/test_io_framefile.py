@@ -257,3 +257,22 @@ def test_small_budget_rereads_the_store_in_whole_storage_chunks(tmp_path):
     assert all(c == 3 for c in arr.chunks[1][:-1]) and all(c == 5 for c in arr.chunks[2][:-1])
     m = np.random.default_rng(0).random((16, 16))
     assert np.array_equal(virtual_image(src.array5[0], m, memory_budget=2**16), virtual_image(a, m))
+
+
+def test_empad_raw_is_read_directly(tmp_path):
+    from data_factories import write_empad
+
+    a = np.random.default_rng(0).random((6, 5, 128, 128)).astype("f4")
+    a[0, 0, 3, 4] = np.nan  # a dead pixel outside the mask must not reach the image
+    ds = open_dataset(write_empad(tmp_path, a))
+    src = Source(ds)
+    assert src.file is not None and not src.file.zero_copy
+    assert np.array_equal(ds.data.compute(), a, equal_nan=True)
+    m = np.zeros((128, 128))
+    m[10:100, 20:90] = np.random.default_rng(1).random((90, 70))
+    assert np.array_equal(virtual_image(ds, m), virtual_image(a, m))
+    lab = np.random.default_rng(2).integers(0, 3, (6, 5))
+    lab[0, 0] = 0
+    got, want = aperture_sums(ds, lab), aperture_sums(a, lab)
+    for k in want:
+        np.testing.assert_allclose(got[k].sum, want[k].sum, rtol=1e-12)

@@ -86,7 +86,9 @@ def aperture_sums(
     -------
     dict[int, ApertureSumResult]
         One entry per label present, in increasing label order. Only the data under non-zero
-        labels is read (whole chunks of it for file-backed data).
+        labels is read: exactly those frames from ``.npy``/``.mib`` files opened by
+        ``open_dataset``, the storage chunks holding a label from zarr/HDF5, the dask chunks
+        holding one otherwise.
     """
     src = Source(data)
     lab = prepare_labels(labels, src.n_tilt, src.scan_shape, src.is5d)

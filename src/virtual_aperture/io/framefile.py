@@ -40,6 +40,7 @@ class FrameFile:
         dtype: Any,
         offset: int,
         stride: int | None = None,
+        lead: int | None = None,
         flip_y: bool = False,
     ) -> None:
         self.path = str(path)
@@ -53,7 +54,9 @@ class FrameFile:
         self.stride = self.frame_nbytes if stride is None else int(stride)
         self.flip_y = bool(flip_y)
         self.n_frames = math.prod(self.shape[:-2])
-        if self.stride < self.frame_nbytes or self.offset < self.stride - self.frame_nbytes:
+        #: bytes of each frame's record before its pixels (a header); the rest of the gap follows
+        self.lead = self.stride - self.frame_nbytes if lead is None else int(lead)
+        if not 0 <= self.lead <= self.stride - self.frame_nbytes or self.offset < self.lead:
             raise ValueError(f"inconsistent frame layout: stride {self.stride}, offset {self.offset}")
 
     @property
@@ -72,10 +75,15 @@ class FrameFile:
                     offset=self.offset + first * self.stride,
                     shape=(count, *self.frame_shape),
                 )
-            gap = self.stride - self.frame_nbytes  # bytes before each frame (e.g. its header)
-            rec = np.dtype([("gap", f"V{gap}"), ("d", self.file_dtype, self.frame_shape)])
+            tail = self.stride - self.frame_nbytes - self.lead
+            fields = [("lead", f"V{self.lead}")] if self.lead else []
+            fields += [("d", self.file_dtype, self.frame_shape)] + ([("tail", f"V{tail}")] if tail else [])
             mm = np.memmap(
-                self.path, dtype=rec, mode="r", offset=self.offset - gap + first * self.stride, shape=(count,)
+                self.path,
+                dtype=np.dtype(fields),
+                mode="r",
+                offset=self.offset - self.lead + first * self.stride,
+                shape=(count,),
             )
             return mm["d"]
         except (OSError, ValueError) as exc:  # e.g. the file was truncated or replaced after opening
@@ -85,14 +93,13 @@ class FrameFile:
             ) from exc
 
     def _raw(self, first: int, count: int) -> np.ndarray:
-        """The bytes of frames ``first .. first + count`` with the gap before each: (count, stride)."""
-        gap = self.stride - self.frame_nbytes
+        """The bytes of the records of frames ``first .. first + count``: (count, stride)."""
         try:
             mm = np.memmap(
                 self.path,
                 dtype=np.uint8,
                 mode="r",
-                offset=self.offset - gap + first * self.stride,
+                offset=self.offset - self.lead + first * self.stride,
                 shape=(count * self.stride,),
             )
         except (OSError, ValueError) as exc:
@@ -106,8 +113,12 @@ class FrameFile:
         """Frames ``first + index`` (default: all ``count`` from ``first``) into native ``out``
         (n, ky, kx): one parallel pass dropping the gaps, swapping bytes and flipping rows."""
         size = self.file_dtype.itemsize
-        gap = self.stride - self.frame_nbytes
-        if size not in (1, 2, 4) or self.file_dtype.kind not in "ui" or gap % size or self.stride % size:
+        if (
+            size not in (1, 2, 4)
+            or self.file_dtype.kind not in "uif"
+            or self.lead % size
+            or self.stride % size
+        ):
             view = self._map(first, count)
             view = view if index is None else view[index]
             np.copyto(out, view[:, ::-1] if self.flip_y else view)
@@ -115,7 +126,7 @@ class FrameFile:
         decode_frames(
             self._raw(first, count).view(f"u{size}"),
             np.arange(count, dtype=np.int64) if index is None else index,
-            gap // size,
+            self.lead // size,
             out.view(f"u{size}"),
             self.flip_y,
             not self.file_dtype.isnative,
@@ -191,6 +202,22 @@ def as_dask(ff: FrameFile, chunks: Any, name: str) -> Any:
     return da.from_array(ff, chunks=chunks, asarray=False, fancy=False, name=name)
 
 
+def _checked(ff: FrameFile, data: Any, chunks: Any, tag: str) -> Any | None:
+    """``ff`` as a dask array if its first and last frames equal those of ``data`` (the reader's
+    own array, e.g. rosettasciio's), else None."""
+    if (
+        tuple(ff.shape) != tuple(int(n) for n in data.shape)
+        or np.dtype(data.dtype).newbyteorder("=") != ff.dtype
+    ):
+        return None
+    sy, sx = ff.shape[:2]
+    for y, x in ((0, 0), (sy - 1, sx - 1)):
+        if not np.array_equal(np.asarray(data[y, x]), ff[y, x], equal_nan=ff.dtype.kind == "f"):
+            return None
+    stat = Path(ff.path).stat()
+    return as_dask(ff, chunks, f"{tag}-{Path(ff.path).name}-{stat.st_size}-{stat.st_mtime_ns}")
+
+
 def mib_frames(path: Path, data: Any, header: dict[str, Any], chunks: Any) -> Any | None:
     """A dask array over :class:`FrameFile` for a Merlin file that rosettasciio read as ``data``
     (4D, frames flipped vertically), or ``None`` when the layout is not the plain one (then
@@ -207,9 +234,22 @@ def mib_frames(path: Path, data: Any, header: dict[str, Any], chunks: Any) -> An
         stride=header["frame_bytes"],
         flip_y=True,
     )
-    sy, sx = ff.shape[:2]
-    for y, x in ((0, 0), (sy - 1, sx - 1)):
-        if not np.array_equal(np.asarray(data[y, x]), ff[y, x]):
-            return None
-    stat = Path(path).stat()
-    return as_dask(ff, chunks, f"mib-{Path(path).name}-{stat.st_size}-{stat.st_mtime_ns}")
+    return _checked(ff, data, chunks, "mib")
+
+
+def empad_frames(raw: Path, data: Any, chunks: Any) -> Any | None:
+    """A dask array over :class:`FrameFile` for an EMPAD ``.raw`` (little-endian float32 frames of
+    128 rows then 2 metadata rows) that rosettasciio read as ``data`` (4D, 128×128 frames), or
+    ``None`` if the file does not match that layout (checked on the first and last frames)."""
+    if getattr(data, "ndim", 0) != 4 or tuple(data.shape[-2:]) != (128, 128):
+        return None
+    shape = tuple(int(s) for s in data.shape)
+    stride = 130 * 128 * 4
+    if Path(raw).stat().st_size < math.prod(shape[:2]) * stride:
+        return None
+    for flip in (False, True):
+        ff = FrameFile(raw, shape=shape, dtype="<f4", offset=0, stride=stride, lead=0, flip_y=flip)
+        found = _checked(ff, data, chunks, "empad")
+        if found is not None:
+            return found
+    return None
