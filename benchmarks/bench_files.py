@@ -12,7 +12,9 @@ same process (interleaved, warm page cache) and against LiberTEM's native reader
 * "before" rows: the chunking/reading ``open_dataset`` used before (dask over a copying memmap
   source; zarr re-chunked across its storage chunks), same file, same run.
 
-Every figure is the median of ``--repeat`` runs. Run:
+EMPAD, DM4 and Arina/EMD files are not benchmarked here. Every figure is the median of
+``--repeat`` runs. ``make bench`` runs this with the default 384×384 scan (writes ~11.5 GiB under
+``--folder``, deleted afterwards). Run:
 ``python benchmarks/bench_files.py --folder /work/benchdata --peer-python /work/benchenv/bin/python``
 """
 
@@ -48,7 +50,11 @@ def main(argv=None) -> int:
     p.add_argument("--scan", type=int, nargs=2, default=(384, 384), help="scan shape (4.5 GiB at 384 384)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--budget", default="512MiB")
-    p.add_argument("--peer-python", default=None, help="interpreter with LiberTEM installed")
+    p.add_argument(
+        "--peer-python",
+        default=os.environ.get("VA_PEER_PYTHON"),
+        help="interpreter with LiberTEM installed (default: $VA_PEER_PYTHON)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the files afterwards")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
