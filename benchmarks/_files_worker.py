@@ -115,8 +115,18 @@ def before(fmt: str, path: str, ds):
         import zarr
 
         z = zarr.open_array(path, mode="r")
-        src = ZarrSource(path, "", z.shape, z.dtype, z.chunks)
+        src = _Opaque(ZarrSource(path, "", z.shape, z.dtype, z.chunks))
     return Dataset(da.from_array(src, chunks=chunks, asarray=False, fancy=False, name=f"before-{fmt}"))
+
+
+class _Opaque:
+    """An array-like that hides its storage chunks (as open_dataset's arrays did before)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.shape, self.dtype, self.ndim = inner, inner.shape, inner.dtype, inner.ndim
+
+    def __getitem__(self, key):
+        return self.inner[key]
 
 
 def libertem(fmt: str, path: str):
