@@ -76,7 +76,7 @@ class FrameFile:
                     shape=(count, *self.frame_shape),
                 )
             tail = self.stride - self.frame_nbytes - self.lead
-            fields = [("lead", f"V{self.lead}")] if self.lead else []
+            fields: list[tuple[Any, ...]] = [("lead", f"V{self.lead}")] if self.lead else []
             fields += [("d", self.file_dtype, self.frame_shape)] + ([("tail", f"V{tail}")] if tail else [])
             mm = np.memmap(
                 self.path,
