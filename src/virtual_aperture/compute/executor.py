@@ -260,3 +260,40 @@ def _stream_distributed(
         for f in list(ac.futures):
             f.cancel()
         raise
+
+
+def run_local(
+    items: Sequence[Any],
+    fn: Callable[[Any], Any],
+    accumulate: Callable[[int, Any], None],
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
+    """``fn(item)`` for every item on the local worker threads, results to ``accumulate(i, result)``
+    in the calling thread, at most workers + 1 in flight (no dask). For work that reads its own
+    input (a piece of a file): each thread runs whole pieces, so no thread waits for another."""
+    total = len(items)
+    if progress is not None:
+        progress(0, total)
+    workers = local_workers()
+    window = workers + 1
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="va-file") as pool:
+        pending: dict[Future, int] = {}
+        next_i = 0
+        try:
+            while next_i < total or pending:
+                check_cancel(cancel)
+                while next_i < total and len(pending) < window:
+                    pending[pool.submit(fn, items[next_i])] = next_i
+                    next_i += 1
+                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    accumulate(pending.pop(fut), fut.result())
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            for fut in pending:
+                fut.cancel()

@@ -346,7 +346,7 @@ def _frame_total_overload(f: Any) -> Callable[[np.ndarray], Any]:
     integer = isinstance(f.dtype, types.Integer)
     if integer and not f.dtype.signed and f.dtype.bitwidth <= 16:
 
-        def impl(f: np.ndarray) -> np.float64:
+        def impl(f: Any) -> np.float64:  # parameters annotated as the overload's (see as_f64)
             acc = np.uint64(0)
             for k0 in range(0, f.shape[0], 65536):
                 part = f[k0 : k0 + 65536]
@@ -358,7 +358,7 @@ def _frame_total_overload(f: Any) -> Callable[[np.ndarray], Any]:
 
         return impl
 
-    def impl_f(f: np.ndarray) -> float:
+    def impl_f(f: Any) -> float:
         acc = 0.0
         for k in range(f.shape[0]):
             acc += np.float64(f[k])

@@ -2,13 +2,18 @@
 
 Everything is handled internally as 5D ``(tilt, scan_y, scan_x, k_y, k_x)`` (one tilt for 4D).
 In-memory data (numpy arrays, memory maps, and dask arrays whose graph only holds numpy chunks)
-is reached as numpy blocks without dask so kernels run at memory bandwidth; anything else
-(zarr, HDF5, lazy graphs) is streamed chunk by chunk through :mod:`.executor`.
+is reached as numpy blocks without dask so kernels run at memory bandwidth. Files whose frames sit
+at a fixed byte stride (``.npy``, Merlin ``.mib``, opened by ``open_dataset`` as a
+:class:`~virtual_aperture.io.framefile.FrameFile` under dask) are read the same way, a slab of scan
+rows (or a list of frames) at a time through a short-lived memory map: in place for ``.npy``, one
+decoding copy into a reused buffer for ``.mib``. Anything else (zarr, HDF5, lazy graphs) is
+streamed chunk by chunk through :mod:`.executor`.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +21,15 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..io.formats import store_chunks
+from ..io.framefile import FrameFile
 from ..model.dataset import scan_chunks
+from .executor import local_workers
 
 #: rows of scan per in-memory slab are chosen so a slab holds about this many bytes
 SLAB_BYTES = 64 * 2**20
+#: frames decoded at a time from a file that needs decoding (.mib): the buffer stays in cache
+DECODE_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -75,6 +85,17 @@ class Source:
         self.n_tilt, self.sy, self.sx, self.ky, self.kx = self.shape5
         self.dtype = np.dtype(arr.dtype)
         self.blocks: list[Block] | None = _numpy_blocks(arr)
+        #: the frame-addressable file behind a dask array that only reads it, or None
+        plain = _plain_source(arr) if self.blocks is None else None
+        self.file: FrameFile | None = plain if isinstance(plain, FrameFile) else None
+        #: a chunked store (zarr, HDF5) a dask array reads whole, unchanged, and its storage
+        #: chunks along (scan_y, scan_x); aperture sums read only the storage chunks they need
+        self.store: Any = None
+        self.store_chunks: tuple[int, int] | None = None
+        chunks = getattr(plain, "chunks", None)
+        if self.file is None and isinstance(chunks, tuple) and len(chunks) == arr.ndim:
+            self.store, self.store_chunks = plain, (int(chunks[-4]), int(chunks[-3]))
+        self._local = threading.local()  # per-thread decoding buffers for self.file
 
     # ---- shapes ------------------------------------------------------------------------------
     @property
@@ -87,7 +108,9 @@ class Source:
 
     @property
     def in_memory(self) -> bool:
-        return self.blocks is not None
+        """Whether :meth:`slabs` and :meth:`frames_groups` reach the data without dask (numpy
+        blocks, or a frame-addressable file read directly)."""
+        return self.blocks is not None or self.file is not None
 
     @property
     def frame_bytes(self) -> int:
@@ -111,14 +134,29 @@ class Source:
             )
         whole = len(arr.chunks[3]) == 1 and len(arr.chunks[4]) == 1 and max(arr.chunks[0]) == 1
         too_big = max_chunk_bytes is not None and _max_chunk_bytes(arr) > max_chunk_bytes
-        if not whole or too_big:
+        if (not whole or too_big) and self.store is not None:
+            # read the store afresh in smaller chunks of whole storage chunks (re-chunking the
+            # dask array would split storage chunks, decode them twice and hold both copies)
+            target = max_chunk_bytes or 128 * 2**20
+            full = tuple(int(c) for c in self.store.chunks)
+            chunks = store_chunks(tuple(self.store.shape), self.dtype.itemsize, full, target)
+            fresh = da.from_array(self.store, chunks=chunks, asarray=False, fancy=False)
+            arr = fresh if self.is5d else fresh[None]
+        elif not whole or too_big:
             target = max_chunk_bytes or 128 * 2**20
             arr = arr.rechunk(_scan_chunks_at_most(self.shape5, self.dtype.itemsize, target))
         return arr
 
     # ---- in-memory access --------------------------------------------------------------------
     def slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
-        """In-memory pieces ``(t, y0, x0, array (ny, nx, ky, kx))``, each at most ~64 MB."""
+        """In-memory pieces ``(t, y0, x0, array (ny, nx, ky, kx))``, each at most ~64 MB.
+
+        For a file each piece is valid only until the next one is asked for (its map is dropped,
+        or its buffer reused).
+        """
+        if self.file is not None:
+            yield from self._file_slabs()
+            return
         assert self.blocks is not None
         for b in self.blocks:
             ct, cy, cx = b.array.shape[:3]
@@ -141,6 +179,9 @@ class Source:
         xs = np.asarray(xs, dtype=np.int64)
         if ys.size == 0:
             return
+        if self.file is not None:
+            yield from self._file_groups(t, ys, xs)
+            return
         if self.blocks is None:
             arr = self.array5[t]
             for s0 in range(0, ys.size, 512):
@@ -158,6 +199,117 @@ class Source:
                 continue
             flat = _flat(b.array[t - b.t0])
             yield flat, ((ys[sel] - b.y0) * cx + (xs[sel] - b.x0)).astype(np.int64), sel
+
+    # ---- frame-addressable files -------------------------------------------------------------
+    def n_slabs(self) -> int:
+        """How many pieces :meth:`slabs` yields."""
+        if self.file is not None:
+            return len(self.file_pieces())
+        assert self.blocks is not None
+        n = 0
+        for b in self.blocks:
+            ct, cy, cx = b.array.shape[:3]
+            rows = max(1, SLAB_BYTES // max(cx * self.frame_bytes, 1))
+            n += ct * math.ceil(cy / rows)
+        return n
+
+    def _piece_frames(self, budget: int | None = None) -> int:
+        """Frames per piece: SLAB_BYTES in place, DECODE_BYTES decoded, and at most a share of
+        ``budget`` (bytes) for each of the pieces a pool of local threads holds at once."""
+        assert self.file is not None
+        size = SLAB_BYTES if self.file.zero_copy else DECODE_BYTES
+        if budget is not None:
+            size = min(size, budget // (local_workers() + 1))
+        return max(1, size // max(self.frame_bytes, 1))
+
+    def file_pieces(self, budget: int | None = None) -> list[tuple[int, int, int, int, int]]:
+        """Pieces ``(t, y0, ny, x0, nx)`` of a file: whole scan rows up to the piece size
+        (see :meth:`_piece_frames`), else parts of one row."""
+        frames = self._piece_frames(budget)
+        plan = []
+        for t in range(self.n_tilt):
+            if frames >= self.sx:
+                rows = frames // self.sx
+                plan += [(t, y, min(rows, self.sy - y), 0, self.sx) for y in range(0, self.sy, rows)]
+            else:
+                for y in range(self.sy):
+                    plan += [(t, y, 1, x, min(frames, self.sx - x)) for x in range(0, self.sx, frames)]
+        return plan
+
+    def _buf(self, n_frames: int) -> np.ndarray | None:
+        """This thread's reused decoding buffer of at least ``n_frames`` frames (None in place)."""
+        assert self.file is not None
+        if self.file.zero_copy:
+            return None
+        buf = getattr(self._local, "buf", None)
+        if buf is None or buf.shape[0] < n_frames:
+            buf = self._local.buf = np.empty((n_frames, self.ky, self.kx), self.dtype)
+        return buf
+
+    def read_piece(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        """The frames of a piece from :meth:`file_pieces` as (ny, nx, ky, kx), valid until this
+        thread reads the next piece (in place: a view of a map of just this piece)."""
+        ff = self.file
+        assert ff is not None
+        t, y0, ny, x0, nx = piece
+        frames = ff.frames((t * self.sy + y0) * self.sx + x0, ny * nx, self._buf(ny * nx))
+        return frames.reshape(ny, nx, self.ky, self.kx)
+
+    def _file_slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        for piece in self.file_pieces():
+            yield piece[0], piece[1], piece[3], self.read_piece(piece)
+
+    def file_groups(
+        self, t: int, ys: np.ndarray, xs: np.ndarray, budget: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Positions (ys, xs) of tilt ``t`` split into groups ``(selector, flat frame index)`` of at
+        most one piece of frames each, in file order (for :meth:`read_group`)."""
+        flat = (t * self.sy + np.asarray(ys, np.int64)) * self.sx + np.asarray(xs, np.int64)
+        order = np.argsort(flat, kind="stable")
+        per = self._piece_frames(budget)
+        return [(order[s0 : s0 + per], flat[order[s0 : s0 + per]]) for s0 in range(0, order.size, per)]
+
+    def read_group(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(flat_frames (N, K), local (n,))`` with frame ``idx[i]`` at row ``local[i]``: only
+        these frames are read (in place: a map of their span, touched only at them)."""
+        ff = self.file
+        assert ff is not None
+        if ff.zero_copy:
+            lo = int(idx[0])
+            view = ff.frames(lo, int(idx[-1]) + 1 - lo)
+            return view.reshape(view.shape[0], -1), (idx - lo).astype(np.int64)
+        frames = ff.take(idx, self._buf(idx.size))
+        return frames.reshape(idx.size, -1), np.arange(idx.size, dtype=np.int64)
+
+    def _file_groups(
+        self, t: int, ys: np.ndarray, xs: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for sel, idx in self.file_groups(t, ys, xs):
+            flat, local = self.read_group(idx)
+            yield flat, local, sel
+
+
+def _plain_source(arr: Any) -> Any:
+    """The array-like a dask array reads whole, unchanged (``da.from_array(obj)``), or None."""
+    if not isinstance(arr, da.Array):
+        return None
+    hlg = arr.__dask_graph__()
+    if len(getattr(hlg, "layers", {})) != 2:
+        return None
+    graph = dict(hlg)
+    keys = set(_iter_keys(arr.__dask_keys__()))
+    if len(graph) != len(keys) + 1:
+        return None
+    others = [v for k, v in graph.items() if k not in keys]
+    if len(others) != 1 or isinstance(others[0], np.ndarray):
+        return None
+    obj = others[0]
+    shape = getattr(obj, "shape", None)
+    if shape is None or tuple(int(n) for n in shape) != tuple(int(n) for n in arr.shape):
+        return None
+    if np.dtype(getattr(obj, "dtype", None)) != arr.dtype or not hasattr(obj, "__getitem__"):
+        return None
+    return obj
 
 
 def _flat(block4: np.ndarray) -> np.ndarray:

@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .executor import CancelToken, ProgressFn, check_cancel, check_client, parse_memory_budget, stream
+from .executor import (
+    CancelToken,
+    ProgressFn,
+    check_cancel,
+    check_client,
+    local_workers,
+    parse_memory_budget,
+    run_local,
+    stream,
+)
 from .source import Source
 from .validate import prepare_labels, prepare_shifts
 from .virtual import block_plan
@@ -77,7 +86,9 @@ def aperture_sums(
     -------
     dict[int, ApertureSumResult]
         One entry per label present, in increasing label order. Only the data under non-zero
-        labels is read (whole chunks of it for file-backed data).
+        labels is read: exactly those frames from ``.npy``/``.mib`` files opened by
+        ``open_dataset``, the storage chunks holding a label from zarr/HDF5, the dask chunks
+        holding one otherwise.
     """
     src = Source(data)
     lab = prepare_labels(labels, src.n_tilt, src.scan_shape, src.is5d)
@@ -91,7 +102,9 @@ def aperture_sums(
         return {}
     dense = np.where(lab > 0, np.searchsorted(ids, lab), -1)  # (T, sy, sx) label index or -1
     acc = np.zeros((src.n_tilt, ids.size, src.ky * src.kx))
-    if client is None and src.in_memory:
+    if client is None and src.file is not None:
+        _from_file(src, dense, sh, acc, budget, progress, cancel)
+    elif client is None and src.in_memory:
         _in_memory(src, dense, sh, acc, progress, cancel)
     else:
         _streamed(src, dense, sh, acc, client, budget, progress, cancel)
@@ -132,6 +145,46 @@ def _in_memory(
                 )
         if progress is not None:
             progress(i + 1, len(work))
+
+
+def _from_file(
+    src: Source,
+    dense: np.ndarray,
+    sh: np.ndarray | None,
+    acc: np.ndarray,
+    budget: int,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
+    """A frame-addressable file: only the labelled frames are read, a group at a time per local
+    thread, each summed by a one-thread kernel into partial sums of the labels it holds."""
+    work = []
+    for t in range(src.n_tilt):
+        ys, xs = np.nonzero(dense[t] >= 0)
+        for sel, idx in src.file_groups(t, ys, xs, budget):
+            work.append((t, ys[sel], xs[sel], idx))
+
+    def one(item: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        t, ys, xs, idx = item
+        present, lab = np.unique(dense[t, ys, xs], return_inverse=True)
+        part = np.zeros((present.size, src.ky * src.kx))
+        flat, local = src.read_group(idx)
+        with kernels.single_thread():
+            _accumulate(
+                flat,
+                local,
+                lab.reshape(-1).astype(np.int64),
+                None if sh is None else sh[t, ys, xs],
+                part,
+                src,
+            )
+        return present, part
+
+    def accumulate(i: int, res: tuple[np.ndarray, np.ndarray]) -> None:
+        present, part = res
+        acc[work[i][0], present] += part
+
+    run_local(work, one, accumulate, progress=progress, cancel=cancel)
 
 
 def _accumulate(
@@ -181,6 +234,70 @@ def _streamed(
     progress: ProgressFn | None,
     cancel: Any,
 ) -> None:
+
+    if src.store is not None:
+        tasks, where = _store_tasks(src, dense, sh, client, budget)
+    else:
+        tasks, where = _chunk_tasks(src, dense, sh, client, budget)
+
+    def accumulate(k: int, res: Any) -> None:
+        present, part = res
+        acc[where[k], present] += part
+
+    check_cancel(cancel)
+    stream(tasks, accumulate, client=client, progress=progress, cancel=cancel)
+
+
+def _read_tile(store: Any, key: tuple[slice, ...], is5d: bool) -> np.ndarray:
+    """One region of a chunked store as a 5D (1, ny, nx, ky, kx) block."""
+    block = np.asarray(store[key if is5d else key[1:]])
+    return block if is5d else block[None]
+
+
+def _store_tasks(
+    src: Source, dense: np.ndarray, sh: np.ndarray | None, client: Any, budget: int
+) -> tuple[list[Any], list[int]]:
+    """Tasks over a chunked store that read only the storage chunks holding a label: per band of
+    storage-chunk rows, each run of consecutive labelled storage chunks (up to the chunk size the
+    budget allows) is one read."""
+    from dask import delayed
+
+    assert src.store_chunks is not None
+    cy, cx = (min(c, n) for c, n in zip(src.store_chunks, src.scan_shape))
+    workers = local_workers() if client is None else max(1, sum(client.nthreads().values()))
+    max_frames = max(cy * cx, budget // (2 * (workers + 1)) // src.frame_bytes)
+    per_run = max(1, max_frames // (cy * cx))  # storage chunks per read
+    store = delayed(src.store, pure=True)
+    tasks, where = [], []
+    for t in range(src.n_tilt):
+        for y0 in range(0, src.sy, cy):
+            y1 = min(src.sy, y0 + cy)
+            band = dense[t, y0:y1]
+            cols = np.asarray((band >= 0).any(axis=0))
+            has = [bool(cols[j : j + cx].any()) for j in range(0, src.sx, cx)]
+            j = 0
+            while j < len(has):
+                if not has[j]:
+                    j += 1
+                    continue
+                j1 = j
+                while j1 < len(has) and has[j1] and j1 - j < per_run:
+                    j1 += 1
+                x0, x1 = j * cx, min(src.sx, j1 * cx)
+                key = (slice(t, t + 1), slice(y0, y1), slice(x0, x1), slice(None), slice(None))
+                d = np.ascontiguousarray(dense[t, y0:y1, x0:x1])
+                s3 = None if sh is None else sh[t, y0:y1, x0:x1]
+                block = delayed(_read_tile, pure=True)(store, key, src.is5d)
+                tasks.append(delayed(_sum_task, pure=True)(block, d, s3))
+                where.append(t)
+                j = j1
+    return tasks, where
+
+
+def _chunk_tasks(
+    src: Source, dense: np.ndarray, sh: np.ndarray | None, client: Any, budget: int
+) -> tuple[list[Any], list[int]]:
+    """Tasks over the dask chunks that hold a label (chunks without any are never read)."""
     from dask import delayed
 
     arr, (tb, yb, xb), _ = block_plan(src, client, budget)
@@ -196,10 +313,4 @@ def _streamed(
                         delayed(_sum_task, pure=True)(blocks[t, i, j, 0, 0], np.ascontiguousarray(d), s3)
                     )
                     where.append(tb[t])
-
-    def accumulate(k: int, res: Any) -> None:
-        present, part = res
-        acc[where[k], present] += part
-
-    check_cancel(cancel)
-    stream(tasks, accumulate, client=client, progress=progress, cancel=cancel)
+    return tasks, where

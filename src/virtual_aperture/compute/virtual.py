@@ -14,6 +14,7 @@ from .executor import (
     check_client,
     local_workers,
     parse_memory_budget,
+    run_local,
     stream,
 )
 from .source import Source
@@ -72,7 +73,9 @@ def virtual_image(
     client = check_client(client)
     budget = parse_memory_budget(memory_budget)
     out = np.zeros((masks.n, src.n_tilt, src.sy, src.sx))
-    if client is None and src.in_memory:
+    if client is None and src.file is not None:
+        _from_file(src, masks, sh, out, budget, progress, cancel)
+    elif client is None and src.in_memory:
         _in_memory(src, masks, sh, out, progress, cancel)
     else:
         _streamed(src, masks, sh, out, client, budget, progress, cancel)
@@ -110,11 +113,11 @@ def _in_memory(
     progress: ProgressFn | None,
     cancel: Any,
 ) -> None:
-    slabs = list(src.slabs())
+    n_slabs = src.n_slabs()
     padded = masks.padded() if sh is not None else None
     if progress is not None:
-        progress(0, len(slabs))
-    for i, (t, y0, x0, slab) in enumerate(slabs):
+        progress(0, n_slabs)
+    for i, (t, y0, x0, slab) in enumerate(src.slabs()):  # file slabs are valid until the next
         check_cancel(cancel)
         ny, nx = slab.shape[:2]
         s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
@@ -122,7 +125,34 @@ def _in_memory(
             res = apply_kernel(_frames3(slab), masks, s2, padded)
         out[:, t, y0 : y0 + ny, x0 : x0 + nx] = res.reshape(masks.n, ny, nx)
         if progress is not None:
-            progress(i + 1, len(slabs))
+            progress(i + 1, n_slabs)
+
+
+def _from_file(
+    src: Source,
+    masks: Masks,
+    sh: np.ndarray | None,
+    out: np.ndarray,
+    budget: int,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
+    """A frame-addressable file: every local thread reads (maps or decodes) a piece and reduces
+    it with a one-thread kernel while it is in cache; no dask, no barrier between threads."""
+    padded = masks.padded() if sh is not None else None
+    pieces = src.file_pieces(budget)
+
+    def one(piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        t, y0, ny, x0, nx = piece
+        s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
+        with kernels.single_thread():
+            return apply_kernel(_frames3(src.read_piece(piece)), masks, s2, padded)
+
+    def accumulate(i: int, res: np.ndarray) -> None:
+        t, y0, ny, x0, nx = pieces[i]
+        out[:, t, y0 : y0 + ny, x0 : x0 + nx] = res.reshape(masks.n, ny, nx)
+
+    run_local(pieces, one, accumulate, progress=progress, cancel=cancel)
 
 
 def _vi_task(

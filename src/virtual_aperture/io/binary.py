@@ -15,6 +15,7 @@ import numpy as np
 from ..model.dataset import scan_chunks
 from .errors import fail
 from .formats import Raw, check_declared, check_regular
+from .framefile import FrameFile
 
 _MIB_DTYPES = {"U01": "u1", "U08": "u1", "U16": ">u2", "U32": ">u4", "R64": None}
 
@@ -78,7 +79,12 @@ def read_npy(path: Path, target_bytes: int) -> Raw:
             f"truncated: the header says shape {tuple(shape)} {dtype} ({need} bytes) "
             f"but the file has {have} bytes",
         )
-    source = MemmapSource(path, dtype, tuple(shape), offset, "F" if fortran else "C")
+    source: Any
+    if not fortran and len(shape) in (4, 5):
+        # frames in C order: the compute engine reads them in place (see .framefile)
+        source = FrameFile(path, shape=tuple(shape), dtype=dtype, offset=offset)
+    else:
+        source = MemmapSource(path, dtype, tuple(shape), offset, "F" if fortran else "C")
     chunks = (
         scan_chunks(tuple(shape), dtype.itemsize, target_bytes=target_bytes)
         if len(shape) in (4, 5)

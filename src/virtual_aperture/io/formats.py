@@ -28,6 +28,9 @@ class Raw:
     found: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     lazy: bool = True
+    #: the chunks of ``data`` follow the file's storage chunks (kept: re-chunking would decode
+    #: storage chunks that straddle two dask chunks twice)
+    aligned: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,3 +266,27 @@ def check_numeric(path: Path, dtype: Any) -> None:
             "V": "raw bytes",
         }.get(dt.kind, dt.kind)
         raise fail(path, f"holds {kind} ({dt}); detector counts must be integers or floats")
+
+
+def store_chunks(
+    shape: tuple[int, ...], itemsize: int, stored: tuple[int, ...] | None, target_bytes: int
+) -> tuple[int, ...]:
+    """Dask chunks for a 4D/5D chunked store (zarr, HDF5) that never split a storage chunk along
+    the scan axes: whole storage chunks merged up to ``target_bytes`` (at least one), whole scan
+    rows when a band of storage chunks fits, whole detector frames always, one tilt per chunk.
+
+    Without ``stored`` (contiguous storage) this is :func:`~virtual_aperture.model.dataset.scan_chunks`.
+    """
+    from ..model.dataset import scan_chunks
+
+    if not stored or len(stored) != len(shape):
+        return scan_chunks(shape, itemsize, target_bytes=target_bytes)
+    *lead, sy, sx, ky, kx = shape
+    cy_s, cx_s = min(int(stored[-4]), sy), min(int(stored[-3]), sx)
+    frame = ky * kx * itemsize
+    band = cy_s * sx * frame  # one row of storage chunks across the whole scan
+    if cx_s >= sx or band <= target_bytes:
+        cy, cx = max(1, target_bytes // band) * cy_s, sx
+    else:
+        cy, cx = cy_s, max(1, target_bytes // (cy_s * cx_s * frame)) * cx_s
+    return tuple([1] * len(lead)) + (min(cy, sy), min(cx, sx), ky, kx)

@@ -14,7 +14,7 @@ import numpy as np
 from ..model.calibration import beam_energy_from_wavelength
 from ..model.dataset import scan_chunks
 from .errors import ReadError, fail
-from .formats import Raw, check_declared
+from .formats import Raw, check_declared, store_chunks
 from .h5source import H5Source
 from .units import calibration_from_axes
 
@@ -74,7 +74,9 @@ def _lazy(ds: h5py.Dataset, target_bytes: int, path: Path, name: str, fill_missi
             ) from exc
     return da.from_array(
         H5Source.of(ds),
-        chunks=_chunks(ds.shape, ds.dtype.itemsize, target_bytes),
+        chunks=store_chunks(tuple(ds.shape), ds.dtype.itemsize, ds.chunks, target_bytes)
+        if ds.ndim in (4, 5)
+        else _chunks(ds.shape, ds.dtype.itemsize, target_bytes),
         name=f"h5-{name}-{path.stat().st_mtime_ns}-{ds.file.filename}-{ds.name}",
     )
 
@@ -181,7 +183,7 @@ def _read_generic(f: h5py.File, path: Path, target_bytes: int, fill_missing: boo
         "datasets": {d.name: list(d.shape) for d in dsets[:50]},
         "attrs": {k: _jsonable(v) for k, v in pick.attrs.items()},
     }
-    return Raw(data, "hdf5", metadata=meta)
+    return Raw(data, "hdf5", metadata=meta, aligned=pick.ndim in (4, 5))
 
 
 def _jsonable(v: Any) -> Any:
@@ -250,7 +252,8 @@ def _read_emd1(f: h5py.File, path: Path, target_bytes: int, fill_missing: bool) 
         "axes": axes,
         "attrs": {k: _jsonable(v) for k, v in grp.attrs.items()},
     }
-    return Raw(_lazy(ds, target_bytes, path, "emd1", fill_missing), "py4dstem", found=found, metadata=meta)
+    data = _lazy(ds, target_bytes, path, "emd1", fill_missing)
+    return Raw(data, "py4dstem", found=found, metadata=meta, aligned=ds.ndim in (4, 5))
 
 
 def _find_energy(f: h5py.File) -> float | None:

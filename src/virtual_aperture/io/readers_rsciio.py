@@ -16,6 +16,7 @@ from ..model.dataset import DEFAULT_CHUNK_BYTES, scan_chunks
 from .binary import check_empad, mib_hdr_frames, parse_mib_header
 from .errors import ReadError, fail
 from .formats import Raw
+from .framefile import empad_frames, mib_frames
 from .h5source import picklable
 from .headers import check_blockfile, check_mrc
 from .units import (
@@ -209,6 +210,15 @@ def read_rsciio(
         data = da.from_array(data, chunks="auto", asarray=False)
     if fmt in ("hspy", "nexus", "emd"):
         data = picklable(data)
+    if fmt == "mib":  # the compute engine reads the frames itself (see .framefile)
+        info = parse_mib_header(path)
+        chunks = scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target_bytes)
+        frames = mib_frames(path, data, info, chunks)
+        data = data if frames is None else frames
+    if fmt == "empad" and data.ndim == 4:
+        chunks = scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target_bytes)
+        frames = empad_frames(check_empad(path), data, chunks)
+        data = data if frames is None else frames
     md = _apply_mapping(
         sig.get("metadata") or {}, sig.get("original_metadata") or {}, sig.get("mapping") or {}
     )

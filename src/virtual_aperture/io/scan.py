@@ -154,7 +154,8 @@ def open_scan(
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
     data, converted = _kernel_dtype(p, data)
-    data = data.rechunk(scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target))
+    if not (raw.aligned and _whole_frames(data)):
+        data = data.rechunk(scan_chunks(tuple(data.shape), data.dtype.itemsize, target_bytes=target))
     cal, sources = _resolve_calibration(p, raw, overrides, tilt_angles_deg, data.shape)
     meta: dict[str, Any] = {
         "format": raw.format,
@@ -269,3 +270,13 @@ def _resolve_calibration(
 
 
 __all__ = ["CALIBRATION_KEYS", "open_scan", "read_raw"]
+
+
+def _whole_frames(data: Any) -> bool:
+    """Every chunk of 4D/5D ``data`` holds whole detector frames of one tilt."""
+    return (
+        data.ndim in (4, 5)
+        and len(data.chunks[-1]) == 1
+        and len(data.chunks[-2]) == 1
+        and (data.ndim == 4 or max(data.chunks[0]) == 1)
+    )

@@ -21,7 +21,7 @@ from .._atomic import atomic_path, check_target
 from ..model.calibration import Calibration
 from ..model.dataset import DEFAULT_CHUNK_BYTES, Dataset, scan_chunks
 from .errors import fail
-from .formats import Raw, check_declared
+from .formats import Raw, check_declared, store_chunks
 
 STORE_KEY = "virtual_aperture"
 STORE_VERSION = 1
@@ -252,12 +252,16 @@ def read_zarr(path: Path, *, target_bytes: int, fill_missing: bool = False) -> R
         path,
         arr,
         name,
-        scan_chunks(arr.shape, arr.dtype.itemsize, target_bytes=target_bytes) if arr.ndim in (4, 5) else None,
+        # whole store chunks per dask chunk: none is decoded twice
+        store_chunks(tuple(arr.shape), arr.dtype.itemsize, tuple(arr.chunks), target_bytes)
+        if arr.ndim in (4, 5)
+        else None,
     )
     return Raw(
         data,
         "zarr",
         metadata={"array": name, "attrs": _json_safe(dict(arr.attrs)), "group_attrs": _json_safe(attrs)},
+        aligned=True,
     )
 
 
