@@ -217,6 +217,16 @@ def fmt_row(c: dict) -> str:
     )
 
 
+def label_of(key: str, v) -> str:
+    if isinstance(v, str):
+        return v
+    if key == "dose":
+        return f"{v:.0e}"
+    if key == "overlap":
+        return f"{100 * v:.0f} %"
+    return f"{v:g}"
+
+
 def summarise(cases: list[dict], key: str, label: str) -> list[str]:
     groups = defaultdict(list)
     for c in cases:
@@ -229,12 +239,12 @@ def summarise(cases: list[dict], key: str, label: str) -> list[str]:
     lines = [head, "|" + "---|" * 11]
     for v in sorted(groups, key=lambda x: (str(type(x)), x)):
         g = groups[v]
-        name = {"dose": f"{v:.0e}", "overlap": f"{100 * v:.0f} %"}.get(
-            key, f"{v:g}" if key != "data" and key != "centring" else v
-        )
+        name = label_of(key, v)
         n = {k: sum(c["verdict"] == k for c in g) for k in VERDICTS}
         errs = [abs(c["axis_err"]) for c in g if c.get("axis_err") is not None]
-        wrong_bravais = sum(c["verdict"] == "right" and c["lattice"] != c["crystal"] for c in g)
+        wrong_bravais = sum(
+            c["verdict"] in ("right", "inaccurate") and c["lattice"] != c["crystal"] for c in g
+        )
         rpp = [c["refl_per_pattern"] for c in g if "refl_per_pattern" in c]
         lines.append(
             f"| {name} | {len(g)} | {n['right']} | {n['inaccurate']} | {n['refused']} | {n['false']} | "
@@ -282,7 +292,14 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write every case here")
     ap.add_argument("--no-dynamical", action="store_true")
     ap.add_argument("--no-kinematic", action="store_true")
+    ap.add_argument("--from-json", type=Path, help="print the tables of a previous --json run")
     args = ap.parse_args()
+    if args.from_json:
+        run = json.loads(args.from_json.read_text())
+        m = run["meta"]
+        print(f"{m['date']}: {len(run['cases'])} cases in {m['minutes']:.1f} min, load {m['load_start']}")
+        report(run["cases"])
+        return 0
     seeds = list(range(1 if args.quick else args.seeds))
     if args.quick:
         steps, spans, centrings, overlaps = (1, 4), (30,), ("P", "F"), (0.0, 0.25)
@@ -292,8 +309,9 @@ def main() -> int:
         dsteps, doses, sigmas = (2, 4), (1e6, 1e7), (8.0, 4.0)
     t_start = time.perf_counter()
     load0 = os.getloadavg()
+    date = datetime.datetime.now().isoformat(timespec="minutes")
     print(
-        f"{datetime.datetime.now().isoformat(timespec='minutes')}  {platform.node()}  "
+        f"{date}  {platform.node()}  "
         f"{os.cpu_count()} cores  load {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}  "
         f"seeds {seeds}  axis offset {args.axis_offset:g}°",
         flush=True,
@@ -309,9 +327,23 @@ def main() -> int:
         for c in gen:
             print(fmt_row(c), flush=True)
             cases.append(c)
+            if args.json:  # after every case: an interrupted run keeps what it measured
+                write_json(args.json, cases, date, load0, time.perf_counter() - t_start, seeds)
     wall = time.perf_counter() - t_start
     load1 = os.getloadavg()
     print(f"\n{len(cases)} cases in {wall / 60:.1f} min; load at the end {load1[0]:.2f} {load1[1]:.2f}")
+    if args.json:
+        write_json(args.json, cases, date, load0, wall, seeds, load1)
+    report(cases)
+    return 0
+
+
+def write_json(path, cases, date, load0, seconds, seeds, load1=None) -> None:
+    meta = {"date": date, "load_start": load0, "load_end": load1, "minutes": seconds / 60, "seeds": seeds}
+    path.write_text(json.dumps({"meta": meta, "cases": cases}, indent=1, default=float))
+
+
+def report(cases: list[dict]) -> None:
     axes = [
         ("data", "data"),
         ("step", "step °"),
@@ -333,10 +365,6 @@ def main() -> int:
         print("\nFalse / error / inaccurate cases:")
         for c in bad:
             print("  " + fmt_row(c))
-    if args.json:
-        meta = {"load_start": load0, "load_end": load1, "minutes": wall / 60, "seeds": seeds}
-        args.json.write_text(json.dumps({"meta": meta, "cases": cases}, indent=1, default=float))
-    return 0
 
 
 if __name__ == "__main__":
