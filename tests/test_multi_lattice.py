@@ -50,3 +50,10 @@ def test_neighbour_lattice_is_the_true_one(two):
     S, r = two
     lat = r.lattices[1]
     assert K.cell_matches(lat.UB, S.UB[1], found_centring=lat.lattice[1])[0] != "false"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_max_lattices_must_be_a_whole_number(two, bad):
+    S, r = two
+    with pytest.raises(ValueError, match="max_lattices must be a whole number"):
+        va.index_tilt_series(r.peaks, calibration=_cal(S), max_lattices=bad)
