@@ -21,7 +21,7 @@ true one), with the tilt-axis error (found − true, mod 180°), the indexed fra
 cases, the reflections integrated per pattern (``integrate_reflections`` as in the workflow
 chain). The calibration is given the true tilt axis (as the tests do) plus ``--axis-offset``.
 
-    python benchmarks/bench_indexing.py [--quick] [--seeds N] [--axis-offset DEG] [--json PATH]
+    python benchmarks/bench_indexing.py [--quick] [--seeds N] [--series N] [--axis-offset DEG] [--json PATH]
 """
 
 from __future__ import annotations
@@ -111,6 +111,10 @@ def solve(pats, cal, true_UB, true_centring, *, sigma_background=8.0) -> dict:
             indexed=round(float(r.indexed_fraction), 4),
             axis=round(float(r.tilt_axis_deg), 3),
             confidence=round(float(r.confidence), 3),
+            checks={
+                k: {kk: vv for kk, vv in v.items() if kk != "detail"}
+                for k, v in ((r.info.get("validation") or {}).get("checks") or {}).items()
+            },
         )
         if verdict == "right":
             try:
@@ -288,6 +292,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small subset (about 1–2 min)")
     ap.add_argument("--seeds", type=int, default=2, help="seeds per cell of the matrix (default 2)")
+    ap.add_argument("--series", type=int, default=2, help="abTEM series per lattice (default 2: all four)")
     ap.add_argument("--axis-offset", type=float, default=0.0, help="nominal − true tilt axis (°)")
     ap.add_argument("--json", type=Path, help="write every case here")
     ap.add_argument("--no-dynamical", action="store_true")
@@ -321,7 +326,7 @@ def main() -> int:
     if not args.no_kinematic:
         gens.append(kinematic_cases(steps, spans, centrings, overlaps, seeds, args.axis_offset))
     if not args.no_dynamical:
-        dseeds = seeds if len(seeds) > 1 or not args.quick else [0]
+        dseeds = [0] if args.quick else list(range(args.series))
         gens.append(dynamical_cases(dsteps, overlaps, dseeds, doses, sigmas, args.axis_offset))
     for gen in gens:
         for c in gen:
