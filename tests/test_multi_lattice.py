@@ -33,7 +33,7 @@ def two():
 
 def test_dominant_lattice_chosen_and_neighbour_peaks_set_apart(two):
     S, r = two
-    # the neighbour's peaks cost metric precision (measured: aP 6.04 6.86 7.75 Å for 5.9 6.8 7.7)
+    # the neighbour's peaks cost metric precision (measured: aP 5.98 6.84 7.72 Å for 5.9 6.8 7.7)
     assert K.cell_matches(r.UB, S.UB[0], found_centring=r.centring)[0] != "false"
     assert r.lattices[0].order == 0 and len(r.lattices) == 2
     assert len(r.to_dict()["lattices"]) == 2

@@ -23,6 +23,10 @@ peaks by chance. :func:`validate_lattice` measures, for a refined orientation ``
     there (a lattice fitted to chance coincidences does not transfer), and the cells of the halves
     differ from the whole's by ≤ 10 % in the axes and ≤ 6° in the angles.
 
+``evidence``
+    at least 2 indexed spots per pattern of the series on average (fewer: isolated spots, which a
+    chance cell fits as well as the true one).
+
 ``confidence`` (0–1) is ``excess × min(1, low_order / 0.5) × min(1, transfer) ×
 (1 − rmsd / (0.2 × spacing))^¼``. A supercell of a
 smaller lattice is removed before validation by :func:`reduce_supercell`.
@@ -52,6 +56,10 @@ MAX_RMSD_SPACING = 0.2
 #: 3.6° on abTEM series of 16 tilts; a chance lattice of two equal crystals: 17.4 %, 5.2°)
 MAX_CELL_CHANGE = 0.10
 MAX_ANGLE_CHANGE = 6.0
+#: indexed spots per pattern of the series, on average: below this a lattice rests on isolated
+#: spots whose positions a chance (sub)cell fits as well (benchmark, abTEM mC at low dose: four
+#: false cells with 0.7–1.75 spots per pattern; every right cell had ≥ 2)
+MIN_SPOTS_PER_PATTERN = 2.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,14 @@ def validate_lattice(
     conf *= (
         float(np.clip(1.0 - rmsd / (MAX_RMSD_SPACING * nn_px), 0.0, 1.0)) ** 0.25 if nn_px < math.inf else 1.0
     )
+    n_patterns = len(cal.tilt_angles_deg) if cal.tilt_angles_deg else len(np.unique(peaks.tilt))
+    per_pattern = float(np.sum(indexed)) / max(n_patterns, 1)
+    checks["evidence"] = {
+        "value": round(per_pattern, 3),
+        "passed": bool(per_pattern >= MIN_SPOTS_PER_PATTERN),
+        "detail": f"{int(np.sum(indexed))} indexed spots on {n_patterns} patterns "
+        f"({per_pattern:.1f} per pattern; at least {MIN_SPOTS_PER_PATTERN:g} needed)",
+    }
     failed = [k for k, v in checks.items() if not v["passed"]]
     reason = ""
     if failed:
@@ -246,6 +262,7 @@ def validate_lattice(
             "long_axis": "an axis far longer than the spot spacing supports: ",
             "stability": "the cell is not stable over subsets of the tilts: ",
             "precision": "the positions are not predicted precisely: ",
+            "evidence": "too few indexed spots per pattern to tell the lattice from a chance fit: ",
         }[k] + checks[k]["detail"]
     return LatticeValidation(
         accepted=not failed, confidence=round(float(conf), 3), checks=checks, reason=reason
