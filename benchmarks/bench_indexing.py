@@ -238,7 +238,7 @@ def summarise(cases: list[dict], key: str, label: str) -> list[str]:
             groups[c[key]].append(c)
     head = (
         f"| {label} | n | right | inaccurate | refused | false | error | % right | "
-        "wrong Bravais | max |axis err| ° | refl/pattern |"
+        "wrong Bravais | max abs axis err ° | refl/pattern |"
     )
     lines = [head, "|" + "---|" * 11]
     for v in sorted(groups, key=lambda x: (str(type(x)), x)):

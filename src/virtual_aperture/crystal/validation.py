@@ -52,8 +52,9 @@ MIN_TRANSFER = 0.7
 MAX_DECOY = 0.4
 MAX_RMSD_SPACING = 0.2
 #: the cells refined on either half of the tilts may differ from the whole's by at most this
-#: (measured, benchmarks/bench_indexing.py: true lattices ≤ 2.1 %, 1.3° on kinematic data, ≤ 5.4 %,
-#: 3.6° on abTEM series of 16 tilts; a chance lattice of two equal crystals: 17.4 %, 5.2°)
+#: (measured, benchmarks/bench_indexing.py: right cells ≤ 2.1 %, 1.3° on kinematic data, ≤ 5.7 %,
+#: 4.2° on abTEM series, inaccurate ones ≤ 8.7 %, 4.9°; a chance lattice of two equal crystals:
+#: 17.4 %, 5.2°)
 MAX_CELL_CHANGE = 0.10
 MAX_ANGLE_CHANGE = 6.0
 #: indexed spots per pattern of the series, on average: below this a lattice rests on isolated
