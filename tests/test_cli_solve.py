@@ -85,6 +85,7 @@ def test_solve_writes_the_structure_and_the_frames(saved, capsys):
         (["--labels", "{bad_labels}", "--grain", "1"], "labels have shape"),
         (["--labels", "{labels}", "--grain", "1", "--known-cell", "1 2 x"], "--known-cell"),
         (["--labels", "{labels}", "--grain", "1", "--composition", "Qq2"], "Qq"),
+        (["--labels", "{labels}", "--grain", "1", "--max-lattices", "0"], "--max-lattices"),
     ],
 )
 def test_solve_bad_input_exits_2_with_one_line(saved, capsys, args, message):
@@ -94,3 +95,19 @@ def test_solve_bad_input_exits_2_with_one_line(saved, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("extra, expected", [([], 1), (["--max-lattices", "2"], 2)])
+def test_solve_passes_max_lattices_to_the_chain(saved, capsys, monkeypatch, extra, expected):
+    import virtual_aperture.workflow as workflow
+
+    seen = {}
+
+    def fake_solve_grain(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stopped after the arguments were seen")
+
+    monkeypatch.setattr(workflow, "solve_grain", fake_solve_grain)
+    args = ["solve", str(saved / "tilts.zarr"), "--labels", str(saved / "labels.tif"), "--grain", "1"]
+    assert main([*args, *extra, "--out", str(saved / "ml_out")]) == 2
+    assert "stopped after" in capsys.readouterr().err and seen["max_lattices"] == expected

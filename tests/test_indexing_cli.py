@@ -96,3 +96,40 @@ def test_cli_index_errors(stack_file, tmp_path, capsys):
     assert "cannot index" in capsys.readouterr().err
     assert main(["index", str(stack_file), "--tilts", "-30", "30", "2", "--cell", "1", "2", *base]) == 2
     assert "six numbers" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def contaminated(tmp_path_factory):
+    """A dominant aP crystal and a weaker mC neighbour summed in one aperture (the independent
+    generator, as tests/test_multi_lattice.py)."""
+    from generators import kinematic as K
+
+    S = K.tilt_series([K.CRYSTALS["aP"], K.CRYSTALS["mC"]], tilts=(-30, 30, 2), seed=3)
+    pats = S.patterns[0] / S.patterns[0].max() + 0.5 * S.patterns[1] / S.patterns[1].max()
+    pats = np.random.default_rng(0).poisson(pats * 1e4 / pats.max() + 0.5).astype(float)
+    path = tmp_path_factory.mktemp("two") / "sums.npy"
+    np.save(path, pats)
+    return S, path
+
+
+def test_cli_index_max_lattices(contaminated, tmp_path, capsys):
+    from generators import kinematic as K
+
+    S, path = contaminated
+    base = ["index", str(path), "--tilts", "-30", "30", "2", "--tilt-axis", str(S.tilt_axis_deg)]
+    base += ["--pixel-size", str(S.pixel_size), "--kv", str(S.kv)]
+    assert main([*base, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads((tmp_path / "one" / "indexing.json").read_text())
+    assert len(one["lattices"]) <= 1
+    capsys.readouterr()
+    assert main([*base, "--max-lattices", "3", "--out", str(tmp_path / "three")]) == 0
+    assert "lattice 2 (not integrated)" in capsys.readouterr().out
+    res = json.loads((tmp_path / "three" / "indexing.json").read_text())
+    assert len(res["lattices"]) == 2
+    first, second = res["lattices"]
+    assert first["n_peaks"] > second["n_peaks"] > 12 and not set(first["peaks"]) & set(second["peaks"])
+    assert K.cell_matches(np.array(res["UB"]), S.UB[0], found_centring=res["lattice"][1])[0] != "false"
+    assert main([*base, "--max-lattices", "0", "--out", str(tmp_path / "zero")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--max-lattices must be 1 or more" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "zero").exists()

@@ -130,3 +130,49 @@ def test_buttons_index_then_cancel(make_napari_viewer, qtbot):
     assert w.status.text() == "indexing cancelled"
     assert w.result is first  # the earlier result is kept, not replaced by a partial one
     assert w.index_btn.isEnabled() and not w.cancel_btn.isEnabled()
+
+
+def _two_crystals():
+    """A dominant aP crystal and a weaker mC neighbour in one sum (the independent generator, as
+    tests/test_multi_lattice.py): the contaminated aperture the 'lattices' spin box is for."""
+    from generators import kinematic as K
+
+    S = K.tilt_series([K.CRYSTALS["aP"], K.CRYSTALS["mC"]], tilts=(-30, 30, 2), seed=3)
+    pats = S.patterns[0] / S.patterns[0].max() + 0.5 * S.patterns[1] / S.patterns[1].max()
+    return S, np.random.default_rng(0).poisson(pats * 1e4 / pats.max() + 0.5).astype(float)
+
+
+@pytest.mark.gui
+def test_lattices_spin_box_indexes_the_neighbour_too(make_napari_viewer, qtbot):
+    """'lattices' set to 3, the real Index button clicked: the dominant lattice is the result and
+    the neighbour's lattice is reported apart; set back to 1, one lattice only."""
+    from generators import kinematic as K
+    from qtpy.QtCore import Qt
+
+    from virtual_aperture._napari._qt.indexing_widget import IndexingWidget
+
+    S, pats = _two_crystals()
+    viewer = make_napari_viewer()
+    viewer.add_image(pats, name="contaminated sum")
+    w = IndexingWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.pixel_spin.setValue(S.pixel_size)
+    w.kv_spin.setValue(S.kv)
+    w.axis_spin.setValue(S.tilt_axis_deg)
+    w.tilts_edit.setText("-30 30 2")
+    assert w.lattices_spin.value() == 1  # the default: one lattice, as before
+    w.lattices_spin.setValue(3)
+    qtbot.mouseClick(w.find_btn, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(w.index_btn, Qt.MouseButton.LeftButton)
+    wait_worker(qtbot, w, timeout=120_000)
+    r = w.result
+    assert r is not None, w.status.text()
+    assert len(r.lattices) == 2 and "2 lattices found" in w.status.text()
+    assert K.cell_matches(r.UB, S.UB[0], found_centring=r.centring)[0] != "false"
+    assert "lattice 2 (not integrated)" in w.report.toPlainText()
+    assert not set(r.lattices[0].peaks) & set(r.lattices[1].peaks)
+    w.lattices_spin.setValue(1)
+    qtbot.mouseClick(w.index_btn, Qt.MouseButton.LeftButton)
+    wait_worker(qtbot, w, timeout=120_000)
+    assert w.result is not r and len(w.result.lattices) <= 1
+    assert "lattices found" not in w.status.text() and "lattice 2" not in w.report.toPlainText()

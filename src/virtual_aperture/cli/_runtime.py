@@ -109,3 +109,21 @@ def known_cell_arg(text: str | None):
     if not Path(text).is_file():
         raise ValueError(f"--known-cell {text!r} is neither six numbers nor an existing CIF file")
     return text
+
+
+def add_max_lattices(p) -> None:
+    """``--max-lattices N`` of the commands that index (``index``, ``solve``)."""
+    p.add_argument(
+        "--max-lattices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="index up to N lattices (a contaminated aperture: the dominant crystal plus "
+        "neighbours); the dominant one is used, every lattice is reported (default 1)",
+    )
+
+
+def check_max_lattices(args) -> None:
+    """A clear error before any work when ``--max-lattices`` is below 1."""
+    if args.max_lattices < 1:
+        raise ValueError(f"--max-lattices must be 1 or more, got {args.max_lattices}")

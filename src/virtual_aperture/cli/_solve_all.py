@@ -49,6 +49,7 @@ def run_all(args: argparse.Namespace, dataset, labels) -> int:
             d_min=args.d_min,
             min_positions=args.min_positions,
             peak_threshold=args.threshold,
+            max_lattices=args.max_lattices,
             starts=args.starts,
             seed=args.seed,
         )

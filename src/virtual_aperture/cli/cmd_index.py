@@ -6,8 +6,9 @@
 PATTERNS is a stack of summed patterns, one per tilt (TIFF, MRC or .npy, shape (n_tilts, k_y, k_x));
 the 4D output of ``virtual-aperture sum`` (labels × tilts × k_y × k_x) is accepted with ``--grain``.
 Writes DIR/peaks.csv (every peak with its hkl, or blank when not indexed), DIR/indexing.json (cell,
-Bravais candidates, UB, tilt axis, indexed fraction, rmsd) and DIR/predicted.csv (predicted spots
-per tilt).
+Bravais candidates, UB, tilt axis, indexed fraction, rmsd; with ``--max-lattices N`` every
+lattice found and the peaks it owns) and DIR/predicted.csv (predicted spots per tilt of the
+dominant lattice).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.tilts import parse_tilt_angles
+from ._runtime import add_max_lattices, check_max_lattices
 
 
 def register(subparsers) -> None:
@@ -74,6 +76,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--centring", default="P", help="lattice centring of --cell numbers (P, A, B, C, I, F, R)")
     p.add_argument("--lattice", default=None, help="force a Bravais lattice from the candidates, e.g. mP")
+    add_max_lattices(p)
     p.add_argument("--grain", type=int, default=0, help="which pattern set of a 4D (labels × tilts) stack")
     p.add_argument("--d-min", type=float, default=None, help="ignore peaks beyond 1/d_min Å⁻¹ when indexing")
     p.add_argument("--threshold", type=float, default=6.0, help="peak signal-to-noise threshold (default 6)")
@@ -155,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from virtual_aperture import Calibration, find_bragg_peaks, index_tilt_series
     from virtual_aperture.crystal.peaks import PeakList
 
+    check_max_lattices(args)
     stack = read_pattern_stack(args.patterns, grain=args.grain)
     cal = Calibration(
         pixel_size=args.pixel_size,
@@ -189,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         centring=args.centring,
         lattice=args.lattice,
         refine_ellipticity=args.refine_ellipticity,
+        max_lattices=args.max_lattices,
     )
     hkl = [" ".join(map(str, h)) if ok else "" for h, ok in zip(result.hkl.tolist(), result.indexed)]
     result.peaks.to_csv(out / "peaks.csv", extra={"hkl": hkl})

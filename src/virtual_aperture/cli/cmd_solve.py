@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._runtime import close_client, known_cell_arg, open_client
+from ._runtime import add_max_lattices, check_max_lattices, close_client, known_cell_arg, open_client
 from .cmd_info import _add_open_options, open_from_args
 
 SESSION_SUFFIXES = (".h5", ".hdf5", ".vas", ".zarr")
@@ -76,6 +76,7 @@ def register(subparsers) -> None:
         "--min-positions", type=int, default=3, help="leave out tilts where the grain covers fewer positions"
     )
     p.add_argument("--threshold", type=float, default=6.0, help="peak-finding signal-to-noise threshold")
+    add_max_lattices(p)
     p.add_argument("--starts", type=int, default=4, help="random starts of charge flipping (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from virtual_aperture.crystal.export import SOLUTION_FILES, check_free
     from virtual_aperture.workflow import GRAIN_FILES, UnindexedGrain, write_unindexed
 
+    check_max_lattices(args)
     labels, session_cal = read_labels(args.labels)
     if not args.all and (args.grains is not None or args.workers is not None):
         raise ValueError("--grains and --workers go with --all")
@@ -192,6 +194,7 @@ def _solve(args, ds, labels, out) -> int:
             d_min=args.d_min,
             min_positions=args.min_positions,
             peak_threshold=args.threshold,
+            max_lattices=args.max_lattices,
             starts=args.starts,
             seed=args.seed,
             client=client,

@@ -147,6 +147,8 @@ def index_tilt_series(
     IndexingError
         ``"cannot index: <reason>"`` when there are too few peaks or tilts, or no lattice explains them.
     """
+    if isinstance(max_lattices, bool) or not isinstance(max_lattices, (int, np.integer)) or max_lattices < 1:
+        raise ValueError(f"max_lattices must be a whole number ≥ 1, got {max_lattices!r}")
     if max_lattices > 1:
         return index_lattices(
             index_tilt_series,

@@ -147,8 +147,14 @@ class IndexingResult:
 
     def summary(self) -> str:
         a, b, c, al, be, ga = self.cell
-        return (
+        text = (
             f"{self.lattice}  a={a:.4f} b={b:.4f} c={c:.4f} Å  α={al:.3f} β={be:.3f} γ={ga:.3f}°  "
             f"indexed {100 * self.indexed_fraction:.1f}% of {len(self.peaks)} peaks, "
             f"rmsd {self.rmsd_px:.3f} px, tilt axis {self.tilt_axis_deg:.3f}°"
         )
+        for lat in self.lattices[1:]:  # max_lattices > 1: the other lattices of the aperture
+            text += (
+                f"\nlattice {lat.order + 1} (not integrated): {lat.lattice}  "
+                f"{' '.join(f'{v:.3f}' for v in lat.cell)}  owns {len(lat.peaks)} peaks"
+            )
+        return text

@@ -197,6 +197,7 @@ def solve_grain(
     min_positions: int = 3,
     normalise: bool = True,
     peak_threshold: float = 6.0,
+    max_lattices: int = 1,
     starts: int = 4,
     seed: int | None = 0,
     client: Any = None,
@@ -230,6 +231,10 @@ def solve_grain(
         between tilts; the illuminated volume should not change the intensities).
     peak_threshold
         Signal-to-noise threshold of :func:`~virtual_aperture.find_bragg_peaks`.
+    max_lattices
+        Search the peaks the dominant lattice leaves for up to this many lattices in all (a
+        contaminated aperture; ``max_lattices`` of :func:`~virtual_aperture.index_tilt_series`).
+        The dominant lattice is integrated and phased; every lattice is in the indexing result.
     starts, seed, client
         Charge-flipping random starts, seed, and an optional dask.distributed client (also used
         for the sums).
@@ -317,7 +322,13 @@ def solve_grain(
 
     t0 = time.perf_counter()
     try:
-        idx = index_tilt_series(peaks, calibration=sub_cal, known_cell=known_cell, progress=stage("index"))
+        idx = index_tilt_series(
+            peaks,
+            calibration=sub_cal,
+            known_cell=known_cell,
+            max_lattices=max_lattices,
+            progress=stage("index"),
+        )
     except IndexingError as exc:  # keep what was found: the peaks and the patterns are results too
         raise UnindexedGrain(
             str(exc),

@@ -104,6 +104,10 @@ class IndexingWidget(QWidget):
         form.addRow("Known cell", self.cell_edit)
         self.ellipticity_check = QCheckBox("refine detector ellipticity (no ring standard)")
         form.addRow("", self.ellipticity_check)
+        self.lattices_spin = QSpinBox()  # max_lattices: a contaminated aperture holds neighbours
+        self.lattices_spin.setRange(1, 5)
+        self.lattices_spin.setToolTip("index up to this many lattices; the dominant one is used")
+        form.addRow("lattices", self.lattices_spin)
         buttons = QHBoxLayout()
         self.find_btn = QPushButton("Find peaks")
         self.find_btn.clicked.connect(self.find_peaks)
@@ -374,6 +378,7 @@ class IndexingWidget(QWidget):
             peaks = self.edited_peaks(cal)
             known, centring = self._known_cell()
             refine_ell = self.ellipticity_check.isChecked()
+            n_lattices = int(self.lattices_spin.value())
         except ValueError as exc:
             self.status.setText(str(exc))
             return None
@@ -387,6 +392,7 @@ class IndexingWidget(QWidget):
                 known_cell=known,
                 centring=centring,
                 refine_ellipticity=refine_ell,
+                max_lattices=n_lattices,
                 progress=progress,
                 cancel=cancel,
             )
@@ -445,37 +451,14 @@ class IndexingWidget(QWidget):
             self.progress.setValue(int(done))
 
     def _show_result(self, result) -> None:
+        from ..indexing_text import indexing_text
+
         self.result = result
+        report, status = indexing_text(result)
+        self.report.setPlainText(report)
+        self.status.setText(status)
         if hasattr(result, "summary"):
-            ratio, angle = result.calibration.ellipticity
-            lines = [
-                result.summary(),
-                f"ellipticity {ratio:.4f} at {angle:.1f}°",
-                "",
-                "Bravais candidates (misfit °):",
-            ]
-            lines += [
-                f"  {c.lattice}  {' '.join(f'{v:.3f}' for v in c.cell)}  {c.score:.2f}"
-                for c in result.bravais_candidates
-            ]
-            self.report.setPlainText("\n".join(lines))
-            self.status.setText(
-                f"{result.lattice}: indexed {100 * result.indexed_fraction:.1f}% of the peaks"
-            )
             self._overlay(result)
-        else:
-            text = (
-                f"2D lattice {result.lengths[0]:.4f}, {result.lengths[1]:.4f} {result.units}, "
-                f"{result.angle_deg:.2f}°; indexed {100 * result.indexed_fraction:.1f}%"
-            )
-            if result.zone_axis is not None:
-                text += (
-                    f"\nzone axis {list(result.zone_axis)}, in-plane "
-                    f"rotation {result.in_plane_rotation_deg:.2f}°, "
-                    f"score {result.fit_score:.3f}"
-                )
-            self.report.setPlainText(text)
-            self.status.setText("zone axis indexed" if result.zone_axis else "2D lattice found")
 
     def _overlay(self, result) -> None:
         pats = self._patterns()
