@@ -15,8 +15,9 @@ from qtpy.QtWidgets import QApplication, QPushButton
 pytestmark = pytest.mark.gui
 
 
-def _settle(w, timeout: float = 60.0) -> None:
-    """Process events until no job, runner or worker of the workspace is running."""
+def _settle(w, timeout: float = 300.0) -> None:
+    """Process events until no job, runner or worker of the workspace is running (a wait, not a
+    speed limit: *Solve all grains* on the 5D sample runs the chain for every grain)."""
     c = w.controller
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
