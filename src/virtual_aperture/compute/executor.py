@@ -178,7 +178,6 @@ def stream(
     which bounds memory. ``accumulate`` runs in the calling thread.
     """
     total = len(tasks)
-    done = 0
     if progress is not None:
         progress(0, total)
     if total == 0:
@@ -187,21 +186,34 @@ def stream(
     if client is not None:
         _stream_distributed(tasks, accumulate, client, in_flight, progress, cancel)
         return
-    workers = local_workers()
-    window = max(1, in_flight or workers + 1)
-    with ThreadPoolExecutor(max_workers=min(workers, window), thread_name_prefix="va-compute") as pool:
+    window = max(1, in_flight or local_workers() + 1)
+    _windowed(tasks, _compute_sync, accumulate, window, "va-compute", progress, cancel)
+
+
+def _windowed(
+    items: Sequence[Any],
+    fn: Callable[[Any], Any],
+    accumulate: Callable[[int, Any], None],
+    window: int,
+    prefix: str,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> None:
+    """``fn(item)`` on local threads with at most ``window`` running or waiting to be accumulated;
+    ``accumulate(i, result)`` and ``progress(done, total)`` run in the calling thread."""
+    total, done = len(items), 0
+    with ThreadPoolExecutor(max_workers=min(local_workers(), window), thread_name_prefix=prefix) as pool:
         pending: dict[Future, int] = {}
         next_i = 0
         try:
             while next_i < total or pending:
                 check_cancel(cancel)
                 while next_i < total and len(pending) < window:
-                    pending[pool.submit(_compute_sync, tasks[next_i])] = next_i
+                    pending[pool.submit(fn, items[next_i])] = next_i
                     next_i += 1
                 finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    i = pending.pop(fut)
-                    accumulate(i, fut.result())
+                    accumulate(pending.pop(fut), fut.result())
                     done += 1
                     if progress is not None:
                         progress(done, total)
@@ -273,27 +285,6 @@ def run_local(
     """``fn(item)`` for every item on the local worker threads, results to ``accumulate(i, result)``
     in the calling thread, at most workers + 1 in flight (no dask). For work that reads its own
     input (a piece of a file): each thread runs whole pieces, so no thread waits for another."""
-    total = len(items)
     if progress is not None:
-        progress(0, total)
-    workers = local_workers()
-    window = workers + 1
-    done = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="va-file") as pool:
-        pending: dict[Future, int] = {}
-        next_i = 0
-        try:
-            while next_i < total or pending:
-                check_cancel(cancel)
-                while next_i < total and len(pending) < window:
-                    pending[pool.submit(fn, items[next_i])] = next_i
-                    next_i += 1
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    accumulate(pending.pop(fut), fut.result())
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-        finally:
-            for fut in pending:
-                fut.cancel()
+        progress(0, len(items))
+    _windowed(items, fn, accumulate, local_workers() + 1, "va-file", progress, cancel)
