@@ -175,14 +175,8 @@ def dynamical_cases(steps, overlaps, seeds, doses, sigmas, axis_offset):
             for step in steps:
                 every = int(round(step / float(np.diff(s["tilts_deg"])[0])))
                 sel = slice(None, None, every)
-                angles = tuple(float(a) for a in s["tilts_deg"][sel])
-                cal = va.Calibration(
-                    pixel_size=s["pixel_size"],
-                    beam_energy_kv=s["kv"],
-                    tilt_angles_deg=angles,
-                    tilt_axis_deg=s["tilt_axis_deg"] + axis_offset,
-                    center=s["center"],
-                )
+                cal = va.Calibration(**A.calibration_kwargs(s, every=every, axis_offset_deg=axis_offset))
+                angles = cal.tilt_angles_deg
                 for ov in overlaps:
                     clean = s["patterns"][sel] + ov * other["patterns"][sel]
                     for dose in doses:

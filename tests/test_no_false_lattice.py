@@ -93,14 +93,7 @@ def test_sparse_multislice_series_no_false_cell(every, overlap, sigma_bg):
     series = A.load()
     s, other = series[3], series[2]
     sel = slice(None, None, every)
-    angles = tuple(float(a) for a in s["tilts_deg"][sel])
-    cal = va.Calibration(
-        pixel_size=s["pixel_size"],
-        beam_energy_kv=s["kv"],
-        tilt_angles_deg=angles,
-        tilt_axis_deg=s["tilt_axis_deg"],
-        center=s["center"],
-    )
+    cal = va.Calibration(**A.calibration_kwargs(s, every=every))
     clean = s["patterns"][sel] + overlap * other["patterns"][sel]
     pats = np.random.default_rng(1003).poisson(clean * 1e6 + 10.0).astype(float)
     peaks = va.find_bragg_peaks(

@@ -108,6 +108,18 @@ def main() -> None:
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")
 
 
+def calibration_kwargs(s: dict, *, every: int = 1, axis_offset_deg: float = 0.0) -> dict:
+    """Keyword arguments of a ``Calibration`` (given, not imported: this generator stays
+    independent of virtual_aperture) for series ``s`` of :func:`load`, every ``every``-th tilt."""
+    return {
+        "pixel_size": s["pixel_size"],
+        "beam_energy_kv": s["kv"],
+        "tilt_angles_deg": tuple(float(a) for a in s["tilts_deg"][::every]),
+        "tilt_axis_deg": s["tilt_axis_deg"] + axis_offset_deg,
+        "center": s["center"],
+    }
+
+
 def load(path: Path = OUT, *, probe_sigma_px: float = 0.8) -> list[dict]:
     """The cached series: dicts with patterns, tilts_deg, tilt_axis_deg, kv, pixel_size, center,
     UB (rows a*, b*, c* in the lab at zero tilt), cell, centring, lattice. The plane-wave patterns
