@@ -18,8 +18,9 @@ import numpy as np
 
 from ..compute.executor import check_cancel
 from . import geometry
+from .bravais import choose_bravais, family_of_lattice, refine_setting
 from .indexing_result import IndexingResult
-from .lattice import SYMMETRY_ORDER, bravais_candidates, match_cell, niggli_reduce_basis
+from .lattice import bravais_candidates, match_cell, niggli_reduce_basis
 from .lattice_search import indexed_mask, search_lattice
 from .miller import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
     _as_peaklist,
@@ -30,15 +31,13 @@ from .miller import (  # noqa: F401  (peaks_to_reciprocal_space: public here)
     peaks_to_reciprocal_space,
     read_known_cell,
 )
-from .multi_lattice import index_lattices, lattice_of
+from .multi_lattice import check_single_crystal, index_lattices, lattice_of
 from .peaks import PeakList
 from .refine import (
     expand_cell_esd,
-    nearest_rotation,
     predict_positions,
     refine_cell,
     refine_ub,
-    symmetrize_cell,
 )
 from .validation import reduce_supercell, sublattice_matrices, validate_lattice
 from .zoneaxis import IndexingError, ZoneAxisResult, index_zone_axis  # noqa: F401  (public here)
@@ -86,7 +85,7 @@ def index_tilt_series(
     centers: np.ndarray | None = None,
     tolerance: float | None = None,
     tolerance_px: float = 3.0,
-    lattice_tolerance_deg: float = 0.5,
+    lattice_tolerance_deg: float = 3.0,
     refine_axis: bool = True,
     refine_ellipticity: bool = False,
     min_indexed: float = 0.5,
@@ -109,9 +108,11 @@ def index_tilt_series(
         ``(a, b, c, α, β, γ)`` or a CIF path: index in that cell (``centring`` gives its lattice
         centring for numbers; a CIF's space group gives it otherwise) instead of choosing one.
     lattice
-        Force a Bravais lattice from the candidates (e.g. ``'mP'``); default: the most symmetric
-        one fitting within ``lattice_tolerance_deg`` (a wider tolerance risks choosing a too
-        symmetric lattice for a pseudo-symmetric cell).
+        Force a Bravais lattice from the candidates (e.g. ``'mP'``); default: every candidate
+        whose metric fits within ``lattice_tolerance_deg`` (Le Page misfit, °) is refined with its
+        symmetry constraints and the most symmetric one whose spots fit as well as the triclinic
+        refinement's is chosen (:mod:`crystal.bravais`; the table is in
+        ``result.info["bravais_settings"]``).
     tolerance
         3D tolerance (Å⁻¹) for the lattice search (default: ``max(0.01, 0.8 · pixel_size)``).
     tolerance_px
@@ -149,40 +150,35 @@ def index_tilt_series(
     """
     if isinstance(max_lattices, bool) or not isinstance(max_lattices, (int, np.integer)) or max_lattices < 1:
         raise ValueError(f"max_lattices must be a whole number ≥ 1, got {max_lattices!r}")
+    options = dict(
+        d_min=d_min, known_cell=known_cell, centring=centring, lattice=lattice, centers=centers,
+        tolerance=tolerance, tolerance_px=tolerance_px, lattice_tolerance_deg=lattice_tolerance_deg,
+        refine_axis=refine_axis, refine_ellipticity=refine_ellipticity, validate=validate,
+        progress=progress, cancel=cancel,
+    )  # fmt: skip
     if max_lattices > 1:
         return index_lattices(
-            index_tilt_series,
-            peaks_per_tilt,
-            calibration=calibration,
-            max_lattices=max_lattices,
-            min_indexed=min_indexed,
-            d_min=d_min,
-            known_cell=known_cell,
-            centring=centring,
-            lattice=lattice,
-            centers=centers,
-            tolerance=tolerance,
-            tolerance_px=tolerance_px,
-            lattice_tolerance_deg=lattice_tolerance_deg,
-            refine_axis=refine_axis,
-            refine_ellipticity=refine_ellipticity,
-            validate=validate,
-            progress=progress,
-            cancel=cancel,
-        )
-    options = dict(
-        d_min=d_min,
-        known_cell=known_cell,
-        centring=centring,
-        lattice=lattice,
-        centers=centers,
-        tolerance=tolerance,
-        tolerance_px=tolerance_px,
-        lattice_tolerance_deg=lattice_tolerance_deg,
-        refine_axis=refine_axis,
-        min_indexed=min_indexed,
-        validate=validate,
-    )
+            _index_one, peaks_per_tilt, calibration=calibration, max_lattices=max_lattices,
+            min_indexed=min_indexed, **options,
+        )  # fmt: skip
+    result = _index_one(peaks_per_tilt, calibration=calibration, min_indexed=min_indexed, **options)
+    if validate:  # a second lattice as strong in the leftover peaks: two crystals, refused
+        check_single_crystal(_index_one, result, peaks_per_tilt, calibration, min_indexed, options)
+    return result
+
+
+def _index_one(
+    peaks_per_tilt,
+    *,
+    calibration,
+    refine_ellipticity=False,
+    progress=None,
+    cancel=None,
+    max_lattices=1,
+    **options,
+):
+    """One lattice (:func:`index_tilt_series` with ``max_lattices=1``, no neighbour check)."""
+    options.setdefault("known_cell", None)  # multi_lattice drops it for the other lattices
 
     def report(done: int, total: int) -> None:
         check_cancel(cancel)
@@ -316,7 +312,20 @@ def _index_pass(
     direct = np.linalg.inv(UB).T  # lab-frame direct basis of the reduced cell
     reduced_cell = geometry.cell_from_basis(direct)
     cands = bravais_candidates(direct)
-    # choose the setting: a known cell, a forced lattice, or the most symmetric good fit
+    fit_kwargs = dict(
+        positions=peaks.positions[ok3],
+        tilts_deg=tilts[ok3],
+        tilt_axis_deg=axis,
+        pixel_size=cal.pixel_size,
+        centers=pc[ok3],
+        ellipticity=cal.ellipticity,
+        refine_axis=refine_axis,
+        wavelength=cal.wavelength,
+        s_sigma=s_sigma,
+        s_weights=sw[ok3],
+        refine_ellipticity=refine_ellipticity,
+    )
+    # choose the setting: a known cell, a forced lattice, or the most symmetric one that fits
     if known_cell is not None:
         kcell, centring = read_known_cell(known_cell, centring)
         prim = geometry.direct_basis(kcell)
@@ -333,47 +342,28 @@ def _index_pass(
         # conventional known basis in terms of its own reduced basis, then of ours
         _, M_known = niggli_reduce_basis(prim, centring=centring)
         R_ours = niggli_reduce_basis(direct)[0]
-        N = N_red @ np.linalg.inv(M_known)
-        conv_direct = R_ours @ N
+        conv_direct = R_ours @ N_red @ np.linalg.inv(M_known)
         chosen = family_of(kcell) + centring
-        chosen_cell = geometry.cell_from_basis(conv_direct)
-    else:
-        good = [c for c in cands if c.score <= lattice_tolerance_deg]
-        if lattice is not None:
-            match = [c for c in cands if c.lattice == lattice]
-            if not match:
-                raise IndexingError(
-                    f"cannot index in lattice {lattice!r}: candidates are {[c.lattice for c in cands]}"
-                )
-            pick = match[0]
-        else:
-            pick = max(good, key=lambda c: (SYMMETRY_ORDER[c.lattice], -c.score))
+        setting = refine_setting(
+            chosen, 0.0, geometry.cell_from_basis(conv_direct), conv_direct, UB, H, ok3, fit_kwargs
+        )
+    elif lattice is not None:
+        match = [c for c in cands if c.lattice == lattice]
+        if not match:
+            raise IndexingError(
+                f"cannot index in lattice {lattice!r}: candidates are {[c.lattice for c in cands]}"
+            )
+        pick = match[0]
         conv_direct = niggli_reduce_basis(direct)[0] @ pick.N
-        chosen, chosen_cell = pick.lattice, pick.cell
+        setting = refine_setting(pick.lattice, pick.score, pick.cell, conv_direct, UB, H, ok3, fit_kwargs)
+    else:
+        setting, info["bravais_settings"] = choose_bravais(
+            cands, direct, UB, H, ok3, fit_kwargs, max_misfit_deg=lattice_tolerance_deg
+        )
+    chosen = setting.lattice
+    family = family_of_lattice(chosen)
+    cell, U, axis, _res, esd, ell = setting.refined
     report(4, 5)
-    UB_conv = np.linalg.inv(conv_direct).T
-    hkl_conv = np.rint(H @ (np.linalg.inv(UB_conv) @ UB).T).astype(int)
-    family = chosen[0] if chosen != "hR" else "h"
-    U0 = nearest_rotation(
-        UB_conv @ np.linalg.inv(geometry.reciprocal_basis(symmetrize_cell(chosen_cell, family)))
-    )
-    cell, U, axis, _res, esd, ell = refine_cell(
-        chosen_cell,
-        U0,
-        family,
-        hkl_conv[ok3],
-        peaks.positions[ok3],
-        tilts[ok3],
-        tilt_axis_deg=axis,
-        pixel_size=cal.pixel_size,
-        centers=pc[ok3],
-        ellipticity=cal.ellipticity,
-        refine_axis=refine_axis,
-        wavelength=cal.wavelength,
-        s_sigma=s_sigma,
-        s_weights=sw[ok3],
-        refine_ellipticity=refine_ellipticity,
-    )
     cal = cal.replace(ellipticity=ell)
     if first_of_two:  # the caller starts again on the corrected metric
         return None, cal.replace(tilt_axis_deg=axis)
@@ -399,6 +389,23 @@ def _index_pass(
             UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim
         )
         info["final_tolerance_px"], info["final_s_max"] = tight, s_lim
+        for _ in range(2):  # refine again on the spots that passed: neighbours' spots no longer pull
+            fit_kwargs.update(
+                positions=peaks.positions[ok],
+                tilts_deg=tilts[ok],
+                centers=pc[ok],
+                tilt_axis_deg=axis,
+                s_weights=sw[ok],
+                ellipticity=cal.ellipticity,
+                refine_ellipticity=False,
+            )
+            cell, U, axis, _res, esd, _ = refine_cell(cell, U, family, hkl[ok], **fit_kwargs)
+            UB_final = U @ geometry.reciprocal_basis(cell)
+            G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
+            hkl, ok, res = assign_hkl(
+                UB_final, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim
+            )
+        Bm = geometry.reciprocal_basis(cell)
     if ok.mean() < min_indexed:
         raise IndexingError(
             f"cannot index: the refined cell explains only {100 * ok.mean():.0f}% of the peaks"
@@ -457,7 +464,8 @@ def _index_pass(
     import gemmi
 
     # independent check with gemmi: rotations of the lattice's point group within the same tolerance
-    lattice_ops = gemmi.find_lattice_symmetry(gemmi.UnitCell(*reduced_cell), "P", lattice_tolerance_deg)
+    gemmi_tol = max(0.5, 1.05 * setting.misfit_deg + 0.05)  # the chosen lattice's misfit
+    lattice_ops = gemmi.find_lattice_symmetry(gemmi.UnitCell(*reduced_cell), "P", gemmi_tol)
     info.update(
         {
             "tilt_span_deg": float(span),

@@ -17,6 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+#: a second lattice owning this fraction of the first's peaks (or more) makes the result ambiguous
+AMBIGUOUS_RATIO = 0.7
+
 __all__ = ["Lattice", "index_lattices"]
 
 
@@ -71,7 +74,7 @@ def index_lattices(
     max_lattices: int = 3,
     min_indexed: float = 0.5,
     min_first: float = 0.25,
-    ambiguous_ratio: float = 0.7,
+    ambiguous_ratio: float = AMBIGUOUS_RATIO,
     **kwargs,
 ):
     """Index up to ``max_lattices`` lattices; return the chosen lattice's ``IndexingResult`` with
@@ -153,3 +156,22 @@ def index_lattices(
         explained_fraction=float(explained),
     )
     return replace(first, lattices=lattices, info=info)
+
+
+def check_single_crystal(index_one, result, peaks, calibration, min_indexed: float, options: dict) -> None:
+    """Raise ``IndexingError`` when the peaks one lattice leaves (``result``, indexing less than
+    80 %) hold a second lattice about as strong: the peaks it owns plus those it shares with the
+    first reach ``AMBIGUOUS_RATIO`` of the first's (two crystals equally in the aperture)."""
+    from .zoneaxis import IndexingError
+
+    if result.indexed_fraction >= 0.8 or (~result.indexed).sum() < 12:
+        return
+    r2 = index_lattices(
+        index_one, peaks, calibration=calibration, max_lattices=2, min_indexed=min_indexed, **options
+    )
+    n = [len(lat.peaks) for lat in r2.lattices] + [len(r2.info["overlapped_peaks"])]
+    if len(n) == 3 and n[1] + n[2] >= AMBIGUOUS_RATIO * n[0]:
+        raise IndexingError(
+            f"cannot index: two lattices explain {n[0]} and {n[1] + n[2]} of {len(result.peaks)} peaks: "
+            "the aperture holds two crystals about equally; draw it over one of them"
+        )
