@@ -16,9 +16,11 @@ when the mean R_CF over the last 30 iterations is below ``(1 − drop)`` × its 
 (the larger median of iterations 2–8 and 5–35) and
 its spread over that window is < 5 % of the mean, or, for a start whose R_CF has not dropped (small
 structures lock in within the first iterations), when its map's symmetry agreement (below)
-reaches 0.6 at one of the checks every 50 iterations. Starts run in pairs as
-dask tasks on threads (all at once on a ``dask.distributed`` client when given); no further pair
-is started once one has converged. The best start is the converged one with
+reaches 0.6 at the checks of iterations 40, 60, 80 (two in a row, and again after polishing)
+or 100, 150, …. Starts run in pairs as dask tasks on threads (all at once on a
+``dask.distributed`` client when given); no further pair is started once one has converged, and
+once a start's polished map fits the space group the others stop (only starts finished by then
+are used: the result does not depend on thread timing). The best start is the converged one with
 the lowest final R_CF. Its origin is then located by the symmetry agreement of the P1 map
 (Palatinus & van der Lee 2008 / Palatinus & Chapuis 2007): for every operation (R, τ) the
 correlation c(u) = Σ ρ(y)ρ(Ry + u) is one FFT of Φ(k)·Φ*(Rᵀk), and the origin shift t maximising
@@ -315,7 +317,8 @@ def charge_flip(
         Resolution cut in Å (default: all data).
     starts
         Maximum number of random starts: run two at a time in parallel (all at once on a
-        ``client``); no further pair is started once a start has converged.
+        ``client``); no further pair is started once a start has converged, and the other start
+        of a pair stops once one has a polished map that fits the space group.
     delta_factor
         k in δ = k·σ(ρ) (1.0–1.3 typical).
     weak_fraction
