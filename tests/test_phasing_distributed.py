@@ -24,8 +24,14 @@ def test_distributed_client_gives_same_result_as_threads(refl):
     ) as client:
         a = charge_flip(refl, starts=2, seed=3, max_iterations=300, client=client)
     b = charge_flip(refl, starts=2, seed=3, max_iterations=300)
-    assert [s["iterations"] for s in a.starts] == [s["iterations"] for s in b.starts]
+    # threads stop a start once another has a solution; starts converged later are not used, so
+    # the starts that count (and the pick) are the same as on the client, where nothing stops
+    used = [i for i, s in enumerate(b.starts) if not s.get("after_solution")]
+    assert used and all(not a.starts[i].get("after_solution") for i in used)
+    assert [a.starts[i]["iterations"] for i in used] == [b.starts[i]["iterations"] for i in used]
+    assert a.best_start == b.best_start
     np.testing.assert_allclose(a.r_cf, b.r_cf, rtol=1e-5)
+    np.testing.assert_allclose(a.phases, b.phases, atol=1e-4)
 
 
 def test_progress_and_cancel(refl):

@@ -16,9 +16,11 @@ when the mean R_CF over the last 30 iterations is below ``(1 − drop)`` × its 
 (the larger median of iterations 2–8 and 5–35) and
 its spread over that window is < 5 % of the mean, or, for a start whose R_CF has not dropped (small
 structures lock in within the first iterations), when its map's symmetry agreement (below)
-reaches 0.6 at one of the checks every 50 iterations. Starts run in pairs as
-dask tasks on threads (all at once on a ``dask.distributed`` client when given); no further pair
-is started once one has converged. The best start is the converged one with
+reaches 0.6 at the checks of iterations 40, 60, 80 (two in a row, and again after polishing)
+or 100, 150, …. Starts run in pairs as dask tasks on threads (all at once on a
+``dask.distributed`` client when given); no further pair is started once one has converged, and
+once a start's polished map fits the space group the others stop (only starts finished by then
+are used: the result does not depend on thread timing). The best start is the converged one with
 the lowest final R_CF. Its origin is then located by the symmetry agreement of the P1 map
 (Palatinus & van der Lee 2008 / Palatinus & Chapuis 2007): for every operation (R, τ) the
 correlation c(u) = Σ ρ(y)ρ(Ry + u) is one FFT of Φ(k)·Φ*(Rᵀk), and the origin shift t maximising
@@ -46,9 +48,14 @@ __all__ = ["charge_flip", "PhasingResult", "expand_to_p1", "phasing_grid"]
 POLISH = 20  # iterations run after convergence is detected
 SYMMETRY_CONVERGED = 0.6  # symmetry agreement that marks a start as converged
 BATCH = 2  # starts run side by side (threads); later batches only while none has converged
-SYMMETRY_CHECK = (
-    50  # a start whose R_CF is flat has its symmetry agreement checked every this many iterations
-)
+#: iterations at which a start whose R_CF has not dropped has its symmetry agreement checked:
+#: every 20 at first (small structures lock in within a few tens of iterations), then every 50.
+#: Before SYMMETRY_TRUSTED iterations two consecutive checks must pass (a map can fit the group
+#: briefly at iteration 40 and leave it again: brookite, 0.33 after 20 more iterations)
+SYMMETRY_CHECKS = (40, 60, 80)
+SYMMETRY_CHECK = 50
+SYMMETRY_TRUSTED = 100
+CHECK_REFLECTIONS = 6000  # strongest P1 reflections used by the in-loop symmetry test
 
 
 @dataclass
@@ -170,7 +177,29 @@ def _agreement(p: _Problem, phases: np.ndarray) -> float:
     import gemmi
 
     sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(p.hall))
-    return float(locate_origin(p, phases, p.shape, sg, p.cell)[1])
+    # the in-loop test only decides "fits the group or not": the strongest reflections suffice
+    return float(locate_origin(p, phases, p.shape, sg, p.cell, n_max=CHECK_REFLECTIONS)[1])
+
+
+class _Solved:
+    """The earliest iteration at which some start converged with a map that fits the space group.
+
+    Other starts that have not converged stop once they pass it; whatever they did after it is
+    not used (``charge_flip`` keeps only starts converged by then), so the result does not depend
+    on how fast each thread ran, and is the same on a distributed client, where nothing stops.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.at: int | None = None
+
+    def report(self, it: int) -> None:
+        with self._lock:
+            self.at = it if self.at is None else min(self.at, it)
+
+
+def _symmetry_check_due(it: int) -> bool:
+    return it in SYMMETRY_CHECKS or (it > SYMMETRY_CHECKS[-1] and it % SYMMETRY_CHECK == 0)
 
 
 def _one_start(
@@ -181,6 +210,7 @@ def _one_start(
     drop: float,
     tick: Callable[[], None],
     cancel: Any,
+    solved: _Solved | None = None,
 ) -> dict:
     rng = np.random.default_rng(seed)
     shape = p.shape
@@ -193,8 +223,12 @@ def _one_start(
     converged_at, by_symmetry = None, False
     rot = np.exp(0.5j * np.pi * p.sign).astype(np.complex64)
     win = 30
+    stopped, passed, signalled, finished_at = False, False, None, None
     for it in range(max_iter):
         if is_cancelled(cancel):
+            break
+        if converged_at is None and solved is not None and solved.at is not None and it > solved.at:
+            stopped = True  # another start had a solution that fits the space group by now
             break
         rho = sfft.irfftn(F, s=shape, workers=1)
         delta = delta_factor * rho.std()
@@ -210,17 +244,30 @@ def _one_start(
         Fn[p.idx] = np.where(p.weak, g * rot, p.e * unit)
         F = Fn
         tick()
-        if converged_at is None and it >= 60:
-            plateau = _plateau(hist)
-            w = np.asarray(hist[-win:])
-            if w.mean() < (1 - drop) * plateau and (w.max() - w.min()) < 0.05 * w.mean():
-                converged_at = it
-            elif it % SYMMETRY_CHECK == 0 and p.hall is not None:
+        if converged_at is None:
+            if it >= 60:
+                plateau = _plateau(hist)
+                w = np.asarray(hist[-win:])
+                if w.mean() < (1 - drop) * plateau and (w.max() - w.min()) < 0.05 * w.mean():
+                    converged_at = it
+            if converged_at is None and p.hall is not None and _symmetry_check_due(it):
                 # locked in from the first iterations (small structures): no R drop to see, but
                 # a map that already fits the space group is a solution
-                if _agreement(p, np.angle(F[p.idx])) >= SYMMETRY_CONVERGED:
+                fits = _agreement(p, np.angle(F[p.idx])) >= SYMMETRY_CONVERGED
+                if fits and (passed or it >= SYMMETRY_TRUSTED):
                     converged_at, by_symmetry = it, True
+                passed = fits
         if converged_at is not None and it >= converged_at + POLISH:
+            # tell the other starts only when the polished map fits the space group; an early
+            # (< SYMMETRY_TRUSTED) lock-in that has left the group again was a transient: go on
+            fits = p.hall is None or _agreement(p, np.angle(F[p.idx])) >= SYMMETRY_CONVERGED
+            if by_symmetry and converged_at < SYMMETRY_TRUSTED and not fits:
+                converged_at, by_symmetry, passed = None, False, False
+                continue
+            finished_at = it
+            if fits and solved is not None:
+                solved.report(it)
+            signalled = it if fits else None
             break
     rho = sfft.irfftn(F, s=shape, workers=1)
     delta = delta_factor * rho.std()
@@ -232,6 +279,9 @@ def _one_start(
         "iterations": len(hist),
         "converged_at": converged_at,
         "by_symmetry": by_symmetry,
+        "stopped": stopped,
+        "solution_at": signalled,
+        "finished_at": finished_at,
         "r_cf": float(np.mean(hist[-10:])) if hist else float("nan"),
         "r_plateau": _plateau(hist) if len(hist) > 35 else float("nan"),
         "flipped_charge": flipped_charge,
@@ -267,7 +317,8 @@ def charge_flip(
         Resolution cut in Å (default: all data).
     starts
         Maximum number of random starts: run two at a time in parallel (all at once on a
-        ``client``); no further pair is started once a start has converged.
+        ``client``); no further pair is started once a start has converged, and the other start
+        of a pair stops once one has a polished map that fits the space group.
     delta_factor
         k in δ = k·σ(ρ) (1.0–1.3 typical).
     weak_fraction
@@ -358,9 +409,12 @@ def charge_flip(
     else:
         # batches of BATCH starts in parallel; no further batch once a start has converged
         runs = []
+        solved = _Solved()  # the first start whose map fits the space group
         for first in range(0, int(starts), BATCH):
             tasks = [
-                dask.delayed(_one_start)(p, base + i, delta_factor, max_iterations, drop, tick, cancel)
+                dask.delayed(_one_start)(
+                    p, base + i, delta_factor, max_iterations, drop, tick, cancel, solved
+                )
                 for i in range(first, min(first + BATCH, int(starts)))
             ]
             runs.extend(dask.compute(*tasks, scheduler="threads"))
@@ -372,9 +426,16 @@ def charge_flip(
     summary = [{k: v for k, v in r.items() if k not in ("history", "phases")} for r in runs]
     # symmetry agreement of every start's P1 map at its best origin (Palatinus & van der Lee 2008)
     n_sym = len(sg.operations().sym_ops)
+    # starts converged after the first solution are not used: threads may have stopped them
+    first = min((r["solution_at"] for r in runs if r["solution_at"] is not None), default=None)
     origins = []
     for r, summ in zip(runs, summary):
         check_cancel(cancel)
+        late = first is not None and (r["finished_at"] is None or r["finished_at"] > first)
+        if late:
+            origins.append((np.zeros(3), float("nan"), []))
+            summ.update(symmetry_agreement=None, converged_by=None, converged=False, after_solution=True)
+            continue
         origins.append(locate_origin(p, r["phases"], shape, sg, refl.cell))
         summ["symmetry_agreement"] = origins[-1][1] if n_sym > 1 else None
         # a start whose map fits the space group well has converged even without a marked R drop
