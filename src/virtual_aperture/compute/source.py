@@ -246,6 +246,32 @@ class Source:
             buf = self._local.buf = np.empty((n_frames, self.ky, self.kx), self.dtype)
         return buf
 
+    @property
+    def fused(self) -> bool:
+        """Whether this is a file whose stored records the fused kernels reduce in place
+        (:mod:`.fused`; not ``.npy``, whose frames are used in place anyway)."""
+        return self.file is not None and not self.file.zero_copy and self.file.fused
+
+    def piece_index(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        """Flat frame indices of a piece from :meth:`file_pieces`."""
+        t, y0, ny, x0, nx = piece
+        first = (t * self.sy + y0) * self.sx + x0
+        if nx == self.sx or ny == 1:
+            return np.arange(first, first + ny * nx, dtype=np.int64)
+        rows = first + np.arange(ny, dtype=np.int64)[:, None] * self.sx
+        return (rows + np.arange(nx, dtype=np.int64)).reshape(-1)
+
+    def read_records(self, idx: np.ndarray) -> np.ndarray:
+        """The stored records of sorted flat frames ``idx`` in this thread's reused byte buffer
+        (see :meth:`FrameFile.records`), valid until this thread reads the next ones."""
+        ff = self.file
+        assert ff is not None
+        need = int(idx.size) * ff.stride
+        buf = getattr(self._local, "raw", None)
+        if buf is None or buf.size < need:
+            buf = self._local.raw = np.empty(need, np.uint8)
+        return ff.records(idx, buf)
+
     def read_piece(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
         """The frames of a piece from :meth:`file_pieces` as (ny, nx, ky, kx), valid until this
         thread reads the next piece (in place: a view of a map of just this piece)."""

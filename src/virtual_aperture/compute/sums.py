@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import fused, kernels
 from .executor import (
     CancelToken,
     ProgressFn,
@@ -168,6 +168,13 @@ def _from_file(
         t, ys, xs, idx = item
         present, lab = np.unique(dense[t, ys, xs], return_inverse=True)
         part = np.zeros((present.size, src.ky * src.kx))
+        if sh is None and src.fused:  # reduce the stored records in place (.mib): no decoded copy
+            assert src.file is not None
+            rec = src.read_records(idx)
+            fused.sum_into(
+                src.file, rec, np.arange(idx.size, dtype=np.int64), lab.reshape(-1).astype(np.int64), part
+            )
+            return present, part
         flat, local = src.read_group(idx)
         with kernels.single_thread():
             _accumulate(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import kernels
+from . import fused, kernels
 from .executor import (
     CancelToken,
     ProgressFn,
@@ -142,7 +142,12 @@ def _from_file(
     padded = masks.padded() if sh is not None else None
     pieces = src.file_pieces(budget)
 
+    fuse = sh is None and src.fused
+
     def one(piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        if fuse:  # reduce the stored records in place (.mib): no decoded copy
+            assert src.file is not None
+            return fused.virtual_records(src.file, src.read_records(src.piece_index(piece)), masks)
         t, y0, ny, x0, nx = piece
         s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
         with kernels.single_thread():
