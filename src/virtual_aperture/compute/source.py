@@ -281,6 +281,32 @@ class Source:
         frames = ff.frames((t * self.sy + y0) * self.sx + x0, ny * nx, self._buf(ny * nx))
         return frames.reshape(ny, nx, self.ky, self.kx)
 
+    # ---- chunked stores (zarr, HDF5) ----------------------------------------------------------
+    @property
+    def store_direct(self) -> bool:
+        """Whether :meth:`store_pieces` can read the store: 4D, or 5D stored one tilt per chunk."""
+        return self.store is not None and (not self.is5d or int(self.store.chunks[0]) == 1)
+
+    def store_pieces(self, target: int) -> list[tuple[int, int, int, int, int]]:
+        """Pieces ``(t, y0, ny, x0, nx)`` of the store: whole storage chunks (never split, so none
+        is decoded twice) merged up to ``target`` bytes, at least one each."""
+        full = tuple(int(c) for c in self.store.chunks)
+        shape = tuple(int(n) for n in self.store.shape)
+        cy, cx = store_chunks(shape, self.dtype.itemsize, full, target)[-4:-2]
+        return [
+            (t, y, min(cy, self.sy - y), x, min(cx, self.sx - x))
+            for t in range(self.n_tilt)
+            for y in range(0, self.sy, cy)
+            for x in range(0, self.sx, cx)
+        ]
+
+    def read_store_piece(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        """The frames of a piece from :meth:`store_pieces` as a C-contiguous (ny, nx, ky, kx) array."""
+        t, y0, ny, x0, nx = piece
+        key = (slice(y0, y0 + ny), slice(x0, x0 + nx))
+        block = self.store[(t, *key) if self.is5d else key]
+        return np.ascontiguousarray(block, dtype=self.dtype)
+
     def _file_slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
         for piece in self.file_pieces():
             yield piece[0], piece[1], piece[3], self.read_piece(piece)
