@@ -5,9 +5,11 @@ In-memory data (numpy arrays, memory maps, and dask arrays whose graph only hold
 is reached as numpy blocks without dask so kernels run at memory bandwidth. Files whose frames sit
 at a fixed byte stride (``.npy``, Merlin ``.mib``, opened by ``open_dataset`` as a
 :class:`~virtual_aperture.io.framefile.FrameFile` under dask) are read the same way, a slab of scan
-rows (or a list of frames) at a time through a short-lived memory map: in place for ``.npy``, one
-decoding copy into a reused buffer for ``.mib``. Anything else (zarr, HDF5, lazy graphs) is
-streamed chunk by chunk through :mod:`.executor`.
+rows (or a list of frames) at a time: in place from a short-lived memory map for ``.npy``; for
+``.mib``/EMPAD the stored records are read into a reused buffer and reduced there by the fused
+kernels of :mod:`.fused` (a decoding copy only for shifted masks/sums). Chunked stores (zarr, HDF5)
+are read whole storage chunks at a time on local threads; anything else (lazy graphs, a cluster)
+is streamed chunk by chunk through :mod:`.executor`.
 """
 
 from __future__ import annotations

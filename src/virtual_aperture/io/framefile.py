@@ -7,8 +7,11 @@ then reads the file itself, a slab of scan rows or a list of frames at a time, w
 
 * ``.npy`` (native byte order, C order): the frames are used in place (zero copy) from a memory
   map of just that slab, unmapped after use (so resident memory stays bounded);
-* ``.mib`` (big-endian pixels behind a header per frame, stored upside down): one pass copies the
-  slab into a reused native buffer, dropping the headers, swapping the bytes and flipping rows.
+* ``.mib`` (big-endian pixels behind a header per frame, stored upside down) and EMPAD: the stored
+  records are read (``readinto``) into a reused buffer (:meth:`FrameFile.records`) and reduced
+  there by ``virtual_aperture.compute.fused``, which skips the headers, swaps the bytes and reads
+  rows in reverse while summing; shifted masks/sums decode the frames first (one parallel pass
+  dropping the headers, swapping the bytes and flipping rows into a reused native buffer).
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ class FrameFile:
     def fused(self) -> bool:
         """Whether the compute engine can reduce this file's stored records in place (see
         :meth:`records`): pixels unsigned 8/16/32-bit (any byte order) or native, the header and
-        tail whole items. Flipped rows are handled by flipping the mask (or the sum) instead."""
+        tail whole items. Flipped rows are read in reverse (or the summed pattern flipped)."""
         dt, size = self.file_dtype, self.file_dtype.itemsize
         native = dt.isnative and dt.kind in "uif" and size in (1, 2, 4, 8)
         swapped = dt.kind == "u" and size in (1, 2, 4)
