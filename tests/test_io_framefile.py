@@ -277,3 +277,28 @@ def test_empad_raw_is_read_directly(tmp_path):
     got, want = aperture_sums(ds, lab), aperture_sums(a, lab)
     for k in want:
         np.testing.assert_allclose(got[k].sum, want[k].sum, rtol=1e-12)
+
+
+def test_stores_are_reduced_on_local_threads_without_dask(tmp_path, monkeypatch):
+    """zarr/HDF5 (opened, or passed as zarr.Array / h5py.Dataset): no dask task is run, whole
+    storage chunks are read, the numbers are the numpy reference's."""
+    from virtual_aperture.compute import executor
+
+    a = _cube()
+    z = zarr.create_array(store=str(tmp_path / "f.zarr"), shape=a.shape, chunks=(3, 4, 16, 16), dtype=a.dtype)
+    z[:] = a
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f.create_dataset("frames", data=a, chunks=(3, 4, 16, 16))
+
+    def boom(*args, **kwargs):
+        raise AssertionError("streamed through dask")
+
+    monkeypatch.setattr(executor, "_compute_sync", boom)
+    m = np.random.default_rng(0).random((16, 16)) > 0.5
+    lab = np.zeros(SHAPE[:2], int)
+    lab[2:8, 3:9] = 1
+    with h5py.File(tmp_path / "f.h5", "r") as h5:
+        for data in (open_dataset(tmp_path / "f.zarr"), open_dataset(tmp_path / "f.h5"), z, h5["frames"]):
+            assert Source(data).store_direct
+            assert np.array_equal(virtual_image(data, m, memory_budget=2**16), virtual_image(a, m))
+            assert np.array_equal(aperture_sums(data, lab)[1].sum, a[2:8, 3:9].sum(axis=(0, 1)))
