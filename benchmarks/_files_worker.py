@@ -84,7 +84,12 @@ def ours(fmt: str, path: str, budget: str):
     ann = detectors.annulus((ky, kx), (ky / 2, kx / 2), ky / 8, ky / 2 - 2)
     lab = disk(sy, sx).astype(np.int32)
     src = Source(ds)
-    info = {"path": "direct (FrameFile)" if src.file is not None else f"dask chunks {ds.data.chunksize[:2]}"}
+    if src.file is not None:
+        info = {"path": "direct (FrameFile, fused records)" if src.fused else "direct (FrameFile)"}
+    elif src.store_direct:
+        info = {"path": f"local threads, whole storage chunks {src.store_chunks}"}
+    else:
+        info = {"path": f"dask chunks {ds.data.chunksize[:2]}"}
     small = ds.data[:2] if src.file is None else ds  # warm up the kernels (numba cache load)
     virtual_image(small, ann, memory_budget=budget)
     aperture_sums(small, lab[:2] if src.file is None else lab, memory_budget=budget)

@@ -5,9 +5,11 @@ In-memory data (numpy arrays, memory maps, and dask arrays whose graph only hold
 is reached as numpy blocks without dask so kernels run at memory bandwidth. Files whose frames sit
 at a fixed byte stride (``.npy``, Merlin ``.mib``, opened by ``open_dataset`` as a
 :class:`~virtual_aperture.io.framefile.FrameFile` under dask) are read the same way, a slab of scan
-rows (or a list of frames) at a time through a short-lived memory map: in place for ``.npy``, one
-decoding copy into a reused buffer for ``.mib``. Anything else (zarr, HDF5, lazy graphs) is
-streamed chunk by chunk through :mod:`.executor`.
+rows (or a list of frames) at a time: in place from a short-lived memory map for ``.npy``; for
+``.mib``/EMPAD the stored records are read into a reused buffer and reduced there by the fused
+kernels of :mod:`.fused` (a decoding copy only for shifted masks/sums). Chunked stores (zarr, HDF5)
+are read whole storage chunks at a time on local threads; anything else (lazy graphs, a cluster)
+is streamed chunk by chunk through :mod:`.executor`.
 """
 
 from __future__ import annotations
@@ -246,6 +248,32 @@ class Source:
             buf = self._local.buf = np.empty((n_frames, self.ky, self.kx), self.dtype)
         return buf
 
+    @property
+    def fused(self) -> bool:
+        """Whether this is a file whose stored records the fused kernels reduce in place
+        (:mod:`.fused`; not ``.npy``, whose frames are used in place anyway)."""
+        return self.file is not None and not self.file.zero_copy and self.file.fused
+
+    def piece_index(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        """Flat frame indices of a piece from :meth:`file_pieces`."""
+        t, y0, ny, x0, nx = piece
+        first = (t * self.sy + y0) * self.sx + x0
+        if nx == self.sx or ny == 1:
+            return np.arange(first, first + ny * nx, dtype=np.int64)
+        rows = first + np.arange(ny, dtype=np.int64)[:, None] * self.sx
+        return (rows + np.arange(nx, dtype=np.int64)).reshape(-1)
+
+    def read_records(self, idx: np.ndarray) -> np.ndarray:
+        """The stored records of sorted flat frames ``idx`` in this thread's reused byte buffer
+        (see :meth:`FrameFile.records`), valid until this thread reads the next ones."""
+        ff = self.file
+        assert ff is not None
+        need = int(idx.size) * ff.stride
+        buf = getattr(self._local, "raw", None)
+        if buf is None or buf.size < need:
+            buf = self._local.raw = np.empty(need, np.uint8)
+        return ff.records(idx, buf)
+
     def read_piece(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
         """The frames of a piece from :meth:`file_pieces` as (ny, nx, ky, kx), valid until this
         thread reads the next piece (in place: a view of a map of just this piece)."""
@@ -254,6 +282,32 @@ class Source:
         t, y0, ny, x0, nx = piece
         frames = ff.frames((t * self.sy + y0) * self.sx + x0, ny * nx, self._buf(ny * nx))
         return frames.reshape(ny, nx, self.ky, self.kx)
+
+    # ---- chunked stores (zarr, HDF5) ----------------------------------------------------------
+    @property
+    def store_direct(self) -> bool:
+        """Whether :meth:`store_pieces` can read the store: 4D, or 5D stored one tilt per chunk."""
+        return self.store is not None and (not self.is5d or int(self.store.chunks[0]) == 1)
+
+    def store_pieces(self, target: int) -> list[tuple[int, int, int, int, int]]:
+        """Pieces ``(t, y0, ny, x0, nx)`` of the store: whole storage chunks (never split, so none
+        is decoded twice) merged up to ``target`` bytes, at least one each."""
+        full = tuple(int(c) for c in self.store.chunks)
+        shape = tuple(int(n) for n in self.store.shape)
+        cy, cx = store_chunks(shape, self.dtype.itemsize, full, target)[-4:-2]
+        return [
+            (t, y, min(cy, self.sy - y), x, min(cx, self.sx - x))
+            for t in range(self.n_tilt)
+            for y in range(0, self.sy, cy)
+            for x in range(0, self.sx, cx)
+        ]
+
+    def read_store_piece(self, piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        """The frames of a piece from :meth:`store_pieces` as a C-contiguous (ny, nx, ky, kx) array."""
+        t, y0, ny, x0, nx = piece
+        key = (slice(y0, y0 + ny), slice(x0, x0 + nx))
+        block = self.store[(t, *key) if self.is5d else key]
+        return np.ascontiguousarray(block, dtype=self.dtype)
 
     def _file_slabs(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
         for piece in self.file_pieces():

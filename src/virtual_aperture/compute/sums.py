@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import fused, kernels
 from .executor import (
     CancelToken,
     ProgressFn,
@@ -168,6 +168,13 @@ def _from_file(
         t, ys, xs, idx = item
         present, lab = np.unique(dense[t, ys, xs], return_inverse=True)
         part = np.zeros((present.size, src.ky * src.kx))
+        if sh is None and src.fused:  # reduce the stored records in place (.mib): no decoded copy
+            assert src.file is not None
+            rec = src.read_records(idx)
+            fused.sum_into(
+                src.file, rec, np.arange(idx.size, dtype=np.int64), lab.reshape(-1).astype(np.int64), part
+            )
+            return present, part
         flat, local = src.read_group(idx)
         with kernels.single_thread():
             _accumulate(
@@ -235,6 +242,9 @@ def _streamed(
     cancel: Any,
 ) -> None:
 
+    if client is None and src.store_direct:
+        _from_store(src, dense, sh, acc, progress, cancel)
+        return
     if src.store is not None:
         tasks, where = _store_tasks(src, dense, sh, client, budget)
     else:
@@ -246,6 +256,35 @@ def _streamed(
 
     check_cancel(cancel)
     stream(tasks, accumulate, client=client, progress=progress, cancel=cancel)
+
+
+def _from_store(
+    src: Source,
+    dense: np.ndarray,
+    sh: np.ndarray | None,
+    acc: np.ndarray,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
+    """A chunked store on local threads without dask: each storage chunk holding a label is read,
+    decoded and summed at once by one thread (the others are never read)."""
+    pieces = [
+        (t, y0, ny, x0, nx)
+        for t, y0, ny, x0, nx in src.store_pieces(0)  # one storage chunk each
+        if (dense[t, y0 : y0 + ny, x0 : x0 + nx] >= 0).any()
+    ]
+
+    def one(piece: tuple[int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        t, y0, ny, x0, nx = piece
+        d = np.ascontiguousarray(dense[t, y0 : y0 + ny, x0 : x0 + nx])
+        s3 = None if sh is None else sh[t, y0 : y0 + ny, x0 : x0 + nx]
+        return _sum_task(src.read_store_piece(piece)[None], d, s3)
+
+    def accumulate(i: int, res: tuple[np.ndarray, np.ndarray]) -> None:
+        present, part = res
+        acc[pieces[i][0], present] += part
+
+    run_local(pieces, one, accumulate, progress=progress, cancel=cancel)
 
 
 def _read_tile(store: Any, key: tuple[slice, ...], is5d: bool) -> np.ndarray:

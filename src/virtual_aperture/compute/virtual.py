@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import kernels
+from . import fused, kernels
 from .executor import (
     CancelToken,
     ProgressFn,
@@ -77,6 +77,8 @@ def virtual_image(
         _from_file(src, masks, sh, out, budget, progress, cancel)
     elif client is None and src.in_memory:
         _in_memory(src, masks, sh, out, progress, cancel)
+    elif client is None and src.store_direct:
+        _from_store(src, masks, sh, out, budget, progress, cancel)
     else:
         _streamed(src, masks, sh, out, client, budget, progress, cancel)
     if not src.is5d:
@@ -142,11 +144,48 @@ def _from_file(
     padded = masks.padded() if sh is not None else None
     pieces = src.file_pieces(budget)
 
+    fuse = sh is None and src.fused
+
     def one(piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        if fuse:  # reduce the stored records in place (.mib): no decoded copy
+            assert src.file is not None
+            return fused.virtual_records(src.file, src.read_records(src.piece_index(piece)), masks)
         t, y0, ny, x0, nx = piece
         s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
         with kernels.single_thread():
             return apply_kernel(_frames3(src.read_piece(piece)), masks, s2, padded)
+
+    def accumulate(i: int, res: np.ndarray) -> None:
+        t, y0, ny, x0, nx = pieces[i]
+        out[:, t, y0 : y0 + ny, x0 : x0 + nx] = res.reshape(masks.n, ny, nx)
+
+    run_local(pieces, one, accumulate, progress=progress, cancel=cancel)
+
+
+#: bytes of whole storage chunks read and reduced at a time from a store (cache sized)
+STORE_PIECE_BYTES = 16 * 2**20
+
+
+def _from_store(
+    src: Source,
+    masks: Masks,
+    sh: np.ndarray | None,
+    out: np.ndarray,
+    budget: int,
+    progress: ProgressFn | None,
+    cancel: Any,
+) -> None:
+    """A chunked store (zarr, HDF5) on local threads without dask: each thread reads and decodes
+    whole storage chunks (a few MiB) and reduces them at once, while they are in cache."""
+    padded = masks.padded() if sh is not None else None
+    pieces = src.store_pieces(min(STORE_PIECE_BYTES, budget // (2 * (local_workers() + 1))))
+
+    def one(piece: tuple[int, int, int, int, int]) -> np.ndarray:
+        t, y0, ny, x0, nx = piece
+        s2 = None if sh is None else np.ascontiguousarray(sh[t, y0 : y0 + ny, x0 : x0 + nx].reshape(-1, 2))
+        block = src.read_store_piece(piece)
+        with kernels.single_thread():
+            return apply_kernel(_frames3(block), masks, s2, padded)
 
     def accumulate(i: int, res: np.ndarray) -> None:
         t, y0, ny, x0, nx = pieces[i]

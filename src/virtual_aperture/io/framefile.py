@@ -7,8 +7,11 @@ then reads the file itself, a slab of scan rows or a list of frames at a time, w
 
 * ``.npy`` (native byte order, C order): the frames are used in place (zero copy) from a memory
   map of just that slab, unmapped after use (so resident memory stays bounded);
-* ``.mib`` (big-endian pixels behind a header per frame, stored upside down): one pass copies the
-  slab into a reused native buffer, dropping the headers, swapping the bytes and flipping rows.
+* ``.mib`` (big-endian pixels behind a header per frame, stored upside down) and EMPAD: the stored
+  records are read (``readinto``) into a reused buffer (:meth:`FrameFile.records`) and reduced
+  there by ``virtual_aperture.compute.fused``, which skips the headers, swaps the bytes and reads
+  rows in reverse while summing; shifted masks/sums decode the frames first (one parallel pass
+  dropping the headers, swapping the bytes and flipping rows into a reused native buffer).
 """
 
 from __future__ import annotations
@@ -131,6 +134,54 @@ class FrameFile:
             self.flip_y,
             not self.file_dtype.isnative,
         )
+
+    @property
+    def fused(self) -> bool:
+        """Whether the compute engine can reduce this file's stored records in place (see
+        :meth:`records`): pixels unsigned 8/16/32-bit (any byte order) or native, the header and
+        tail whole items. Flipped rows are read in reverse (or the summed pattern flipped)."""
+        dt, size = self.file_dtype, self.file_dtype.itemsize
+        native = dt.isnative and dt.kind in "uif" and size in (1, 2, 4, 8)
+        swapped = dt.kind == "u" and size in (1, 2, 4)
+        return (native or swapped) and not self.lead % size and not self.stride % size
+
+    @property
+    def record_dtype(self) -> np.dtype:
+        """The native item type :meth:`records` are viewed as (bytes swapped by the kernels)."""
+        if self.file_dtype.isnative or self.file_dtype.itemsize == 1:
+            return self.dtype
+        return np.dtype(f"u{self.file_dtype.itemsize}")
+
+    def records(self, index: np.ndarray, buf: np.ndarray | None = None) -> np.ndarray:
+        """The stored records (header, pixels, tail) of sorted flat frames ``index`` read with
+        ``readinto`` into ``buf`` (uint8, at least ``len(index) * stride`` bytes, reused by the
+        caller), one read per run of consecutive frames: (n, stride / itemsize) of
+        :attr:`record_dtype`, frame ``i``'s pixels at items ``lead / itemsize`` onwards."""
+        index = np.asarray(index, dtype=np.int64)
+        n, stride = index.size, self.stride
+        if buf is None or buf.size < n * stride:
+            buf = np.empty(n * stride, np.uint8)
+        view = memoryview(buf)  # type: ignore[arg-type]  # a uint8 ndarray exports the buffer protocol
+        breaks = np.flatnonzero(np.diff(index) != 1) + 1
+        starts = np.concatenate([[0], breaks]).tolist()
+        ends = np.concatenate([breaks, [n]]).tolist()
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                for a, b in zip(starts, ends):
+                    f.seek(self.offset - self.lead + int(index[a]) * stride)
+                    pos, stop = a * stride, b * stride
+                    while pos < stop:
+                        got = f.readinto(view[pos:stop])
+                        if not got:
+                            raise OSError(f"end of file {stop - pos} bytes early")
+                        pos += got
+        except OSError as exc:
+            raise fail(
+                self.path,
+                f"cannot be read any more ({exc}); was it truncated or replaced after it was opened?",
+            ) from exc
+        size = self.file_dtype.itemsize
+        return buf[: n * stride].view(self.record_dtype).reshape(n, stride // size)
 
     def frames(self, first: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
         """Frames ``first .. first + count`` as a native C-contiguous (count, ky, kx) array.
