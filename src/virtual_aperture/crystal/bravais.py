@@ -24,8 +24,8 @@ from .refine import nearest_rotation, refine_cell, symmetrize_cell
 
 #: median residual of a candidate may exceed the triclinic one by this factor …
 RMSD_RATIO = 1.3
-#: … plus this many pixels (positions of noiseless simulations fit to ~0.05 px)
-RMSD_MARGIN_PX = 0.1
+#: … plus this many pixels (noiseless simulated spots fit to ~0.05 px, noisy ones to ~0.1–0.4 px)
+RMSD_MARGIN_PX = 0.05
 
 
 @dataclass
