@@ -261,22 +261,19 @@ def _index_pass(
     H, ok3 = indexed_mask(G_all, UB, tol)
     s_sigma = None
     sw = excitation_weights(peaks)
+
+    def fit(m, **extra) -> dict:
+        """Keyword arguments of refine_ub / refine_cell for the peaks ``m`` (current axis, s σ)."""
+        base = dict(
+            positions=peaks.positions[m], tilts_deg=tilts[m], tilt_axis_deg=axis, pixel_size=cal.pixel_size,
+            centers=pc[m], ellipticity=cal.ellipticity, refine_axis=refine_axis, wavelength=cal.wavelength,
+            s_sigma=s_sigma, s_weights=sw[m],
+        )  # fmt: skip
+        return {**base, **extra}
+
     tol_i = tolerance_px
     for _ in range(4):
-        UB, axis, _res = refine_ub(
-            UB,
-            H[ok3],
-            peaks.positions[ok3],
-            tilts[ok3],
-            tilt_axis_deg=axis,
-            pixel_size=cal.pixel_size,
-            centers=pc[ok3],
-            ellipticity=cal.ellipticity,
-            refine_axis=refine_axis,
-            wavelength=cal.wavelength,
-            s_sigma=s_sigma,
-            s_weights=sw[ok3],
-        )
+        UB, axis, _res = refine_ub(UB, H[ok3], **fit(ok3))
         H, ok3, res3 = assign_hkl(UB, peaks, tilts, pc, cal, axis, tol_i, G_all)
         s_sigma = excitation_spread(UB, H[ok3], tilts[ok3], axis, cal)
         if ok3.sum() >= 10:  # tighten: peaks of a neighbour lattice must not pull the refinement
@@ -292,39 +289,14 @@ def _index_pass(
             info["supercell_reduced"] = int(round(abs(np.linalg.det(M))))
             H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
             for _ in range(2):
-                UB, axis, _res = refine_ub(
-                    UB,
-                    H[ok3],
-                    peaks.positions[ok3],
-                    tilts[ok3],
-                    tilt_axis_deg=axis,
-                    pixel_size=cal.pixel_size,
-                    centers=pc[ok3],
-                    ellipticity=cal.ellipticity,
-                    refine_axis=refine_axis,
-                    wavelength=cal.wavelength,
-                    s_sigma=s_sigma,
-                    s_weights=sw[ok3],
-                )
+                UB, axis, _res = refine_ub(UB, H[ok3], **fit(ok3))
                 H, ok3, _ = assign_hkl(UB, peaks, tilts, pc, cal, axis, tolerance_px, G_all)
             break
     report(3, 5)
     direct = np.linalg.inv(UB).T  # lab-frame direct basis of the reduced cell
     reduced_cell = geometry.cell_from_basis(direct)
     cands = bravais_candidates(direct)
-    fit_kwargs = dict(
-        positions=peaks.positions[ok3],
-        tilts_deg=tilts[ok3],
-        tilt_axis_deg=axis,
-        pixel_size=cal.pixel_size,
-        centers=pc[ok3],
-        ellipticity=cal.ellipticity,
-        refine_axis=refine_axis,
-        wavelength=cal.wavelength,
-        s_sigma=s_sigma,
-        s_weights=sw[ok3],
-        refine_ellipticity=refine_ellipticity,
-    )
+    fit_kwargs = fit(ok3, refine_ellipticity=refine_ellipticity)
     # choose the setting: a known cell, a forced lattice, or the most symmetric one that fits
     if known_cell is not None:
         kcell, centring = read_known_cell(known_cell, centring)
@@ -390,16 +362,9 @@ def _index_pass(
         )
         info["final_tolerance_px"], info["final_s_max"] = tight, s_lim
         for _ in range(2):  # refine again on the spots that passed: neighbours' spots no longer pull
-            fit_kwargs.update(
-                positions=peaks.positions[ok],
-                tilts_deg=tilts[ok],
-                centers=pc[ok],
-                tilt_axis_deg=axis,
-                s_weights=sw[ok],
-                ellipticity=cal.ellipticity,
-                refine_ellipticity=False,
+            cell, U, axis, _res, esd, _ = refine_cell(
+                cell, U, family, hkl[ok], **fit(ok, refine_ellipticity=False)
             )
-            cell, U, axis, _res, esd, _ = refine_cell(cell, U, family, hkl[ok], **fit_kwargs)
             UB_final = U @ geometry.reciprocal_basis(cell)
             G_all = peaks_to_reciprocal_space(peaks, cal.replace(tilt_axis_deg=axis), pc)
             hkl, ok, res = assign_hkl(
@@ -440,20 +405,7 @@ def _index_pass(
         assign=lambda M: assign_hkl(
             M, peaks, tilts, pc, cal, axis, tight, G_all, allowed=chosen[1], s_max=s_lim
         ),
-        refit=lambda m: refine_ub(
-            UB_final,
-            hkl[m],
-            peaks.positions[m],
-            tilts[m],
-            tilt_axis_deg=axis,
-            pixel_size=cal.pixel_size,
-            centers=pc[m],
-            ellipticity=cal.ellipticity,
-            refine_axis=False,
-            wavelength=cal.wavelength,
-            s_sigma=s_sigma,
-            s_weights=sw[m],
-        )[0],
+        refit=lambda m: refine_ub(UB_final, hkl[m], **fit(m, refine_axis=False))[0],
     )
     info["validation"] = val.to_dict()
     if validate and not val.accepted:
